@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Regenerates the Python code and type stubs for protos/ into services/crossguard/v1/.
+# CI runs this and fails when the result differs from what is committed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=services
+rm -f "$out"/crossguard/v1/*_pb2*.py "$out"/crossguard/v1/*_pb2*.pyi
+python -m grpc_tools.protoc -Iprotos \
+  --python_out="$out" --mypy_out="$out" \
+  --grpc_python_out="$out" --mypy_grpc_out="$out" \
+  protos/crossguard/v1/*.proto
+touch "$out/crossguard/v1/__init__.py"

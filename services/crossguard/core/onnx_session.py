@@ -1,0 +1,64 @@
+"""ONNX Runtime session factory: CUDA execution provider when present, else CPU."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from crossguard.core.errors import ModelError
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+log = logging.getLogger(__name__)
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+def choose_providers(requested: str, available: list[str]) -> list[str]:
+    """Resolve a CROSSGUARD_ONNX_PROVIDERS value against what onnxruntime offers.
+
+    'auto' prefers CUDA (TensorRT is opt-in: its engine builds are slow and need tuning), always
+    ending with CPU as the fallback for unsupported nodes.
+    """
+    if requested.strip().lower() == "auto":
+        chosen = [CUDA] if CUDA in available else []
+        return [*chosen, CPU]
+    wanted = [p.strip() for p in requested.split(",") if p.strip()]
+    missing = [p for p in wanted if p not in available]
+    if missing:
+        raise ModelError(
+            f"onnxruntime providers {missing} are not available here (available: {available}); "
+            "install onnxruntime-gpu for CUDA"
+        )
+    if CPU not in wanted:
+        wanted.append(CPU)
+    return wanted
+
+
+def create_session(
+    path: Path,
+    providers: str = "auto",
+    intra_op_threads: int = 0,
+    cuda_device_id: int = 0,
+) -> ort.InferenceSession:
+    import onnxruntime as ort
+
+    if not Path(path).is_file():
+        raise ModelError(f"ONNX model not found: {path}; run `crossguard models build`")
+    chosen = choose_providers(providers, ort.get_available_providers())
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if intra_op_threads:
+        options.intra_op_num_threads = intra_op_threads
+    provider_args: list[str | tuple[str, dict[str, object]]] = [
+        (p, {"device_id": cuda_device_id}) if p == CUDA else p for p in chosen
+    ]
+    session = ort.InferenceSession(str(path), sess_options=options, providers=provider_args)
+    log.info(
+        "onnx session ready",
+        extra={"model_path": str(path), "providers": session.get_providers()},
+    )
+    return session

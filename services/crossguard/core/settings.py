@@ -1,0 +1,95 @@
+"""Typed settings shared by every component. One environment variable per setting, named in
+its docstring; all frozen. Components define their own settings classes on the same base.
+Telemetry uses the standard OTEL_* variables, read by the OpenTelemetry SDK itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_model_repository() -> Path:
+    """./models when run from a checkout, else ~/.cache/crossguard/models."""
+    local = Path.cwd() / "models"
+    return local if local.is_dir() else Path.home() / ".cache" / "crossguard" / "models"
+
+
+class CrossguardSettings(BaseSettings):
+    """Base: CROSSGUARD_ prefix, frozen, unknown variables ignored."""
+
+    model_config = SettingsConfigDict(env_prefix="CROSSGUARD_", frozen=True, extra="ignore")
+
+
+class KafkaSettings(CrossguardSettings):
+    model_config = SettingsConfigDict(env_prefix="CROSSGUARD_KAFKA_", frozen=True, extra="ignore")
+
+    bootstrap_servers: str = Field(
+        default="",
+        description="CROSSGUARD_KAFKA_BOOTSTRAP_SERVERS: comma-separated host:port list. "
+        "Empty means: start the embedded tansu broker on a free local port.",
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="CROSSGUARD_KAFKA_SECURITY_PROTOCOL"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="PLAIN", description="CROSSGUARD_KAFKA_SASL_MECHANISM"
+    )
+    sasl_username: str = Field(default="", description="CROSSGUARD_KAFKA_SASL_USERNAME")
+    sasl_password: SecretStr = Field(
+        default=SecretStr(""), description="CROSSGUARD_KAFKA_SASL_PASSWORD"
+    )
+    ssl_cafile: Path | None = Field(
+        default=None, description="CROSSGUARD_KAFKA_SSL_CAFILE: CA bundle for SSL/SASL_SSL."
+    )
+    topic_prefix: str = Field(
+        default="", description="CROSSGUARD_KAFKA_TOPIC_PREFIX: prepended to every topic name."
+    )
+    partitions: int = Field(
+        default=4, ge=1, description="CROSSGUARD_KAFKA_PARTITIONS: partitions for topics we create."
+    )
+    replication_factor: int = Field(
+        default=1, ge=1, description="CROSSGUARD_KAFKA_REPLICATION_FACTOR: for topics we create."
+    )
+    session_timeout_ms: int = Field(
+        default=30_000, ge=1000, description="CROSSGUARD_KAFKA_SESSION_TIMEOUT_MS"
+    )
+    producer_max_batch_size: int = Field(
+        default=16_384,
+        ge=1,
+        description="CROSSGUARD_KAFKA_PRODUCER_MAX_BATCH_SIZE: bytes per producer batch "
+        "(keep small against tansu, whose high watermark is wrong for multi-record batches).",
+    )
+
+
+class ModelSettings(CrossguardSettings):
+    model_repository: Path = Field(
+        default_factory=default_model_repository,
+        description="CROSSGUARD_MODEL_REPOSITORY: root of models/<name>/<version>/.",
+    )
+    onnx_providers: str = Field(
+        default="auto",
+        description="CROSSGUARD_ONNX_PROVIDERS: 'auto' (CUDA when available, else CPU) or a "
+        "comma-separated onnxruntime provider list, e.g. 'CPUExecutionProvider'.",
+    )
+    onnx_intra_op_threads: int = Field(
+        default=0, ge=0, description="CROSSGUARD_ONNX_INTRA_OP_THREADS: 0 lets onnxruntime choose."
+    )
+    cuda_device_id: int = Field(default=0, ge=0, description="CROSSGUARD_CUDA_DEVICE_ID")
+
+
+class GrpcServerSettings(CrossguardSettings):
+    host: str = Field(default="127.0.0.1", description="CROSSGUARD_HOST: bind address.")
+    port: int = Field(default=0, ge=0, le=65535, description="CROSSGUARD_PORT: 0 picks a free port.")
+    grace_seconds: float = Field(
+        default=10.0, ge=0, description="CROSSGUARD_GRACE_SECONDS: drain time on SIGTERM."
+    )
+    max_message_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="CROSSGUARD_MAX_MESSAGE_BYTES: largest gRPC message accepted or sent.",
+    )
+    log_level: str = Field(default="INFO", description="CROSSGUARD_LOG_LEVEL")
