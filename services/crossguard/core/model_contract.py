@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Generic, Protocol, TypeVar
 
 InT = TypeVar("InT", contravariant=True)
-OutT = TypeVar("OutT", covariant=True)
+OutT = TypeVar("OutT")
 
 
 class Model(Protocol, Generic[InT, OutT]):

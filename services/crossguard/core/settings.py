@@ -83,7 +83,9 @@ class ModelSettings(CrossguardSettings):
 
 class GrpcServerSettings(CrossguardSettings):
     host: str = Field(default="127.0.0.1", description="CROSSGUARD_HOST: bind address.")
-    port: int = Field(default=0, ge=0, le=65535, description="CROSSGUARD_PORT: 0 picks a free port.")
+    port: int = Field(
+        default=0, ge=0, le=65535, description="CROSSGUARD_PORT: 0 picks a free port."
+    )
     grace_seconds: float = Field(
         default=10.0, ge=0, description="CROSSGUARD_GRACE_SECONDS: drain time on SIGTERM."
     )

