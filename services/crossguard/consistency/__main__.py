@@ -1,0 +1,3 @@
+from crossguard.consistency.server import main
+
+main()
