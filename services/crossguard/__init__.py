@@ -1,1 +1,3 @@
+"""Crossguard: self-hosted streaming content moderation."""
 
+__version__ = "0.1.0"

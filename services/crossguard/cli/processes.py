@@ -1,0 +1,97 @@
+"""Child processes for the local stack: start, wait for the `PORT <n>` announcement, stop."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+
+class ProcessError(RuntimeError):
+    pass
+
+
+class ManagedProcess:
+    """A `python -m <module>` child whose stderr (JSON logs) goes to a log file.
+
+    Servers print `PORT <n>` on stdout once serving; `start(wait_port=True)` waits for it.
+    """
+
+    def __init__(self, name: str, module: str, env: Mapping[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.module = module
+        self.env = dict(env)
+        self.log_path = log_dir / f"{name}.log"
+        self.port = 0
+        self._proc: subprocess.Popen[str] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, *, wait_port: bool, timeout: float = 180.0) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("a")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", self.module],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **self.env},
+            text=True,
+            bufsize=1,
+            start_new_session=True,  # Ctrl-C reaches the supervisor only; it stops children.
+        )
+        log.close()
+        if not wait_port:
+            self._drain()
+            return
+        found = threading.Event()
+
+        def read() -> None:
+            assert self._proc is not None and self._proc.stdout is not None
+            for line in self._proc.stdout:
+                if line.startswith("PORT ") and not found.is_set():
+                    self.port = int(line.split()[1])
+                    found.set()
+
+        threading.Thread(target=read, name=f"{self.name}-stdout", daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while not found.wait(0.1):
+            if not self.alive():
+                raise ProcessError(f"{self.name} exited at startup; see {self.log_path}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ProcessError(
+                    f"{self.name} not serving after {timeout:.0f}s; see {self.log_path}"
+                )
+
+    def _drain(self) -> None:
+        def read() -> None:
+            assert self._proc is not None and self._proc.stdout is not None
+            for _ in self._proc.stdout:
+                pass
+
+        threading.Thread(target=read, name=f"{self.name}-stdout", daemon=True).start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM (graceful drain), then SIGKILL after `timeout` seconds."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait()

@@ -1,0 +1,200 @@
+"""The local stack behind `crossguard up` / `demo`: embedded broker (unless a real cluster is
+configured), the classifier and consistency services, and the pipeline worker, as local
+processes with readiness waits and a clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import TracebackType
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from crossguard.cli.processes import ManagedProcess, ProcessError
+from crossguard.core.broker import EmbeddedBroker, free_port
+from crossguard.core.settings import KafkaSettings, ModelSettings
+from crossguard.core.topics import create_topics
+
+STATE_DIR = Path(".crossguard")
+STATE_FILE = STATE_DIR / "stack.json"
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    """What clients (`moderate`, `replay`) need to reach a running stack."""
+
+    bootstrap: str
+    topic_prefix: str
+    text_endpoint: str
+    consistency_endpoint: str
+    supervisor_pid: int
+
+    def kafka_settings(self) -> KafkaSettings:
+        base = KafkaSettings()
+        return base.model_copy(
+            update={"bootstrap_servers": self.bootstrap, "topic_prefix": self.topic_prefix}
+        )
+
+
+def read_running_stack(state_file: Path = STATE_FILE) -> StackInfo | None:
+    """The stack started by `crossguard up`, if its supervisor is still alive."""
+    try:
+        info = StackInfo(**json.loads(state_file.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    try:
+        os.kill(info.supervisor_pid, 0)
+    except OSError:
+        return None
+    return info
+
+
+def wait_serving(endpoint: str, service: str = "", timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(endpoint) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                resp = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2)
+                if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise ProcessError(f"{endpoint} not SERVING after {timeout:.0f}s")
+            time.sleep(0.2)
+
+
+Notify = Callable[[str], None]
+
+
+class LocalStack:
+    def __init__(
+        self,
+        *,
+        kafka: KafkaSettings | None = None,
+        models: ModelSettings | None = None,
+        state_dir: Path = STATE_DIR,
+        notify: Notify = lambda _msg: None,
+        write_state: bool = True,
+    ) -> None:
+        self.kafka = kafka or KafkaSettings()
+        self.models = models or ModelSettings()
+        self.state_dir = state_dir
+        self.log_dir = state_dir / "logs"
+        self.notify = notify
+        self.write_state = write_state
+        self.broker: EmbeddedBroker | None = None
+        self.procs: list[ManagedProcess] = []
+        self.info: StackInfo | None = None
+
+    def _service(self, name: str, module: str, extra: dict[str, str]) -> ManagedProcess:
+        env = {
+            "CROSSGUARD_HOST": "127.0.0.1",
+            "CROSSGUARD_PORT": "0",
+            "CROSSGUARD_MODEL_REPOSITORY": str(self.models.model_repository.resolve()),
+            "OTEL_SERVICE_NAME": f"crossguard-{name}",
+            **extra,
+        }
+        return ManagedProcess(name, module, env, self.log_dir)
+
+    def start(self) -> StackInfo:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        bootstrap = self.kafka.bootstrap_servers
+        if not bootstrap:
+            self.notify("starting embedded Kafka-compatible broker (tansu)")
+            self.broker = EmbeddedBroker(log_path=self.log_dir / "broker.log")
+            bootstrap = self.broker.start()
+        self.notify(f"broker at {bootstrap}; creating topics")
+        asyncio.run(create_topics(self.kafka, bootstrap))
+
+        text = self._service("text", "crossguard.text", {})
+        consistency = self._service("consistency", "crossguard.consistency", {})
+        for proc, label in ((text, "text classifier"), (consistency, "consistency")):
+            self.notify(f"starting {label} service")
+            self.procs.append(proc)
+            proc.start(wait_port=True)
+        text_ep = f"127.0.0.1:{text.port}"
+        consistency_ep = f"127.0.0.1:{consistency.port}"
+        wait_serving(text_ep)
+        wait_serving(consistency_ep)
+
+        self.notify("starting pipeline worker")
+        worker = self._service(
+            "worker",
+            "crossguard.pipeline",
+            {
+                "CROSSGUARD_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "CROSSGUARD_TEXT_ENDPOINT": text_ep,
+                "CROSSGUARD_CONSISTENCY_ENDPOINT": consistency_ep,
+                "CROSSGUARD_WORKER_WEB_PORT": str(free_port()),
+            },
+        )
+        self.procs.append(worker)
+        worker.start(wait_port=False)
+        self.info = StackInfo(
+            bootstrap=bootstrap,
+            topic_prefix=self.kafka.topic_prefix,
+            text_endpoint=text_ep,
+            consistency_endpoint=consistency_ep,
+            supervisor_pid=os.getpid(),
+        )
+        if self.write_state:
+            (self.state_dir / "stack.json").write_text(json.dumps(asdict(self.info)))
+        self.notify(f"stack up (logs in {self.log_dir})")
+        return self.info
+
+    def check(self) -> list[str]:
+        """Names of child processes that have died."""
+        dead = [p.name for p in self.procs if not p.alive()]
+        if self.broker is not None and not self.broker.running:
+            dead.append("broker")
+        return dead
+
+    def stop(self) -> None:
+        # Worker first (stops consuming), then services (drain), then the broker.
+        for proc in reversed(self.procs):
+            proc.stop()
+        self.procs = []
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
+        if self.write_state:
+            with contextlib.suppress(OSError):
+                (self.state_dir / "stack.json").unlink()
+
+    def __enter__(self) -> LocalStack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def running_or_temporary_stack(notify: Notify) -> Iterator[StackInfo]:
+    """Use the stack from `crossguard up` when one is running, else start a temporary one."""
+    info = read_running_stack()
+    if info is not None:
+        yield info
+        return
+    notify("no running stack (start one with `crossguard up`); starting a temporary one")
+    with LocalStack(notify=notify, write_state=False) as stack:
+        assert stack.info is not None
+        yield stack.info
