@@ -18,7 +18,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 
 from crossguard.core.errors import (
     CrossguardError,
@@ -110,7 +110,12 @@ class GrpcServer:
         ]
         self.server = grpc.aio.server(
             interceptors=[
-                aio_server_interceptor(),  # type: ignore[no-untyped-call]
+                # Health is not traced: probes are noise, and the instrumentation wraps
+                # streaming handlers as async generators, which breaks the library's
+                # coroutine-style Health.Watch (TypeError on every Watch call).
+                aio_server_interceptor(  # type: ignore[no-untyped-call]
+                    filter_=filters.negate(filters.health_check())
+                ),
                 ErrorMappingInterceptor(),
                 *interceptors,
             ],

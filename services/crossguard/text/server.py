@@ -1,0 +1,54 @@
+"""Process entry of the text safety service: settings → model → classifier → gRPC server.
+
+`python -m crossguard.text` (or `crossguard` CLI wiring) runs `main()`: JSON logs, telemetry
+(service name crossguard-text), the model loaded before the server binds (so health reports
+SERVING only once the model can answer), `PORT <n>` on stdout, and on SIGTERM: NOT_SERVING,
+drain within CROSSGUARD_GRACE_SECONDS, then the batcher and the model are closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from crossguard.core.grpc_server import GrpcServer, serve_forever
+from crossguard.core.logging_setup import configure_logging
+from crossguard.core.model_repository import ModelRepository
+from crossguard.core.telemetry import setup_telemetry, shutdown_telemetry
+from crossguard.text.service import TextClassifier, TextModelLike
+from crossguard.text.servicer import registration
+from crossguard.text.settings import TextServerSettings
+
+SERVICE = "crossguard-text"
+
+log = logging.getLogger(__name__)
+
+
+def build_model(settings: TextServerSettings) -> TextModelLike:
+    """The production TextModel over the configured model repository (not loaded yet)."""
+    from crossguard.text.model import TextModel
+
+    return TextModel(ModelRepository(settings.model.model_repository), settings.model)
+
+
+def build_server(classifier: TextClassifier, settings: TextServerSettings) -> GrpcServer:
+    """A GrpcServer exposing `classifier`; stopping it closes the classifier and its model."""
+    return GrpcServer(settings.grpc, [registration(classifier)], on_close=[classifier.close])
+
+
+async def run(settings: TextServerSettings | None = None) -> None:
+    settings = settings or TextServerSettings()
+    classifier = TextClassifier(build_model(settings), settings.text)
+    await classifier.start()
+    server = build_server(classifier, settings)
+    await serve_forever(server)
+
+
+def main() -> None:
+    settings = TextServerSettings()
+    configure_logging(settings.grpc.log_level, service=SERVICE)
+    setup_telemetry(SERVICE)
+    try:
+        asyncio.run(run(settings))
+    finally:
+        shutdown_telemetry()

@@ -1,0 +1,379 @@
+"""The text safety classifier (domain logic, no gRPC): validation against explicit limits,
+sanitising, chunking of long texts, micro-batched model calls, max-pooling of scores over chunks
+and parts, and occlusion evidence with a bounded number of extra forward passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from crossguard.core.batcher import MicroBatcher
+from crossguard.core.errors import InvalidInput, LimitExceeded, NotReady
+from crossguard.core.results import (
+    ClassifierResult,
+    Modality,
+    Score,
+    StageTime,
+    TextSpanEvidence,
+)
+from crossguard.core.taxonomy import Category, severity
+from crossguard.text.settings import TextServiceSettings
+from crossguard.text.textprep import Chunk, SanitizedText, chunk, sanitize, units
+
+log = logging.getLogger(__name__)
+
+Probabilities = dict[Category, float]
+
+# Sanitising more than this many code points runs in a worker thread, off the event loop.
+_INLINE_SANITIZE_CHARS = 4096
+
+
+class TextModelLike(Protocol):
+    """What the classifier needs from crossguard.text.model.TextModel."""
+
+    name: str
+    version: str
+    categories: Sequence[Category]
+    thresholds: dict[Category, float]
+    model_infos: list[tuple[str, str]]
+
+    def load(self) -> None: ...
+
+    def ready(self) -> bool: ...
+
+    def predict(self, texts: Sequence[str]) -> list[Probabilities]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class _Part:
+    part_id: str
+    clean: SanitizedText
+    spans: list[tuple[int, int]]
+    chunks: list[Chunk]
+
+
+@dataclass
+class _Window:
+    """One occluded variant of a chunk: units [first, last) removed."""
+
+    part: _Part
+    first: int
+    last: int
+    text: str
+
+
+@dataclass
+class _EvidenceTarget:
+    part: _Part
+    chunk: Chunk
+    base: Probabilities
+    categories: list[Category] = field(default_factory=list)
+
+
+class TextClassifier:
+    """Classify the text parts of a content item.
+
+    `classify` validates, sanitises (NFKC, control and format characters removed), splits long
+    texts into overlapping chunks, scores every chunk through a micro-batcher around
+    `model.predict`, and takes each category's maximum over chunks and parts. For categories at
+    or above their threshold it finds evidence spans by occlusion: it removes word windows from
+    the chunk that drove the score and measures the drop, spending at most
+    `settings.evidence_passes` extra forward passes per request.
+    """
+
+    def __init__(self, model: TextModelLike, settings: TextServiceSettings | None = None) -> None:
+        self.model = model
+        self.settings = settings or TextServiceSettings()
+        self._batcher: MicroBatcher[str, Probabilities] = MicroBatcher(
+            model.predict,
+            max_batch=self.settings.batch_max,
+            max_delay=self.settings.batch_max_delay_ms / 1000.0,
+            max_queue=self.settings.queue_max,
+            workers=self.settings.batch_workers,
+        )
+        self._started = False
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the model in a worker thread and start the batcher."""
+        if not self.model.ready():
+            t0 = time.perf_counter()
+            await asyncio.to_thread(self.model.load)
+            log.info(
+                "text model loaded",
+                extra={
+                    "model": self.model.name,
+                    "model_version": self.model.version,
+                    "seconds": round(time.perf_counter() - t0, 3),
+                },
+            )
+        self._batcher.start()
+        self._started = True
+
+    def ready(self) -> bool:
+        return self._started and self.model.ready()
+
+    async def close(self) -> None:
+        await self._batcher.stop()
+        self._started = False
+        await asyncio.to_thread(self.model.close)
+
+    @property
+    def batcher(self) -> MicroBatcher[str, Probabilities]:
+        return self._batcher
+
+    # --- classification ----------------------------------------------------------------------
+
+    async def classify(
+        self,
+        content_id: str,
+        parts: Sequence[tuple[str, str]],
+        max_evidence: int = 0,
+    ) -> ClassifierResult:
+        """Score `parts` ((part_id, text) pairs) of item `content_id`.
+
+        Raises InvalidInput / LimitExceeded for bad requests and NotReady before start().
+        """
+        if not self.ready():
+            raise NotReady("text model is not loaded yet")
+        t_start = time.perf_counter()
+        self._validate(content_id, parts)
+
+        total_chars = sum(len(text) for _, text in parts)
+        if total_chars > _INLINE_SANITIZE_CHARS:
+            prepared = await asyncio.to_thread(self._prepare, parts)
+        else:
+            prepared = self._prepare(parts)
+        if not any(p.chunks for p in prepared):
+            raise InvalidInput(
+                f"no text to classify: all {len(parts)} text part(s) are empty or contain only "
+                "whitespace and control characters"
+            )
+        t_prep = time.perf_counter()
+
+        # One forward pass per chunk, all through the batcher (coalesced with other requests).
+        texts = [p.clean.text[c.start : c.end] for p in prepared for c in p.chunks]
+        outputs = await self._batcher.submit_many(texts)
+        t_model = time.perf_counter()
+
+        scores: dict[Category, float] = {c: 0.0 for c in self.model.categories}
+        # Where each category's maximum came from: (part, chunk, that chunk's probabilities).
+        argmax: dict[Category, tuple[_Part, Chunk, Probabilities]] = {}
+        k = 0
+        for part in prepared:
+            for ch in part.chunks:
+                probs = outputs[k]
+                k += 1
+                for cat, value in probs.items():
+                    if cat not in argmax or value > scores.get(cat, 0.0):
+                        scores[cat] = float(value)
+                        argmax[cat] = (part, ch, probs)
+
+        wanted = self._evidence_count(max_evidence)
+        evidence: list[TextSpanEvidence] = []
+        if wanted and self.settings.evidence_passes:
+            evidence = await self._evidence(scores, argmax, wanted)
+        t_end = time.perf_counter()
+
+        ordered = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0].value))
+        return ClassifierResult(
+            modality=Modality.TEXT,
+            scores=[Score(cat, value, severity(value)) for cat, value in ordered],
+            evidence=evidence,
+            models=list(self.model.model_infos),
+            timings=[
+                StageTime("prepare", (t_prep - t_start) * 1000.0),
+                StageTime("model", (t_model - t_prep) * 1000.0),
+                StageTime("evidence", (t_end - t_model) * 1000.0),
+                StageTime("total", (t_end - t_start) * 1000.0),
+            ],
+        )
+
+    def threshold(self, category: Category) -> float:
+        return self.model.thresholds.get(category, self.settings.default_threshold)
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _validate(self, content_id: str, parts: Sequence[tuple[str, str]]) -> None:
+        s = self.settings
+        if not parts:
+            raise InvalidInput(
+                f"request for content {content_id!r} has no text parts; send at least one"
+            )
+        if len(parts) > s.max_parts:
+            raise LimitExceeded(
+                f"request has {len(parts)} text parts; the limit is {s.max_parts} "
+                "(CROSSGUARD_TEXT_MAX_PARTS)"
+            )
+        seen: set[str] = set()
+        total_chars = 0
+        total_bytes = 0
+        for part_id, text in parts:
+            if part_id in seen:
+                raise InvalidInput(f"duplicate part_id {part_id!r}; part ids must be unique")
+            seen.add(part_id)
+            n = len(text)
+            if n > s.max_part_chars:
+                raise LimitExceeded(
+                    f"text part {part_id!r} has {n} characters; the limit is "
+                    f"{s.max_part_chars} characters per part (CROSSGUARD_TEXT_MAX_PART_CHARS)"
+                )
+            total_chars += n
+            # UTF-8 length without encoding: 1-4 bytes per code point.
+            total_bytes += n if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+        if total_chars > s.max_total_chars:
+            raise LimitExceeded(
+                f"request has {total_chars} characters of text; the limit is "
+                f"{s.max_total_chars} per request (CROSSGUARD_TEXT_MAX_TOTAL_CHARS)"
+            )
+        if total_bytes > s.max_request_bytes:
+            raise LimitExceeded(
+                f"request has {total_bytes} bytes of UTF-8 text; the limit is "
+                f"{s.max_request_bytes} bytes per request (CROSSGUARD_TEXT_MAX_REQUEST_BYTES)"
+            )
+
+    def _prepare(self, parts: Sequence[tuple[str, str]]) -> list[_Part]:
+        s = self.settings
+        prepared: list[_Part] = []
+        for part_id, text in parts:
+            clean = sanitize(text)
+            spans = units(clean.text)
+            chunks = chunk(
+                spans,
+                max_units=s.chunk_units,
+                overlap_units=s.chunk_overlap_units,
+                max_chars=s.chunk_max_chars,
+            )
+            prepared.append(_Part(part_id, clean, spans, chunks))
+        return prepared
+
+    @staticmethod
+    def _solo_text(window: _Window) -> str:
+        part = window.part
+        return part.clean.text[part.spans[window.first][0] : part.spans[window.last - 1][1]]
+
+    def _evidence_count(self, requested: int) -> int:
+        n = requested if requested > 0 else self.settings.default_evidence
+        return min(n, self.settings.max_evidence)
+
+    async def _evidence(
+        self,
+        scores: dict[Category, float],
+        argmax: dict[Category, tuple[_Part, Chunk, Probabilities]],
+        wanted: int,
+    ) -> list[TextSpanEvidence]:
+        flagged = sorted(
+            (c for c in argmax if scores[c] >= self.threshold(c)),
+            key=lambda c: (-scores[c], c.value),
+        )
+        if not flagged:
+            return []
+        budget = self.settings.evidence_passes
+        # The chunks that drove the flagged categories, most severe first; at least 4 passes
+        # each so that every chunk examined gets a meaningful split.
+        targets: dict[tuple[int, int], _EvidenceTarget] = {}
+        for cat in flagged:
+            part, ch, probs = argmax[cat]
+            key = (id(part), ch.first)
+            if key not in targets:
+                if len(targets) >= max(1, budget // 4):
+                    continue
+                targets[key] = _EvidenceTarget(part, ch, probs)
+            targets[key].categories.append(cat)
+
+        per_target = budget // len(targets)
+        # Stage 1, necessity: remove each window and measure the drop. When a chunk has more
+        # units than passes, a third of its passes is kept back for stage 2.
+        plans: list[tuple[_EvidenceTarget, list[_Window]]] = []
+        for target in targets.values():
+            n_units = target.chunk.last - target.chunk.first
+            passes = per_target if n_units <= per_target else max(1, per_target * 2 // 3)
+            plans.append((target, _occlusions(target.part, target.chunk, passes)))
+        flat = [(t, w) for t, ws in plans for w in ws]
+        outputs = await self._batcher.submit_many([w.text for _, w in flat])
+        used = len(flat)
+
+        min_drop = self.settings.evidence_min_drop
+        by_category: dict[Category, list[TextSpanEvidence]] = {c: [] for c in flagged}
+        for (target, window), probs in zip(flat, outputs, strict=True):
+            for cat in target.categories:
+                drop = target.base.get(cat, 0.0) - probs.get(cat, 0.0)
+                if drop >= min_drop:
+                    by_category[cat].append(_span_evidence(window, cat, drop))
+
+        # Stage 2, sufficiency, only for categories that no single removal explains (the cue is
+        # repeated: "kill you, kill you"): score windows on their own with the passes left.
+        left = budget - used
+        pending = [(t, ws, [c for c in t.categories if not by_category[c]]) for t, ws in plans]
+        pending = [(t, ws, cats) for t, ws, cats in pending if cats]
+        if left > 0 and pending:
+            share = max(1, left // len(pending))
+            solo = [(t, w, cats) for t, ws, cats in pending for w in ws[:share]][:left]
+            texts = [self._solo_text(w) for _, w, _ in solo]
+            outputs = await self._batcher.submit_many(texts)
+            for (target, window, cats), probs in zip(solo, outputs, strict=True):
+                for cat in cats:
+                    alone = min(probs.get(cat, 0.0), target.base.get(cat, 0.0))
+                    if alone >= self.threshold(cat):
+                        by_category[cat].append(_span_evidence(window, cat, alone))
+
+        # Round-robin over categories (most severe first), strongest spans first in each.
+        for items in by_category.values():
+            items.sort(key=lambda e: (-e.weight, e.start))
+        evidence: list[TextSpanEvidence] = []
+        rank = 0
+        while len(evidence) < wanted:
+            added = False
+            for cat in flagged:
+                items = by_category[cat]
+                if rank < len(items):
+                    evidence.append(items[rank])
+                    added = True
+                    if len(evidence) == wanted:
+                        break
+            if not added:
+                break
+            rank += 1
+        return evidence
+
+
+def _span_evidence(window: _Window, category: Category, weight: float) -> TextSpanEvidence:
+    part = window.part
+    start = part.spans[window.first][0]
+    end = part.spans[window.last - 1][1]
+    o_start, o_end = part.clean.original_span(start, end)
+    return TextSpanEvidence(
+        part_id=part.part_id,
+        category=category,
+        weight=float(weight),
+        start=o_start,
+        end=o_end,
+        text=part.clean.original[o_start:o_end],
+    )
+
+
+def _occlusions(part: _Part, ch: Chunk, passes: int) -> list[_Window]:
+    """At most `passes` variants of chunk `ch`, each with one window of consecutive units
+    removed; windows tile the chunk."""
+    n_units = ch.last - ch.first
+    if passes <= 0 or n_units <= 0:
+        return []
+    size = max(1, math.ceil(n_units / passes))
+    text = part.clean.text
+    out: list[_Window] = []
+    for first in range(ch.first, ch.last, size):
+        last = min(ch.last, first + size)
+        before = text[ch.start : part.spans[first][0]]
+        after = text[part.spans[last - 1][1] : ch.end]
+        variant = (before.rstrip() + " " + after.lstrip()).strip()
+        out.append(_Window(part, first, last, variant))
+    return out

@@ -1,0 +1,145 @@
+"""Settings of the text safety service: explicit input limits, chunking, evidence budget and
+micro-batching. One environment variable per setting (CROSSGUARD_TEXT_*), named in its
+description. Bind address and grace period come from the shared GrpcServerSettings
+(CROSSGUARD_HOST, CROSSGUARD_PORT, CROSSGUARD_GRACE_SECONDS, ...), model location and onnxruntime
+options from ModelSettings (CROSSGUARD_MODEL_REPOSITORY, CROSSGUARD_ONNX_*).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from crossguard.core.settings import CrossguardSettings, GrpcServerSettings, ModelSettings
+
+
+class TextServiceSettings(CrossguardSettings):
+    model_config = SettingsConfigDict(env_prefix="CROSSGUARD_TEXT_", frozen=True, extra="ignore")
+
+    # --- input limits -------------------------------------------------------------------------
+    max_part_chars: int = Field(
+        default=20_000,
+        ge=1,
+        description="CROSSGUARD_TEXT_MAX_PART_CHARS: most Unicode code points in one text part.",
+    )
+    max_total_chars: int = Field(
+        default=100_000,
+        ge=1,
+        description="CROSSGUARD_TEXT_MAX_TOTAL_CHARS: most code points over all parts of a "
+        "request.",
+    )
+    max_parts: int = Field(
+        default=64, ge=1, description="CROSSGUARD_TEXT_MAX_PARTS: most text parts in one request."
+    )
+    max_request_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1,
+        description="CROSSGUARD_TEXT_MAX_REQUEST_BYTES: most UTF-8 bytes of text in one request "
+        "(the gRPC message limit, CROSSGUARD_MAX_MESSAGE_BYTES, applies before this).",
+    )
+
+    # --- chunking of long texts --------------------------------------------------------------
+    chunk_units: int = Field(
+        default=128,
+        ge=8,
+        description="CROSSGUARD_TEXT_CHUNK_UNITS: words per chunk (a CJK/Thai character counts as "
+        "a word); 128 words stay under the encoder's 256-token window for typical text.",
+    )
+    chunk_overlap_units: int = Field(
+        default=32,
+        ge=0,
+        description="CROSSGUARD_TEXT_CHUNK_OVERLAP_UNITS: words shared by consecutive chunks, so "
+        "a phrase cut by a chunk boundary is still seen whole.",
+    )
+    chunk_max_chars: int = Field(
+        default=768,
+        ge=32,
+        description="CROSSGUARD_TEXT_CHUNK_MAX_CHARS: hard cap on a chunk's code points (long "
+        "unbroken strings such as URLs or base64 would otherwise be silently truncated).",
+    )
+
+    # --- evidence ----------------------------------------------------------------------------
+    evidence_passes: int = Field(
+        default=24,
+        ge=0,
+        description="CROSSGUARD_TEXT_EVIDENCE_PASSES: most extra model forward passes (occluded "
+        "variants) spent on evidence per request; 0 disables evidence.",
+    )
+    default_evidence: int = Field(
+        default=5,
+        ge=0,
+        description="CROSSGUARD_TEXT_DEFAULT_EVIDENCE: evidence items returned when the request's "
+        "max_evidence is 0.",
+    )
+    max_evidence: int = Field(
+        default=32,
+        ge=0,
+        description="CROSSGUARD_TEXT_MAX_EVIDENCE: cap on evidence items, whatever the request "
+        "asks.",
+    )
+    evidence_min_drop: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="CROSSGUARD_TEXT_EVIDENCE_MIN_DROP: smallest score drop (when the span is "
+        "removed) for a span to be reported as evidence.",
+    )
+    default_threshold: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="CROSSGUARD_TEXT_DEFAULT_THRESHOLD: threshold for evidence when the model "
+        "declares none for a category.",
+    )
+
+    # --- micro-batching ----------------------------------------------------------------------
+    batch_max: int = Field(
+        default=32,
+        ge=1,
+        description="CROSSGUARD_TEXT_BATCH_MAX: most texts per model call.",
+    )
+    batch_max_delay_ms: float = Field(
+        default=2.0,
+        ge=0.0,
+        description="CROSSGUARD_TEXT_BATCH_MAX_DELAY_MS: longest wait for more texts after the "
+        "first one of a batch.",
+    )
+    batch_workers: int = Field(
+        default=1,
+        ge=1,
+        description="CROSSGUARD_TEXT_BATCH_WORKERS: model calls in flight at once.",
+    )
+    queue_max: int = Field(
+        default=4096,
+        ge=1,
+        description="CROSSGUARD_TEXT_QUEUE_MAX: texts waiting for the model before requests are "
+        "refused with RESOURCE_EXHAUSTED.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> TextServiceSettings:
+        if self.chunk_overlap_units >= self.chunk_units:
+            raise ValueError(
+                f"chunk_overlap_units ({self.chunk_overlap_units}) must be smaller than "
+                f"chunk_units ({self.chunk_units})"
+            )
+        if self.max_part_chars > self.max_total_chars:
+            raise ValueError(
+                f"max_part_chars ({self.max_part_chars}) must not exceed "
+                f"max_total_chars ({self.max_total_chars})"
+            )
+        return self
+
+
+class TextServerSettings:
+    """Everything `python -m crossguard.text` reads from the environment, in one place."""
+
+    def __init__(
+        self,
+        text: TextServiceSettings | None = None,
+        grpc: GrpcServerSettings | None = None,
+        model: ModelSettings | None = None,
+    ) -> None:
+        self.text = text or TextServiceSettings()
+        self.grpc = grpc or GrpcServerSettings()
+        self.model = model or ModelSettings()
