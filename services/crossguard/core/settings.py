@@ -33,14 +33,18 @@ class KafkaSettings(CrossguardSettings):
         "Empty means: start the embedded tansu broker on a free local port.",
     )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
-        default="PLAINTEXT", description="CROSSGUARD_KAFKA_SECURITY_PROTOCOL"
+        default="PLAINTEXT",
+        description="CROSSGUARD_KAFKA_SECURITY_PROTOCOL: PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL.",
     )
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
-        default="PLAIN", description="CROSSGUARD_KAFKA_SASL_MECHANISM"
+        default="PLAIN",
+        description="CROSSGUARD_KAFKA_SASL_MECHANISM: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
     )
-    sasl_username: str = Field(default="", description="CROSSGUARD_KAFKA_SASL_USERNAME")
+    sasl_username: str = Field(
+        default="", description="CROSSGUARD_KAFKA_SASL_USERNAME: for SASL_* protocols."
+    )
     sasl_password: SecretStr = Field(
-        default=SecretStr(""), description="CROSSGUARD_KAFKA_SASL_PASSWORD"
+        default=SecretStr(""), description="CROSSGUARD_KAFKA_SASL_PASSWORD: secret; never logged."
     )
     ssl_cafile: Path | None = Field(
         default=None, description="CROSSGUARD_KAFKA_SSL_CAFILE: CA bundle for SSL/SASL_SSL."
@@ -55,7 +59,9 @@ class KafkaSettings(CrossguardSettings):
         default=1, ge=1, description="CROSSGUARD_KAFKA_REPLICATION_FACTOR: for topics we create."
     )
     session_timeout_ms: int = Field(
-        default=30_000, ge=1000, description="CROSSGUARD_KAFKA_SESSION_TIMEOUT_MS"
+        default=30_000,
+        ge=1000,
+        description="CROSSGUARD_KAFKA_SESSION_TIMEOUT_MS: consumer group session timeout.",
     )
     producer_max_batch_size: int = Field(
         default=16_384,
@@ -78,7 +84,9 @@ class ModelSettings(CrossguardSettings):
     onnx_intra_op_threads: int = Field(
         default=0, ge=0, description="CROSSGUARD_ONNX_INTRA_OP_THREADS: 0 lets onnxruntime choose."
     )
-    cuda_device_id: int = Field(default=0, ge=0, description="CROSSGUARD_CUDA_DEVICE_ID")
+    cuda_device_id: int = Field(
+        default=0, ge=0, description="CROSSGUARD_CUDA_DEVICE_ID: GPU index for the CUDA provider."
+    )
 
 
 class GrpcServerSettings(CrossguardSettings):
@@ -94,4 +102,6 @@ class GrpcServerSettings(CrossguardSettings):
         ge=1024,
         description="CROSSGUARD_MAX_MESSAGE_BYTES: largest gRPC message accepted or sent.",
     )
-    log_level: str = Field(default="INFO", description="CROSSGUARD_LOG_LEVEL")
+    log_level: str = Field(
+        default="INFO", description="CROSSGUARD_LOG_LEVEL: DEBUG, INFO, WARNING or ERROR."
+    )
