@@ -35,12 +35,24 @@ class StackInfo:
     text_endpoint: str
     consistency_endpoint: str
     supervisor_pid: int
+    embedded_broker: bool
 
     def kafka_settings(self) -> KafkaSettings:
-        base = KafkaSettings()
-        return base.model_copy(
-            update={"bootstrap_servers": self.bootstrap, "topic_prefix": self.topic_prefix}
-        )
+        update: dict[str, object] = {
+            "bootstrap_servers": self.bootstrap,
+            "topic_prefix": self.topic_prefix,
+        }
+        if self.embedded_broker:
+            update.update(EMBEDDED_KAFKA_TUNING)
+        return KafkaSettings().model_copy(update=update)
+
+
+# tansu: group joins take about half the session timeout, and its high watermark is wrong for
+# multi-record batches, so keep sessions short and producer batches tiny against it.
+EMBEDDED_KAFKA_TUNING: dict[str, object] = {
+    "session_timeout_ms": 6000,
+    "producer_max_batch_size": 64,
+}
 
 
 def read_running_stack(state_file: Path = STATE_FILE) -> StackInfo | None:
@@ -127,10 +139,16 @@ class LocalStack:
         wait_serving(consistency_ep)
 
         self.notify("starting pipeline worker")
+        tuning = (
+            {f"CROSSGUARD_KAFKA_{k.upper()}": str(v) for k, v in EMBEDDED_KAFKA_TUNING.items()}
+            if self.broker is not None
+            else {}
+        )
         worker = self._service(
             "worker",
             "crossguard.pipeline",
             {
+                **tuning,
                 "CROSSGUARD_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                 "CROSSGUARD_TEXT_ENDPOINT": text_ep,
                 "CROSSGUARD_CONSISTENCY_ENDPOINT": consistency_ep,
@@ -145,6 +163,7 @@ class LocalStack:
             text_endpoint=text_ep,
             consistency_endpoint=consistency_ep,
             supervisor_pid=os.getpid(),
+            embedded_broker=self.broker is not None,
         )
         if self.write_state:
             (self.state_dir / "stack.json").write_text(json.dumps(asdict(self.info)))

@@ -1,0 +1,3 @@
+from crossguard.cli.main import main
+
+main()

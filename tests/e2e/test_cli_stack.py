@@ -1,0 +1,121 @@
+"""End to end through the `crossguard` command: real broker, real services, real worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from crossguard.core.model_repository import ModelRepository
+
+pytestmark = [pytest.mark.e2e]
+
+CLI = [sys.executable, "-m", "crossguard.cli"]
+
+
+@pytest.fixture
+def cli_env(model_repository: ModelRepository) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CROSSGUARD_MODEL_REPOSITORY": str(model_repository.root.resolve()),
+        "COLUMNS": "200",
+    }
+
+
+@pytest.fixture
+def run_cli(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    def run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*CLI, *args],
+            cwd=tmp_path,
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    return run
+
+
+@pytest.fixture
+def running_stack(tmp_path: Path, cli_env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """`crossguard up` in the background; yields once its state file says it is up."""
+    proc = subprocess.Popen(
+        [*CLI, "up"],
+        cwd=tmp_path,
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    state = tmp_path / ".crossguard" / "stack.json"
+    deadline = time.monotonic() + 240
+    while not state.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            out = proc.stdout.read() if proc.stdout else ""
+            pytest.fail(f"crossguard up did not come up:\n{out}")
+        time.sleep(0.3)
+    yield proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+
+
+def test_moderate_blocks_a_threat_and_allows_a_friendly_sentence(
+    running_stack: subprocess.Popen[str],
+    run_cli: Callable[..., subprocess.CompletedProcess[str]],
+    tmp_path: Path,
+) -> None:
+    threat = run_cli("moderate", "--text", "I will find you and kill you", "--json")
+    assert threat.returncode == 0, threat.stderr
+    decision = json.loads(threat.stdout)
+    assert decision["action"] in ("ACTION_ESCALATE", "ACTION_BLOCK"), decision
+    top = max(decision["categories"], key=lambda c: c["score"])
+    assert top["category"] in ("CATEGORY_VIOLENCE", "CATEGORY_HARASSMENT"), decision
+
+    friendly = run_cli(
+        "moderate", "--text", "Thanks for the lovely dinner, see you soon!", "--json"
+    )
+    assert friendly.returncode == 0, friendly.stderr
+    assert json.loads(friendly.stdout)["action"] == "ACTION_ALLOW", friendly.stdout
+
+    # The readable form names the action and the policy.
+    table = run_cli("moderate", "--text", "I will find you and kill you")
+    assert table.returncode == 0, table.stderr
+    assert "policy" in table.stdout and ("BLOCK" in table.stdout or "ESCALATE" in table.stdout)
+
+    # Ctrl-C stops the whole stack cleanly and removes its state file.
+    running_stack.send_signal(signal.SIGINT)
+    assert running_stack.wait(60) == 0
+    assert not (tmp_path / ".crossguard" / "stack.json").exists()
+
+
+def test_demo_prints_a_decision_for_every_sample(
+    run_cli: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    from crossguard.cli.items import bundled_samples, load_jsonl
+
+    expected = len(list(load_jsonl(bundled_samples())))
+    result = run_cli("demo", timeout=420)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout + result.stderr
+    assert "summary" in out
+    printed = [
+        line
+        for line in out.splitlines()
+        if line.split()[:1] in (["ALLOW"], ["ESCALATE"], ["BLOCK"])
+    ]
+    assert len(printed) == expected, out
+    # Image and audio samples have no vision/audio service yet: named as missing signals.
+    assert "image: not_configured" in out and "audio: not_configured" in out
