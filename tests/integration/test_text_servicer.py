@@ -1,0 +1,214 @@
+"""The text servicer in-process on a random loopback port, over the real TextModel."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from crossguard.core.grpc_server import GrpcServer
+from crossguard.core.model_repository import ModelRepository
+from crossguard.core.proto_convert import result_from_proto
+from crossguard.core.settings import GrpcServerSettings, ModelSettings
+from crossguard.core.taxonomy import Category
+from crossguard.text.service import TextClassifier
+from crossguard.text.servicer import SERVICE_NAME, registration
+from crossguard.text.settings import TextServiceSettings
+from crossguard.v1 import classifier_pb2, classifier_pb2_grpc, content_pb2
+
+pytestmark = pytest.mark.integration
+
+THREAT = "I will find you and kill you"
+FRIENDLY = "Thank you so much for the lovely dinner, see you next week!"
+THREAT_CATEGORIES = {
+    Category.VIOLENCE,
+    Category.HARASSMENT,
+    Category.HARASSMENT_THREATENING,
+    Category.HATE_THREATENING,
+}
+
+
+@pytest.fixture(scope="module")
+def text_model(model_repository: ModelRepository) -> Iterator[Any]:
+    """The real TextModel, loaded once for the module."""
+    from crossguard.text.model import TextModel
+
+    model = TextModel(
+        model_repository,
+        ModelSettings(
+            model_repository=model_repository.root, onnx_providers="CPUExecutionProvider"
+        ),
+    )
+    model.load()
+    yield model
+    model.close()
+
+
+Stub = classifier_pb2_grpc.ClassifierServiceAsyncStub
+StubFactory = Callable[..., Awaitable[tuple[Stub, grpc.aio.Channel, TextClassifier]]]
+
+
+@pytest.fixture
+async def make_stub(text_model: Any) -> AsyncIterator[StubFactory]:
+    """Factory: a text GrpcServer over the shared model with settings overrides → stub."""
+    made: list[tuple[GrpcServer, grpc.aio.Channel]] = []
+
+    async def make(**overrides: object) -> tuple[Stub, grpc.aio.Channel, TextClassifier]:
+        classifier = TextClassifier(
+            text_model, TextServiceSettings.model_validate(overrides), owns_model=False
+        )
+        await classifier.start()
+        server = GrpcServer(
+            GrpcServerSettings(port=0, grace_seconds=1),
+            [registration(classifier)],
+            on_close=[classifier.close],
+        )
+        port = await server.start()
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        made.append((server, channel))
+        return classifier_pb2_grpc.ClassifierServiceStub(channel), channel, classifier  # type: ignore[return-value]
+
+    yield make
+    for server, channel in made:
+        await channel.close()
+        await server.stop(0)
+
+
+def text_request(*texts: str, content_id: str = "c1", **kwargs: Any) -> Any:
+    return classifier_pb2.ClassifyRequest(
+        content_id=content_id,
+        parts=[content_pb2.ContentPart(part_id=f"p{i}", text=t) for i, t in enumerate(texts)],
+        **kwargs,
+    )
+
+
+async def test_threat_flagged_with_evidence(make_stub: StubFactory) -> None:
+    stub, _, classifier = await make_stub()
+    result = result_from_proto(await stub.Classify(text_request(THREAT)))
+    flagged = {s.category for s in result.scores if s.score >= classifier.threshold(s.category)}
+    assert flagged & THREAT_CATEGORIES, result.scores
+    top = max((s for s in result.scores if s.category in THREAT_CATEGORIES), key=lambda s: s.score)
+    assert top.severity >= 1
+    assert result.evidence, "flagged categories come with evidence spans"
+    for e in result.evidence:
+        assert e.part_id == "p0"
+        assert THREAT[e.start : e.end] == e.text
+    assert any("kill" in e.text for e in result.evidence), result.evidence
+    assert result.models and all(name and version for name, version in result.models)
+    assert {t.stage for t in result.timings} >= {"model", "total"}
+
+
+async def test_friendly_text_below_all_thresholds(make_stub: StubFactory) -> None:
+    stub, _, classifier = await make_stub()
+    result = result_from_proto(await stub.Classify(text_request(FRIENDLY)))
+    assert result.scores
+    for s in result.scores:
+        assert s.score < classifier.threshold(s.category), s
+    assert result.evidence == []
+
+
+async def test_multilingual_emoji_and_controls_accepted(make_stub: StubFactory) -> None:
+    stub, _, _ = await make_stub()
+    texts = [
+        "Ça va? Je suis très content 😀",
+        "这是一个测试句子。日本語のテキスト",
+        "مرحبا بالعالم — שלום עולם",
+        "zero\u200bwidth \x00\x07\x1b[0m controls \u202e reversed \ufeff",
+        "🔥" * 500,
+    ]
+    resp = await stub.Classify(text_request(*texts))
+    assert len(resp.scores) > 0
+    assert all(0.0 <= s.score <= 1.0 for s in resp.scores)
+
+
+async def test_long_text_is_chunked_and_threat_found(make_stub: StubFactory) -> None:
+    stub, _, classifier = await make_stub()
+    filler = "The weather report said it would be sunny with light winds all afternoon. " * 60
+    resp = await stub.Classify(text_request(filler + THREAT + ". " + filler))
+    result = result_from_proto(resp)
+    short = result_from_proto(await stub.Classify(text_request(FRIENDLY)))
+    best = max(result.score_of(c) or 0.0 for c in THREAT_CATEGORIES)
+    assert best >= max(short.score_of(c) or 0.0 for c in THREAT_CATEGORIES)
+    assert any((result.score_of(c) or 0.0) >= classifier.threshold(c) for c in THREAT_CATEGORIES), (
+        "a threat buried in a long text is still found (max over chunks)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("request_", "match"),
+    [
+        (classifier_pb2.ClassifyRequest(content_id="e"), "no text parts"),
+        (text_request(""), "empty"),
+        (text_request("x" * 1_000_000), r"1000000 characters.*limit is 20000"),
+        (
+            classifier_pb2.ClassifyRequest(
+                content_id="m",
+                parts=[
+                    content_pb2.ContentPart(
+                        part_id="img",
+                        media=content_pb2.Media(mime_type="image/png", inline_data=b"\x89PNG"),
+                    )
+                ],
+            ),
+            "text service takes text parts only",
+        ),
+    ],
+    ids=["empty-request", "empty-text", "1MB-text", "media-part"],
+)
+async def test_bad_requests_invalid_argument(
+    make_stub: StubFactory, request_: Any, match: str
+) -> None:
+    stub, _, _ = await make_stub()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.Classify(request_)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details() is not None
+    import re
+
+    assert re.search(match, err.value.details() or ""), err.value.details()
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+async def test_invalid_utf8_is_rejected_not_crashing(make_stub: StubFactory) -> None:
+    """Invalid UTF-8 in a proto3 string cannot be parsed: the server fails deserialization and
+    grpc answers INTERNAL ("Exception deserializing request!") before our code runs; the server
+    stays healthy."""
+    stub, channel, _ = await make_stub()
+    part = _field(1, b"p0") + _field(2, b"bad \xff\xfe utf-8 \xc3\x28")
+    raw = _field(1, b"c-bad") + _field(2, part)
+    call = channel.unary_unary(
+        f"/{SERVICE_NAME}/Classify",
+        request_serializer=None,
+        response_deserializer=None,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call(raw)
+    assert err.value.code() == grpc.StatusCode.INTERNAL
+    assert "deserializ" in (err.value.details() or "").lower()
+    # The same bytes with valid UTF-8 are served normally.
+    good = _field(1, b"c-good") + _field(2, _field(1, b"p0") + _field(2, "caf\u00e9 ok".encode()))
+    resp = classifier_pb2.ClassifyResponse.FromString(await call(good))
+    assert len(resp.scores) > 0
+    assert (await stub.Classify(text_request(FRIENDLY))).scores
+
+
+async def test_max_evidence_respected(make_stub: StubFactory) -> None:
+    stub, _, _ = await make_stub()
+    text = "I will kill you, you worthless idiot, I will find you and kill your whole family"
+    resp = await stub.Classify(text_request(text, max_evidence=1))
+    assert len(resp.evidence) <= 1
