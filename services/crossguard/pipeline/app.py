@@ -1,0 +1,147 @@
+"""The faust worker: a thin layer that feeds content records to Processor.process() and
+produces what it returns.
+
+At-least-once: an event is acknowledged (so its offset may be committed) only after every
+record it produced is acknowledged by the broker; faust also flushes the producer before each
+commit. A crash replays uncommitted items, which get the same deterministic decision_id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.types import StreamT
+
+from crossguard.core.settings import KafkaSettings
+from crossguard.core.topics import Topics, ssl_context
+from crossguard.pipeline.process import Outcome, Processor
+from crossguard.pipeline.settings import PipelineSettings
+
+log = logging.getLogger(__name__)
+
+_SEND_BACKOFF_MAX_S = 30.0
+
+
+def faust_credentials(kafka: KafkaSettings) -> Any:
+    """faust credentials for SSL / SASL (None for PLAINTEXT)."""
+    context: ssl.SSLContext | None = ssl_context(kafka)
+    if kafka.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.get_secret_value(),
+            mechanism=kafka.sasl_mechanism,
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+def create_app(
+    settings: PipelineSettings,
+    kafka: KafkaSettings,
+    bootstrap: str,
+    *,
+    processor: Processor | None = None,
+) -> faust.App:
+    """Build the faust app with one agent on the content topic.
+
+    `bootstrap` is the resolved "host:port[,host:port]" (the embedded broker's when
+    KafkaSettings.bootstrap_servers is empty).
+    """
+    topics = Topics.from_settings(kafka)
+    session_timeout_s = kafka.session_timeout_ms / 1000.0
+    datadir = settings.data_dir or Path(tempfile.mkdtemp(prefix="crossguard-faust-"))
+    app = faust.App(
+        kafka.topic_prefix + settings.app_id,
+        broker=[f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip()],
+        broker_credentials=faust_credentials(kafka),
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=settings.web_enabled,
+        web_bind=settings.web_bind,
+        web_port=settings.web_port,
+        producer_max_batch_size=kafka.producer_max_batch_size,
+        producer_acks=-1,
+        broker_session_timeout=session_timeout_s,
+        broker_heartbeat_interval=max(0.5, session_timeout_s / 10),
+        broker_commit_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=kafka.partitions,
+        topic_replication_factor=kafka.replication_factor,
+        store="memory://",
+        datadir=str(datadir),
+    )
+    content = app.topic(topics.content, key_type=bytes, value_type=bytes)
+    outputs = {
+        "decisions": app.topic(topics.decisions, key_type=bytes, value_type=bytes),
+        "review": app.topic(topics.review, key_type=bytes, value_type=bytes),
+        "dlq": app.topic(topics.content_dlq, key_type=bytes, value_type=bytes),
+    }
+    proc = processor or Processor(settings)
+    app_state: dict[str, Any] = {"processor": proc, "topics": topics}
+    app.crossguard = app_state  # type: ignore[attr-defined]
+
+    async def emit(outcome: Outcome) -> None:
+        """Produce every record of the outcome and wait for the broker's acks."""
+        backoff = 0.2
+        while True:
+            try:
+                pending = [
+                    await outputs[r.topic].send(key=r.key, value=r.value, headers=r.headers)
+                    for r in outcome.records
+                ]
+                await asyncio.gather(*pending)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Never ack an item whose decision was not produced; duplicates on retry are
+                # identical records (deterministic ids).
+                log.exception(
+                    "producing outcome failed; retrying", extra={"content_id": outcome.content_id}
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _SEND_BACKOFF_MAX_S)
+
+    @app.agent(content, concurrency=settings.agent_concurrency, name="moderate")
+    async def moderate(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            msg = event.message
+            outcome = await proc.process(
+                msg.value,
+                list(msg.headers or []),
+                key=msg.key,
+                source=f"{msg.topic}/{msg.partition}/{msg.offset}",
+            )
+            await emit(outcome)
+
+    @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
+    async def observe_lag() -> None:
+        consumer = app.consumer
+        lag: dict[tuple[str, int], int] = {}
+        for tp in consumer.assignment():
+            if tp.topic != topics.content:
+                continue
+            position = await consumer.position(tp)
+            if position is None:
+                continue
+            lag[(tp.topic, tp.partition)] = max(0, consumer.highwater(tp) - position)
+        proc.metrics.lag.clear()
+        proc.metrics.lag.update(lag)
+
+    ready = {"announced": False}
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def announce_ready(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        if not ready["announced"]:
+            ready["announced"] = True
+            print("READY", flush=True)
+
+    return app

@@ -1,0 +1,120 @@
+"""Pipeline worker settings (environment variables with the CROSSGUARD_ prefix)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from crossguard.core.settings import CrossguardSettings
+
+
+class PipelineSettings(CrossguardSettings):
+    # -- services -------------------------------------------------------------------------
+    text_endpoint: str = Field(
+        default="",
+        description="CROSSGUARD_TEXT_ENDPOINT: host:port of the text Classifier service. "
+        "Empty: text signals are missing with reason 'not_configured'.",
+    )
+    vision_endpoint: str = Field(
+        default="",
+        description="CROSSGUARD_VISION_ENDPOINT: host:port of the image Classifier service.",
+    )
+    audio_endpoint: str = Field(
+        default="",
+        description="CROSSGUARD_AUDIO_ENDPOINT: host:port of the audio Classifier service.",
+    )
+    consistency_endpoint: str = Field(
+        default="",
+        description="CROSSGUARD_CONSISTENCY_ENDPOINT: host:port of the Consistency service. "
+        "Empty: local pass-through fusion (max score per category).",
+    )
+    consistency_deadline_ms: int = Field(
+        default=2000, ge=10, description="CROSSGUARD_CONSISTENCY_DEADLINE_MS: per-call deadline."
+    )
+    consistency_retries: int = Field(
+        default=1, ge=0, le=4, description="CROSSGUARD_CONSISTENCY_RETRIES: on UNAVAILABLE."
+    )
+    grpc_max_message_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="CROSSGUARD_GRPC_MAX_MESSAGE_BYTES: largest gRPC message sent/received.",
+    )
+    retry_initial_backoff_ms: int = Field(
+        default=100,
+        ge=1,
+        description="CROSSGUARD_RETRY_INITIAL_BACKOFF_MS: first gRPC retry backoff "
+        "(doubles per attempt, jittered by grpc).",
+    )
+    # -- policy ---------------------------------------------------------------------------
+    policy_path: Path | None = Field(
+        default=None,
+        description="CROSSGUARD_POLICY_PATH: policy YAML; empty uses the packaged default. "
+        "Reloaded when the file changes; an invalid new file is logged and ignored.",
+    )
+    policy_check_interval_s: float = Field(
+        default=2.0, gt=0, description="CROSSGUARD_POLICY_CHECK_INTERVAL_S: reload check period."
+    )
+    # -- input limits (violations go to the DLQ) --------------------------------------------
+    max_item_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1,
+        description="CROSSGUARD_MAX_ITEM_BYTES: largest serialized ContentItem accepted.",
+    )
+    max_parts: int = Field(default=16, ge=1, description="CROSSGUARD_MAX_PARTS: parts per item.")
+    max_text_chars: int = Field(
+        default=20_000, ge=1, description="CROSSGUARD_MAX_TEXT_CHARS: characters per text part."
+    )
+    max_inline_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1,
+        description="CROSSGUARD_MAX_INLINE_BYTES: inline media bytes per part.",
+    )
+    max_id_chars: int = Field(
+        default=256, ge=1, description="CROSSGUARD_MAX_ID_CHARS: length of the content id."
+    )
+    image_mime_types: str = Field(
+        default="image/jpeg,image/png,image/webp,image/gif,image/bmp",
+        description="CROSSGUARD_IMAGE_MIME_TYPES: comma-separated image types accepted.",
+    )
+    audio_mime_types: str = Field(
+        default="audio/wav,audio/x-wav,audio/wave,audio/mpeg,audio/ogg,audio/flac,audio/webm,"
+        "audio/mp4",
+        description="CROSSGUARD_AUDIO_MIME_TYPES: comma-separated audio types accepted.",
+    )
+    # -- worker ---------------------------------------------------------------------------
+    app_id: str = Field(
+        default="crossguard-pipeline",
+        description="CROSSGUARD_APP_ID: faust app id = Kafka consumer group id. "
+        "CROSSGUARD_KAFKA_TOPIC_PREFIX is prepended.",
+    )
+    agent_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="CROSSGUARD_AGENT_CONCURRENCY: items processed concurrently per worker.",
+    )
+    dedupe_cache_size: int = Field(
+        default=100_000,
+        ge=0,
+        description="CROSSGUARD_DEDUPE_CACHE_SIZE: (content id, sha256) pairs remembered to "
+        "skip identical repeats (0 disables).",
+    )
+    web_enabled: bool = Field(
+        default=False, description="CROSSGUARD_WEB_ENABLED: faust's HTTP server (stats)."
+    )
+    web_bind: str = Field(default="127.0.0.1", description="CROSSGUARD_WEB_BIND")
+    web_port: int = Field(default=6066, ge=1, le=65535, description="CROSSGUARD_WEB_PORT")
+    data_dir: Path | None = Field(
+        default=None,
+        description="CROSSGUARD_DATA_DIR: faust data directory (default: a temporary one).",
+    )
+    log_level: str = Field(default="INFO", description="CROSSGUARD_LOG_LEVEL")
+
+    @property
+    def image_types(self) -> frozenset[str]:
+        return frozenset(t.strip().lower() for t in self.image_mime_types.split(",") if t.strip())
+
+    @property
+    def audio_types(self) -> frozenset[str]:
+        return frozenset(t.strip().lower() for t in self.audio_mime_types.split(",") if t.strip())
