@@ -106,7 +106,7 @@ async def create_topics(
     bootstrap: str | None = None,
     names: list[str] | None = None,
     *,
-    timeout: float = 30.0,
+    connect_timeout_s: float = 30.0,
 ) -> list[str]:
     """Create the Crossguard topics that do not exist yet; returns the names created.
 
@@ -119,7 +119,7 @@ async def create_topics(
     wanted = names if names is not None else topics.all()
     admin = AIOKafkaAdminClient(**client_kwargs(settings, bootstrap), request_timeout_ms=10_000)
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + connect_timeout_s
     while True:
         try:
             await admin.start()
