@@ -1,0 +1,253 @@
+"""Processor.process() without a broker or servers: DLQ records, missing signals, decision
+id determinism, dedupe, review tasks, trace headers."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from opentelemetry.trace import format_trace_id
+
+from crossguard.core.results import Modality
+from crossguard.core.taxonomy import Category
+from crossguard.pipeline.process import (
+    DLQ_ERROR_HEADER,
+    DLQ_REASON_HEADER,
+    DLQ_SOURCE_HEADER,
+    Processor,
+    decision_id,
+)
+from crossguard.pipeline.settings import PipelineSettings
+from crossguard.pipeline.validate import ValidItem
+from crossguard.policy import MissingSignal, Policy, PolicyStore
+from crossguard.v1 import classifier_pb2, content_pb2, taxonomy_pb2
+
+pytestmark = pytest.mark.unit
+
+
+class FakeProcessor(Processor):
+    """Classifier calls answered from a table: content text → hate score."""
+
+    def __init__(self, settings: PipelineSettings, **kwargs: object) -> None:
+        super().__init__(settings, **kwargs)  # type: ignore[arg-type]
+        self.calls = 0
+        self.down: set[Modality] = set()
+
+    async def _classify_one(
+        self, valid: ValidItem, modality: Modality, policy: Policy
+    ) -> classifier_pb2.ClassifyResponse | MissingSignal:
+        self.calls += 1
+        await asyncio.sleep(0)
+        if modality in self.down:
+            return MissingSignal(modality, "unavailable")
+        if not self.endpoints.get(modality):
+            return MissingSignal(modality, "not_configured")
+        texts = " ".join(p.text for p in valid.parts_by_modality[modality])
+        score = 0.95 if "awful" in texts else 0.6 if "bad" in texts else 0.05
+        return classifier_pb2.ClassifyResponse(
+            modality=taxonomy_pb2.MODALITY_TEXT,
+            scores=[taxonomy_pb2.CategoryScore(category=Category.HATE.proto, score=score)],
+            models=[classifier_pb2.ModelInfo(name="fake-text", version="1")],
+        )
+
+
+def settings(**kw: object) -> PipelineSettings:
+    return PipelineSettings(text_endpoint="fake:1", **kw)  # type: ignore[arg-type]
+
+
+def item(cid: str, *texts: str, tenant: str = "t") -> content_pb2.ContentItem:
+    return content_pb2.ContentItem(
+        id=cid,
+        tenant=tenant,
+        surface="comment",
+        parts=[content_pb2.ContentPart(text=t) for t in texts],
+    )
+
+
+def hdrs(headers: list[tuple[str, bytes]]) -> dict[str, bytes]:
+    return dict(headers)
+
+
+async def test_allow_decision_record() -> None:
+    proc = FakeProcessor(settings())
+    out = await proc.process(item("c1", "hello").SerializeToString())
+    assert out.kind == "decision"
+    assert out.decision is not None
+    d = out.decision
+    assert d.action == taxonomy_pb2.ACTION_ALLOW
+    assert d.content_id == "c1"
+    assert d.final
+    assert d.decided_by == "pipeline"
+    assert d.policy_version == proc.policy_store.current().version
+    assert [(m.name, m.version) for m in d.models] == [("fake-text", "1")]
+    assert [r.topic for r in out.records] == ["decisions"]
+    rec = out.records[0]
+    assert rec.key == b"c1"
+    assert rec.value == d.SerializeToString()
+
+
+async def test_escalation_emits_review_task() -> None:
+    proc = FakeProcessor(settings())
+    out = await proc.process(item("c2", "bad words").SerializeToString())
+    assert out.decision is not None and out.review is not None
+    assert out.decision.action == taxonomy_pb2.ACTION_ESCALATE
+    assert out.decision.escalation.rule == "threshold.escalate:hate"
+    assert not out.decision.final
+    assert [r.topic for r in out.records] == ["decisions", "review"]
+    assert out.review.decision.decision_id == out.decision.decision_id
+    assert out.review.item.id == "c2"
+    assert out.review.required_verdicts == 1
+    assert out.review.sla_deadline.seconds > out.review.created_at.seconds
+
+
+async def test_high_severity_block_requires_two_verdicts() -> None:
+    proc = FakeProcessor(settings())
+    out = await proc.process(item("c3", "awful").SerializeToString())
+    assert out.decision is not None and out.review is not None
+    assert out.decision.action == taxonomy_pb2.ACTION_BLOCK
+    assert out.decision.escalation.required_verdicts == 2
+    assert out.review.required_verdicts == 2
+
+
+async def test_not_configured_modality_is_missing_signal() -> None:
+    proc = FakeProcessor(PipelineSettings())  # no endpoints at all
+    out = await proc.process(item("c4", "hello").SerializeToString())
+    assert out.decision is not None
+    (missing,) = out.decision.missing_signals
+    assert missing.modality == taxonomy_pb2.MODALITY_TEXT
+    assert (missing.reason, missing.fallback) == ("not_configured", "escalate")
+    assert out.decision.action == taxonomy_pb2.ACTION_ESCALATE
+    assert out.decision.escalation.rule == "missing_signal.escalate:text"
+
+
+async def test_image_without_vision_endpoint() -> None:
+    proc = FakeProcessor(settings())
+    it = item("c5", "hello")
+    it.parts.append(
+        content_pb2.ContentPart(media=content_pb2.Media(mime_type="image/png", inline_data=b"p"))
+    )
+    out = await proc.process(it.SerializeToString())
+    assert out.decision is not None
+    assert [(m.modality, m.reason) for m in out.decision.missing_signals] == [
+        (taxonomy_pb2.MODALITY_IMAGE, "not_configured")
+    ]
+
+
+async def test_unavailable_classifier_names_missing_signal() -> None:
+    proc = FakeProcessor(settings())
+    proc.down.add(Modality.TEXT)
+    out = await proc.process(item("c6", "hello").SerializeToString())
+    assert out.decision is not None
+    assert out.decision.missing_signals[0].reason == "unavailable"
+    assert any("text signal missing (unavailable)" in r for r in out.decision.reasons)
+
+
+async def test_decision_id_is_deterministic() -> None:
+    raw = item("c7", "bad").SerializeToString()
+    a = await FakeProcessor(settings()).process(raw)
+    b = await FakeProcessor(settings()).process(raw)
+    assert a.decision is not None and b.decision is not None
+    assert a.decision.decision_id == b.decision.decision_id
+    assert a.decision.action == b.decision.action
+    assert a.review is not None and b.review is not None
+    assert a.review.task_id == b.review.task_id
+    # different content or policy version → different id
+    c = await FakeProcessor(settings()).process(item("c7", "bad!").SerializeToString())
+    assert c.decision is not None and c.decision.decision_id != a.decision.decision_id
+    assert decision_id("c7", "v1", "s") != decision_id("c7", "v2", "s")
+    assert decision_id("c7", "v1", "s") == decision_id("c7", "v1", "s")
+
+
+async def test_dedupe_repeats_identical_decision_without_classifying() -> None:
+    proc = FakeProcessor(settings())
+    raw = item("c8", "bad").SerializeToString()
+    first = await proc.process(raw)
+    calls = proc.calls
+    again = await proc.process(raw)
+    assert proc.calls == calls
+    assert again.kind == "duplicate"
+    assert again.decision == first.decision
+    assert [r.topic for r in again.records] == ["decisions"]  # no second review task
+    assert again.records[0].value == first.records[0].value
+
+
+async def test_concurrent_duplicates_share_one_classification() -> None:
+    proc = FakeProcessor(settings())
+    raw = item("c9", "hello").SerializeToString()
+    outs = await asyncio.gather(*(proc.process(raw) for _ in range(5)))
+    assert proc.calls == 1
+    assert len({o.records[0].value for o in outs}) == 1
+
+
+async def test_dedupe_disabled() -> None:
+    proc = FakeProcessor(settings(dedupe_cache_size=0))
+    raw = item("c10", "hello").SerializeToString()
+    await proc.process(raw)
+    out = await proc.process(raw)
+    assert out.kind == "decision"
+    assert proc.calls == 2
+
+
+async def test_dlq_record_preserves_bytes_and_headers() -> None:
+    proc = FakeProcessor(settings())
+    raw = b"\x0a\xff\xff not protobuf"
+    out = await proc.process(raw, [("x-origin", b"app")], key=b"k1", source="content/0/42")
+    assert out.kind == "dlq"
+    (rec,) = out.records
+    assert rec.topic == "dlq"
+    assert rec.value == raw
+    assert rec.key == b"k1"
+    h = hdrs(rec.headers)
+    assert h["x-origin"] == b"app"
+    assert h[DLQ_ERROR_HEADER] == b"malformed_protobuf"
+    assert b"not a ContentItem" in h[DLQ_REASON_HEADER]
+    assert h[DLQ_SOURCE_HEADER] == b"content/0/42"
+    assert out.dlq_code == "malformed_protobuf"
+
+
+async def test_dlq_key_defaults_to_content_id() -> None:
+    proc = FakeProcessor(settings())
+    it = item("c11")
+    out = await proc.process(it.SerializeToString())
+    assert out.kind == "dlq"
+    assert out.dlq_code == "no_parts"
+    assert out.records[0].key == b"c11"
+
+
+async def test_internal_error_goes_to_dlq_not_crash() -> None:
+    class Broken(FakeProcessor):
+        async def _classify_one(self, *args: object, **kw: object) -> MissingSignal:
+            raise RuntimeError("boom")
+
+    out = await Broken(settings()).process(item("c12", "x").SerializeToString())
+    assert out.kind == "dlq"
+    assert out.dlq_code == "internal_error"
+
+
+async def test_trace_context_continues_from_headers() -> None:
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    parent = [("traceparent", f"00-{trace_id}-b7ad6b7169203331-01".encode())]
+    proc = FakeProcessor(settings())
+    out = await proc.process(item("c13", "hello").SerializeToString(), parent)
+    tp = hdrs(out.records[0].headers)["traceparent"].decode()
+    # The output carries the same trace (when an SDK tracer is installed) or propagates the
+    # incoming context unchanged (no-op tracer).
+    assert tp.split("-")[1] == trace_id
+    assert format_trace_id(int(trace_id, 16)) == trace_id
+
+
+async def test_policy_hot_reload_applies_to_next_item(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text('version: "p1"\ndefaults: {escalate: 0.5, block: 0.9}')
+    proc = FakeProcessor(settings(), policy=PolicyStore(path, check_interval=0.0))
+    a = await proc.process(item("c14", "bad").SerializeToString())
+    path.write_text('version: "p2"\ndefaults: {escalate: 0.7, block: 0.9}\n# changed')
+    import os
+
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    b = await proc.process(item("c15", "bad").SerializeToString())
+    assert a.decision is not None and b.decision is not None
+    assert (a.decision.policy_version, a.decision.action) == ("p1", taxonomy_pb2.ACTION_ESCALATE)
+    assert (b.decision.policy_version, b.decision.action) == ("p2", taxonomy_pb2.ACTION_ALLOW)

@@ -1,0 +1,160 @@
+"""Policy loading: validation errors name the bad field; hot reload keeps the old policy on
+an invalid file."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from crossguard.core.results import Modality
+from crossguard.core.taxonomy import Category
+from crossguard.policy import PolicyError, PolicyStore, load_policy, parse_policy
+from crossguard.policy.loader import default_policy_text
+
+pytestmark = pytest.mark.unit
+
+
+def errors_of(text: str) -> list[str]:
+    with pytest.raises(PolicyError) as info:
+        parse_policy(text, "p.yaml")
+    assert "p.yaml" in str(info.value)
+    return info.value.errors
+
+
+def test_version_required_and_string() -> None:
+    assert any(e.startswith("version:") for e in errors_of("defaults: {escalate: 0.5}"))
+    assert any("quote it" in e for e in errors_of("version: 1.0"))
+    assert any(e.startswith("version:") for e in errors_of('version: ""'))
+
+
+def test_error_paths_name_the_field() -> None:
+    errs = errors_of(
+        """
+version: "x"
+categories:
+  hate: {escalate: 1.5}
+signals:
+  text: {fallback: maybe, retries: -1}
+overrides:
+  - name: a
+    match: {surface: dm}
+    defaults: {block: 2}
+"""
+    )
+    joined = "\n".join(errs)
+    assert "categories.hate.escalate:" in joined
+    assert "signals.text.fallback:" in joined
+    assert "signals.text.retries:" in joined
+    assert "overrides[0].defaults.block:" in joined
+
+
+def test_semantic_errors() -> None:
+    assert any(
+        "escalate (0.9) must be <= block (0.5)" in e
+        for e in errors_of('version: "x"\ndefaults: {escalate: 0.9, block: 0.5}')
+    )
+    assert any(
+        "unknown category 'nope'" in e
+        for e in errors_of('version: "x"\ncategories: {nope: {block: 0.5}}')
+    )
+    assert any(
+        "unknown signal 'video'" in e
+        for e in errors_of('version: "x"\nsignals: {video: {retries: 1}}')
+    )
+    assert any(
+        "unknown" in e or "Extra inputs" in e for e in errors_of('version: "x"\nthresholds: {}')
+    )
+    assert any(
+        "match needs" in e for e in errors_of('version: "x"\noverrides: [{name: a, match: {}}]')
+    )
+    assert any(
+        "duplicate override" in e
+        for e in errors_of(
+            'version: "x"\noverrides: [{name: a, match: {tenant: t}},'
+            " {name: a, match: {tenant: u}}]"
+        )
+    )
+    assert any(
+        "severity_cuts" in e for e in errors_of('version: "x"\nseverity_cuts: [0.9, 0.5, 1]')
+    )
+
+
+def test_yaml_syntax_and_shape_errors() -> None:
+    assert errors_of("version: [unclosed")[0].startswith("YAML syntax")
+    assert errors_of("- a list")[0].startswith("<root>")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="cannot read"):
+        load_policy(tmp_path / "missing.yaml")
+
+
+def test_openai_codes_accepted() -> None:
+    p = parse_policy('version: "x"\ncategories: {H2: {block: 0.4}}')
+    assert p.thresholds(Category.HATE_THREATENING).block == 0.4
+
+
+def test_signal_inherits_from_default() -> None:
+    p = parse_policy(
+        'version: "x"\nsignals: {default: {fallback: allow, retries: 3, deadline_ms: 500},'
+        " audio: {deadline_ms: 9000}}"
+    )
+    audio = p.signal(Modality.AUDIO)
+    assert (audio.fallback, audio.retries, audio.deadline_ms) == ("allow", 3, 9000)
+
+
+def write(path: Path, text: str, mtime_step: int) -> None:
+    path.write_text(text)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + mtime_step * 1_000_000_000))
+
+
+def test_hot_reload(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "policy.yaml"
+    write(path, 'version: "v1"\ndefaults: {escalate: 0.5, block: 0.9}', 0)
+    store = PolicyStore(path, check_interval=0.0)
+    assert store.current().version == "v1"
+    assert not store.maybe_reload()  # unchanged
+
+    write(path, 'version: "v2"\ndefaults: {escalate: 0.4, block: 0.8}', 1)
+    assert store.current().version == "v2"
+    assert store.current().thresholds(Category.HATE).block == 0.8
+
+    with caplog.at_level(logging.ERROR, logger="crossguard.policy.loader"):
+        write(path, 'version: "v3"\ndefaults: {escalate: 2}', 2)
+        assert store.current().version == "v2"  # invalid: old policy kept
+    assert store.last_error is not None
+    assert "defaults.escalate" in str(store.last_error)
+    assert any("keeping previous policy" in r.getMessage() for r in caplog.records)
+
+    path.unlink()
+    assert store.current().version == "v2"  # a vanished file keeps the policy too
+
+    write(path, 'version: "v4"', 3)
+    assert store.current().version == "v4"
+    assert store.last_error is None
+
+
+def test_reload_checks_are_rate_limited(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    write(path, 'version: "v1"', 0)
+    store = PolicyStore(path, check_interval=3600)
+    write(path, 'version: "v2"', 1)
+    assert store.current().version == "v1"
+    assert store.maybe_reload()
+    assert store.current().version == "v2"
+
+
+def test_invalid_policy_at_startup_fails(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text("defaults: {}")
+    with pytest.raises(PolicyError, match="version"):
+        PolicyStore(path)
+
+
+def test_default_store_uses_packaged_policy() -> None:
+    store = PolicyStore(None)
+    assert store.current().version in default_policy_text()
