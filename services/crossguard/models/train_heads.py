@@ -1,0 +1,267 @@
+"""Train the text heads: `python -m crossguard.models.train_heads [--repository DIR] [--out DIR]`.
+
+Recipe (chosen by 5-fold cross-validation inside the TRAIN split; validation is never read here):
+
+- features: MiniLM-L6 embedding (384, ONNX encoder) + alt-profanity-check probability (1),
+  rounded to 1e-5 so that thread-order float noise cannot change the fit;
+- one L2 logistic regression per OpenAI category (C=2, class_weight=balanced, lbfgs), trained on
+  the OpenAI rows annotated for that category (a missing key is "not annotated", not 0);
+- hate and harassment also get a Davidson subsample (all class-0 hate tweets of the train split
+  + 1,500 class-1 offensive + 1,500 class-2 neither, seed 0) at sample weight 0.3:
+  hate = class 0; harassment = class 0 or 1 (targeted slurs/insults);
+- threshold per category = the one maximising F1 on out-of-fold probabilities of the OpenAI train
+  rows (StratifiedKFold(5, shuffle, seed 0) stratified by "any positive"), midpoint between the
+  chosen score and the next lower one.
+
+Deterministic: same data + same encoder -> the same weights (committed in
+services/crossguard/text/heads). Runtime is ~1-2 minutes on 2 CPU cores (embedding dominates).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crossguard.core.model_repository import ModelRepository
+from crossguard.core.settings import ModelSettings
+from crossguard.core.taxonomy import Category
+from crossguard.models import build as _build
+from crossguard.models import encoder as _encoder
+from crossguard.models import profanity as _profanity
+from crossguard.models._common import ProgressFn, offline_hub, require, stderr_progress
+from crossguard.models.data import (
+    OPENAI_CATEGORIES,
+    Example,
+    default_data_dir,
+    load_davidson,
+    load_openai,
+    select,
+)
+from crossguard.models.heads import HeadWeights, default_heads_dir, save_heads
+
+C = 2.0
+FOLDS = 5
+SEED = 0
+DAVIDSON_PER_CLASS = 1500
+DAVIDSON_WEIGHT = 0.3
+FEATURE_DECIMALS = 5
+THRESHOLD_RULE = (
+    "max F1 on 5-fold out-of-fold probabilities within the train split (OpenAI rows), "
+    "midpoint to the next lower score"
+)
+
+
+def davidson_labels(example: Example) -> dict[Category, int]:
+    cls = int(example.source.rsplit(":", 1)[1])
+    return {Category.HATE: int(cls == 0), Category.HARASSMENT: int(cls in (0, 1))}
+
+
+def davidson_subsample(examples: list[Example], per_class: int, seed: int) -> list[Example]:
+    """All hate tweets + `per_class` of each other class, train split only, deterministic."""
+    train = select(examples, "train")
+    rng = np.random.default_rng(seed)
+    out = [e for e in train if e.source == "davidson:0"]
+    for cls in ("davidson:1", "davidson:2"):
+        pool = [e for e in train if e.source == cls]
+        idx = sorted(rng.permutation(len(pool))[:per_class].tolist())
+        out.extend(pool[i] for i in idx)
+    return out
+
+
+def featurize(
+    texts: list[str], repo: ModelRepository, progress: ProgressFn, what: str
+) -> np.ndarray:
+    """[n, 385]: encoder embedding + profanity probability, rounded to FEATURE_DECIMALS."""
+    from crossguard.text.model import ProfanityScorer, TextEncoder
+
+    settings = ModelSettings(model_repository=repo.root, onnx_providers="CPUExecutionProvider")
+    enc = TextEncoder(repo.get(_encoder.NAME, _encoder.VERSION), settings, sub_batch=32)
+    prof = ProfanityScorer(repo.get(_profanity.NAME, _profanity.VERSION), settings)
+    t0 = time.perf_counter()
+    parts: list[np.ndarray] = []
+    step = 256
+    for start in range(0, len(texts), step):
+        batch = texts[start : start + step]
+        parts.append(np.concatenate([enc.embed(batch), prof.score(batch)[:, None]], axis=1))
+        done = min(start + step, len(texts))
+        progress(f"  embedding {what}: {done}/{len(texts)} ({time.perf_counter() - t0:.0f}s)")
+    feats = np.concatenate(parts) if parts else np.zeros((0, 385), np.float32)
+    return np.round(feats.astype(np.float64), FEATURE_DECIMALS)
+
+
+def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    """(threshold, F1) maximising F1 of `p >= threshold`; midpoint to the next lower score."""
+    order = np.argsort(-p, kind="stable")
+    ps, ys = p[order], y[order]
+    tp = np.cumsum(ys)
+    k = np.arange(1, len(ys) + 1)
+    pos = max(int(ys.sum()), 1)
+    f1 = 2 * tp / (k + pos)
+    # Only cut between distinct scores.
+    valid = np.r_[ps[1:] < ps[:-1], True]
+    f1 = np.where(valid, f1, -1.0)
+    i = int(np.argmax(f1))
+    lower = float(ps[i + 1]) if i + 1 < len(ps) else 0.0
+    return (float(ps[i]) + lower) / 2.0, float(f1[i])
+
+
+def _fit(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=C, class_weight="balanced", max_iter=5000, tol=1e-6)
+    return model.fit(x, y, sample_weight=w)
+
+
+def _training_set(
+    category: Category,
+    rows: list[int],
+    openai: list[Example],
+    x_openai: np.ndarray,
+    davidson: list[Example],
+    x_davidson: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    idx = [i for i in rows if category in openai[i].labels]
+    xs, ys = [x_openai[idx]], [np.array([openai[i].labels[category] for i in idx])]
+    ws = [np.ones(len(idx))]
+    if category in (Category.HATE, Category.HARASSMENT) and davidson:
+        xs.append(x_davidson)
+        ys.append(np.array([davidson_labels(e)[category] for e in davidson]))
+        ws.append(np.full(len(davidson), DAVIDSON_WEIGHT))
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
+
+
+def train(
+    repo: ModelRepository,
+    *,
+    data_dir: Path | None = None,
+    progress: ProgressFn = stderr_progress,
+    use_davidson: bool = True,
+) -> HeadWeights:
+    """Train heads + thresholds on the train split; returns weights (not yet saved)."""
+    require("sklearn")
+    from sklearn.metrics import average_precision_score, roc_auc_score
+    from sklearn.model_selection import StratifiedKFold
+
+    data_dir = data_dir or default_data_dir()
+    openai = select(load_openai(data_dir), "train")
+    davidson = (
+        davidson_subsample(load_davidson(data_dir), DAVIDSON_PER_CLASS, SEED)
+        if use_davidson
+        else []
+    )
+    progress(f"train split: {len(openai)} OpenAI rows, {len(davidson)} Davidson tweets")
+    x_openai = featurize([e.text for e in openai], repo, progress, "openai")
+    x_davidson = featurize([e.text for e in davidson], repo, progress, "davidson")
+
+    cats = list(OPENAI_CATEGORIES)
+    any_pos = np.array([int(e.any_positive) for e in openai])
+    oof = np.full((len(openai), len(cats)), np.nan)
+    folds = StratifiedKFold(FOLDS, shuffle=True, random_state=SEED)
+    for f, (fit_rows, held_rows) in enumerate(folds.split(np.zeros(len(openai)), any_pos), 1):
+        for k, cat in enumerate(cats):
+            x, y, w = _training_set(cat, fit_rows.tolist(), openai, x_openai, davidson, x_davidson)
+            oof[held_rows, k] = _fit(x, y, w).predict_proba(x_openai[held_rows])[:, 1]
+        progress(f"  cross-validation fold {f}/{FOLDS} done")
+
+    thresholds: dict[Category, float] = {}
+    cv: dict[str, Any] = {}
+    for k, cat in enumerate(cats):
+        rows = [i for i, e in enumerate(openai) if cat in e.labels]
+        y = np.array([openai[i].labels[cat] for i in rows])
+        p = oof[rows, k]
+        t, f1 = best_f1_threshold(y, p)
+        thresholds[cat] = round(t, 6)
+        cv[cat.value] = {
+            "n": len(rows),
+            "positives": int(y.sum()),
+            "auc": round(float(roc_auc_score(y, p)), 4),
+            "auprc": round(float(average_precision_score(y, p)), 4),
+            "f1_at_threshold": round(f1, 4),
+        }
+        progress(f"  {cat.value:<18} cv AUPRC {cv[cat.value]['auprc']:.3f}  threshold {t:.3f}")
+    any_score = oof.max(axis=1)
+    cv["any"] = {
+        "n": len(openai),
+        "positives": int(any_pos.sum()),
+        "auc": round(float(roc_auc_score(any_pos, any_score)), 4),
+        "auprc": round(float(average_precision_score(any_pos, any_score)), 4),
+    }
+    progress(f"  {'any':<18} cv AUPRC {cv['any']['auprc']:.3f}")
+
+    weights = np.zeros((len(cats), 385), dtype=np.float32)
+    bias = np.zeros(len(cats), dtype=np.float32)
+    all_rows = list(range(len(openai)))
+    for k, cat in enumerate(cats):
+        x, y, w = _training_set(cat, all_rows, openai, x_openai, davidson, x_davidson)
+        model = _fit(x, y, w)
+        weights[k] = model.coef_[0]
+        bias[k] = model.intercept_[0]
+    progress("final heads fitted on the whole train split")
+
+    digest = hashlib.sha256(weights.tobytes() + bias.tobytes()).hexdigest()
+    data_digest = hashlib.sha256(
+        b"".join(
+            (data_dir / f).read_bytes() for f in ("openai-moderation-dev.jsonl", "davidson-labeled.csv")
+        )
+    ).hexdigest()
+    meta = {
+        "recipe": (
+            f"L2 logistic regression per category (C={C}, class_weight=balanced) over "
+            "[MiniLM-L6 embedding, profanity probability]; OpenAI train rows annotated for the "
+            f"category; hate/harassment add {len(davidson)} Davidson train tweets at weight "
+            f"{DAVIDSON_WEIGHT} (hate=class 0, harassment=class 0|1)"
+        ),
+        "threshold_rule": THRESHOLD_RULE,
+        "split": "validation = sha256(text)[0] % 5 == 0; train = the rest (crossguard.models.data)",
+        "train_cv": cv,
+        "train_rows": {"openai": len(openai), "davidson": len(davidson)},
+        "data_sha256": data_digest,
+        "weights_sha256": digest,
+        "encoder": f"{_encoder.NAME}/{_encoder.VERSION}",
+        "profanity": f"{_profanity.NAME}/{_profanity.VERSION}",
+    }
+    return HeadWeights(cats, weights, bias, thresholds, meta)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m crossguard.models.train_heads", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--repository",
+        type=Path,
+        default=None,
+        help="model repository holding (or to receive) the encoder and profanity entries "
+        "(default: CROSSGUARD_MODEL_REPOSITORY / ./models)",
+    )
+    parser.add_argument("--data-dir", type=Path, default=None, help="labeled data directory")
+    parser.add_argument("--out", type=Path, default=None, help="where to write heads.npz/json")
+    parser.add_argument("--no-davidson", action="store_true", help="OpenAI rows only")
+    args = parser.parse_args(argv)
+
+    offline_hub()
+    t0 = time.perf_counter()
+    root = args.repository or ModelSettings().model_repository
+    repo = ModelRepository(root)
+    _build.build_default_repository(
+        root, progress=stderr_progress, only=[_encoder.NAME, _profanity.NAME]
+    )
+    heads = train(
+        repo, data_dir=args.data_dir, progress=stderr_progress, use_davidson=not args.no_davidson
+    )
+    out = args.out or default_heads_dir()
+    save_heads(heads, out)
+    stderr_progress(
+        f"wrote {out} (weights sha256 {heads.meta['weights_sha256'][:16]}) "
+        f"in {time.perf_counter() - t0:.0f}s; rebuild with `crossguard models build --force`"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
