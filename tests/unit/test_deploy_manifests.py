@@ -414,6 +414,34 @@ def test_grpc_probes_use_service_health(rendered: dict[str, list[Resource]], tar
     assert env["CROSSGUARD_POLICY_PATH"]["value"].startswith(mount + "/")
     for name in ("CROSSGUARD_KAFKA_SASL_USERNAME", "CROSSGUARD_KAFKA_SASL_PASSWORD"):
         assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "crossguard-kafka-sasl"
+    # faust's web server must listen on the pod IP for the kubelet's probes.
+    assert env["CROSSGUARD_WEB_ENABLED"]["value"] == "true"
+    assert env["CROSSGUARD_WEB_BIND"]["value"] == "0.0.0.0"
+    web = {p["name"]: p["containerPort"] for p in c["ports"]}["http-web"]
+    assert env["CROSSGUARD_WEB_PORT"]["value"] == str(web)
+    data_dir = env["CROSSGUARD_DATA_DIR"]["value"]
+    assert any(
+        data_dir.startswith(m["mountPath"]) for m in c["volumeMounts"] if m["name"] == "data"
+    )
+    # KEDA measures the lag of the worker's own consumer group (faust app id).
+    kafka_cm = next(
+        cm
+        for cm in of_kind(rendered[target], "ConfigMap")
+        if cm["metadata"]["name"].startswith("crossguard-kafka")
+    )
+    prefix = kafka_cm["data"].get("CROSSGUARD_KAFKA_TOPIC_PREFIX", "")
+    (so,) = of_kind(rendered[target], "ScaledObject")
+    assert so["spec"]["triggers"][0]["metadata"]["consumerGroup"] == (
+        prefix + env["CROSSGUARD_APP_ID"]["value"]
+    )
+    assert so["spec"]["triggers"][0]["metadata"]["topic"] == prefix + "crossguard.content.v1"
+
+
+def test_deployed_policy_loads_with_the_policy_engine() -> None:
+    loader = pytest.importorskip("crossguard.policy.loader")
+    text = (K8S / "base" / "policy" / "policy.yaml").read_text()
+    policy = loader.parse_policy(text, source="k8s/base/policy/policy.yaml")
+    assert policy.version
 
 
 def test_prod_kafka_topics_match_code_and_are_replicated(
