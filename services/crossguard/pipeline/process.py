@@ -328,9 +328,12 @@ class Processor:
         try:
             outcome = await self._decide(valid)
             future.set_result(outcome)
-        except BaseException as exc:
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
             future.set_exception(exc)
-            future.exception()  # retrieved: a waiting duplicate re-raises its own copy
+            future.exception()  # mark retrieved; a waiting duplicate re-raises it
             raise
         finally:
             self._inflight.pop(dedupe_key, None)
