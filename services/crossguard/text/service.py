@@ -24,7 +24,7 @@ from crossguard.core.results import (
 )
 from crossguard.core.taxonomy import Category, severity
 from crossguard.text.settings import TextServiceSettings
-from crossguard.text.textprep import Chunk, SanitizedText, chunk, sanitize, units
+from crossguard.text.textprep import Chunk, SanitizedText, plan_chunks, sanitize, units
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,15 @@ class TextModelLike(Protocol):
 
     name: str
     version: str
-    categories: Sequence[Category]
-    thresholds: dict[Category, float]
-    model_infos: list[tuple[str, str]]
+
+    @property
+    def categories(self) -> Sequence[Category]: ...
+
+    @property
+    def thresholds(self) -> dict[Category, float]: ...
+
+    @property
+    def model_infos(self) -> list[tuple[str, str]]: ...
 
     def load(self) -> None: ...
 
@@ -172,7 +178,10 @@ class TextClassifier:
 
         # One forward pass per chunk, all through the batcher (coalesced with other requests).
         texts = [p.clean.text[c.start : c.end] for p in prepared for c in p.chunks]
-        outputs = await self._batcher.submit_many(texts)
+        if len(texts) == 1:  # the common case: no gather, no extra tasks
+            outputs = [await self._batcher.submit(texts[0])]
+        else:
+            outputs = await self._batcher.submit_many(texts)
         t_model = time.perf_counter()
 
         scores: dict[Category, float] = {c: 0.0 for c in self.model.categories}
@@ -257,10 +266,13 @@ class TextClassifier:
         for part_id, text in parts:
             clean = sanitize(text)
             spans = units(clean.text)
-            chunks = chunk(
+            chunks = plan_chunks(
+                clean.text,
                 spans,
-                max_units=s.chunk_units,
-                overlap_units=s.chunk_overlap_units,
+                whole_units=s.whole_text_units,
+                window_units=s.window_units,
+                overlap_units=s.window_overlap_units,
+                min_units=s.min_piece_units,
                 max_chars=s.chunk_max_chars,
             )
             prepared.append(_Part(part_id, clean, spans, chunks))

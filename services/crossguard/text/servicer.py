@@ -6,7 +6,10 @@ are mapped to status codes by core.grpc_server.ErrorMappingInterceptor.
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
+from google.protobuf.message import DecodeError
 
 from crossguard.core.errors import InvalidInput
 from crossguard.core.grpc_server import ServiceRegistration
@@ -51,12 +54,37 @@ class TextClassifierServicer(classifier_pb2_grpc.ClassifierServiceServicer):
         )
         return result_to_proto(result)
 
+    async def classify_bytes(self, raw: bytes, context: Any) -> classifier_pb2.ClassifyResponse:
+        """Classify from the wire bytes, so that a request that does not parse (e.g. a text
+        field with invalid UTF-8, which proto3 forbids) is INVALID_ARGUMENT with a clear
+        message instead of grpc's generic UNKNOWN from a failing deserializer."""
+        try:
+            request = classifier_pb2.ClassifyRequest.FromString(raw)
+        except DecodeError as exc:
+            raise InvalidInput(
+                f"request is not a valid {classifier_pb2.ClassifyRequest.DESCRIPTOR.full_name} "
+                f"({exc}); text parts must be valid UTF-8"
+            ) from None
+        return await self.Classify(request, context)
+
+
+def add_to_server(servicer: TextClassifierServicer, server: grpc.aio.Server) -> None:
+    """Like the generated add_ClassifierServiceServicer_to_server, but the request is parsed
+    by the servicer (see classify_bytes)."""
+    handlers = {
+        "Classify": grpc.unary_unary_rpc_method_handler(
+            servicer.classify_bytes,
+            request_deserializer=None,
+            response_serializer=classifier_pb2.ClassifyResponse.SerializeToString,
+        )
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
 
 def registration(classifier: TextClassifier) -> ServiceRegistration:
     servicer = TextClassifierServicer(classifier)
     return ServiceRegistration(
         full_name=SERVICE_NAME,
-        add_to_server=lambda server: classifier_pb2_grpc.add_ClassifierServiceServicer_to_server(
-            servicer, server
-        ),
+        add_to_server=lambda server: add_to_server(servicer, server),
     )

@@ -39,17 +39,30 @@ class TextServiceSettings(CrossguardSettings):
     )
 
     # --- chunking of long texts --------------------------------------------------------------
-    chunk_units: int = Field(
+    whole_text_units: int = Field(
         default=128,
         ge=8,
-        description="CROSSGUARD_TEXT_CHUNK_UNITS: words per chunk (a CJK/Thai character counts as "
-        "a word); 128 words stay under the encoder's 256-token window for typical text.",
+        description="CROSSGUARD_TEXT_WHOLE_TEXT_UNITS: texts of at most this many words (a "
+        "CJK/Thai character counts as a word) are scored whole; longer texts are scored per "
+        "sentence, so that one bad sentence is not diluted by many harmless ones.",
     )
-    chunk_overlap_units: int = Field(
-        default=32,
+    window_units: int = Field(
+        default=48,
+        ge=4,
+        description="CROSSGUARD_TEXT_WINDOW_UNITS: in long texts, most words per scored piece; "
+        "longer sentences are split into overlapping windows of this size.",
+    )
+    window_overlap_units: int = Field(
+        default=12,
         ge=0,
-        description="CROSSGUARD_TEXT_CHUNK_OVERLAP_UNITS: words shared by consecutive chunks, so "
-        "a phrase cut by a chunk boundary is still seen whole.",
+        description="CROSSGUARD_TEXT_WINDOW_OVERLAP_UNITS: words shared by consecutive windows "
+        "of a long sentence, so a phrase cut by a window boundary is still seen whole.",
+    )
+    min_piece_units: int = Field(
+        default=6,
+        ge=1,
+        description="CROSSGUARD_TEXT_MIN_PIECE_UNITS: in long texts, sentences shorter than this "
+        "are merged with a neighbour.",
     )
     chunk_max_chars: int = Field(
         default=768,
@@ -118,10 +131,10 @@ class TextServiceSettings(CrossguardSettings):
 
     @model_validator(mode="after")
     def _check(self) -> TextServiceSettings:
-        if self.chunk_overlap_units >= self.chunk_units:
+        if self.window_overlap_units >= self.window_units:
             raise ValueError(
-                f"chunk_overlap_units ({self.chunk_overlap_units}) must be smaller than "
-                f"chunk_units ({self.chunk_units})"
+                f"window_overlap_units ({self.window_overlap_units}) must be smaller than "
+                f"window_units ({self.window_units})"
             )
         if self.max_part_chars > self.max_total_chars:
             raise ValueError(

@@ -133,3 +133,75 @@ def chunk(
             return chunks
         overlap = min(overlap_units, (j - i) * overlap_units // max_units)
         i = max(i + 1, j - overlap)
+
+
+# A unit ending in one of these ends a sentence (Latin, CJK full-width, Arabic, Devanagari).
+_SENTENCE_END = frozenset(".!?…。！？｡؟۔।॥")
+
+
+def sentences(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sentences as unit index ranges [first, last): a sentence ends at a unit ending in
+    sentence punctuation, or where a line break follows."""
+    out: list[tuple[int, int]] = []
+    first = 0
+    n = len(spans)
+    for i, (_, end) in enumerate(spans):
+        ends = text[end - 1] in _SENTENCE_END or (i + 1 < n and "\n" in text[end : spans[i + 1][0]])
+        if ends:
+            out.append((first, i + 1))
+            first = i + 1
+    if first < n:
+        out.append((first, n))
+    return out
+
+
+def plan_chunks(
+    text: str,
+    spans: list[tuple[int, int]],
+    *,
+    whole_units: int,
+    window_units: int,
+    overlap_units: int,
+    min_units: int,
+    max_chars: int,
+) -> list[Chunk]:
+    """The pieces of a text the model scores.
+
+    A text of at most `whole_units` units (and `max_chars` code points) is scored whole: the
+    regime the heads were trained in. A longer text is scored per sentence, so one bad sentence
+    is not diluted by pages of harmless ones: sentences shorter than `min_units` are merged
+    with their neighbours (up to `window_units`), longer than `window_units` split into
+    overlapping windows.
+    """
+    n = len(spans)
+    if n == 0:
+        return []
+    if n <= whole_units and spans[-1][1] - spans[0][0] <= max_chars:
+        return [Chunk(first=0, last=n, start=spans[0][0], end=spans[-1][1])]
+    pieces: list[tuple[int, int]] = []
+    for first, last in sentences(text, spans):
+        if last - first <= window_units and spans[last - 1][1] - spans[first][0] <= max_chars:
+            pieces.append((first, last))
+            continue
+        for c in chunk(
+            spans[first:last],
+            max_units=window_units,
+            overlap_units=overlap_units,
+            max_chars=max_chars,
+        ):
+            pieces.append((first + c.first, first + c.last))
+    merged: list[tuple[int, int]] = []
+    for first, last in pieces:
+        if merged:
+            p_first, p_last = merged[-1]
+            small = (last - first) < min_units or (p_last - p_first) < min_units
+            fits = (
+                p_last == first
+                and last - p_first <= window_units
+                and spans[last - 1][1] - spans[p_first][0] <= max_chars
+            )
+            if small and fits:
+                merged[-1] = (p_first, last)
+                continue
+        merged.append((first, last))
+    return [Chunk(first=a, last=b, start=spans[a][0], end=spans[b - 1][1]) for a, b in merged]
