@@ -73,7 +73,7 @@ class TextServiceSettings(CrossguardSettings):
 
     # --- evidence ----------------------------------------------------------------------------
     evidence_passes: int = Field(
-        default=24,
+        default=12,
         ge=0,
         description="CROSSGUARD_TEXT_EVIDENCE_PASSES: most extra model forward passes (occluded "
         "variants) spent on evidence per request; 0 disables evidence.",
