@@ -16,7 +16,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from crossguard.cli.items import LabeledItem, build_item, bundled_samples, load_jsonl
-from crossguard.cli.render import action_name, missing, print_decision, top_categories
+from crossguard.cli.render import (
+    ACTION_STYLE,
+    action_name,
+    missing,
+    print_decision,
+    top_categories,
+)
 from crossguard.core.settings import KafkaSettings, ModelSettings
 from crossguard.v1 import content_pb2, decision_pb2
 
@@ -79,44 +85,40 @@ async def _stream(
     *,
     live: bool,
 ) -> tuple[dict[str, decision_pb2.ModerationDecision], dict[str, float], float]:
-    """Publish items, collect one decision per id. Returns decisions, latencies, elapsed."""
-    from crossguard.cli.kafka_io import decisions, publish
+    """Publish items, collect one decision per id. Returns decisions, end-to-end latencies
+    (item created → decided, seconds) and the elapsed wall time."""
+    from crossguard.pipeline.io import iter_decisions, publish_items
 
     wanted = {li.item.id for li in items}
+    created = {li.item.id: li.item.created_at.ToDatetime() for li in items}
     got: dict[str, decision_pb2.ModerationDecision] = {}
     latency: dict[str, float] = {}
     start = time.monotonic()
-    sent = await publish(kafka, [li.item for li in items])
+    await publish_items(kafka.bootstrap_servers, [li.item for li in items], kafka=kafka)
     progress = Progress(
         TextColumn("[bold]decisions"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=note,
-        transient=False,
     )
     with progress:
         task = progress.add_task("decisions", total=len(wanted))
-
-        async def collect() -> None:
-            async for d in decisions(kafka):
-                if d.content_id not in wanted or d.content_id in got:
-                    continue
+        try:
+            async for d in iter_decisions(
+                kafka.bootstrap_servers, kafka=kafka, content_ids=wanted, timeout_s=wait_s
+            ):
                 got[d.content_id] = d
-                latency[d.content_id] = time.monotonic() - sent[d.content_id]
+                decided = d.decided_at.ToDatetime()
+                latency[d.content_id] = (decided - created[d.content_id]).total_seconds()
                 progress.advance(task)
                 if live:
                     act = action_name(d.action)
-                    style = {"ALLOW": "green", "ESCALATE": "yellow", "BLOCK": "red"}.get(act, "")
+                    style = ACTION_STYLE.get(act, "")
                     progress.console.print(
-                        f"[{style}]{act:<8}[/] {d.content_id:<12} {top_categories(d):<48} "
+                        f"[{style}]{act:<8}[/] {d.content_id:<14} {top_categories(d):<48} "
                         f"missing: {missing(d)}"
                     )
-                if len(got) == len(wanted):
-                    return
-
-        try:
-            await asyncio.wait_for(collect(), wait_s)
         except TimeoutError:
             note.print(f"[red]timed out after {wait_s:.0f}s: {len(wanted) - len(got)} missing[/]")
     return got, latency, time.monotonic() - start
@@ -263,12 +265,16 @@ def run_bench_text(seconds: float, concurrency: int) -> int:
 
 def run_eval_text() -> int:
     from crossguard.core.model_repository import ModelRepository
-    from crossguard.models.evaluate import eval_text, print_eval_report
+    from crossguard.core.taxonomy import Category
+    from crossguard.models.evaluate import eval_text, format_eval_report
     from crossguard.policy.loader import default_policy
 
     _ensure_models()
     repo = ModelRepository(ModelSettings().model_repository)
     policy = default_policy()
-    report = eval_text(repo, policy)
-    print_eval_report(report, console)
+    # Precision/recall are reported at the policy's escalate thresholds.
+    thresholds = {c: t for c in Category if (t := policy.thresholds(c).escalate) is not None}
+    report = eval_text(repo, thresholds, progress=_notify)
+    console.print(f"policy {policy.version}: precision/recall at its escalate thresholds")
+    console.print(format_eval_report(report), highlight=False, markup=False)
     return 0

@@ -20,7 +20,8 @@ class ProcessError(RuntimeError):
 class ManagedProcess:
     """A `python -m <module>` child whose stderr (JSON logs) goes to a log file.
 
-    Servers print `PORT <n>` on stdout once serving; `start(wait_port=True)` waits for it.
+    Servers print `PORT <n>` on stdout once serving, the worker prints `READY` once it has
+    joined its consumer group; `start(ready="PORT")` waits for such a line.
     """
 
     def __init__(self, name: str, module: str, env: Mapping[str, str], log_dir: Path) -> None:
@@ -38,7 +39,7 @@ class ManagedProcess:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def start(self, *, wait_port: bool, timeout: float = 180.0) -> None:
+    def start(self, *, ready: str, timeout: float = 180.0) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("a")
         self._proc = subprocess.Popen(
@@ -52,16 +53,15 @@ class ManagedProcess:
             start_new_session=True,  # Ctrl-C reaches the supervisor only; it stops children.
         )
         log.close()
-        if not wait_port:
-            self._drain()
-            return
         found = threading.Event()
 
         def read() -> None:
+            # Keeps draining stdout after the ready line so the child never blocks on a pipe.
             assert self._proc is not None and self._proc.stdout is not None
             for line in self._proc.stdout:
-                if line.startswith("PORT ") and not found.is_set():
-                    self.port = int(line.split()[1])
+                if line.startswith(ready) and not found.is_set():
+                    if ready == "PORT":
+                        self.port = int(line.split()[1])
                     found.set()
 
         threading.Thread(target=read, name=f"{self.name}-stdout", daemon=True).start()

@@ -18,7 +18,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from crossguard.cli.processes import ManagedProcess, ProcessError
-from crossguard.core.broker import EmbeddedBroker, free_port
+from crossguard.core.broker import EmbeddedBroker
 from crossguard.core.settings import KafkaSettings, ModelSettings
 from crossguard.core.topics import create_topics
 
@@ -132,7 +132,7 @@ class LocalStack:
         for proc, label in ((text, "text classifier"), (consistency, "consistency")):
             self.notify(f"starting {label} service")
             self.procs.append(proc)
-            proc.start(wait_port=True)
+            proc.start(ready="PORT")
         text_ep = f"127.0.0.1:{text.port}"
         consistency_ep = f"127.0.0.1:{consistency.port}"
         wait_serving(text_ep)
@@ -152,11 +152,10 @@ class LocalStack:
                 "CROSSGUARD_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                 "CROSSGUARD_TEXT_ENDPOINT": text_ep,
                 "CROSSGUARD_CONSISTENCY_ENDPOINT": consistency_ep,
-                "CROSSGUARD_WORKER_WEB_PORT": str(free_port()),
             },
         )
         self.procs.append(worker)
-        worker.start(wait_port=False)
+        worker.start(ready="READY")
         self.info = StackInfo(
             bootstrap=bootstrap,
             topic_prefix=self.kafka.topic_prefix,
