@@ -81,7 +81,8 @@ def test_moderate_blocks_a_threat_and_allows_a_friendly_sentence(
     assert threat.returncode == 0, threat.stderr
     decision = json.loads(threat.stdout)
     assert decision["action"] in ("ACTION_ESCALATE", "ACTION_BLOCK"), decision
-    top = max(decision["categories"], key=lambda c: c["score"])
+    harms = [c for c in decision["categories"] if c["category"] != "CATEGORY_PROFANITY"]
+    top = max(harms, key=lambda c: c["score"])
     assert top["category"] in ("CATEGORY_VIOLENCE", "CATEGORY_HARASSMENT"), decision
 
     friendly = run_cli(

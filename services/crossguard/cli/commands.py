@@ -90,6 +90,8 @@ async def _stream(
     from crossguard.pipeline.io import iter_decisions, publish_items
 
     wanted = {li.item.id for li in items}
+    for li in items:  # latency counts from publication, not from when the file was read
+        li.item.created_at.GetCurrentTime()
     created = {li.item.id: li.item.created_at.ToDatetime() for li in items}
     got: dict[str, decision_pb2.ModerationDecision] = {}
     latency: dict[str, float] = {}
@@ -115,9 +117,11 @@ async def _stream(
                 if live:
                     act = action_name(d.action)
                     style = ACTION_STYLE.get(act, "")
+                    gaps = f"  [dim]missing {missing(d)}[/]" if d.missing_signals else ""
                     progress.console.print(
-                        f"[{style}]{act:<8}[/] {d.content_id:<14} {top_categories(d):<48} "
-                        f"missing: {missing(d)}"
+                        f"[{style}]{act:<8}[/] {d.content_id:<16} {top_categories(d, 2)}{gaps}",
+                        soft_wrap=True,
+                        highlight=False,
                     )
         except TimeoutError:
             note.print(f"[red]timed out after {wait_s:.0f}s: {len(wanted) - len(got)} missing[/]")
