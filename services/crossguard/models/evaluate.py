@@ -1,0 +1,200 @@
+"""Evaluate the text model on the VALIDATION split (crossguard.models.data.split_of).
+
+Per category: AUC, AUPRC (average precision), precision/recall/F1 at the thresholds, over the
+validation rows annotated for that category. "any": max over the head categories' scores vs "any
+annotated category is positive". Thresholds come from the model (chosen on train) unless given.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from crossguard.core.model_repository import ModelRepository
+from crossguard.core.settings import ModelSettings
+from crossguard.core.taxonomy import Category
+from crossguard.models.data import default_data_dir, load_davidson, load_openai, select
+
+ANY = "any"
+
+
+@dataclass(frozen=True)
+class CategoryMetrics:
+    name: str
+    n: int
+    positives: int
+    auc: float
+    auprc: float
+    threshold: float
+    precision: float
+    recall: float
+    f1: float
+
+
+@dataclass
+class EvalReport:
+    split: str
+    rows: int
+    metrics: list[CategoryMetrics]
+    model_infos: list[tuple[str, str]]
+    seconds: float
+    # Secondary, out-of-domain: Davidson tweets' hate head on their validation split.
+    extra: list[CategoryMetrics] = field(default_factory=list)
+
+    def by_name(self) -> dict[str, CategoryMetrics]:
+        return {m.name: m for m in [*self.metrics, *self.extra]}
+
+
+def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """Mann-Whitney AUC with tie correction; nan when a class is missing."""
+    pos, neg = int(y.sum()), int(len(y) - y.sum())
+    if pos == 0 or neg == 0:
+        return math.nan
+    order = np.argsort(p, kind="mergesort")
+    ranks = np.empty(len(p), dtype=np.float64)
+    sp = p[order]
+    i = 0
+    while i < len(sp):
+        j = i
+        while j + 1 < len(sp) and sp[j + 1] == sp[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return float((ranks[y == 1].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
+
+
+def average_precision(y: np.ndarray, p: np.ndarray) -> float:
+    """AUPRC as average precision (step-wise, as scikit-learn), ties grouped."""
+    pos = int(y.sum())
+    if pos == 0:
+        return math.nan
+    order = np.argsort(-p, kind="mergesort")
+    ys, ps = y[order], p[order]
+    tp = np.cumsum(ys)
+    k = np.arange(1, len(ys) + 1)
+    last = np.r_[ps[1:] != ps[:-1], True]
+    tp, k = tp[last], k[last]
+    precision = tp / k
+    recall = tp / pos
+    prev = np.r_[0.0, recall[:-1]]
+    return float(np.sum((recall - prev) * precision))
+
+
+def _metrics(name: str, y: np.ndarray, p: np.ndarray, threshold: float) -> CategoryMetrics:
+    pred = p >= threshold
+    tp = int(np.sum(pred & (y == 1)))
+    fp = int(np.sum(pred & (y == 0)))
+    fn = int(np.sum(~pred & (y == 1)))
+    precision = tp / (tp + fp) if tp + fp else math.nan
+    recall = tp / (tp + fn) if tp + fn else math.nan
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else math.nan
+    return CategoryMetrics(
+        name, len(y), int(y.sum()), roc_auc(y, p), average_precision(y, p), threshold,
+        precision, recall, f1,
+    )
+
+
+def eval_text(
+    repository: ModelRepository | Path,
+    thresholds: dict[Category, float] | None = None,
+    *,
+    data_dir: Path | None = None,
+    settings: ModelSettings | None = None,
+    include_davidson: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> EvalReport:
+    """Score the validation split of the OpenAI moderation samples with TextModel.
+
+    repository: a ModelRepository or its root path (built by build_default_repository).
+    thresholds: per-category overrides; defaults to the model's (chosen on the train split).
+      "any" fires when any head category is at or above its threshold.
+    include_davidson: also report the hate head on Davidson's validation tweets (slower, ~20 s).
+    """
+    from crossguard.text.model import TextModel
+
+    repo = repository if isinstance(repository, ModelRepository) else ModelRepository(repository)
+    settings = settings or ModelSettings(model_repository=repo.root)
+    t0 = time.perf_counter()
+    model = TextModel(repo, settings)
+    model.load()
+    try:
+        cuts = {**model.thresholds, **(thresholds or {})}
+        rows = select(load_openai(data_dir or default_data_dir()), "validation")
+        if progress:
+            progress(f"scoring {len(rows)} validation rows")
+        scores = _predict(model, [r.text for r in rows])
+        head_cats = [c for c in model.categories if c != Category.PROFANITY]
+        metrics: list[CategoryMetrics] = []
+        for cat in head_cats:
+            idx = [i for i, r in enumerate(rows) if cat in r.labels]
+            y = np.array([rows[i].labels[cat] for i in idx], dtype=np.int64)
+            p = np.array([scores[i][cat] for i in idx], dtype=np.float64)
+            metrics.append(_metrics(cat.value, y, p, cuts[cat]))
+        y_any = np.array([int(r.any_positive) for r in rows], dtype=np.int64)
+        p_any = np.array([max(s[c] for c in head_cats) for s in scores], dtype=np.float64)
+        # "any" fires iff some category crosses its own threshold: margin max(p - t) >= 0.
+        margin = np.array([max(s[c] - cuts[c] for c in head_cats) for s in scores])
+        any_m = _metrics(ANY, y_any, p_any, math.nan)
+        fired = _metrics(ANY, y_any, margin, 0.0)
+        metrics.append(
+            CategoryMetrics(
+                ANY, any_m.n, any_m.positives, any_m.auc, any_m.auprc, math.nan,
+                fired.precision, fired.recall, fired.f1,
+            )
+        )
+        extra: list[CategoryMetrics] = []
+        if include_davidson:
+            tweets = select(load_davidson(data_dir or default_data_dir()), "validation")
+            if progress:
+                progress(f"scoring {len(tweets)} Davidson validation tweets (hate)")
+            dscores = _predict(model, [t.text for t in tweets])
+            y = np.array([t.labels[Category.HATE] for t in tweets], dtype=np.int64)
+            p = np.array([s[Category.HATE] for s in dscores], dtype=np.float64)
+            extra.append(_metrics("davidson:hate", y, p, cuts[Category.HATE]))
+        return EvalReport(
+            "validation", len(rows), metrics, model.model_infos, time.perf_counter() - t0, extra
+        )
+    finally:
+        model.close()
+
+
+def _predict(model: object, texts: Sequence[str], batch: int = 64) -> list[dict[Category, float]]:
+    from crossguard.text.model import TextModel
+
+    assert isinstance(model, TextModel)
+    out: list[dict[Category, float]] = []
+    for start in range(0, len(texts), batch):
+        out.extend(model.predict(texts[start : start + batch]))
+    return out
+
+
+def format_eval_report(report: EvalReport) -> str:
+    """The report as a fixed-width text table."""
+    models = ", ".join(f"{n}/{v}" for n, v in report.model_infos)
+    lines = [
+        f"text model evaluation on the {report.split} split ({report.rows} rows; {models}; "
+        f"{report.seconds:.1f}s)",
+        f"{'category':<18} {'n':>5} {'pos':>4} {'AUC':>6} {'AUPRC':>6} {'thresh':>7} "
+        f"{'prec':>6} {'recall':>6} {'F1':>6}",
+    ]
+
+    def f(x: float, width: int = 6, digits: int = 3) -> str:
+        return f"{'-':>{width}}" if math.isnan(x) else f"{x:>{width}.{digits}f}"
+
+    for m in [*report.metrics, *report.extra]:
+        thr = "per-cat" if m.name == ANY else f(m.threshold, 7)
+        lines.append(
+            f"{m.name:<18} {m.n:>5} {m.positives:>4} {f(m.auc)} {f(m.auprc)} {thr:>7} "
+            f"{f(m.precision)} {f(m.recall)} {f(m.f1)}"
+        )
+    return "\n".join(lines)
+
+
+def print_eval_report(report: EvalReport, out: Callable[[str], None] = print) -> None:
+    """Print `format_eval_report(report)` through `out` (print, console.print, ...)."""
+    out(format_eval_report(report))
