@@ -37,7 +37,7 @@ from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
 
 SERVICE_METHOD = "/crossguard.v1.ClassifierService/Classify"
-BATCH_SIZES: tuple[int, ...] = (1, 4, 8, 16, 32, 64)
+BATCH_SIZES: tuple[int, ...] = (1, 4, 16, 64)
 # Texts longer than this many whitespace words are skipped, so that every text is one chunk in
 # the service and raw/service/naive do the same work.
 MAX_WORDS = 100
@@ -135,17 +135,13 @@ def bench_texts(n: int = 512, data_dir: Path | None = None) -> list[str]:
 # --- (a) raw ---------------------------------------------------------------------------------
 
 
-def _load_text_model(repository: ModelRepository, threads: int = 0) -> Any:
-    from crossguard.text.model import TextModel
+def _load_text_model(repository: ModelRepository) -> Any:
+    """The TextModel exactly as the service builds it (same settings, same sub-batching)."""
+    from crossguard.text.server import build_model
+    from crossguard.text.settings import TextServerSettings
 
-    model = TextModel(
-        repository,
-        ModelSettings(
-            model_repository=repository.root,
-            onnx_providers=os.environ.get("CROSSGUARD_ONNX_PROVIDERS", "auto"),
-            onnx_intra_op_threads=threads,
-        ),
-    )
+    settings = TextServerSettings(model=ModelSettings(model_repository=repository.root))
+    model = build_model(settings)
     model.load()
     return model
 
@@ -358,7 +354,7 @@ def run_text_bench(
     *,
     seconds: float = 10.0,
     concurrency: int = 16,
-    rounds: int = 3,
+    rounds: int = 5,
     n_texts: int = 512,
     batch_sizes: Sequence[int] = BATCH_SIZES,
     with_evidence: bool = True,
@@ -454,30 +450,23 @@ def _merge(name: str, rows: Sequence[BenchRow], note: str) -> BenchRow:
 
 def run_batcher_sweep(
     repository: ModelRepository,
-    grid: Sequence[tuple[int, float, int]],
+    grid: Sequence[dict[str, str]],
     *,
     seconds: float = 6.0,
     concurrency: int = 16,
     rounds: int = 3,
-    extra_env: dict[str, str] | None = None,
     progress: Callable[[str], None] | None = None,
-) -> list[tuple[tuple[int, float, int], BenchRow]]:
-    """Service throughput/latency for (batch_max, max_delay_ms, workers) settings: one idle
-    server per setting, measured round-robin for `rounds` rounds (seconds per setting in all),
-    so that outside load hits every setting alike. Evidence off."""
+) -> list[tuple[dict[str, str], BenchRow]]:
+    """Service throughput/latency for each setting in `grid` (CROSSGUARD_TEXT_* environment
+    overrides): one idle server per setting, measured round-robin for `rounds` rounds (seconds
+    per setting in all), so that outside load hits every setting alike. Evidence off."""
     say = progress or (lambda msg: print(f"[sweep] {msg}", file=sys.stderr, flush=True))
     texts = bench_texts()
     servers: list[tuple[subprocess.Popen[str], int]] = []
     results: dict[int, list[BenchRow]] = {i: [] for i in range(len(grid))}
     try:
-        for batch_max, delay_ms, workers in grid:
-            env = {
-                "CROSSGUARD_TEXT_EVIDENCE_PASSES": "0",
-                "CROSSGUARD_TEXT_BATCH_MAX": str(batch_max),
-                "CROSSGUARD_TEXT_BATCH_MAX_DELAY_MS": str(delay_ms),
-                "CROSSGUARD_TEXT_BATCH_WORKERS": str(workers),
-                **(extra_env or {}),
-            }
+        for overrides in grid:
+            env = {"CROSSGUARD_TEXT_EVIDENCE_PASSES": "0", **overrides}
             servers.append(start_text_server(repository, env))
         for r in range(rounds):
             say(f"round {r + 1}/{rounds}")
@@ -491,8 +480,36 @@ def run_batcher_sweep(
         for proc, _ in servers:
             stop_text_server(proc)
     return [
-        (setting, _merge("service", results[i], f"{concurrency} clients"))
-        for i, setting in enumerate(grid)
+        (overrides, _merge("service", results[i], f"{concurrency} clients"))
+        for i, overrides in enumerate(grid)
+    ]
+
+
+DEFAULT_SWEEP: tuple[tuple[int, float, int, int], ...] = (
+    # batch_max, max_delay_ms, workers, model_sub_batch (0: the model's default)
+    (1, 0.0, 1, 0),
+    (8, 0.0, 1, 0),
+    (16, 2.0, 1, 0),
+    (8, 0.0, 1, 1),
+    (16, 0.0, 1, 1),
+    (16, 2.0, 1, 1),
+    (16, 0.0, 1, 2),
+    (32, 2.0, 1, 1),
+    (16, 0.0, 2, 1),
+)
+
+
+def sweep_grid(
+    settings: Sequence[tuple[int, float, int, int]] = DEFAULT_SWEEP,
+) -> list[dict[str, str]]:
+    return [
+        {
+            "CROSSGUARD_TEXT_BATCH_MAX": str(b),
+            "CROSSGUARD_TEXT_BATCH_MAX_DELAY_MS": str(d),
+            "CROSSGUARD_TEXT_BATCH_WORKERS": str(w),
+            "CROSSGUARD_TEXT_MODEL_SUB_BATCH": str(sb),
+        }
+        for b, d, w, sb in settings
     ]
 
 
@@ -541,19 +558,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sweep-batcher", action="store_true")
     args = parser.parse_args()
     repo = ModelRepository(ModelSettings().model_repository)
     if args.sweep_batcher:
-        grid = [(1, 0.0, 1), (4, 0.0, 1), (8, 0.0, 1), (8, 2.0, 1), (16, 0.0, 1)]
-        grid += [(16, 2.0, 1), (32, 2.0, 1), (8, 0.0, 2)]
-        for (b, d, w), row in run_batcher_sweep(
-            repo, grid, seconds=args.seconds, concurrency=args.concurrency, rounds=args.rounds
+        for overrides, row in run_batcher_sweep(
+            repo,
+            sweep_grid(),
+            seconds=args.seconds,
+            concurrency=args.concurrency,
+            rounds=args.rounds,
         ):
+            label = " ".join(
+                f"{k.removeprefix('CROSSGUARD_TEXT_').lower()}={v}" for k, v in overrides.items()
+            )
             print(
-                f"batch_max={b:3d} delay_ms={d:4.1f} workers={w}: {row.items_per_s:7.1f} items/s "
-                f"p50 {row.p50_ms:.1f} ms p99 {row.p99_ms:.1f} ms",
+                f"{label}: {row.items_per_s:7.1f} items/s "
+                f"p50 {row.p50_ms or 0:.1f} ms p99 {row.p99_ms or 0:.1f} ms",
                 flush=True,
             )
         return

@@ -28,7 +28,10 @@ def build_model(settings: TextServerSettings) -> TextModelLike:
     """The production TextModel over the configured model repository (not loaded yet)."""
     from crossguard.text.model import TextModel
 
-    return TextModel(ModelRepository(settings.model.model_repository), settings.model)
+    repository = ModelRepository(settings.model.model_repository)
+    if settings.text.model_sub_batch:
+        return TextModel(repository, settings.model, sub_batch=settings.text.model_sub_batch)
+    return TextModel(repository, settings.model)
 
 
 def build_server(classifier: TextClassifier, settings: TextServerSettings) -> GrpcServer:
