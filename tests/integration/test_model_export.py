@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,8 +22,25 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 LABELS = {0: "safe", 1: "hate", 2: "violence"}
-WORDS = ["hello", "world", "this", "is", "a", "some", "##what", "longer", "sentence", "to",
-         "exercise", "padding", "and", "masks", "short", "hate", "kill"]
+WORDS = [
+    "hello",
+    "world",
+    "this",
+    "is",
+    "a",
+    "some",
+    "##what",
+    "longer",
+    "sentence",
+    "to",
+    "exercise",
+    "padding",
+    "and",
+    "masks",
+    "short",
+    "hate",
+    "kill",
+]
 
 
 def _tiny_bert(tmp_path: Path) -> Path:
@@ -34,8 +52,13 @@ def _tiny_bert(tmp_path: Path) -> Path:
     tok.model_max_length = 64
     torch.manual_seed(0)
     config = transformers.BertConfig(
-        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=37, max_position_embeddings=64, id2label=LABELS,
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=64,
+        id2label=LABELS,
         label2id={v: k for k, v in LABELS.items()},
     )
     transformers.BertForSequenceClassification(config).eval().save_pretrained(out)
@@ -47,17 +70,33 @@ def _tiny_vit(tmp_path: Path) -> Path:
     out = tmp_path / "vit"
     torch.manual_seed(0)
     config = transformers.ViTConfig(
-        image_size=32, patch_size=8, num_channels=3, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=37, id2label=LABELS,
+        image_size=32,
+        patch_size=8,
+        num_channels=3,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        id2label=LABELS,
         label2id={v: k for k, v in LABELS.items()},
     )
     transformers.ViTForImageClassification(config).eval().save_pretrained(out)
     # Written by hand: ViTImageProcessor itself needs Pillow, which export does not.
-    (out / "preprocessor_config.json").write_text(json.dumps({
-        "image_processor_type": "ViTImageProcessor", "do_resize": True, "do_rescale": True,
-        "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": [0.5, 0.5, 0.5],
-        "image_std": [0.5, 0.5, 0.5], "resample": 2, "size": {"height": 32, "width": 32},
-    }))
+    (out / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "image_processor_type": "ViTImageProcessor",
+                "do_resize": True,
+                "do_rescale": True,
+                "rescale_factor": 1 / 255,
+                "do_normalize": True,
+                "image_mean": [0.5, 0.5, 0.5],
+                "image_std": [0.5, 0.5, 0.5],
+                "resample": 2,
+                "size": {"height": 32, "width": 32},
+            }
+        )
+    )
     return out
 
 
@@ -65,10 +104,19 @@ def _tiny_wav2vec2(tmp_path: Path) -> Path:
     out = tmp_path / "w2v"
     torch.manual_seed(0)
     config = transformers.Wav2Vec2Config(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-        conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 4), num_feat_extract_layers=2,
-        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, classifier_proj_size=16,
-        id2label=LABELS, label2id={v: k for k, v in LABELS.items()},
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        conv_dim=(16, 16),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 4),
+        num_feat_extract_layers=2,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        classifier_proj_size=16,
+        id2label=LABELS,
+        label2id={v: k for k, v in LABELS.items()},
     )
     transformers.Wav2Vec2ForSequenceClassification(config).eval().save_pretrained(out)
     transformers.Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(out)
@@ -79,17 +127,25 @@ def _tiny_ast(tmp_path: Path) -> Path:
     out = tmp_path / "ast"
     torch.manual_seed(0)
     config = transformers.ASTConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-        patch_size=16, frequency_stride=10, time_stride=10, max_length=64, num_mel_bins=32,
-        id2label=LABELS, label2id={v: k for k, v in LABELS.items()},
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        patch_size=16,
+        frequency_stride=10,
+        time_stride=10,
+        max_length=64,
+        num_mel_bins=32,
+        id2label=LABELS,
+        label2id={v: k for k, v in LABELS.items()},
     )
     transformers.ASTForAudioClassification(config).eval().save_pretrained(out)
     transformers.ASTFeatureExtractor(num_mel_bins=32, max_length=64).save_pretrained(out)
     return out
 
 
-def _check(entry_dir: Path, task: str) -> dict[str, object]:
-    manifest = json.loads((entry_dir / "manifest.json").read_text())
+def _check(entry_dir: Path, task: str) -> dict[str, Any]:
+    manifest: dict[str, Any] = json.loads((entry_dir / "manifest.json").read_text())
     assert manifest["task"] == f"{task}-classification"
     assert manifest["labels"] == ["safe", "hate", "violence"]
     assert manifest["taxonomy"] == {"hate": "hate", "violence": "violence"}
@@ -102,8 +158,9 @@ def _check(entry_dir: Path, task: str) -> dict[str, object]:
 def test_export_text_classifier(tmp_path: Path) -> None:
     ckpt = _tiny_bert(tmp_path)
     assert detect_task(ckpt) == "text"
-    entry = export_checkpoint(ckpt, tmp_path / "repo", name="tiny-bert", version="1",
-                              progress=no_progress)
+    entry = export_checkpoint(
+        ckpt, tmp_path / "repo", name="tiny-bert", version="1", progress=no_progress
+    )
     entry.verify()
     manifest = _check(entry.path, "text")
     pre = manifest["preprocessing"]
@@ -137,8 +194,9 @@ def test_export_text_classifier(tmp_path: Path) -> None:
 def test_export_image_classifier(tmp_path: Path) -> None:
     ckpt = _tiny_vit(tmp_path)
     assert detect_task(ckpt) == "image"
-    entry = export_checkpoint(ckpt, tmp_path / "repo", name="tiny-vit", version="2",
-                              progress=no_progress)
+    entry = export_checkpoint(
+        ckpt, tmp_path / "repo", name="tiny-vit", version="2", progress=no_progress
+    )
     manifest = _check(entry.path, "image")
     pre = manifest["preprocessing"]
     assert isinstance(pre, dict)
@@ -151,8 +209,9 @@ def test_export_image_classifier(tmp_path: Path) -> None:
 def test_export_audio_classifier(tmp_path: Path, builder: object) -> None:
     ckpt = builder(tmp_path)  # type: ignore[operator]
     assert detect_task(ckpt) == "audio"
-    entry = export_checkpoint(ckpt, tmp_path / "repo", name="tiny-audio", version="1",
-                              progress=no_progress)
+    entry = export_checkpoint(
+        ckpt, tmp_path / "repo", name="tiny-audio", version="1", progress=no_progress
+    )
     manifest = _check(entry.path, "audio")
     pre = manifest["preprocessing"]
     assert isinstance(pre, dict)
@@ -160,5 +219,5 @@ def test_export_audio_classifier(tmp_path: Path, builder: object) -> None:
 
 
 def test_export_rejects_non_checkpoint(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="config.json"):
+    with pytest.raises(ModelError, match=r"config\.json"):
         export_checkpoint(tmp_path, tmp_path / "repo", name="x", version="1", progress=no_progress)

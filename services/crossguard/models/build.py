@@ -72,7 +72,9 @@ def ensure_entry(
     t0 = time.perf_counter()
     entry = model.build(repo, progress)
     entry.verify()
-    progress(f"{model.name}/{model.version}: built in {time.perf_counter() - t0:.1f}s -> {entry.path}")
+    progress(
+        f"{model.name}/{model.version}: built in {time.perf_counter() - t0:.1f}s -> {entry.path}"
+    )
     return entry
 
 

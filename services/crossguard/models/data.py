@@ -26,8 +26,9 @@ OPENAI_FILE = "openai-moderation-dev.jsonl"
 DAVIDSON_FILE = "davidson-labeled.csv"
 
 # Categories with training labels in the OpenAI release, in a fixed order (head order).
-OPENAI_CATEGORIES: tuple[Category, ...] = tuple(OPENAI_CODES[c] for c in
-                                                ("S", "H", "V", "HR", "SH", "S3", "H2", "V2"))
+OPENAI_CATEGORIES: tuple[Category, ...] = tuple(
+    OPENAI_CODES[c] for c in ("S", "H", "V", "HR", "SH", "S3", "H2", "V2")
+)
 
 
 def default_data_dir() -> Path:

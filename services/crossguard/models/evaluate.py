@@ -94,8 +94,15 @@ def _metrics(name: str, y: np.ndarray, p: np.ndarray, threshold: float) -> Categ
     recall = tp / (tp + fn) if tp + fn else math.nan
     f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else math.nan
     return CategoryMetrics(
-        name, len(y), int(y.sum()), roc_auc(y, p), average_precision(y, p), threshold,
-        precision, recall, f1,
+        name,
+        len(y),
+        int(y.sum()),
+        roc_auc(y, p),
+        average_precision(y, p),
+        threshold,
+        precision,
+        recall,
+        f1,
     )
 
 
@@ -143,8 +150,15 @@ def eval_text(
         fired = _metrics(ANY, y_any, margin, 0.0)
         metrics.append(
             CategoryMetrics(
-                ANY, any_m.n, any_m.positives, any_m.auc, any_m.auprc, math.nan,
-                fired.precision, fired.recall, fired.f1,
+                ANY,
+                any_m.n,
+                any_m.positives,
+                any_m.auc,
+                any_m.auprc,
+                math.nan,
+                fired.precision,
+                fired.recall,
+                fired.f1,
             )
         )
         extra: list[CategoryMetrics] = []

@@ -110,22 +110,23 @@ class _Logits:
         return Wrapper().eval()
 
 
-def _text_inputs(checkpoint_dir: Path, model: Any, out_dir: Path) -> tuple[
-    list[str], list[np.ndarray], list[np.ndarray], dict[str, Any]
-]:
+def _text_inputs(
+    checkpoint_dir: Path, model: Any, out_dir: Path
+) -> tuple[list[str], list[np.ndarray], list[np.ndarray], dict[str, Any]]:
     transformers = require("transformers")
     config = model.config
     max_pos = int(getattr(config, "max_position_embeddings", 512) or 512)
     try:
         tok = transformers.AutoTokenizer.from_pretrained(str(checkpoint_dir))
-    except Exception as exc:  # noqa: BLE001 - any tokenizer failure: the checkpoint lacks one
+    except Exception as exc:
         raise ModelError(f"{checkpoint_dir}: cannot load a tokenizer: {exc}") from exc
     if not getattr(tok, "is_fast", False):
         raise ModelError(f"{checkpoint_dir}: a fast tokenizer (tokenizer.json) is required")
     max_length = int(min(getattr(tok, "model_max_length", max_pos) or max_pos, max_pos))
     tok.backend_tokenizer.save(str(out_dir / TOKENIZER_FILE))
-    names = [n for n in tok.model_input_names if n in ("input_ids", "attention_mask",
-                                                         "token_type_ids")]
+    names = [
+        n for n in tok.model_input_names if n in ("input_ids", "attention_mask", "token_type_ids")
+    ]
     if "token_type_ids" in names and getattr(config, "type_vocab_size", 1) <= 1:
         names.remove("token_type_ids")
 
@@ -147,9 +148,9 @@ def _text_inputs(checkpoint_dir: Path, model: Any, out_dir: Path) -> tuple[
     return names, dummy, check, pre
 
 
-def _image_inputs(checkpoint_dir: Path, model: Any, out_dir: Path) -> tuple[
-    list[str], list[np.ndarray], list[np.ndarray], dict[str, Any]
-]:
+def _image_inputs(
+    checkpoint_dir: Path, model: Any, out_dir: Path
+) -> tuple[list[str], list[np.ndarray], list[np.ndarray], dict[str, Any]]:
     config = model.config
     channels = int(getattr(config, "num_channels", 3))
     size = getattr(config, "image_size", 224)
@@ -161,9 +162,19 @@ def _image_inputs(checkpoint_dir: Path, model: Any, out_dir: Path) -> tuple[
         cfg = json.loads(src.read_text())
         shutil.copy2(src, out_dir / PREPROCESSOR_FILE)
         pre["processor_config"] = PREPROCESSOR_FILE
-        for key in ("image_mean", "image_std", "size", "do_resize", "do_rescale",
-                    "rescale_factor", "do_normalize", "resample", "crop_size",
-                    "do_center_crop", "image_processor_type"):
+        for key in (
+            "image_mean",
+            "image_std",
+            "size",
+            "do_resize",
+            "do_rescale",
+            "rescale_factor",
+            "do_normalize",
+            "resample",
+            "crop_size",
+            "do_center_crop",
+            "image_processor_type",
+        ):
             if key in cfg:
                 pre[key] = cfg[key]
     name = getattr(model, "main_input_name", "pixel_values")
@@ -172,18 +183,27 @@ def _image_inputs(checkpoint_dir: Path, model: Any, out_dir: Path) -> tuple[
     return [name], dummy, check, pre
 
 
-def _audio_inputs(checkpoint_dir: Path, model: Any, out_dir: Path) -> tuple[
-    list[str], list[np.ndarray], list[np.ndarray], dict[str, Any]
-]:
+def _audio_inputs(
+    checkpoint_dir: Path, model: Any, out_dir: Path
+) -> tuple[list[str], list[np.ndarray], list[np.ndarray], dict[str, Any]]:
     src = checkpoint_dir / PREPROCESSOR_FILE
     cfg: dict[str, Any] = json.loads(src.read_text()) if src.is_file() else {}
     pre: dict[str, Any] = {}
     if cfg:
         shutil.copy2(src, out_dir / PREPROCESSOR_FILE)
         pre["processor_config"] = PREPROCESSOR_FILE
-        for key in ("feature_extractor_type", "sampling_rate", "feature_size", "do_normalize",
-                    "num_mel_bins", "max_length", "mean", "std", "padding_value",
-                    "return_attention_mask"):
+        for key in (
+            "feature_extractor_type",
+            "sampling_rate",
+            "feature_size",
+            "do_normalize",
+            "num_mel_bins",
+            "max_length",
+            "mean",
+            "std",
+            "padding_value",
+            "return_attention_mask",
+        ):
             if key in cfg:
                 pre[key] = cfg[key]
     name = getattr(model, "main_input_name", "input_values")
@@ -273,7 +293,9 @@ def export_checkpoint(
     session = ort.InferenceSession(str(out_dir / MODEL_FILE), providers=["CPUExecutionProvider"])
     got = session.run(["logits"], dict(zip(names, check, strict=True)))[0]
     diff = float(np.max(np.abs(got - ref)))
-    progress(f"{name}/{version}: parity max abs diff {diff:.2e} vs torch (limit {parity_limit:.0e})")
+    progress(
+        f"{name}/{version}: parity max abs diff {diff:.2e} vs torch (limit {parity_limit:.0e})"
+    )
     if not diff <= parity_limit:
         raise RuntimeError(f"{name}/{version}: ONNX parity {diff:.3e} exceeds {parity_limit:.0e}")
 
@@ -307,8 +329,7 @@ def export_checkpoint(
             licence="see the checkpoint's model card",
             description=f"{type(model).__name__} ({model.config.model_type}); exported with "
             f"torch {dist_version('torch')}, transformers {dist_version('transformers')}",
-            built_by=f"crossguard models export {checkpoint_dir} --name {name} "
-            f"--version {version}",
+            built_by=f"crossguard models export {checkpoint_dir} --name {name} --version {version}",
         ),
         metrics={
             "parity_max_abs_diff": diff,

@@ -84,7 +84,9 @@ def _add_offensive_output(model: Any, prob_name: str) -> None:
     """Append Gather(probabilities, 1, axis=1) -> `offensive` [batch] and make it the output."""
     onnx = require("onnx")
     graph = model.graph
-    graph.initializer.append(onnx.helper.make_tensor("offensive_index", onnx.TensorProto.INT64, [], [1]))
+    graph.initializer.append(
+        onnx.helper.make_tensor("offensive_index", onnx.TensorProto.INT64, [], [1])
+    )
     graph.node.append(
         onnx.helper.make_node(
             "Gather", [prob_name, "offensive_index"], [OUTPUT], axis=1, name="offensive_gather"
@@ -101,8 +103,8 @@ def _convert(out: Path) -> Any:
     skl2onnx = require("skl2onnx")
     onnx = require("onnx")
     pc = require("profanity_check.profanity_check")
-    from sklearn.pipeline import Pipeline
     from skl2onnx.common.data_types import StringTensorType
+    from sklearn.pipeline import Pipeline
 
     pipeline = Pipeline([("tfidf", pc.vectorizer), ("clf", pc.model)])
     model = skl2onnx.convert_sklearn(
@@ -125,9 +127,7 @@ def onnx_offensive(session: Any, texts: list[str]) -> np.ndarray:
     return np.asarray(session.run([OUTPUT], {"text": arr})[0], dtype=np.float32)
 
 
-def build_profanity(
-    repo: ModelRepository, *, progress: ProgressFn = stderr_progress
-) -> ModelEntry:
+def build_profanity(repo: ModelRepository, *, progress: ProgressFn = stderr_progress) -> ModelEntry:
     """Convert alt-profanity-check's TF-IDF + calibrated LinearSVC into `repo`."""
     ort = require("onnxruntime")
     out_dir = repo.entry_dir(NAME, VERSION)

@@ -206,7 +206,8 @@ def train(
     digest = hashlib.sha256(weights.tobytes() + bias.tobytes()).hexdigest()
     data_digest = hashlib.sha256(
         b"".join(
-            (data_dir / f).read_bytes() for f in ("openai-moderation-dev.jsonl", "davidson-labeled.csv")
+            (data_dir / f).read_bytes()
+            for f in ("openai-moderation-dev.jsonl", "davidson-labeled.csv")
         )
     ).hexdigest()
     meta = {
