@@ -115,6 +115,10 @@ def _convert(out: Path) -> Any:
         target_opset={"": 17, "ai.onnx.ml": 3},
     )
     _fix_locale(model)
+    # skl2onnx emits opset imports in set order; sort them so rebuilds are byte-identical.
+    opsets = sorted(model.opset_import, key=lambda o: o.domain)
+    del model.opset_import[:]
+    model.opset_import.extend(opsets)
     prob_name = next(o.name for o in model.graph.output if o.name != "label")
     _add_offensive_output(model, prob_name)
     onnx.checker.check_model(model)
