@@ -354,3 +354,12 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.max_part_chars == 123 and s.batch_max == 7
     with pytest.raises(ValueError, match="window_overlap_units"):
         TextServiceSettings(window_units=10, window_overlap_units=10)
+
+
+def test_default_intra_op_threads_leave_room_for_the_event_loop() -> None:
+    from crossguard.text.server import default_intra_op_threads
+
+    assert default_intra_op_threads(1, cpus=2) == 1
+    assert default_intra_op_threads(2, cpus=2) == 1
+    assert default_intra_op_threads(1, cpus=16) == 8
+    assert default_intra_op_threads(2, cpus=16) == 4

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 from crossguard.core.grpc_server import GrpcServer, serve_forever
 from crossguard.core.logging_setup import configure_logging
@@ -24,14 +25,34 @@ SERVICE = "crossguard-text"
 log = logging.getLogger(__name__)
 
 
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_intra_op_threads(workers: int, cpus: int | None = None) -> int:
+    """onnxruntime threads per model call when CROSSGUARD_ONNX_INTRA_OP_THREADS is 0: half the
+    CPUs, shared by the batch workers, at least 1. The other half serves gRPC, tokenisation and
+    the next batch; measured on 2 busy cores: 1 thread ~2x the throughput of onnxruntime's
+    default (2 spinning threads fighting the event loop and other processes)."""
+    cpus = cpus or available_cpus()
+    return max(1, cpus // 2 // max(1, workers))
+
+
 def build_model(settings: TextServerSettings) -> TextModelLike:
     """The production TextModel over the configured model repository (not loaded yet)."""
     from crossguard.text.model import TextModel
 
-    repository = ModelRepository(settings.model.model_repository)
+    model_settings = settings.model
+    if model_settings.onnx_intra_op_threads == 0:
+        threads = default_intra_op_threads(settings.text.batch_workers)
+        model_settings = model_settings.model_copy(update={"onnx_intra_op_threads": threads})
+    repository = ModelRepository(model_settings.model_repository)
     if settings.text.model_sub_batch:
-        return TextModel(repository, settings.model, sub_batch=settings.text.model_sub_batch)
-    return TextModel(repository, settings.model)
+        return TextModel(repository, model_settings, sub_batch=settings.text.model_sub_batch)
+    return TextModel(repository, model_settings)
 
 
 def build_server(classifier: TextClassifier, settings: TextServerSettings) -> GrpcServer:
