@@ -9,4 +9,11 @@ python -m grpc_tools.protoc -Iprotos \
   --python_out="$out" --mypy_out="$out" \
   --grpc_python_out="$out" --mypy_grpc_out="$out" \
   protos/crossguard/v1/*.proto
+# Protos without a service get no (empty) *_pb2_grpc modules.
+for proto in protos/crossguard/v1/*.proto; do
+  if ! grep -q '^service ' "$proto"; then
+    base=$(basename "$proto" .proto)
+    rm -f "$out/crossguard/v1/${base}_pb2_grpc.py" "$out/crossguard/v1/${base}_pb2_grpc.pyi"
+  fi
+done
 touch "$out/crossguard/v1/__init__.py"
