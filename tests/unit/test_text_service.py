@@ -363,3 +363,14 @@ def test_default_intra_op_threads_leave_room_for_the_event_loop() -> None:
     assert default_intra_op_threads(2, cpus=2) == 1
     assert default_intra_op_threads(1, cpus=16) == 8
     assert default_intra_op_threads(2, cpus=16) == 4
+
+
+async def test_evidence_is_best_effort_under_back_pressure(
+    make_classifier: ClassifierFactory,
+) -> None:
+    # A queue of 3: the request's own chunk fits, its 12 occlusion variants do not.
+    clf = await started(make_classifier, queue_max=3)
+    result = await clf.classify("c", [("t", "one two three four kill five six seven")])
+    assert result.score_of(Category.VIOLENCE) == pytest.approx(0.9)
+    assert result.evidence == []
+    await clf.close()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from crossguard.core.batcher import MicroBatcher
-from crossguard.core.errors import InvalidInput, LimitExceeded, NotReady
+from crossguard.core.errors import InvalidInput, LimitExceeded, NotReady, Overloaded
 from crossguard.core.results import (
     ClassifierResult,
     Modality,
@@ -200,7 +200,11 @@ class TextClassifier:
         wanted = self._evidence_count(max_evidence)
         evidence: list[TextSpanEvidence] = []
         if wanted and self.settings.evidence_passes:
-            evidence = await self._evidence(scores, argmax, wanted)
+            try:
+                evidence = await self._evidence(scores, argmax, wanted)
+            except Overloaded:
+                # Evidence is best effort: under back-pressure the scores still go out.
+                log.warning("evidence skipped: model queue full", extra={"content_id": content_id})
         t_end = time.perf_counter()
 
         ordered = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0].value))

@@ -91,7 +91,7 @@ class TextServiceSettings(CrossguardSettings):
         "asks.",
     )
     evidence_min_drop: float = Field(
-        default=0.05,
+        default=0.1,
         ge=0.0,
         le=1.0,
         description="CROSSGUARD_TEXT_EVIDENCE_MIN_DROP: smallest score drop (when the span is "
