@@ -174,3 +174,24 @@ def test_eval_text_on_validation(built_repository: ModelRepository) -> None:
     assert by_name["sexual"].auc >= 0.9
     text = format_eval_report(report)
     assert "any" in text and "AUPRC" in text
+
+
+def test_runtime_needs_no_build_frameworks(built_repository: ModelRepository) -> None:
+    """Loading and running TextModel imports none of torch/transformers/sklearn."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from crossguard.core.model_repository import ModelRepository\n"
+        "from crossguard.core.settings import ModelSettings\n"
+        "from crossguard.text.model import TextModel\n"
+        f"root = Path({str(built_repository.root)!r})\n"
+        "m = TextModel(ModelRepository(root), ModelSettings(model_repository=root))\n"
+        "m.load(); m.predict(['hello']); m.embed(['hello'])\n"
+        "bad = sorted(k for k in ('torch', 'transformers', 'sklearn', 'sentence_transformers',"
+        " 'skl2onnx') if k in sys.modules)\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
