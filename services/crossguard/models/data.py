@@ -32,8 +32,8 @@ OPENAI_CATEGORIES: tuple[Category, ...] = tuple(
 
 
 def default_data_dir() -> Path:
-    """$CROSSGUARD_DATA_DIR, else the shared moderation data next to the checkout."""
-    env = os.environ.get("CROSSGUARD_DATA_DIR")
+    """$CROSSGUARD_LABELED_DATA_DIR, else the shared moderation data next to the checkout."""
+    env = os.environ.get("CROSSGUARD_LABELED_DATA_DIR")
     if env:
         return Path(env)
     here = Path(__file__).resolve()
