@@ -93,14 +93,10 @@ def _ratio(a: BenchRow | None, b: BenchRow | None) -> float | None:
 
 
 def _data_dir() -> Path:
-    env = os.environ.get("CROSSGUARD_DATA_DIR")
-    if env:
-        return Path(env)
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent.parent / "shared" / "data" / "moderation"
-        if candidate.is_dir():
-            return candidate
-    return Path("/work/shared/data/moderation")
+    """The labeled moderation data (CROSSGUARD_LABELED_DATA_DIR, else shared/data/moderation)."""
+    from crossguard.models.data import default_data_dir
+
+    return default_data_dir()
 
 
 def bench_texts(n: int = 512, data_dir: Path | None = None) -> list[str]:
