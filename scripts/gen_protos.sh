@@ -8,7 +8,7 @@ rm -f "$out"/crossguard/v1/*_pb2*.py "$out"/crossguard/v1/*_pb2*.pyi
 python -m grpc_tools.protoc -Iprotos \
   --python_out="$out" --mypy_out="$out" \
   --grpc_python_out="$out" --mypy_grpc_out="$out" \
-  protos/crossguard/v1/*.proto
+  protos/crossguard/v1/*.proto 2> >(grep -v '^Writing mypy to' >&2)
 # Protos without a service get no (empty) *_pb2_grpc modules.
 for proto in protos/crossguard/v1/*.proto; do
   if ! grep -q '^service ' "$proto"; then

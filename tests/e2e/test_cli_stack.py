@@ -96,6 +96,29 @@ def test_moderate_blocks_a_threat_and_allows_a_friendly_sentence(
     assert table.returncode == 0, table.stderr
     assert "policy" in table.stdout and ("BLOCK" in table.stdout or "ESCALATE" in table.stdout)
 
+    # A labeled replay through the same running stack reports speed and quality.
+    labeled = tmp_path / "labeled.jsonl"
+    labeled.write_text(
+        "\n".join(
+            json.dumps({"id": f"r{i}", "text": text, "labels": {"violence": label}})
+            for i, (text, label) in enumerate(
+                [
+                    ("I will find you and kill you", 1),
+                    ("I'm going to beat him until he stops breathing.", 1),
+                    ("Let's meet up and I'll show you what happens to snitches.", 1),
+                    ("What a lovely afternoon at the beach.", 0),
+                    ("Can you recommend a good beginner camera?", 0),
+                    ("Our book club meets on Thursday at 7pm.", 0),
+                ]
+            )
+        )
+    )
+    replay = run_cli("replay", str(labeled))
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert "throughput" in replay.stdout and "latency p99" in replay.stdout
+    violence_row = next(line for line in replay.stdout.splitlines() if "violence" in line)
+    assert "1.000" in violence_row, replay.stdout  # AUC on an easy, separable set
+
     # Ctrl-C stops the whole stack cleanly and removes its state file.
     running_stack.send_signal(signal.SIGINT)
     assert running_stack.wait(60) == 0

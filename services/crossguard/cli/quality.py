@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 from rich.table import Table
 
 from crossguard.cli.items import LabeledItem
 from crossguard.core.taxonomy import Category
+from crossguard.models.evaluate import average_precision, roc_auc
 from crossguard.policy.loader import default_policy
 from crossguard.v1 import decision_pb2
 
@@ -16,10 +18,6 @@ from crossguard.v1 import decision_pb2
 def quality_table(
     items: Sequence[LabeledItem], got: dict[str, decision_pb2.ModerationDecision]
 ) -> Table:
-    try:
-        from sklearn.metrics import average_precision_score, roc_auc_score
-    except ImportError as exc:  # sklearn ships with the [build] extra
-        raise SystemExit("quality metrics need scikit-learn: pip install '.[build]'") from exc
     policy = default_policy()
     table = Table(title=f"quality (policy {policy.version}, escalate thresholds)")
     for col in ("category", "n", "positives", "AUC", "AUPRC", "threshold", "precision", "recall"):
@@ -46,8 +44,9 @@ def quality_table(
     for name, ys, ss, threshold in rows:
         positives = sum(ys)
         both = 0 < positives < len(ys)
-        auc = f"{roc_auc_score(ys, ss):.3f}" if both else "-"
-        auprc = f"{average_precision_score(ys, ss):.3f}" if both else "-"
+        y, s = np.asarray(ys), np.asarray(ss)
+        auc = f"{roc_auc(y, s):.3f}" if both else "-"
+        auprc = f"{average_precision(y, s):.3f}" if both else "-"
         if threshold is not None:
             flagged = [s >= threshold for s in ss]
             tp = sum(1 for f, y in zip(flagged, ys, strict=True) if f and y)

@@ -12,12 +12,6 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-def default_model_repository() -> Path:
-    """./models when run from a checkout, else ~/.cache/crossguard/models."""
-    local = Path.cwd() / "models"
-    return local if local.is_dir() else Path.home() / ".cache" / "crossguard" / "models"
-
-
 class CrossguardSettings(BaseSettings):
     """Base: CROSSGUARD_ prefix, frozen, unknown variables ignored."""
 
@@ -73,8 +67,9 @@ class KafkaSettings(CrossguardSettings):
 
 class ModelSettings(CrossguardSettings):
     model_repository: Path = Field(
-        default_factory=default_model_repository,
-        description="CROSSGUARD_MODEL_REPOSITORY: root of models/<name>/<version>/.",
+        default=Path("models"),
+        description="CROSSGUARD_MODEL_REPOSITORY: root of <name>/<version>/ model entries "
+        "(relative paths are from the working directory).",
     )
     onnx_providers: str = Field(
         default="auto",
