@@ -14,7 +14,7 @@ from crossguard.models._common import no_progress
 from crossguard.models.data import OPENAI_CATEGORIES
 from crossguard.models.evaluate import average_precision, roc_auc
 from crossguard.models.heads import (
-    EMBEDDING_DIM,
+    FEATURES_DIM,
     HeadWeights,
     build_heads,
     default_heads_dir,
@@ -29,12 +29,12 @@ pytestmark = pytest.mark.unit
 def test_committed_heads_cover_openai_categories() -> None:
     heads = load_heads()
     assert heads.categories == list(OPENAI_CATEGORIES)
-    assert heads.weight.shape == (8, EMBEDDING_DIM + 1)
+    assert heads.weight.shape == (8, FEATURES_DIM + 1)
     assert heads.weight.dtype == np.float32
     assert set(heads.thresholds) == set(OPENAI_CATEGORIES)
     assert all(0.0 < t < 1.0 for t in heads.thresholds.values())
     assert "train" in heads.meta["threshold_rule"]
-    assert (default_heads_dir() / "heads.npz").stat().st_size < 64_000
+    assert (default_heads_dir() / "heads.npz").stat().st_size < 128_000
 
 
 def test_save_load_roundtrip_is_byte_stable(tmp_path: Path) -> None:
@@ -53,25 +53,28 @@ def test_heads_entry_manifest_and_graph(tmp_path: Path) -> None:
     entry.verify()
     m = entry.manifest
     labels = [c.value for c in OPENAI_CATEGORIES]
-    assert (m.name, m.version) == ("text-heads", "1")
+    assert (m.name, m.version) == ("text-heads", "2")
     assert m.labels == labels
     assert m.taxonomy == {label: label for label in labels}
     assert all(Category(v) for v in m.taxonomy.values())
     assert set(m.metrics["thresholds"]) == set(labels)
-    assert [i.name for i in m.inputs] == ["embedding", "profanity"]
+    assert [i.name for i in m.inputs] == ["features", "profanity"]
     assert m.outputs[0].name == "probabilities" and m.outputs[0].shape == ["batch", 8]
     assert set(m.files) == {"model.onnx"}
     assert m.provenance.licence and m.provenance.built_by
-    assert m.preprocessing["requires"] == {"minilm-l6-encoder": "1", "profanity": "1"}
+    assert m.preprocessing["requires"] == {"minilm-l6-encoder": "2", "profanity": "1"}
     on_disk = json.loads((entry.path / "manifest.json").read_text())
     assert len(on_disk["files"]["model.onnx"]) == 64
 
     heads = load_heads()
     rng = np.random.default_rng(1)
-    emb = rng.normal(size=(5, EMBEDDING_DIM)).astype(np.float32)
+    # Like the encoder's `features`: L2-normalised 384-d blocks.
+    blocks = rng.normal(size=(5, FEATURES_DIM // 384, 384))
+    blocks /= np.linalg.norm(blocks, axis=2, keepdims=True)
+    emb = blocks.reshape(5, FEATURES_DIM).astype(np.float32)
     prof = rng.uniform(size=5).astype(np.float32)
     sess = ort.InferenceSession(str(entry.onnx_path), providers=["CPUExecutionProvider"])
-    got = sess.run(["probabilities"], {"embedding": emb, "profanity": prof})[0]
+    got = sess.run(["probabilities"], {"features": emb, "profanity": prof})[0]
     np.testing.assert_allclose(got, heads.predict(emb, prof), atol=1e-6)
 
 

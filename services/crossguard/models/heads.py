@@ -1,8 +1,9 @@
-"""Per-category linear heads over [MiniLM embedding, profanity probability].
+"""Per-category linear heads over [MiniLM layer features, profanity probability].
 
-Weights live in services/crossguard/text/heads/ (heads.npz + heads.json, a few kB, committed and
+Weights live in services/crossguard/text/heads/ (heads.npz + heads.json, ~90 kB, committed and
 reproduced by `python -m crossguard.models.train_heads`). `build_heads` turns them into a tiny ONNX
-graph: Concat(embedding, profanity) -> Gemm -> Sigmoid -> `probabilities` [batch, k].
+graph: Concat(features, profanity) -> Gemm -> Sigmoid -> `probabilities` [batch, k].
+`features` is the encoder's second output (crossguard.models.encoder.FEATURES_DIM).
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from crossguard.core.model_repository import (
     TensorSpec,
 )
 from crossguard.core.taxonomy import Category
+from crossguard.models import encoder as _encoder
 from crossguard.models._common import OPSET, ProgressFn, require, stderr_progress
 
 NAME = "text-heads"
-VERSION = "1"
+VERSION = "2"
 WEIGHTS_FILE = "heads.npz"
 META_FILE = "heads.json"
-EMBEDDING_DIM = 384
+FEATURES_DIM = _encoder.FEATURES_DIM
 OUTPUT = "probabilities"
 
 
@@ -44,7 +46,7 @@ def default_heads_dir() -> Path:
 
 @dataclass
 class HeadWeights:
-    """k logistic heads over d = 384 embedding dims + 1 profanity feature."""
+    """k logistic heads over d = FEATURES_DIM encoder features + 1 profanity feature."""
 
     categories: list[Category]
     weight: np.ndarray  # [k, d] float32
@@ -54,15 +56,15 @@ class HeadWeights:
 
     def __post_init__(self) -> None:
         k = len(self.categories)
-        if self.weight.shape != (k, EMBEDDING_DIM + 1) or self.bias.shape != (k,):
+        if self.weight.shape != (k, FEATURES_DIM + 1) or self.bias.shape != (k,):
             raise ModelError(
                 f"head weights have shape {self.weight.shape}/{self.bias.shape}, "
-                f"expected ({k}, {EMBEDDING_DIM + 1})/({k},)"
+                f"expected ({k}, {FEATURES_DIM + 1})/({k},)"
             )
 
-    def predict(self, embedding: np.ndarray, profanity: np.ndarray) -> np.ndarray:
+    def predict(self, features: np.ndarray, profanity: np.ndarray) -> np.ndarray:
         """Reference implementation of the ONNX graph (numpy)."""
-        x = np.concatenate([embedding, profanity.reshape(-1, 1)], axis=1).astype(np.float32)
+        x = np.concatenate([features, profanity.reshape(-1, 1)], axis=1).astype(np.float32)
         z = x @ self.weight.T + self.bias
         return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float32)
 
@@ -80,7 +82,7 @@ def save_heads(heads: HeadWeights, directory: Path) -> None:
         **heads.meta,
         "categories": [c.value for c in heads.categories],
         "thresholds": {c.value: float(heads.thresholds[c]) for c in heads.categories},
-        "features": [f"embedding[{EMBEDDING_DIM}]", "profanity[1]"],
+        "features": [f"features[{FEATURES_DIM}]", "profanity[1]"],
     }
     (directory / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
@@ -103,14 +105,14 @@ def load_heads(directory: Path | None = None) -> HeadWeights:
 
 
 def heads_graph(heads: HeadWeights) -> Any:
-    """ONNX ModelProto: embedding [batch,384], profanity [batch] -> probabilities [batch,k]."""
+    """ONNX ModelProto: features [batch,F], profanity [batch] -> probabilities [batch,k]."""
     onnx = require("onnx")
     h, tp = onnx.helper, onnx.TensorProto
     k = len(heads.categories)
     nodes = [
         h.make_node("Unsqueeze", ["profanity", "axis1"], ["profanity_col"]),
-        h.make_node("Concat", ["embedding", "profanity_col"], ["features"], axis=1),
-        h.make_node("Gemm", ["features", "W", "b"], ["logits"], transB=1),
+        h.make_node("Concat", ["features", "profanity_col"], ["inputs"], axis=1),
+        h.make_node("Gemm", ["inputs", "W", "b"], ["logits"], transB=1),
         h.make_node("Sigmoid", ["logits"], [OUTPUT]),
     ]
     inits = [
@@ -122,7 +124,7 @@ def heads_graph(heads: HeadWeights) -> Any:
         nodes,
         "text_heads",
         [
-            h.make_tensor_value_info("embedding", tp.FLOAT, ["batch", EMBEDDING_DIM]),
+            h.make_tensor_value_info("features", tp.FLOAT, ["batch", FEATURES_DIM]),
             h.make_tensor_value_info("profanity", tp.FLOAT, ["batch"]),
         ],
         [h.make_tensor_value_info(OUTPUT, tp.FLOAT, ["batch", k])],
@@ -142,7 +144,7 @@ def build_heads(
     progress: ProgressFn = stderr_progress,
     heads_dir: Path | None = None,
 ) -> ModelEntry:
-    """Write models/text-heads/1 from the committed weights (no training here)."""
+    """Write models/text-heads/2 from the committed weights (no training here)."""
     ort = require("onnxruntime")
     src = heads_dir or default_heads_dir()
     heads = load_heads(src)
@@ -156,11 +158,11 @@ def build_heads(
     (out_dir / MODEL_FILE).write_bytes(heads_graph(heads).SerializeToString())
 
     rng = np.random.default_rng(0)
-    emb = rng.normal(size=(16, EMBEDDING_DIM)).astype(np.float32)
+    emb = rng.normal(size=(16, FEATURES_DIM)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     prof = rng.uniform(size=16).astype(np.float32)
     sess = ort.InferenceSession(str(out_dir / MODEL_FILE), providers=["CPUExecutionProvider"])
-    got = sess.run([OUTPUT], {"embedding": emb, "profanity": prof})[0]
+    got = sess.run([OUTPUT], {"features": emb, "profanity": prof})[0]
     diff = float(np.max(np.abs(got - heads.predict(emb, prof))))
     if not diff <= 1e-5:
         raise RuntimeError(f"{NAME}: ONNX graph differs from numpy reference by {diff:.3e}")
@@ -171,16 +173,17 @@ def build_heads(
         version=VERSION,
         task="multi-label-classification",
         inputs=[
-            TensorSpec(name="embedding", dtype="float32", shape=["batch", EMBEDDING_DIM]),
+            TensorSpec(name="features", dtype="float32", shape=["batch", FEATURES_DIM]),
             TensorSpec(name="profanity", dtype="float32", shape=["batch"]),
         ],
         outputs=[TensorSpec(name=OUTPUT, dtype="float32", shape=["batch", len(labels)])],
         labels=labels,
         taxonomy={label: label for label in labels},
         preprocessing={
-            "embedding": "output `embedding` of minilm-l6-encoder/1 (mean-pooled, L2-normalised)",
+            "features": f"output `features` of {_encoder.NAME}/{_encoder.VERSION} (per-layer "
+            "mean + last-layer max pooling, each L2-normalised)",
             "profanity": "output `offensive` of profanity/1 on the raw text",
-            "requires": {"minilm-l6-encoder": "1", "profanity": "1"},
+            "requires": {_encoder.NAME: _encoder.VERSION, "profanity": "1"},
             "activation": "sigmoid per category (independent, multi-label)",
         },
         provenance=Provenance(

@@ -3,9 +3,10 @@
 Runtime dependencies: onnxruntime, numpy, tokenizers (no torch/transformers). Entries come from a
 model repository built by `crossguard models build`:
 
-    minilm-l6-encoder/1   tokenizer.json + model.onnx (input_ids, attention_mask -> embedding)
+    minilm-l6-encoder/2   tokenizer.json + model.onnx (input_ids, attention_mask -> embedding,
+                          features = per-layer pooled hidden states)
     profanity/1           model.onnx (text [batch,1] -> offensive [batch])
-    text-heads/1          model.onnx (embedding, profanity -> probabilities [batch,k])
+    text-heads/2          model.onnx (features, profanity -> probabilities [batch,k])
 """
 
 from __future__ import annotations
@@ -66,15 +67,33 @@ class TextEncoder:
         self.session = _session(entry, settings)
         self.sub_batch = max(1, sub_batch)
         self.dim = int(entry.manifest.outputs[0].shape[-1] or 384)
+        outputs = {o.name: o for o in entry.manifest.outputs}
+        feats = outputs.get("features")
+        self.features_dim = int(feats.shape[-1] or 0) if feats is not None else 0
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         encs = self.tokenizer.encode_batch([t[:MAX_ENCODER_CHARS] for t in texts])
         return [e.ids for e in encs]
 
     def embed(self, texts: Sequence[str], sort: bool = True) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        """L2-normalised sentence embeddings [n, dim]."""
+        return self._run(texts, ["embedding"], sort)[0]
+
+    def encode(self, texts: Sequence[str], sort: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(embedding [n, dim], features [n, features_dim]) in one encoder pass."""
+        if not self.features_dim:
+            raise ModelError(
+                f"{self.entry.manifest.name}/{self.entry.manifest.version} has no "
+                "`features` output; rebuild with `crossguard models build`"
+            )
+        emb, feats = self._run(texts, ["embedding", "features"], sort)
+        return emb, feats
+
+    def _run(self, texts: Sequence[str], names: list[str], sort: bool) -> list[np.ndarray]:
+        dims = {"embedding": self.dim, "features": self.features_dim}
+        outs = [np.zeros((len(texts), dims[n]), dtype=np.float32) for n in names]
         if not texts:
-            return out
+            return outs
         ids = self.token_ids(texts)
         order = (
             sorted(range(len(ids)), key=lambda i: len(ids[i])) if sort else list(range(len(ids)))
@@ -87,9 +106,10 @@ class TextEncoder:
             for row, i in enumerate(chunk):
                 input_ids[row, : len(ids[i])] = ids[i]
                 mask[row, : len(ids[i])] = 1
-            emb = self.session.run(["embedding"], {"input_ids": input_ids, "attention_mask": mask})
-            out[chunk] = emb[0]
-        return out
+            got = self.session.run(names, {"input_ids": input_ids, "attention_mask": mask})
+            for out, value in zip(outs, got, strict=True):
+                out[chunk] = value
+        return outs
 
 
 class ProfanityScorer:
@@ -181,8 +201,8 @@ class TextModel:
         if not texts:
             return []
         prof = profanity.score(texts)
-        emb = encoder.embed(texts)
-        probs = heads.run(["probabilities"], {"embedding": emb, "profanity": prof})[0]
+        _, feats = encoder.encode(texts)
+        probs = heads.run(["probabilities"], {"features": feats, "profanity": prof})[0]
         out: list[dict[Category, float]] = []
         for row in range(len(texts)):
             scores = {c: float(probs[row, k]) for k, c in enumerate(self._head_categories)}
