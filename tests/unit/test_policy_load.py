@@ -158,3 +158,13 @@ def test_invalid_policy_at_startup_fails(tmp_path: Path) -> None:
 def test_default_store_uses_packaged_policy() -> None:
     store = PolicyStore(None)
     assert store.current().version in default_policy_text()
+
+
+def test_deployment_policy_starts_as_the_packaged_default() -> None:
+    from pathlib import Path
+
+    from crossguard.policy.loader import default_policy_text
+
+    deployed = (Path(__file__).resolve().parents[2] / "k8s/base/policy/policy.yaml").read_text()
+    body = deployed[deployed.index("# Crossguard default") :]
+    assert body == default_policy_text(), "copy services/crossguard/policy/default_policy.yaml"
