@@ -356,13 +356,14 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
         TextServiceSettings(window_units=10, window_overlap_units=10)
 
 
-def test_default_intra_op_threads_leave_room_for_the_event_loop() -> None:
+def test_default_intra_op_threads_share_the_cpus_among_workers() -> None:
     from crossguard.text.server import default_intra_op_threads
 
-    assert default_intra_op_threads(1, cpus=2) == 1
+    assert default_intra_op_threads(1, cpus=2) == 2
     assert default_intra_op_threads(2, cpus=2) == 1
-    assert default_intra_op_threads(1, cpus=16) == 8
-    assert default_intra_op_threads(2, cpus=16) == 4
+    assert default_intra_op_threads(3, cpus=2) == 1
+    assert default_intra_op_threads(1, cpus=16) == 16
+    assert default_intra_op_threads(2, cpus=16) == 8
 
 
 async def test_evidence_is_best_effort_under_back_pressure(

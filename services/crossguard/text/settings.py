@@ -106,10 +106,12 @@ class TextServiceSettings(CrossguardSettings):
     )
 
     # --- micro-batching ----------------------------------------------------------------------
-    # Defaults measured with `python -m crossguard.text.bench --sweep-batcher` (16 closed-loop
-    # clients, 2 busy CPU cores, 1 onnxruntime thread, 5 interleaved rounds): batch_max 16/32
-    # ~92-99 items/s, 4 ~71; max delay 0 ms 99 vs 2 ms 85 (a closed loop queues work while
-    # the model runs, so waiting adds nothing); 2 workers 95 (no gain).
+    # Defaults measured with `python -m crossguard.text.bench --sweep-batcher` style sweeps (16
+    # closed-loop gRPC clients, 2 quiet CPU cores, padding-aware sub-batches, ORT spinning off,
+    # 4 interleaved rounds): workers 2 × 1 ORT thread 138-140 items/s, 3 × 1 143 (p99 +30%),
+    # 1 × 2 124, 1 × 1 89; batch_max 16 140 vs 32 138. Earlier, on 2 busy cores: max delay
+    # 0 ms 99 vs 2 ms 85 (a closed loop queues work while the model runs, so waiting adds
+    # nothing).
     batch_max: int = Field(
         default=32,
         ge=1,
@@ -122,17 +124,30 @@ class TextServiceSettings(CrossguardSettings):
         "first one of a batch (texts that queued while the model was busy are always taken).",
     )
     batch_workers: int = Field(
-        default=1,
+        default=2,
         ge=1,
-        description="CROSSGUARD_TEXT_BATCH_WORKERS: model calls in flight at once.",
+        description="CROSSGUARD_TEXT_BATCH_WORKERS: model calls in flight at once (each gets "
+        "CPUs / workers onnxruntime threads unless CROSSGUARD_ONNX_INTRA_OP_THREADS is set).",
     )
     model_sub_batch: int = Field(
-        default=4,
+        default=16,
         ge=0,
-        description="CROSSGUARD_TEXT_MODEL_SUB_BATCH: texts per onnxruntime call inside one "
-        "model batch (the model sorts a batch by length first, so small sub-batches waste "
-        "little on padding; on 2 CPU cores 16 was ~1.7x slower than 1-4 on mixed-length "
-        "text); 0 keeps the model's default.",
+        description="CROSSGUARD_TEXT_MODEL_SUB_BATCH: most texts per onnxruntime call inside one "
+        "model batch; the model sorts a batch by token length and cuts it where padding would "
+        "exceed CROSSGUARD_TEXT_MODEL_MAX_PADDING; 0 keeps the model's default.",
+    )
+    model_max_padding: float = Field(
+        default=0.25,
+        ge=0.0,
+        description="CROSSGUARD_TEXT_MODEL_MAX_PADDING: most padding tokens per real token in one "
+        "onnxruntime call (on 2 CPU cores, 0.1-0.25 was best; 0.5 ~15% slower; fixed "
+        "sub-batches of 8 ~25% slower at batch 16, ~35% at batch 4).",
+    )
+    onnx_spinning: bool = Field(
+        default=False,
+        description="CROSSGUARD_TEXT_ONNX_SPINNING: let onnxruntime's intra-op threads spin-wait "
+        "between calls (its own default). Off by default: spinning threads take the CPU the "
+        "event loop, gRPC and tokenisation need between model calls.",
     )
     queue_max: int = Field(
         default=4096,
