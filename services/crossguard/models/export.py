@@ -260,11 +260,7 @@ def export_checkpoint(
     model.eval()
 
     repo = ModelRepository(Path(out_root))
-    out_dir = repo.entry_dir(name, version)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.iterdir():
-        if stale.is_file():
-            stale.unlink()
+    out_dir = repo.fresh_entry_dir(name, version)
 
     inputs_fn = {"text": _text_inputs, "image": _image_inputs, "audio": _audio_inputs}[task]
     names, dummy, check, preprocessing = inputs_fn(checkpoint_dir, model, out_dir)

@@ -148,11 +148,7 @@ def build_heads(
     ort = require("onnxruntime")
     src = heads_dir or default_heads_dir()
     heads = load_heads(src)
-    out_dir = repo.entry_dir(NAME, VERSION)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.iterdir():
-        if stale.is_file():
-            stale.unlink()
+    out_dir = repo.fresh_entry_dir(NAME, VERSION)
     t0 = time.perf_counter()
     progress(f"{NAME}: building Gemm+Sigmoid graph for {len(heads.categories)} categories")
     (out_dir / MODEL_FILE).write_bytes(heads_graph(heads).SerializeToString())

@@ -134,11 +134,7 @@ def onnx_offensive(session: Any, texts: list[str]) -> np.ndarray:
 def build_profanity(repo: ModelRepository, *, progress: ProgressFn = stderr_progress) -> ModelEntry:
     """Convert alt-profanity-check's TF-IDF + calibrated LinearSVC into `repo`."""
     ort = require("onnxruntime")
-    out_dir = repo.entry_dir(NAME, VERSION)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.iterdir():
-        if stale.is_file():
-            stale.unlink()
+    out_dir = repo.fresh_entry_dir(NAME, VERSION)
     t0 = time.perf_counter()
     progress(f"{NAME}: converting {PACKAGE} (scikit-learn pipeline) with skl2onnx")
     pipeline = _convert(out_dir / MODEL_FILE)
