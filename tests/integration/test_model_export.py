@@ -221,3 +221,53 @@ def test_export_audio_classifier(tmp_path: Path, builder: object) -> None:
 def test_export_rejects_non_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match=r"config\.json"):
         export_checkpoint(tmp_path, tmp_path / "repo", name="x", version="1", progress=no_progress)
+
+
+def test_cli_models_export_prints_parity(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    ckpt = _tiny_bert(tmp_path)
+    root = tmp_path / "cli-repo"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crossguard.cli",
+            "models",
+            "export",
+            str(ckpt),
+            "--name",
+            "tiny",
+            "--root",
+            str(root),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "parity max abs diff" in result.stdout
+    assert (root / "tiny" / "1" / "manifest.json").is_file()
+
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crossguard.cli",
+            "models",
+            "export",
+            str(tmp_path),
+            "--name",
+            "x",
+            "--root",
+            str(root),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert missing.returncode != 0
+    assert "Traceback" not in missing.stderr, missing.stderr

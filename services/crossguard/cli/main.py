@@ -157,4 +157,13 @@ def eval_text() -> None:
 
 
 def main() -> None:
-    cli()
+    from crossguard.cli.processes import ProcessError
+    from crossguard.core.errors import CrossguardError
+
+    try:
+        cli()
+    except (CrossguardError, ProcessError, TimeoutError) as exc:
+        # Expected failures (bad input, missing models, a service that did not start): one
+        # clear line, no traceback.
+        click.echo(f"crossguard: error: {exc}", err=True)
+        sys.exit(2)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from crossguard.core.errors import ModelError
 from crossguard.core.model_repository import (
     MODEL_FILE,
     Manifest,
@@ -226,7 +227,7 @@ def build_encoder(repo: ModelRepository, *, progress: ProgressFn = stderr_progre
     diff = parity(out_dir, model_dir)
     progress(f"{NAME}: parity max abs diff {diff:.2e} (limit {PARITY_LIMIT:.0e})")
     if not diff <= PARITY_LIMIT:
-        raise RuntimeError(f"{NAME}: ONNX parity {diff:.3e} exceeds {PARITY_LIMIT:.0e}")
+        raise ModelError(f"{NAME}: ONNX parity {diff:.3e} exceeds {PARITY_LIMIT:.0e}")
 
     manifest = Manifest(
         name=NAME,

@@ -296,7 +296,7 @@ def export_checkpoint(
         f"{name}/{version}: parity max abs diff {diff:.2e} vs torch (limit {parity_limit:.0e})"
     )
     if not diff <= parity_limit:
-        raise RuntimeError(f"{name}/{version}: ONNX parity {diff:.3e} exceeds {parity_limit:.0e}")
+        raise ModelError(f"{name}/{version}: ONNX parity {diff:.3e} exceeds {parity_limit:.0e}")
 
     id2label = getattr(model.config, "id2label", None) or {}
     num_labels = int(ref.shape[-1])
