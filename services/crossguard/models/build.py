@@ -90,8 +90,8 @@ def build_default_repository(
     progress: called with one human-readable line per step (e.g. `print`, `console.print`).
     force: rebuild even entries that verify.
     only: restrict to these entry names (default: all of DEFAULT_MODELS).
-    Raises ModelError (naming the pip package) when a build dependency is missing, and
-    RuntimeError when an ONNX graph fails its parity check against the source framework.
+    Raises ModelError naming the pip package when a build dependency is missing, and when an
+    ONNX graph fails its parity check against the source framework.
     """
     offline_hub()
     repo = ModelRepository(Path(root))

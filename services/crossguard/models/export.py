@@ -236,7 +236,7 @@ def export_checkpoint(
     """Export a local HF classification checkpoint to <out_root>/<name>/<version>/.
 
     task: "text" | "image" | "audio"; detected from the checkpoint when None.
-    Raises ModelError for an unsupported checkpoint, RuntimeError when parity exceeds the limit.
+    Raises ModelError for an unsupported checkpoint or when parity exceeds the limit.
     """
     offline_hub()
     torch = require("torch")

@@ -161,7 +161,7 @@ def build_heads(
     got = sess.run([OUTPUT], {"features": emb, "profanity": prof})[0]
     diff = float(np.max(np.abs(got - heads.predict(emb, prof))))
     if not diff <= 1e-5:
-        raise RuntimeError(f"{NAME}: ONNX graph differs from numpy reference by {diff:.3e}")
+        raise ModelError(f"{NAME}: ONNX graph differs from numpy reference by {diff:.3e}")
 
     labels = [c.value for c in heads.categories]
     manifest = Manifest(
