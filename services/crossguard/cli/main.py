@@ -157,8 +157,8 @@ def eval_text() -> None:
 
 
 def main() -> None:
-    from crossguard.cli.processes import ProcessError
     from crossguard.core.errors import CrossguardError
+    from crossguard.core.processes import ProcessError
 
     try:
         cli()

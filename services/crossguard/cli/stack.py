@@ -17,8 +17,8 @@ from types import TracebackType
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from crossguard.cli.processes import ManagedProcess, ProcessError
 from crossguard.core.broker import EmbeddedBroker
+from crossguard.core.processes import ManagedProcess, ProcessError
 from crossguard.core.settings import KafkaSettings, ModelSettings
 from crossguard.core.topics import create_topics
 

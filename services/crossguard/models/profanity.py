@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from crossguard.core.errors import ModelError
 from crossguard.core.model_repository import (
     MODEL_FILE,
     Manifest,
@@ -145,7 +146,7 @@ def build_profanity(repo: ModelRepository, *, progress: ProgressFn = stderr_prog
     diff = max(float(np.max(np.abs(got - ref))), float(np.max(np.abs(got_single - ref))))
     progress(f"{NAME}: parity max abs diff {diff:.2e} vs scikit-learn (limit {PARITY_LIMIT:.0e})")
     if not diff <= PARITY_LIMIT:
-        raise RuntimeError(f"{NAME}: ONNX parity {diff:.3e} exceeds {PARITY_LIMIT:.0e}")
+        raise ModelError(f"{NAME}: ONNX parity {diff:.3e} exceeds {PARITY_LIMIT:.0e}")
 
     manifest = Manifest(
         name=NAME,

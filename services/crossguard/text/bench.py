@@ -24,8 +24,6 @@ import asyncio
 import csv
 import json
 import os
-import select
-import signal
 import subprocess
 import sys
 import time
@@ -37,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from crossguard.core.model_repository import ModelRepository
+from crossguard.core.processes import ManagedProcess
 from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
 
@@ -222,46 +221,22 @@ def measure_raw(
 
 def start_text_server(
     repository: ModelRepository, env: dict[str, str] | None = None, timeout: float = 120.0
-) -> tuple[subprocess.Popen[str], int]:
-    """`python -m crossguard.text` on a random loopback port; returns (process, port)."""
-    full_env = {
-        **os.environ,
-        "CROSSGUARD_HOST": "127.0.0.1",
-        "CROSSGUARD_PORT": "0",
-        "CROSSGUARD_MODEL_REPOSITORY": str(repository.root),
-        "CROSSGUARD_GRACE_SECONDS": "2",
-        "CROSSGUARD_LOG_LEVEL": "WARNING",
-        **(env or {}),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "crossguard.text"],
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+) -> ManagedProcess:
+    """`python -m crossguard.text` on a random loopback port (`.port` once serving)."""
+    server = ManagedProcess(
+        "text-bench",
+        "crossguard.text",
+        {
+            "CROSSGUARD_HOST": "127.0.0.1",
+            "CROSSGUARD_PORT": "0",
+            "CROSSGUARD_MODEL_REPOSITORY": str(repository.root),
+            "CROSSGUARD_GRACE_SECONDS": "2",
+            "CROSSGUARD_LOG_LEVEL": "WARNING",
+            **(env or {}),
+        },
     )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"text server exited with {proc.returncode} before serving")
-        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
-        if ready:
-            line = proc.stdout.readline()
-            if line.startswith("PORT "):
-                return proc, int(line.split()[1])
-    proc.kill()
-    raise RuntimeError("text server did not report its port in time")
-
-
-def stop_text_server(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    server.start(ready="PORT", timeout=timeout)
+    return server
 
 
 def _requests(texts: Sequence[str]) -> list[bytes]:
@@ -521,7 +496,8 @@ def run_text_bench(
     )
     models = {t: _load_text_model(repository, t) for t in {c[1] for c in raw_configs}}
     naive = NaiveWorker(len(texts)) if with_naive else None
-    proc, port = start_text_server(repository, env)
+    server = start_text_server(repository, env)
+    port = server.port
     sweeps: list[dict[str, dict[int, float]]] = []
     services: dict[int, list[BenchRow]] = {c: [] for c in clients}
     naives: list[BenchRow] = []
@@ -541,7 +517,7 @@ def run_text_bench(
             if naive is not None:
                 naives.append(naive.measure_best(share))
     finally:
-        stop_text_server(proc)
+        server.stop()
         for m in models.values():
             m.close()
         if naive is not None:
@@ -586,11 +562,11 @@ def run_text_bench(
 
     if with_evidence:
         say(f"service with the default evidence budget, {concurrency} clients")
-        proc, port = start_text_server(repository, server_env)
+        server = start_text_server(repository, server_env)
         try:
-            row = measure_service(port, texts, seconds / 2, concurrency)
+            row = measure_service(server.port, texts, seconds / 2, concurrency)
         finally:
-            stop_text_server(proc)
+            server.stop()
         table.rows.append(
             BenchRow(
                 "service+evidence",
@@ -633,7 +609,7 @@ def run_batcher_sweep(
     per setting in all), so that outside load hits every setting alike. Evidence off."""
     say = progress or (lambda msg: print(f"[sweep] {msg}", file=sys.stderr, flush=True))
     texts = bench_texts()
-    servers: list[tuple[subprocess.Popen[str], int]] = []
+    servers: list[ManagedProcess] = []
     results: dict[int, list[BenchRow]] = {i: [] for i in range(len(grid))}
     try:
         for overrides in grid:
@@ -641,15 +617,19 @@ def run_batcher_sweep(
             servers.append(start_text_server(repository, env))
         for r in range(rounds):
             say(f"round {r + 1}/{rounds}")
-            for i, (_, port) in enumerate(servers):
+            for i, server in enumerate(servers):
                 results[i].append(
                     measure_service(
-                        port, texts, seconds / rounds, concurrency, warmup=1.0 if r == 0 else 0.3
+                        server.port,
+                        texts,
+                        seconds / rounds,
+                        concurrency,
+                        warmup=1.0 if r == 0 else 0.3,
                     )
                 )
     finally:
-        for proc, _ in servers:
-            stop_text_server(proc)
+        for server in servers:
+            server.stop()
     return [
         (overrides, _merge("service", results[i], f"{concurrency} clients"))
         for i, overrides in enumerate(grid)

@@ -1,4 +1,4 @@
-"""Child processes for the local stack: start, wait for the `PORT <n>` announcement, stop."""
+"""Child service processes (local stack, bench): start, wait for the ready line, stop."""
 
 from __future__ import annotations
 
@@ -24,11 +24,14 @@ class ManagedProcess:
     joined its consumer group; `start(ready="PORT")` waits for such a line.
     """
 
-    def __init__(self, name: str, module: str, env: Mapping[str, str], log_dir: Path) -> None:
+    def __init__(
+        self, name: str, module: str, env: Mapping[str, str], log_dir: Path | None = None
+    ) -> None:
         self.name = name
         self.module = module
         self.env = dict(env)
-        self.log_path = log_dir / f"{name}.log"
+        # No log_dir: the child's stderr is discarded (benchmarks).
+        self.log_path = log_dir / f"{name}.log" if log_dir is not None else Path(os.devnull)
         self.port = 0
         self._proc: subprocess.Popen[str] | None = None
 
@@ -40,7 +43,8 @@ class ManagedProcess:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self, *, ready: str, timeout: float = 180.0) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.log_path != Path(os.devnull):
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("a")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", self.module],
