@@ -15,6 +15,8 @@ ProgressFn = Callable[[str], None]
 """Receives one human-readable progress line at a time (print, rich console.print, a logger)."""
 
 OPSET = 17
+# fp32 ONNX vs the source framework: largest tolerated absolute difference of any output.
+PARITY_LIMIT = 1e-4
 
 # Module name -> pinned pip requirement that provides it (mirrors pyproject's `build` extra).
 PIP_REQUIREMENTS: dict[str, str] = {
@@ -63,3 +65,13 @@ def offline_hub() -> None:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def check_parity(
+    label: str, diff: float, reference: str, progress: ProgressFn, limit: float = PARITY_LIMIT
+) -> float:
+    """Report a parity figure and fail the build (ModelError) when it exceeds `limit`."""
+    progress(f"{label}: parity max abs diff {diff:.2e} vs {reference} (limit {limit:.0e})")
+    if not diff <= limit:
+        raise ModelError(f"{label}: ONNX parity {diff:.3e} exceeds {limit:.0e}")
+    return diff

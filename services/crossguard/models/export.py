@@ -33,7 +33,9 @@ from crossguard.core.model_repository import (
 from crossguard.core.taxonomy import Category
 from crossguard.models._common import (
     OPSET,
+    PARITY_LIMIT,
     ProgressFn,
+    check_parity,
     dist_version,
     offline_hub,
     require,
@@ -41,7 +43,6 @@ from crossguard.models._common import (
 )
 
 Task = Literal["text", "image", "audio"]
-PARITY_LIMIT = 1e-4
 PREPROCESSOR_FILE = "preprocessor_config.json"
 TOKENIZER_FILE = "tokenizer.json"
 _SAMPLE_TEXTS = [
@@ -291,12 +292,9 @@ def export_checkpoint(
         ref = wrapper(*(torch.from_numpy(a) for a in check)).numpy()
     session = ort.InferenceSession(str(out_dir / MODEL_FILE), providers=["CPUExecutionProvider"])
     got = session.run(["logits"], dict(zip(names, check, strict=True)))[0]
-    diff = float(np.max(np.abs(got - ref)))
-    progress(
-        f"{name}/{version}: parity max abs diff {diff:.2e} vs torch (limit {parity_limit:.0e})"
+    diff = check_parity(
+        f"{name}/{version}", float(np.max(np.abs(got - ref))), "torch", progress, parity_limit
     )
-    if not diff <= parity_limit:
-        raise ModelError(f"{name}/{version}: ONNX parity {diff:.3e} exceeds {parity_limit:.0e}")
 
     id2label = getattr(model.config, "id2label", None) or {}
     num_labels = int(ref.shape[-1])

@@ -27,7 +27,7 @@ from crossguard.core.model_repository import (
 )
 from crossguard.core.taxonomy import Category
 from crossguard.models import encoder as _encoder
-from crossguard.models._common import OPSET, ProgressFn, require, stderr_progress
+from crossguard.models._common import OPSET, ProgressFn, check_parity, require, stderr_progress
 
 NAME = "text-heads"
 VERSION = "2"
@@ -160,8 +160,7 @@ def build_heads(
     sess = ort.InferenceSession(str(out_dir / MODEL_FILE), providers=["CPUExecutionProvider"])
     got = sess.run([OUTPUT], {"features": emb, "profanity": prof})[0]
     diff = float(np.max(np.abs(got - heads.predict(emb, prof))))
-    if not diff <= 1e-5:
-        raise ModelError(f"{NAME}: ONNX graph differs from numpy reference by {diff:.3e}")
+    check_parity(NAME, diff, "numpy heads", progress, limit=1e-5)
 
     labels = [c.value for c in heads.categories]
     manifest = Manifest(

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from crossguard.core.errors import ModelError
 from crossguard.core.model_repository import (
     MODEL_FILE,
     Manifest,
@@ -22,12 +21,18 @@ from crossguard.core.model_repository import (
     TensorSpec,
 )
 from crossguard.core.taxonomy import Category
-from crossguard.models._common import ProgressFn, dist_version, require, stderr_progress
+from crossguard.models._common import (
+    PARITY_LIMIT,
+    ProgressFn,
+    check_parity,
+    dist_version,
+    require,
+    stderr_progress,
+)
 
 NAME = "profanity"
 VERSION = "1"
 PACKAGE = "alt-profanity-check"
-PARITY_LIMIT = 1e-4
 LOCALE = "C.UTF-8"
 OUTPUT = "offensive"
 
@@ -144,9 +149,7 @@ def build_profanity(repo: ModelRepository, *, progress: ProgressFn = stderr_prog
     got = onnx_offensive(session, PARITY_SENTENCES)
     got_single = np.concatenate([onnx_offensive(session, [s]) for s in PARITY_SENTENCES])
     diff = max(float(np.max(np.abs(got - ref))), float(np.max(np.abs(got_single - ref))))
-    progress(f"{NAME}: parity max abs diff {diff:.2e} vs scikit-learn (limit {PARITY_LIMIT:.0e})")
-    if not diff <= PARITY_LIMIT:
-        raise ModelError(f"{NAME}: ONNX parity {diff:.3e} exceeds {PARITY_LIMIT:.0e}")
+    check_parity(NAME, diff, "scikit-learn", progress)
 
     manifest = Manifest(
         name=NAME,

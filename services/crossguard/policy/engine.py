@@ -114,30 +114,23 @@ def decide(
     hits: list[RuleHit] = []
     for s in categories:
         th = policy.thresholds(s.category, tenant, surface)
-        if th.block is not None and s.score >= th.block:
+        # Block wins over escalate: the first threshold the score reaches fires.
+        for action, threshold in ((Action.BLOCK, th.block), (Action.ESCALATE, th.escalate)):
+            if threshold is None or s.score < threshold:
+                continue
+            name = action.value
             hits.append(
                 RuleHit(
-                    rule=f"threshold.block:{s.category.value}",
-                    action=Action.BLOCK,
-                    reason=f"{s.category.value} score {s.score:.2f} >= block threshold "
-                    f"{th.block:.2f}",
+                    rule=f"threshold.{name}:{s.category.value}",
+                    action=action,
+                    reason=f"{s.category.value} score {s.score:.2f} >= {name} threshold "
+                    f"{threshold:.2f}",
                     severity=s.severity,
                     score=s.score,
                     category=s.category,
                 )
             )
-        elif th.escalate is not None and s.score >= th.escalate:
-            hits.append(
-                RuleHit(
-                    rule=f"threshold.escalate:{s.category.value}",
-                    action=Action.ESCALATE,
-                    reason=f"{s.category.value} score {s.score:.2f} >= escalate threshold "
-                    f"{th.escalate:.2f}",
-                    severity=s.severity,
-                    score=s.score,
-                    category=s.category,
-                )
-            )
+            break
 
     resolved_missing: list[MissingSignal] = []
     for m in sorted(missing, key=lambda m: m.modality.value):
