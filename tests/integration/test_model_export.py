@@ -43,6 +43,17 @@ WORDS = [
 ]
 
 
+# What every tiny random model shares: 2 small layers and the test labels.
+TINY: dict[str, Any] = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 37,
+    "id2label": LABELS,
+    "label2id": {v: k for k, v in LABELS.items()},
+}
+
+
 def _tiny_bert(tmp_path: Path) -> Path:
     out = tmp_path / "bert"
     out.mkdir()
@@ -53,13 +64,8 @@ def _tiny_bert(tmp_path: Path) -> Path:
     torch.manual_seed(0)
     config = transformers.BertConfig(
         vocab_size=len(tok),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
         max_position_embeddings=64,
-        id2label=LABELS,
-        label2id={v: k for k, v in LABELS.items()},
+        **TINY,
     )
     transformers.BertForSequenceClassification(config).eval().save_pretrained(out)
     tok.save_pretrained(out)
@@ -73,12 +79,7 @@ def _tiny_vit(tmp_path: Path) -> Path:
         image_size=32,
         patch_size=8,
         num_channels=3,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        id2label=LABELS,
-        label2id={v: k for k, v in LABELS.items()},
+        **TINY,
     )
     transformers.ViTForImageClassification(config).eval().save_pretrained(out)
     # Written by hand: ViTImageProcessor itself needs Pillow, which export does not.
@@ -104,10 +105,6 @@ def _tiny_wav2vec2(tmp_path: Path) -> Path:
     out = tmp_path / "w2v"
     torch.manual_seed(0)
     config = transformers.Wav2Vec2Config(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
         conv_dim=(16, 16),
         conv_stride=(5, 4),
         conv_kernel=(10, 4),
@@ -115,8 +112,7 @@ def _tiny_wav2vec2(tmp_path: Path) -> Path:
         num_conv_pos_embeddings=16,
         num_conv_pos_embedding_groups=2,
         classifier_proj_size=16,
-        id2label=LABELS,
-        label2id={v: k for k, v in LABELS.items()},
+        **TINY,
     )
     transformers.Wav2Vec2ForSequenceClassification(config).eval().save_pretrained(out)
     transformers.Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(out)
@@ -127,17 +123,12 @@ def _tiny_ast(tmp_path: Path) -> Path:
     out = tmp_path / "ast"
     torch.manual_seed(0)
     config = transformers.ASTConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
         patch_size=16,
         frequency_stride=10,
         time_stride=10,
         max_length=64,
         num_mel_bins=32,
-        id2label=LABELS,
-        label2id={v: k for k, v in LABELS.items()},
+        **TINY,
     )
     transformers.ASTForAudioClassification(config).eval().save_pretrained(out)
     transformers.ASTFeatureExtractor(num_mel_bins=32, max_length=64).save_pretrained(out)
