@@ -251,3 +251,10 @@ async def test_policy_hot_reload_applies_to_next_item(tmp_path: Path) -> None:
     assert a.decision is not None and b.decision is not None
     assert (a.decision.policy_version, a.decision.action) == ("p1", taxonomy_pb2.ACTION_ESCALATE)
     assert (b.decision.policy_version, b.decision.action) == ("p2", taxonomy_pb2.ACTION_ALLOW)
+    # The very same item again under the new policy is decided anew, not served from the cache.
+    again = await proc.process(item("c14", "bad").SerializeToString())
+    assert again.kind == "decision" and again.decision is not None
+    assert (again.decision.policy_version, again.decision.action) == (
+        "p2",
+        taxonomy_pb2.ACTION_ALLOW,
+    )

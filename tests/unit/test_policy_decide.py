@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from crossguard.core.results import ClassifierResult, Modality, Score
+from crossguard.core.results import ClassifierResult, Modality, Score, max_scores
 from crossguard.core.taxonomy import Category
 from crossguard.policy import (
     Action,
@@ -14,7 +14,6 @@ from crossguard.policy import (
     Policy,
     decide,
     default_policy,
-    fuse_max,
     parse_policy,
 )
 
@@ -158,7 +157,7 @@ def test_category_escalation_ranks_over_missing_signal() -> None:
 def test_fusion_takes_max_and_fused_overrides() -> None:
     r1 = text((Category.HATE, 0.3), (Category.SPAM, 0.8))
     r2 = ClassifierResult(Modality.IMAGE, [Score(Category.HATE, 0.6, 2)])
-    fused = {s.category: s.score for s in fuse_max([r1, r2])}
+    fused = {s.category: s.score for s in max_scores([r1, r2])}
     assert fused == {Category.HATE: 0.6, Category.SPAM: 0.8}
     d = decide(POLICY, Item(), [r1, r2], [], fused=[Score(Category.HATE, 0.1, 0)])
     assert d.action is Action.ALLOW

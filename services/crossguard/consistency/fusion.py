@@ -1,13 +1,12 @@
-"""Score fusion across modalities. Until cross-modal checks land this is a pass-through fusion:
-per category, the maximum score over the modalities that produced one (the conservative choice
-for safety: any modality can raise a category, none can hide it)."""
+"""Score fusion across modalities. Until cross-modal checks land this is pass-through fusion
+(core.results.max_scores) plus a disagreement signal per category scored by several modalities."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from crossguard.core.results import ClassifierResult, Modality, Score
+from crossguard.core.results import ClassifierResult, Modality, Score, max_scores
 from crossguard.core.taxonomy import Category, severity
 
 FUSION_NAME = "max-fusion"
@@ -29,13 +28,14 @@ class FusionResult:
 
 
 def fuse(results: Sequence[ClassifierResult]) -> FusionResult:
-    best: dict[Category, float] = {}
     per_modality: dict[Category, dict[Modality, float]] = {}
     for result in results:
         for s in result.scores:
-            best[s.category] = max(best.get(s.category, 0.0), s.score)
             per_modality.setdefault(s.category, {})[result.modality] = s.score
-    fused = [Score(c, v, severity(v)) for c, v in sorted(best.items(), key=lambda kv: kv[0].value)]
+    fused = [
+        Score(s.category, s.score, severity(s.score))
+        for s in sorted(max_scores(results), key=lambda s: s.category.value)
+    ]
     signals: list[Signal] = []
     # Modalities that disagree on a category are worth a reviewer's attention.
     for category, by_mod in sorted(per_modality.items(), key=lambda kv: kv[0].value):

@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+
+from crossguard.core.processes import terminate
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ class EmbeddedBroker:
             self.stop()
             raise
         if not self.running:
+            self.stop()
             raise RuntimeError(f"tansu exited at startup (see {self.log_path or 'its log'})")
         log.info("embedded broker started", extra={"bootstrap": self.bootstrap})
         return self.bootstrap
@@ -119,13 +121,8 @@ class EmbeddedBroker:
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if proc is not None:
+            terminate(proc, timeout)
         if self._log_file is not None:
             with contextlib.suppress(OSError):
                 os.close(self._log_file)

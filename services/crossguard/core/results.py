@@ -5,6 +5,7 @@ Domain code works with these; servicers and clients convert at the edge (core.pr
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -54,3 +55,15 @@ class ClassifierResult:
             if s.category == category:
                 return s.score
         return None
+
+
+def max_scores(results: Iterable[ClassifierResult]) -> list[Score]:
+    """Pass-through fusion: the highest score per category over all results (any modality can
+    raise a category, none can hide it)."""
+    best: dict[Category, Score] = {}
+    for result in results:
+        for s in result.scores:
+            current = best.get(s.category)
+            if current is None or s.score > current.score:
+                best[s.category] = s
+    return list(best.values())

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.types import StreamT
 
 from crossguard.core.settings import KafkaSettings
 from crossguard.core.topics import Topics, ssl_context
-from crossguard.pipeline.process import Outcome, Processor
+from crossguard.pipeline.process import OutRecord, Processor, dlq_record
 from crossguard.pipeline.settings import PipelineSettings
+from crossguard.pipeline.validate import RejectCode, Rejection
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,9 @@ def create_app(
         web_bind=settings.web_bind,
         web_port=settings.web_port,
         producer_max_batch_size=kafka.producer_max_batch_size,
+        # Outputs embed the item (review tasks carry its parts): allow records as large as the
+        # largest accepted item plus room for the decision. The broker's limit still applies.
+        producer_max_request_size=settings.max_item_bytes + 1024 * 1024,
         producer_acks=-1,
         broker_session_timeout=session_timeout_s,
         broker_heartbeat_interval=max(0.5, session_timeout_s / 10),
@@ -85,27 +90,27 @@ def create_app(
         "dlq": app.topic(topics.content_dlq, key_type=bytes, value_type=bytes),
     }
     proc = processor or Processor(settings)
-    app_state: dict[str, Any] = {"processor": proc, "topics": topics}
-    app.crossguard = app_state  # type: ignore[attr-defined]
 
-    async def emit(outcome: Outcome) -> None:
-        """Produce every record of the outcome and wait for the broker's acks."""
+    async def emit(records: list[OutRecord], content_id: str) -> None:
+        """Produce the records and wait for the broker's acks. Transient failures are retried
+        (never ack an item whose decision was not produced; retries yield identical records);
+        a permanent one (e.g. a record over the broker's size limit) is raised."""
         backoff = 0.2
         while True:
             try:
                 pending = [
                     await outputs[r.topic].send(key=r.key, value=r.value, headers=r.headers)
-                    for r in outcome.records
+                    for r in records
                 ]
                 await asyncio.gather(*pending)
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                # Never ack an item whose decision was not produced; duplicates on retry are
-                # identical records (deterministic ids).
+            except Exception as exc:
+                if isinstance(exc, KafkaError) and not exc.retriable:
+                    raise
                 log.exception(
-                    "producing outcome failed; retrying", extra={"content_id": outcome.content_id}
+                    "producing outcome failed; retrying", extra={"content_id": content_id}
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _SEND_BACKOFF_MAX_S)
@@ -120,7 +125,26 @@ def create_app(
                 key=msg.key,
                 source=f"{msg.topic}/{msg.partition}/{msg.offset}",
             )
-            await emit(outcome)
+            try:
+                await emit(outcome.records, outcome.content_id)
+            except KafkaError as exc:
+                # Retrying cannot help: dead-letter the original record with the reason.
+                log.exception(
+                    "outcome cannot be produced", extra={"content_id": outcome.content_id}
+                )
+                rejection = Rejection(
+                    RejectCode.UNPRODUCIBLE,
+                    f"outputs could not be produced: {type(exc).__name__}: {exc}",
+                    outcome.content_id,
+                )
+                dlq = dlq_record(
+                    msg.value,
+                    list(msg.headers or []),
+                    rejection,
+                    key=msg.key,
+                    source=f"{msg.topic}/{msg.partition}/{msg.offset}",
+                )
+                await emit([dlq], outcome.content_id)
 
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
     async def observe_lag() -> None:

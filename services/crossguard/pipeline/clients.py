@@ -41,7 +41,7 @@ def service_config(service: str, retries: int, initial_backoff_ms: int) -> str:
     method: dict[str, object] = {"name": [{"service": service}]}
     if retries > 0:
         method["retryPolicy"] = {
-            "maxAttempts": min(retries + 1, 5),  # grpc caps attempts at 5
+            "maxAttempts": retries + 1,  # the policy bounds retries at 4 (grpc's cap: 5)
             "initialBackoff": f"{initial_backoff_ms / 1000:.3f}s",
             "maxBackoff": "2s",
             "backoffMultiplier": 2,

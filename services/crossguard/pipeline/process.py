@@ -232,8 +232,11 @@ class Processor:
             Modality.IMAGE: settings.vision_endpoint,
             Modality.AUDIO: settings.audio_endpoint,
         }
-        self._seen: OrderedDict[tuple[str, str], decision_pb2.ModerationDecision] = OrderedDict()
-        self._inflight: dict[tuple[str, str], asyncio.Future[Outcome]] = {}
+        # (content id, content sha256, policy version) → decision, like decision_id.
+        self._seen: OrderedDict[tuple[str, str, str], decision_pb2.ModerationDecision] = (
+            OrderedDict()
+        )
+        self._inflight: dict[tuple[str, str, str], asyncio.Future[Outcome]] = {}
 
     async def close(self) -> None:
         await self.channels.close()
@@ -313,20 +316,28 @@ class Processor:
                 (time.perf_counter() - t0) * 1000, {"stage": "validate"}
             )
 
-        dedupe_key = (valid.content_id, valid.content_sha256)
+        # Same key as decision_id: a repeat under a newer policy is decided again.
+        policy = self.policy_store.current()
+        dedupe_key = (valid.content_id, valid.content_sha256, policy.version)
         cached = self._seen.get(dedupe_key)
         if cached is not None:
             self._seen.move_to_end(dedupe_key)
             return self._duplicate(valid, cached)
         pending = self._inflight.get(dedupe_key)
         if pending is not None:
-            first = await asyncio.shield(pending)
-            if first.decision is not None:
-                return self._duplicate(valid, first.decision)
+            try:
+                first = await asyncio.shield(pending)
+                if first.decision is not None:
+                    return self._duplicate(valid, first.decision)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not pending.cancelled() or (task is not None and task.cancelling()):
+                    raise
+                # Only the first caller was cancelled: decide this repeat ourselves.
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._inflight[dedupe_key] = future
         try:
-            outcome = await self._decide(valid)
+            outcome = await self._decide(valid, policy)
             future.set_result(outcome)
         except asyncio.CancelledError:
             future.cancel()
@@ -351,9 +362,8 @@ class Processor:
         )
         return Outcome("duplicate", valid.content_id, [record], decision=decision)
 
-    async def _decide(self, valid: ValidItem) -> Outcome:
+    async def _decide(self, valid: ValidItem, policy: Policy) -> Outcome:
         item = valid.item
-        policy = self.policy_store.current()
         signals = await self.classify(valid, policy)
         consistency = await self.check_consistency(item, signals)
 

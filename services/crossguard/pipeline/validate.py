@@ -32,6 +32,7 @@ class RejectCode:
     UNSUPPORTED_MIME = "unsupported_mime_type"
     SHA256_MISMATCH = "sha256_mismatch"
     INTERNAL = "internal_error"
+    UNPRODUCIBLE = "unproducible_outcome"
 
 
 class Rejection(Exception):

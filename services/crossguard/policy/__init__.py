@@ -7,7 +7,6 @@ from crossguard.policy.engine import (
     MissingSignal,
     RuleHit,
     decide,
-    fuse_max,
 )
 from crossguard.policy.loader import (
     PolicyError,
@@ -32,7 +31,6 @@ __all__ = [
     "Thresholds",
     "decide",
     "default_policy",
-    "fuse_max",
     "load_policy",
     "parse_policy",
 ]

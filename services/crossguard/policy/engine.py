@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from crossguard.core.results import ClassifierResult, Modality, Score
+from crossguard.core.results import ClassifierResult, Modality, Score, max_scores
 from crossguard.core.taxonomy import Category, severity
 from crossguard.policy.model import Policy
 
@@ -82,17 +82,6 @@ class Decision:
         return max((s.severity for s in self.categories), default=0)
 
 
-def fuse_max(results: Sequence[ClassifierResult]) -> list[Score]:
-    """Pass-through fusion: the highest score per category over all modality results."""
-    best: dict[Category, Score] = {}
-    for result in results:
-        for s in result.scores:
-            current = best.get(s.category)
-            if current is None or s.score > current.score:
-                best[s.category] = s
-    return list(best.values())
-
-
 def decide(
     policy: Policy,
     item: ItemLike,
@@ -104,7 +93,9 @@ def decide(
     """Apply `policy` to the fused scores (max fusion over `results` when `fused` is None)
     and to the missing signals, for the item's tenant and surface."""
     tenant, surface = item.tenant, item.surface
-    scores = list(fused) if fused is not None else fuse_max(results)
+    scores = (
+        list(fused) if fused is not None else max_scores(results)
+    )  # no consistency service: pass-through
     cuts = policy.severity_cuts
     categories = sorted(
         (Score(s.category, float(s.score), severity(float(s.score), cuts)) for s in scores),

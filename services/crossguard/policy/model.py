@@ -46,7 +46,8 @@ class SignalPolicy(_Strict):
     """Handling of one modality's signal; fields left out inherit from ``default``."""
 
     fallback: Fallback | None = None
-    retries: int | None = Field(default=None, ge=0, le=10)
+    # gRPC caps a call at 5 attempts, so at most 4 retries.
+    retries: int | None = Field(default=None, ge=0, le=4)
     deadline_ms: int | None = Field(default=None, ge=10, le=600_000)
 
 
