@@ -15,7 +15,8 @@ import pytest
 
 from crossguard.core.model_repository import ModelRepository
 
-pytestmark = [pytest.mark.e2e]
+# Whole-stack runs wait longer than the suite-wide pytest-timeout allows.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 CLI = [sys.executable, "-m", "crossguard.cli"]
 

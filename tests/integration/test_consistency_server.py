@@ -38,14 +38,3 @@ async def test_check_fuses_over_a_real_server(server: GrpcServer) -> None:
     ]
     assert resp.signals[0].name == "modality_disagreement/hate"
     assert status.status == health_pb2.HealthCheckResponse.SERVING
-
-
-async def test_stop_reports_not_serving_before_closing() -> None:
-    srv = build_server(GrpcServerSettings(port=0, grace_seconds=0.2))
-    await srv.start()
-    await srv.health.enter_graceful_shutdown()
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        status = await health.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME))
-    assert status.status == health_pb2.HealthCheckResponse.NOT_SERVING
-    await srv.stop()

@@ -4,7 +4,6 @@ then check parity against the source frameworks and TextModel behaviour."""
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -73,9 +72,7 @@ def test_manifests(built_repository: ModelRepository) -> None:
 def test_rebuild_is_skipped_when_verified(built_repository: ModelRepository) -> None:
     before = {n: built_repository.get(n).onnx_path.stat().st_mtime_ns for n in NAMES}
     lines: list[str] = []
-    t0 = time.perf_counter()
     build_default_repository(built_repository.root, progress=lines.append)
-    assert time.perf_counter() - t0 < 20
     assert sum("skipped" in line for line in lines) == 3
     after = {n: built_repository.get(n).onnx_path.stat().st_mtime_ns for n in NAMES}
     assert before == after

@@ -213,4 +213,4 @@ async def test_max_evidence_respected(make_stub: StubFactory) -> None:
     stub, _, _ = await make_stub()
     text = "I will kill you, you worthless idiot, I will find you and kill your whole family"
     resp = await stub.Classify(text_request(text, max_evidence=1))
-    assert len(resp.evidence) <= 1
+    assert len(resp.evidence) == 1  # a clear threat has evidence; the cap keeps it to one

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import time
 import uuid
@@ -39,12 +38,15 @@ def _model_root(root: Path | None) -> Path:
 
 
 def _ensure_models() -> None:
-    from crossguard.core.model_repository import ModelRepository
+    """Build the default models first if any is missing (its table goes to stderr, so that
+    `moderate --json` keeps a clean stdout)."""
+    from crossguard.core.model_repository import MANIFEST_FILE
+    from crossguard.models.build import DEFAULT_MODELS
 
-    repo = ModelRepository(ModelSettings().model_repository)
-    if not repo.versions("minilm-l6-encoder"):
-        _notify(f"no models in {repo.root}; building them (one time)")
-        run_models_build(None, False)
+    root = ModelSettings().model_repository
+    if any(not (root / m.name / m.version / MANIFEST_FILE).is_file() for m in DEFAULT_MODELS):
+        _notify(f"models missing in {root}; building them (one time)")
+        run_models_build(None, False, out=note)
 
 
 def run_up() -> int:
@@ -226,10 +228,9 @@ def run_replay(path: Path, limit: int | None, timeout: float) -> int:
     return 0 if len(got) == len(items) else 1
 
 
-def run_models_build(root: Path | None, force: bool) -> int:
+def run_models_build(root: Path | None, force: bool, out: Console = console) -> int:
     from crossguard.models.build import build_default_repository
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     target = _model_root(root)
     entries = build_default_repository(target, force=force)
     table = Table(title=f"model repository {target}")
@@ -243,14 +244,13 @@ def run_models_build(root: Path | None, force: bool) -> int:
             f"{m.provenance.source_package} {m.provenance.source_version}",
             m.provenance.licence,
         )
-    console.print(table)
+    out.print(table)
     return 0
 
 
 def run_models_export(checkpoint: Path, name: str, version: str, root: Path | None) -> int:
     from crossguard.models.export import export_checkpoint
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     entry = export_checkpoint(checkpoint, _model_root(root), name=name, version=version)
     console.print(f"exported {entry.manifest.name}/{entry.manifest.version} → {entry.path}")
     console.print(f"parity max abs diff: {entry.manifest.metrics.get('parity_max_abs_diff')}")

@@ -3,6 +3,7 @@ pays for another's dependencies (torch is imported only by model build/export)."
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -160,6 +161,12 @@ def main() -> None:
     from crossguard.core.errors import CrossguardError
     from crossguard.core.processes import ProcessError
 
+    def _exit(signum: int, _frame: object) -> None:
+        # SystemExit unwinds the `with LocalStack(...)` blocks, so children are stopped too.
+        sys.exit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit)
     try:
         cli()
     except (CrossguardError, ProcessError, TimeoutError) as exc:

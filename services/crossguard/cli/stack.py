@@ -8,17 +8,13 @@ import asyncio
 import contextlib
 import json
 import os
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from crossguard.core.broker import EmbeddedBroker
-from crossguard.core.processes import ManagedProcess, ProcessError
+from crossguard.core.processes import ManagedProcess
 from crossguard.core.settings import KafkaSettings, ModelSettings
 from crossguard.core.topics import create_topics
 
@@ -66,22 +62,6 @@ def read_running_stack(state_file: Path = STATE_FILE) -> StackInfo | None:
     except OSError:
         return None
     return info
-
-
-def wait_serving(endpoint: str, service: str = "", timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(endpoint) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while True:
-            try:
-                resp = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2)
-                if resp.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            if time.monotonic() > deadline:
-                raise ProcessError(f"{endpoint} not SERVING after {timeout:.0f}s")
-            time.sleep(0.2)
 
 
 Notify = Callable[[str], None]
@@ -133,10 +113,9 @@ class LocalStack:
             self.notify(f"starting {label} service")
             self.procs.append(proc)
             proc.start(ready="PORT")
+        # `PORT` is printed only once health is SERVING (models loaded): no extra wait needed.
         text_ep = f"127.0.0.1:{text.port}"
         consistency_ep = f"127.0.0.1:{consistency.port}"
-        wait_serving(text_ep)
-        wait_serving(consistency_ep)
 
         self.notify("starting pipeline worker")
         tuning = (

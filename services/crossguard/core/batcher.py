@@ -12,7 +12,7 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from crossguard.core.errors import Overloaded
 
@@ -48,6 +48,8 @@ class MicroBatcher(Generic[InT, OutT]):
         self._queue: asyncio.Queue[tuple[InT, asyncio.Future[OutT]]] = asyncio.Queue(max_queue)
         self._workers = workers
         self._tasks: list[asyncio.Task[None]] = []
+        # Model calls in flight (held so they are not garbage-collected while shielded).
+        self._running: set[asyncio.Task[Sequence[OutT]]] = set()
         self._batches = 0
         self._items = 0
 
@@ -67,9 +69,7 @@ class MicroBatcher(Generic[InT, OutT]):
                 await task
         self._tasks = []
         while not self._queue.empty():
-            _, fut = self._queue.get_nowait()
-            if not fut.done():
-                fut.set_exception(Overloaded("batcher stopped"))
+            _fail([self._queue.get_nowait()], Overloaded("batcher stopped"))
 
     async def submit(self, item: InT) -> OutT:
         if not self._tasks:
@@ -84,8 +84,9 @@ class MicroBatcher(Generic[InT, OutT]):
     async def submit_many(self, items: Sequence[InT]) -> list[OutT]:
         return list(await asyncio.gather(*(self.submit(i) for i in items)))
 
-    async def _collect(self) -> list[tuple[InT, asyncio.Future[OutT]]]:
-        batch = [await self._queue.get()]
+    async def _collect(self, batch: list[tuple[InT, asyncio.Future[OutT]]]) -> None:
+        """Fill `batch` in place (so a stop can fail what was already taken off the queue)."""
+        batch.append(await self._queue.get())
         deadline = time.monotonic() + self.max_delay
         while len(batch) < self.max_batch:
             remaining = deadline - time.monotonic()
@@ -98,29 +99,53 @@ class MicroBatcher(Generic[InT, OutT]):
                 batch.append(await asyncio.wait_for(self._queue.get(), remaining))
             except TimeoutError:
                 break
-        return batch
 
     async def _run(self) -> None:
         while True:
-            batch = await self._collect()
+            batch: list[tuple[InT, asyncio.Future[OutT]]] = []
+            try:
+                await self._collect(batch)
+            except asyncio.CancelledError:
+                _fail(batch, Overloaded("batcher stopped"))
+                raise
             live = [(item, fut) for item, fut in batch if not fut.cancelled()]
             if not live:
                 continue
+            items = [item for item, _ in live]
+            work = asyncio.create_task(asyncio.to_thread(self._predict, items))
+            self._running.add(work)
+            work.add_done_callback(self._running.discard)
             try:
-                outputs = await asyncio.to_thread(self._predict, [item for item, _ in live])
-            except Exception as exc:  # propagate to every caller in the batch
-                for _, fut in live:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            if len(outputs) != len(live):
-                err = RuntimeError(f"predict returned {len(outputs)} outputs for {len(live)}")
-                for _, fut in live:
-                    if not fut.done():
-                        fut.set_exception(err)
-                continue
-            self._batches += 1
-            self._items += len(live)
-            for (_, fut), out in zip(live, outputs, strict=True):
-                if not fut.done():
-                    fut.set_result(out)
+                await asyncio.shield(work)
+            except asyncio.CancelledError:
+                # Stopping mid-batch: let the model call finish (the model is closed after the
+                # batcher stops) and answer its callers, then stop.
+                await asyncio.wait([work])
+                self._deliver(live, work)
+                raise
+            except Exception:
+                pass  # delivered to the callers below
+            self._deliver(live, work)
+
+    def _deliver(
+        self, live: list[tuple[InT, asyncio.Future[OutT]]], work: asyncio.Future[Sequence[OutT]]
+    ) -> None:
+        exc = work.exception()
+        if exc is not None:  # propagate to every caller in the batch
+            _fail(live, exc)
+            return
+        outputs = work.result()
+        if len(outputs) != len(live):
+            _fail(live, RuntimeError(f"predict returned {len(outputs)} outputs for {len(live)}"))
+            return
+        self._batches += 1
+        self._items += len(live)
+        for (_, fut), out in zip(live, outputs, strict=True):
+            if not fut.done():
+                fut.set_result(out)
+
+
+def _fail(batch: Sequence[tuple[object, asyncio.Future[Any]]], exc: BaseException) -> None:
+    for _, fut in batch:
+        if not fut.done():
+            fut.set_exception(exc)

@@ -104,8 +104,10 @@ class EmbeddedBroker:
             self._log_file = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             out = self._log_file
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
+        # Own session, like the services: a terminal's Ctrl-C reaches only the supervisor,
+        # which stops the worker before the broker it depends on.
         self._proc = subprocess.Popen(
-            cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL, env=env
+            cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL, env=env, start_new_session=True
         )
         try:
             wait_for_port(self.host, self.port, self.startup_timeout)

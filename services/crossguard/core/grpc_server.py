@@ -124,6 +124,7 @@ class GrpcServer:
         self.health = health.aio.HealthServicer()
         self.port = 0
         self._stopped = asyncio.Event()
+        self._stop_task: asyncio.Future[None] | None = None
 
     async def start(self) -> int:
         """Bind, mount everything, mark SERVING. Returns the bound port."""
@@ -167,7 +168,12 @@ class GrpcServer:
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(self.stop()))
+            loop.add_signal_handler(sig, self.request_stop)
+
+    def request_stop(self) -> None:
+        """Start the graceful stop once; repeated signals join the same stop."""
+        if self._stop_task is None:
+            self._stop_task = asyncio.ensure_future(self.stop())
 
     async def wait(self) -> None:
         await self._stopped.wait()

@@ -14,6 +14,10 @@ _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str = "") -> None:
+        super().__init__()
+        self.service = service
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
@@ -21,6 +25,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        if self.service:
+            entry["service"] = self.service
         ctx = trace.get_current_span().get_span_context()
         if ctx.is_valid:
             entry["trace_id"] = format(ctx.trace_id, "032x")
@@ -36,12 +42,10 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(level: str = "INFO", *, service: str = "") -> None:
     """Route the root logger to stderr as one JSON object per line."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    if service:
-        logging.LoggerAdapter(root, {"service": service})
     # Chatty libraries stay at WARNING unless asked otherwise.
     for noisy in ("aiokafka", "faust", "mode", "grpc"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

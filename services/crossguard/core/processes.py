@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 class ProcessError(RuntimeError):
@@ -49,10 +52,6 @@ class ManagedProcess:
         self.port = 0
         self._proc: subprocess.Popen[str] | None = None
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
@@ -77,6 +76,8 @@ class ManagedProcess:
             # Keeps draining stdout after the ready line so the child never blocks on a pipe.
             assert self._proc is not None and self._proc.stdout is not None
             for line in self._proc.stdout:
+                # faust may prefix terminal control sequences; match on the visible text.
+                line = _ANSI.sub("", line)
                 if line.startswith(ready) and not found.is_set():
                     if ready == "PORT":
                         self.port = int(line.split()[1])
@@ -90,16 +91,8 @@ class ManagedProcess:
             if time.monotonic() > deadline:
                 self.stop()
                 raise ProcessError(
-                    f"{self.name} not serving after {timeout:.0f}s; see {self.log_path}"
+                    f"{self.name} not ready after {timeout:.0f}s; see {self.log_path}"
                 )
-
-    def _drain(self) -> None:
-        def read() -> None:
-            assert self._proc is not None and self._proc.stdout is not None
-            for _ in self._proc.stdout:
-                pass
-
-        threading.Thread(target=read, name=f"{self.name}-stdout", daemon=True).start()
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM (graceful drain), then SIGKILL after `timeout` seconds."""

@@ -44,6 +44,12 @@ def setup_telemetry(
     Tests pass their own processors/readers (e.g. InMemorySpanExporter) to observe spans.
     """
     global _configured
+    if _configured:
+        installed = trace.get_tracer_provider()
+        if isinstance(installed, TracerProvider):
+            for processor in span_processors:
+                installed.add_span_processor(processor)
+            return installed
     resource = Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME", service_name)})
     tracer_provider = TracerProvider(resource=resource)
     for processor in span_processors:
@@ -66,10 +72,9 @@ def setup_telemetry(
         readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter()))
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
 
-    if not _configured:
-        trace.set_tracer_provider(tracer_provider)
-        metrics.set_meter_provider(meter_provider)
-        _configured = True
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+    _configured = True
     return tracer_provider
 
 

@@ -2,7 +2,7 @@
 
 The split is a pure function of the text: validation = sha256(utf-8 text) first byte % 5 == 0
 (~20%), everything else is train. Training, threshold selection (cross-validation inside train)
-and evaluation all call `is_validation`; nothing chooses anything by looking at validation.
+and evaluation all use `split_of` (via `select`); nothing chooses anything by looking at validation.
 """
 
 from __future__ import annotations

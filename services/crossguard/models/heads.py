@@ -27,6 +27,7 @@ from crossguard.core.model_repository import (
 )
 from crossguard.core.taxonomy import Category
 from crossguard.models import encoder as _encoder
+from crossguard.models import profanity as _profanity
 from crossguard.models._common import OPSET, ProgressFn, check_parity, require, stderr_progress
 
 NAME = "text-heads"
@@ -177,8 +178,9 @@ def build_heads(
         preprocessing={
             "features": f"output `features` of {_encoder.NAME}/{_encoder.VERSION} (per-layer "
             "mean + last-layer max pooling, each L2-normalised)",
-            "profanity": "output `offensive` of profanity/1 on the raw text",
-            "requires": {_encoder.NAME: _encoder.VERSION, "profanity": "1"},
+            "profanity": f"output `offensive` of {_profanity.NAME}/{_profanity.VERSION} on the "
+            "raw text",
+            "requires": {_encoder.NAME: _encoder.VERSION, _profanity.NAME: _profanity.VERSION},
             "activation": "sigmoid per category (independent, multi-label)",
         },
         provenance=Provenance(

@@ -96,7 +96,7 @@ def featurize(
     step = 256
     for start in range(0, len(texts), step):
         batch = texts[start : start + step]
-        parts.append(np.concatenate([enc.encode(batch)[1], prof.score(batch)[:, None]], axis=1))
+        parts.append(np.concatenate([enc.features(batch), prof.score(batch)[:, None]], axis=1))
         done = min(start + step, len(texts))
         progress(f"  embedding {what}: {done}/{len(texts)} ({time.perf_counter() - t0:.0f}s)")
     width = _heads.FEATURES_DIM + 1

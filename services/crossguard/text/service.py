@@ -162,9 +162,7 @@ class TextClassifier:
         if not self.ready():
             raise NotReady("text model is not loaded yet")
         t_start = time.perf_counter()
-        self._validate(content_id, parts)
-
-        total_chars = sum(len(text) for _, text in parts)
+        total_chars = self._validate(content_id, parts)
         if total_chars > _INLINE_SANITIZE_CHARS:
             prepared = await asyncio.to_thread(self._prepare, parts)
         else:
@@ -226,7 +224,8 @@ class TextClassifier:
 
     # --- internals ---------------------------------------------------------------------------
 
-    def _validate(self, content_id: str, parts: Sequence[tuple[str, str]]) -> None:
+    def _validate(self, content_id: str, parts: Sequence[tuple[str, str]]) -> int:
+        """Check every limit; returns the total number of characters."""
         s = self.settings
         if not parts:
             raise InvalidInput(
@@ -239,7 +238,6 @@ class TextClassifier:
             )
         seen: set[str] = set()
         total_chars = 0
-        total_bytes = 0
         for part_id, text in parts:
             if part_id in seen:
                 raise InvalidInput(f"duplicate part_id {part_id!r}; part ids must be unique")
@@ -251,18 +249,24 @@ class TextClassifier:
                     f"{s.max_part_chars} characters per part (CROSSGUARD_TEXT_MAX_PART_CHARS)"
                 )
             total_chars += n
-            # UTF-8 length without encoding: 1-4 bytes per code point.
-            total_bytes += n if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
         if total_chars > s.max_total_chars:
             raise LimitExceeded(
                 f"request has {total_chars} characters of text; the limit is "
                 f"{s.max_total_chars} per request (CROSSGUARD_TEXT_MAX_TOTAL_CHARS)"
             )
+        # UTF-8 takes at most 4 bytes per code point: encode (a copy) only when that bound
+        # could break the byte limit.
+        if 4 * total_chars <= s.max_request_bytes:
+            return total_chars
+        total_bytes = sum(
+            len(t) if t.isascii() else len(t.encode("utf-8", "surrogatepass")) for _, t in parts
+        )
         if total_bytes > s.max_request_bytes:
             raise LimitExceeded(
                 f"request has {total_bytes} bytes of UTF-8 text; the limit is "
                 f"{s.max_request_bytes} bytes per request (CROSSGUARD_TEXT_MAX_REQUEST_BYTES)"
             )
+        return total_chars
 
     def _prepare(self, parts: Sequence[tuple[str, str]]) -> list[_Part]:
         s = self.settings
