@@ -1,21 +1,24 @@
 """Build the default model repository once (fresh tmp dir, or CROSSGUARD_TEST_MODEL_REPOSITORY),
-then check parity against the source frameworks and TextModel behaviour."""
+then check parity against the source frameworks and TextModel behaviour (fp32 and int8 encoder)."""
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from crossguard.core.errors import NotReady
-from crossguard.core.model_repository import ModelRepository
+from crossguard.core.errors import ModelError, NotReady
+from crossguard.core.model_repository import MANIFEST_FILE, ModelRepository
 from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
 from crossguard.models.build import build_default_repository
 from crossguard.models.data import OPENAI_CATEGORIES
-from crossguard.text.model import TextModel
+from crossguard.models.encoder import INT8_MIN_COSINE
+from crossguard.text.model import TextEncoder, TextModel
 
 pytestmark = pytest.mark.integration
 
@@ -34,14 +37,25 @@ def built_repository(tmp_path_factory: pytest.TempPathFactory) -> ModelRepositor
     return ModelRepository(root)
 
 
+def _cpu_settings(repo: ModelRepository) -> ModelSettings:
+    return ModelSettings(model_repository=repo.root, onnx_providers="CPUExecutionProvider")
+
+
 @pytest.fixture(scope="session")
 def text_model(built_repository: ModelRepository) -> TextModel:
-    settings = ModelSettings(
-        model_repository=built_repository.root, onnx_providers="CPUExecutionProvider"
-    )
-    model = TextModel(built_repository, settings)
+    """fp32 encoder: the parity checks against the source frameworks need it."""
+    model = TextModel(built_repository, _cpu_settings(built_repository), precision="fp32")
     model.load()
     return model
+
+
+@pytest.fixture(scope="session")
+def int8_model(built_repository: ModelRepository) -> Iterator[TextModel]:
+    """What the service loads on CPU by default (precision auto)."""
+    model = TextModel(built_repository, _cpu_settings(built_repository))
+    model.load()
+    yield model
+    model.close()
 
 
 def test_manifests(built_repository: ModelRepository) -> None:
@@ -60,6 +74,8 @@ def test_manifests(built_repository: ModelRepository) -> None:
     assert enc.outputs[0].name == "embedding" and enc.outputs[0].shape == ["batch", 384]
     assert enc.outputs[1].name == "features" and enc.outputs[1].shape == ["batch", 7 * 384]
     assert enc.metrics["parity_max_abs_diff"] <= 1e-4
+    assert enc.preprocessing["variants"] == {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+    assert {"model.onnx", "model.int8.onnx"} <= set(enc.files)
     prof = built_repository.get("profanity").manifest
     assert prof.provenance.source_package == "alt-profanity-check==1.9.1"
     assert prof.taxonomy == {"offensive": "profanity"}
@@ -67,6 +83,84 @@ def test_manifests(built_repository: ModelRepository) -> None:
     heads = built_repository.get("text-heads").manifest
     assert heads.labels == [c.value for c in OPENAI_CATEGORIES]
     assert heads.preprocessing["requires"]["minilm-l6-encoder"] == enc.version
+
+
+def test_int8_encoder_metrics_within_bound(built_repository: ModelRepository) -> None:
+    enc = built_repository.get("minilm-l6-encoder")
+    m = enc.manifest.metrics
+    assert m["int8_min_cosine_limit"] == INT8_MIN_COSINE
+    assert len(m["int8_features_block_min_cosine"]) == 7
+    cosines = [m["int8_embedding_min_cosine"], *m["int8_features_block_min_cosine"]]
+    assert min(cosines) == pytest.approx(m["int8_min_cosine"], abs=1e-6)
+    assert m["int8_min_cosine"] >= INT8_MIN_COSINE
+    assert 0.0 < m["int8_embedding_max_abs_diff"] <= m["int8_features_max_abs_diff"] < 0.5
+    # The quantised graph is much smaller than the fp32 one (int8 weights).
+    assert (enc.path / "model.int8.onnx").stat().st_size < enc.onnx_path.stat().st_size / 3
+
+
+def test_fp32_and_int8_agree(text_model: TextModel, int8_model: TextModel) -> None:
+    assert int8_model.encoder_precision == "int8" and text_model.encoder_precision == "fp32"
+    assert int8_model.model_infos[0] == ("minilm-l6-encoder", "3-int8")
+    assert text_model.model_infos[0] == ("minilm-l6-encoder", "3-fp32")
+    assert int8_model.version.startswith("minilm-l6-encoder:3-int8+text-heads:3")
+    # Over the validation rows x categories |int8 - fp32| is 0.005 on average, 0.05 at p99,
+    # 0.09 at most; these ordinary texts measured 0.03 at most.
+    texts = [
+        "I will find you and kill you",
+        "Thanks, have a lovely day!",
+        "I hate all of them, they should be wiped out",
+        "I feel so hopeless, I don't want to be here anymore.",
+        "The recipe needs two cups of flour and one egg.",
+        "Thank you so much for the lovely dinner, see you next week!",
+    ]
+    a = text_model.predict(texts)
+    b = int8_model.predict(texts)
+    diff = max(abs(x[c] - y[c]) for x, y in zip(a, b, strict=True) for c in x)
+    assert 0.0 < diff <= 0.05
+    cos = np.sum(text_model.embed(texts) * int8_model.embed(texts), axis=1)
+    assert float(cos.min()) >= INT8_MIN_COSINE
+
+
+def test_int8_sub_batching_changes_scores_only_slightly(
+    built_repository: ModelRepository, int8_model: TextModel
+) -> None:
+    """int8 activations are quantised per tensor, so batch-mates move a text's scores a
+    little (fp32 does not, see test_sub_batching_does_not_change_scores): measured 0.062 here,
+    0.065 over the validation rows (batches of 64 vs one at a time)."""
+    texts = [f"{'word ' * (i * 7 % 60)}sentence {i} kill" for i in range(37)]
+    one = TextModel(
+        built_repository, _cpu_settings(built_repository), sub_batch=1, precision="int8"
+    )
+    one.load()
+    try:
+        a = np.array([[s[c] for c in one.categories] for s in one.predict(texts)])
+        b = np.array([[s[c] for c in one.categories] for s in int8_model.predict(texts)])
+        assert float(np.max(np.abs(a - b))) <= 0.1
+    finally:
+        one.close()
+
+
+def test_explicit_int8_needs_the_variant(built_repository: ModelRepository, tmp_path: Path) -> None:
+    """An encoder entry without `variants` (as `crossguard models export` writes, or older
+    builds) serves model.onnx for auto/fp32 and refuses an explicit int8."""
+    src = built_repository.get("minilm-l6-encoder")
+    dst = tmp_path / "minilm-l6-encoder" / "1"
+    dst.mkdir(parents=True)
+    for name in ("model.onnx", "tokenizer.json"):
+        (dst / name).symlink_to(src.path / name)
+    manifest = json.loads((src.path / MANIFEST_FILE).read_text())
+    manifest["version"] = "1"
+    del manifest["preprocessing"]["variants"]
+    del manifest["files"]["model.int8.onnx"]
+    (dst / MANIFEST_FILE).write_text(json.dumps(manifest))
+    repo = ModelRepository(tmp_path)
+    entry = repo.get("minilm-l6-encoder", "1")
+    entry.verify()
+    settings = _cpu_settings(repo)
+    with pytest.raises(ModelError, match=r"minilm-l6-encoder/1 has no int8 variant"):
+        TextEncoder(entry, settings, 16, precision="int8")
+    assert TextEncoder(entry, settings, 16, precision="auto").precision == "fp32"
+    assert TextEncoder(entry, settings, 16, precision="fp32").precision == "fp32"
 
 
 def test_rebuild_is_skipped_when_verified(built_repository: ModelRepository) -> None:
@@ -130,10 +224,10 @@ def test_threat_is_flagged_and_greeting_is_not(text_model: TextModel) -> None:
 def test_contract_and_odd_inputs(text_model: TextModel) -> None:
     assert text_model.ready()
     assert text_model.categories == [*OPENAI_CATEGORIES, Category.PROFANITY]
-    assert [n for n, _ in text_model.model_infos] == [
-        "minilm-l6-encoder",
-        "text-heads",
-        "profanity",
+    assert text_model.model_infos == [
+        ("minilm-l6-encoder", "3-fp32"),
+        ("text-heads", "3"),
+        ("profanity", "1"),
     ]
     odd = [
         "",
@@ -157,10 +251,9 @@ def test_sub_batching_does_not_change_scores(
     built_repository: ModelRepository, text_model: TextModel
 ) -> None:
     texts = [f"{'word ' * (i * 7 % 60)}sentence {i} kill" for i in range(37)]
-    settings = ModelSettings(
-        model_repository=built_repository.root, onnx_providers="CPUExecutionProvider"
+    one = TextModel(
+        built_repository, _cpu_settings(built_repository), sub_batch=1, precision="fp32"
     )
-    one = TextModel(built_repository, settings, sub_batch=1)
     one.load()
     try:
         a = np.array([[s[c] for c in one.categories] for s in one.predict(texts)])
@@ -173,18 +266,22 @@ def test_sub_batching_does_not_change_scores(
         one.predict(["x"])
 
 
-def test_eval_text_on_validation(built_repository: ModelRepository) -> None:
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_eval_text_on_validation(built_repository: ModelRepository, precision: str) -> None:
     from crossguard.models.evaluate import eval_text, format_eval_report
 
-    report = eval_text(built_repository)
+    report = eval_text(built_repository, precision=precision)
     by_name = report.by_name()
     assert report.split == "validation" and report.rows > 150
+    assert report.precision == precision
     assert set(by_name) == {*(c.value for c in OPENAI_CATEGORIES), "any"}
-    # Regression floor (measured 0.866 with the committed heads; 0.834 with text-heads/1).
+    # Regression floor (measured with the committed heads: 0.866 fp32, 0.868 int8;
+    # 0.834 with text-heads/1).
     assert by_name["any"].auprc >= 0.85
     assert by_name["sexual"].auc >= 0.9
     text = format_eval_report(report)
     assert "any" in text and "AUPRC" in text
+    assert f"{precision} encoder" in text and f"minilm-l6-encoder/3-{precision}" in text
 
 
 def test_runtime_needs_no_build_frameworks(built_repository: ModelRepository) -> None:

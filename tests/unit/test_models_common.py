@@ -19,9 +19,9 @@ def test_missing_package_error_names_pip_requirement(monkeypatch: pytest.MonkeyP
 
 def test_default_models_and_unknown_name(tmp_path: object) -> None:
     assert [(m.name, m.version) for m in DEFAULT_MODELS] == [
-        ("minilm-l6-encoder", "2"),
+        ("minilm-l6-encoder", "3"),
         ("profanity", "1"),
-        ("text-heads", "2"),
+        ("text-heads", "3"),
     ]
     from pathlib import Path
 

@@ -53,7 +53,7 @@ def test_heads_entry_manifest_and_graph(tmp_path: Path) -> None:
     entry.verify()
     m = entry.manifest
     labels = [c.value for c in OPENAI_CATEGORIES]
-    assert (m.name, m.version) == ("text-heads", "2")
+    assert (m.name, m.version) == ("text-heads", "3")
     assert m.labels == labels
     assert m.taxonomy == {label: label for label in labels}
     assert all(Category(v) for v in m.taxonomy.values())
@@ -62,7 +62,7 @@ def test_heads_entry_manifest_and_graph(tmp_path: Path) -> None:
     assert m.outputs[0].name == "probabilities" and m.outputs[0].shape == ["batch", 8]
     assert set(m.files) == {"model.onnx"}
     assert m.provenance.licence and m.provenance.built_by
-    assert m.preprocessing["requires"] == {"minilm-l6-encoder": "2", "profanity": "1"}
+    assert m.preprocessing["requires"] == {"minilm-l6-encoder": "3", "profanity": "1"}
     on_disk = json.loads((entry.path / "manifest.json").read_text())
     assert len(on_disk["files"]["model.onnx"]) == 64
 

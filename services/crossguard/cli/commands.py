@@ -267,7 +267,7 @@ def run_bench_text(seconds: float, concurrency: int) -> int:
     return 0
 
 
-def run_eval_text() -> int:
+def run_eval_text(precision: str = "auto") -> int:
     from crossguard.core.model_repository import ModelRepository
     from crossguard.core.taxonomy import Category
     from crossguard.models.evaluate import eval_text, format_eval_report
@@ -278,7 +278,7 @@ def run_eval_text() -> int:
     policy = default_policy()
     # Precision/recall are reported at the policy's escalate thresholds.
     thresholds = {c: t for c in Category if (t := policy.thresholds(c).escalate) is not None}
-    report = eval_text(repo, thresholds, progress=_notify)
+    report = eval_text(repo, thresholds, progress=_notify, precision=precision)
     console.print(f"policy {policy.version}: precision/recall at its escalate thresholds")
     console.print(format_eval_report(report), highlight=False, markup=False)
     return 0

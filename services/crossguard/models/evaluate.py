@@ -3,6 +3,7 @@
 Per category: AUC, AUPRC (average precision), precision/recall/F1 at the thresholds, over the
 validation rows annotated for that category. "any": max over the head categories' scores vs "any
 annotated category is positive". Thresholds come from the model (chosen on train) unless given.
+The encoder variant (fp32 or int8, crossguard.text.model.encoder_variant) is chosen by `precision`.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class EvalReport:
     seconds: float
     # Secondary, out-of-domain: Davidson tweets' hate head on their validation split.
     extra: list[CategoryMetrics] = field(default_factory=list)
+    # Encoder variant scored: "fp32" or "int8".
+    precision: str = ""
 
     def by_name(self) -> dict[str, CategoryMetrics]:
         return {m.name: m for m in [*self.metrics, *self.extra]}
@@ -114,6 +117,7 @@ def eval_text(
     settings: ModelSettings | None = None,
     include_davidson: bool = False,
     progress: Callable[[str], None] | None = None,
+    precision: str = "auto",
 ) -> EvalReport:
     """Score the validation split of the OpenAI moderation samples with TextModel.
 
@@ -121,13 +125,14 @@ def eval_text(
     thresholds: per-category overrides; defaults to the model's (chosen on the train split).
       "any" fires when any head category is at or above its threshold.
     include_davidson: also report the hate head on Davidson's validation tweets (slower, ~20 s).
+    precision: encoder variant, "auto" (int8 on CPU, fp32 on CUDA), "fp32" or "int8".
     """
     from crossguard.text.model import TextModel
 
     repo = repository if isinstance(repository, ModelRepository) else ModelRepository(repository)
     settings = settings or ModelSettings(model_repository=repo.root)
     t0 = time.perf_counter()
-    model = TextModel(repo, settings)
+    model = TextModel(repo, settings, precision=precision)
     model.load()
     try:
         cuts = {**model.thresholds, **(thresholds or {})}
@@ -171,7 +176,13 @@ def eval_text(
             p = np.array([s[Category.HATE] for s in dscores], dtype=np.float64)
             extra.append(_metrics("davidson:hate", y, p, cuts[Category.HATE]))
         return EvalReport(
-            "validation", len(rows), metrics, model.model_infos, time.perf_counter() - t0, extra
+            "validation",
+            len(rows),
+            metrics,
+            model.model_infos,
+            time.perf_counter() - t0,
+            extra,
+            model.encoder_precision,
         )
     finally:
         model.close()
@@ -190,9 +201,10 @@ def _predict(model: object, texts: Sequence[str], batch: int = 64) -> list[dict[
 def format_eval_report(report: EvalReport) -> str:
     """The report as a fixed-width text table."""
     models = ", ".join(f"{n}/{v}" for n, v in report.model_infos)
+    variant = f", {report.precision} encoder" if report.precision else ""
     lines = [
-        f"text model evaluation on the {report.split} split ({report.rows} rows; {models}; "
-        f"{report.seconds:.1f}s)",
+        f"text model evaluation{variant} on the {report.split} split ({report.rows} rows; "
+        f"{models}; {report.seconds:.1f}s)",
         f"{'category':<18} {'n':>5} {'pos':>4} {'AUC':>6} {'AUPRC':>6} {'thresh':>7} "
         f"{'prec':>6} {'recall':>6} {'F1':>6}",
     ]

@@ -3,7 +3,8 @@
 Weights live in services/crossguard/text/heads/ (heads.npz + heads.json, ~90 kB, committed and
 reproduced by `python -m crossguard.models.train_heads`). `build_heads` turns them into a tiny ONNX
 graph: Concat(features, profanity) -> Gemm -> Sigmoid -> `probabilities` [batch, k].
-`features` is the encoder's second output (crossguard.models.encoder.FEATURES_DIM).
+`features` is the encoder's second output (crossguard.models.encoder.FEATURES_DIM). The heads are
+trained on the fp32 encoder's features and serve both encoder variants (fp32 and int8).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from crossguard.models import profanity as _profanity
 from crossguard.models._common import OPSET, ProgressFn, check_parity, require, stderr_progress
 
 NAME = "text-heads"
-VERSION = "2"
+# 3: same weights as 2, for minilm-l6-encoder/3 (which adds the int8 variant).
+VERSION = "3"
 WEIGHTS_FILE = "heads.npz"
 META_FILE = "heads.json"
 FEATURES_DIM = _encoder.FEATURES_DIM
@@ -145,7 +147,7 @@ def build_heads(
     progress: ProgressFn = stderr_progress,
     heads_dir: Path | None = None,
 ) -> ModelEntry:
-    """Write models/text-heads/2 from the committed weights (no training here)."""
+    """Write models/text-heads/<VERSION> from the committed weights (no training here)."""
     ort = require("onnxruntime")
     src = heads_dir or default_heads_dir()
     heads = load_heads(src)
@@ -177,7 +179,8 @@ def build_heads(
         taxonomy={label: label for label in labels},
         preprocessing={
             "features": f"output `features` of {_encoder.NAME}/{_encoder.VERSION} (per-layer "
-            "mean + last-layer max pooling, each L2-normalised)",
+            "mean + last-layer max pooling, each L2-normalised); trained on the fp32 variant, "
+            "used with fp32 and int8",
             "profanity": f"output `offensive` of {_profanity.NAME}/{_profanity.VERSION} on the "
             "raw text",
             "requires": {_encoder.NAME: _encoder.VERSION, _profanity.NAME: _profanity.VERSION},

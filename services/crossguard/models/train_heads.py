@@ -2,8 +2,9 @@
 
 Recipe (chosen by 5-fold cross-validation inside the TRAIN split; validation is never read here):
 
-- features: the ONNX encoder's `features` output (minilm-l6-encoder/2: masked mean of each of the
-  6 MiniLM-L6 layers + masked max of the last one, each L2-normalised, 7 x 384 = 2688) +
+- features: the fp32 ONNX encoder's `features` output (minilm-l6-encoder/3, model.onnx: masked
+  mean of each of the 6 MiniLM-L6 layers + masked max of the last one, each L2-normalised,
+  7 x 384 = 2688) +
   alt-profanity-check probability (1), rounded to 1e-5 so that thread-order float noise cannot
   change the fit. (5-fold train CV, "any" AUPRC = max over heads: last-layer mean only 0.813,
   layers 5-6 0.823, layers 4-6 0.831, layers 1-6 0.833, layers 1-6 + last-layer max 0.835);
@@ -21,8 +22,19 @@ Also measured on the same folds and not adopted (no gain on train CV): other "an
 Davidson weight in {0, 0.1, 1}, a direct "any" head, and TF-IDF word/char n-gram logistic
 heads blended with the embedding heads (+0.004 at best).
 
-Deterministic: same data + same encoder -> the same weights (committed in
-services/crossguard/text/heads). Runtime is ~1-2 minutes on 2 CPU cores (embedding dominates).
+Encoder variants: the heads are fitted on the fp32 encoder's features only (featurize asks for
+precision "fp32") and serve both the fp32 and the int8 (dynamically quantised, CPU) encoder.
+Refitting on int8 features was not needed: with these heads, `crossguard eval text` on the
+validation split gives "any" AUC 0.930 / AUPRC 0.866 with fp32 and 0.929 / 0.868 with int8,
+the same "any" precision/recall at the thresholds (0.676 / 0.902), per-category AUPRC within
+0.02 (docs/text-model.md has both tables).
+
+Deterministic: same data + same encoder + same BLAS kernels -> the same weights (committed in
+services/crossguard/text/heads; minilm-l6-encoder/3's fp32 graph is version 2's, so the
+weights are version 2's). OpenBLAS picks its kernels by CPU, and lbfgs amplifies their last-bit
+differences: on an AMD EPYC (Zen kernels) the hate head comes out up to 2e-4 off, thresholds
+unchanged. `OPENBLAS_CORETYPE=SkylakeX` (any AVX-512 CPU) reproduces the committed weights
+byte for byte. Runtime is ~1-2 minutes on 2 CPU cores (embedding dominates).
 """
 
 from __future__ import annotations
@@ -89,7 +101,10 @@ def featurize(
     from crossguard.text.model import ProfanityScorer, TextEncoder
 
     settings = ModelSettings(model_repository=repo.root, onnx_providers="CPUExecutionProvider")
-    enc = TextEncoder(repo.get(_encoder.NAME, _encoder.VERSION), settings, sub_batch=32)
+    # fp32 always: the heads are fitted on fp32 features and serve both variants.
+    enc = TextEncoder(
+        repo.get(_encoder.NAME, _encoder.VERSION), settings, sub_batch=32, precision="fp32"
+    )
     prof = ProfanityScorer(repo.get(_profanity.NAME, _profanity.VERSION), settings)
     t0 = time.perf_counter()
     parts: list[np.ndarray] = []
@@ -235,6 +250,7 @@ def train(
         "data_sha256": data_digest,
         "weights_sha256": digest,
         "encoder": f"{_encoder.NAME}/{_encoder.VERSION}",
+        "encoder_variant": "fp32 (the heads serve fp32 and int8)",
         "profanity": f"{_profanity.NAME}/{_profanity.VERSION}",
     }
     return HeadWeights(cats, weights, bias, thresholds, meta)

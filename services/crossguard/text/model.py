@@ -3,23 +3,30 @@
 Runtime dependencies: onnxruntime, numpy, tokenizers (no torch/transformers). Entries come from a
 model repository built by `crossguard models build`:
 
-    minilm-l6-encoder/2   tokenizer.json + model.onnx (input_ids, attention_mask -> embedding,
-                          features = per-layer pooled hidden states)
+    minilm-l6-encoder/3   tokenizer.json + model.onnx (fp32) + model.int8.onnx (dynamic int8)
+                          (input_ids, attention_mask -> embedding, features = per-layer pooled
+                          hidden states); the manifest's preprocessing["variants"] names them
     profanity/1           model.onnx (text [batch,1] -> offensive [batch])
-    text-heads/2          model.onnx (features, profanity -> probabilities [batch,k])
+    text-heads/3          model.onnx (features, profanity -> probabilities [batch,k]); trained
+                          on fp32 features, used with either encoder variant
+
+Encoder precision (`precision=`, CROSSGUARD_TEXT_ENCODER_PRECISION): "auto" serves int8 when the
+onnxruntime providers include no CUDA (about 2x faster on CPU) and fp32 on CUDA (the dynamic
+int8 kernels are CPU-only); "fp32" / "int8" force one.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
 from crossguard.core.errors import ModelError, NotReady
-from crossguard.core.model_repository import ModelEntry, ModelRepository
-from crossguard.core.onnx_session import create_session
+from crossguard.core.model_repository import MODEL_FILE, ModelEntry, ModelRepository
+from crossguard.core.onnx_session import CUDA, choose_providers, create_session
 from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
 
@@ -47,12 +54,60 @@ PROFANITY_THRESHOLD = 0.5
 # Characters looked at by the encoder; 256 word pieces never need more (cheap guard on huge input).
 MAX_ENCODER_CHARS = 16_384
 
+Precision = Literal["auto", "fp32", "int8"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+
+
+def resolve_precision(requested: str, providers: Sequence[str]) -> str:
+    """The encoder variant, "fp32" or "int8", for a requested precision and the resolved
+    onnxruntime providers (crossguard.core.onnx_session.choose_providers): "auto" is fp32 when
+    CUDA is used (ORT's dynamic int8 path, DynamicQuantizeLinear + MatMulInteger, runs on CPU)
+    and int8 otherwise."""
+    if requested not in PRECISIONS:
+        raise ModelError(f"encoder precision {requested!r} is not one of {list(PRECISIONS)}")
+    if requested == "auto":
+        return "fp32" if CUDA in providers else "int8"
+    return requested
+
+
+def encoder_variant(
+    entry_name: str, preprocessing: Mapping[str, Any], requested: str, providers: Sequence[str]
+) -> tuple[str, str]:
+    """(precision, file name) of the encoder graph to load from an entry.
+
+    The entry's preprocessing["variants"] maps precision -> file. An entry without it (made by
+    `crossguard models export`, or minilm-l6-encoder before version 3) has only model.onnx:
+    used for "fp32" and "auto"; "int8" is a ModelError."""
+    variants = preprocessing.get("variants")
+    if not variants:
+        if requested == "int8":
+            raise ModelError(
+                f"{entry_name} has no int8 variant (its manifest lists no preprocessing "
+                "'variants', only model.onnx); rebuild it with `crossguard models build` or set "
+                "CROSSGUARD_TEXT_ENCODER_PRECISION to auto or fp32"
+            )
+        resolve_precision(requested, providers)  # validates the name
+        return "fp32", MODEL_FILE
+    precision = resolve_precision(requested, providers)
+    if precision not in variants and requested == "auto" and "fp32" in variants:
+        precision = "fp32"
+    if precision not in variants:
+        raise ModelError(
+            f"{entry_name} has no {precision} variant (it has {sorted(variants)}); set "
+            "CROSSGUARD_TEXT_ENCODER_PRECISION to one of them or rebuild with "
+            "`crossguard models build`"
+        )
+    return precision, str(variants[precision])
+
 
 def _session(
-    entry: ModelEntry, settings: ModelSettings, allow_spinning: bool | None = None
+    entry: ModelEntry,
+    settings: ModelSettings,
+    allow_spinning: bool | None = None,
+    path: Path | None = None,
 ) -> ort.InferenceSession:
     return create_session(
-        entry.onnx_path,
+        path or entry.onnx_path,
         providers=settings.onnx_providers,
         intra_op_threads=settings.onnx_intra_op_threads,
         cuda_device_id=settings.cuda_device_id,
@@ -100,7 +155,10 @@ def plan_sub_batches(
 
 
 class TextEncoder:
-    """Tokenizer + ONNX sentence encoder: texts -> L2-normalised embeddings [n, 384]."""
+    """Tokenizer + ONNX sentence encoder: texts -> L2-normalised embeddings [n, 384].
+
+    `precision`: "auto", "fp32" or "int8" (see encoder_variant); `self.precision` is the variant
+    loaded ("fp32" or "int8")."""
 
     def __init__(
         self,
@@ -109,16 +167,21 @@ class TextEncoder:
         sub_batch: int,
         max_padding: float | None = None,
         allow_spinning: bool | None = None,
+        precision: str = "auto",
     ) -> None:
+        import onnxruntime
         from tokenizers import Tokenizer
 
         self.entry = entry
         pre = entry.manifest.preprocessing
+        providers = choose_providers(settings.onnx_providers, onnxruntime.get_available_providers())
+        name = f"{entry.manifest.name}/{entry.manifest.version}"
+        self.precision, graph = encoder_variant(name, pre, precision, providers)
         self.max_length = int(pre.get("max_length", 256))
         self.tokenizer: Tokenizer = Tokenizer.from_file(str(entry.file(pre["tokenizer"])))
         self.tokenizer.enable_truncation(max_length=self.max_length)
         self.tokenizer.no_padding()
-        self.session = _session(entry, settings, allow_spinning)
+        self.session = _session(entry, settings, allow_spinning, entry.file(graph))
         self.sub_batch = max(1, sub_batch)
         self.max_padding = max_padding
         self.dim = int(entry.manifest.outputs[0].shape[-1] or 384)
@@ -206,15 +269,20 @@ class TextModel:
         sub_batch: int = DEFAULT_SUB_BATCH,
         max_padding: float | None = DEFAULT_MAX_PADDING,
         allow_spinning: bool | None = None,
+        precision: str = "auto",
     ) -> None:
         """`sub_batch`: most texts per encoder call; `max_padding`: most padded tokens per real
         token in one call (None: fixed sub-batches of `sub_batch`), see plan_sub_batches;
-        `allow_spinning`: onnxruntime's intra-op spin-wait (None: onnxruntime's default)."""
+        `allow_spinning`: onnxruntime's intra-op spin-wait (None: onnxruntime's default);
+        `precision`: encoder variant, "auto" (int8 on CPU, fp32 on CUDA), "fp32" or "int8"."""
+        if precision not in PRECISIONS:
+            raise ModelError(f"encoder precision {precision!r} is not one of {list(PRECISIONS)}")
         self.settings = settings or ModelSettings()
         self.repository = repository or ModelRepository(self.settings.model_repository)
         self.sub_batch = sub_batch
         self.max_padding = max_padding
         self.allow_spinning = allow_spinning
+        self.precision = precision
         self.version = "unloaded"
         self._lock = threading.Lock()
         self._encoder: TextEncoder | None = None
@@ -250,15 +318,22 @@ class TextModel:
 
             spin = self.allow_spinning
             encoder = TextEncoder(
-                enc_entry, self.settings, self.sub_batch, self.max_padding, allow_spinning=spin
+                enc_entry,
+                self.settings,
+                self.sub_batch,
+                self.max_padding,
+                allow_spinning=spin,
+                precision=self.precision,
             )
             profanity = ProfanityScorer(prof_entry, self.settings, allow_spinning=spin)
             heads = _session(heads_entry, self.settings, allow_spinning=spin)
 
             self._head_categories = categories
             self._thresholds = thresholds
+            # The encoder's version names the variant served, e.g. ("minilm-l6-encoder", "3-int8").
             self._infos = [
-                (e.manifest.name, e.manifest.version) for e in (enc_entry, heads_entry, prof_entry)
+                (enc_entry.manifest.name, f"{enc_entry.manifest.version}-{encoder.precision}"),
+                *((e.manifest.name, e.manifest.version) for e in (heads_entry, prof_entry)),
             ]
             self.version = "+".join(f"{n}:{v}" for n, v in self._infos)
             self._profanity, self._heads, self._encoder = profanity, heads, encoder
@@ -308,8 +383,15 @@ class TextModel:
         return dict(self._thresholds)
 
     @property
+    def encoder_precision(self) -> str:
+        """The encoder variant loaded: "fp32" or "int8"."""
+        encoder, _, _ = self._require()
+        return encoder.precision
+
+    @property
     def model_infos(self) -> list[tuple[str, str]]:
-        """(name, version) of every repository entry used, e.g. ("text-heads", "1")."""
+        """(name, version) of every repository entry used, e.g. ("text-heads", "3"); the
+        encoder's version carries the variant served, e.g. ("minilm-l6-encoder", "3-int8")."""
         self._require()
         return list(self._infos)
 

@@ -56,6 +56,7 @@ def build_model(settings: TextServerSettings) -> TextModelLike:
     options: dict[str, Any] = {
         "max_padding": text.model_max_padding,
         "allow_spinning": text.onnx_spinning,
+        "precision": text.encoder_precision,
     }
     if text.model_sub_batch:
         options["sub_batch"] = text.model_sub_batch

@@ -1,11 +1,13 @@
-"""Settings of the text safety service: explicit input limits, chunking, evidence budget and
-micro-batching. One environment variable per setting (CROSSGUARD_TEXT_*), named in its
-description. Bind address and grace period come from the shared GrpcServerSettings
+"""Settings of the text safety service: explicit input limits, chunking, evidence budget,
+encoder precision and micro-batching. One environment variable per setting (CROSSGUARD_TEXT_*),
+named in its description. Bind address and grace period come from the shared GrpcServerSettings
 (CROSSGUARD_HOST, CROSSGUARD_PORT, CROSSGUARD_GRACE_SECONDS, ...), model location and onnxruntime
 options from ModelSettings (CROSSGUARD_MODEL_REPOSITORY, CROSSGUARD_ONNX_*).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -103,6 +105,15 @@ class TextServiceSettings(CrossguardSettings):
         le=1.0,
         description="CROSSGUARD_TEXT_DEFAULT_THRESHOLD: threshold for evidence when the model "
         "declares none for a category.",
+    )
+
+    # --- model -------------------------------------------------------------------------------
+    encoder_precision: Literal["auto", "fp32", "int8"] = Field(
+        default="auto",
+        description="CROSSGUARD_TEXT_ENCODER_PRECISION: which MiniLM encoder variant to serve: "
+        "int8 (dynamically quantised, about 2x faster on CPU; validation 'any' AUPRC 0.868 vs "
+        "0.866 with fp32), fp32, or auto = int8 unless the onnxruntime providers include CUDA "
+        "(then fp32: the int8 kernels are CPU-only). The same text heads serve both.",
     )
 
     # --- micro-batching ----------------------------------------------------------------------
