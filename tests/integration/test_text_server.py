@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -109,3 +110,74 @@ def test_real_server_classifies_and_drains_on_sigterm(start_server: ServerFactor
 
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
+
+
+def children(pid: int) -> list[int]:
+    """The server processes a supervisor started (not multiprocessing's resource tracker)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            pids = [int(p) for p in fh.read().split()]
+    except FileNotFoundError:
+        return []
+    out = []
+    for child in pids:
+        with open(f"/proc/{child}/cmdline", "rb") as fh:
+            if b"spawn_main" in fh.read():
+                out.append(child)
+    return out
+
+
+def gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] == "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return True
+
+
+def classify_over_connections(port: int, n: int) -> None:
+    """One call on each of `n` separate connections (as separate clients would open)."""
+    for k in range(n):
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
+            stub = classifier_pb2_grpc.ClassifierServiceStub(channel)
+            resp = stub.Classify(
+                classifier_pb2.ClassifyRequest(
+                    content_id=f"c{k}", parts=[content_pb2.ContentPart(text=f"hello number {k}")]
+                ),
+                timeout=30,
+            )
+            assert resp.scores
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT and /proc")
+def test_server_processes_share_the_port_and_stop_together(start_server: ServerFactory) -> None:
+    proc, port = start_server(CROSSGUARD_TEXT_PROCESSES="2")
+    kids = children(proc.pid)
+    assert len(kids) == 2
+    classify_over_connections(port, 8)
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    assert all(gone(k) for k in kids)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT and /proc")
+def test_server_processes_die_with_a_killed_supervisor(start_server: ServerFactory) -> None:
+    proc, port = start_server(CROSSGUARD_TEXT_PROCESSES="2")
+    kids = children(proc.pid)
+    assert len(kids) == 2
+    classify_over_connections(port, 2)
+    proc.kill()
+    proc.wait(10)
+    deadline = time.monotonic() + 10
+    while not all(gone(k) for k in kids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(gone(k) for k in kids)
+
+
+def test_server_processes_fail_together_when_a_model_is_missing(
+    start_server: ServerFactory, tmp_path: Path
+) -> None:
+    with pytest.raises(AssertionError, match="exited early with 1"):
+        start_server(CROSSGUARD_TEXT_PROCESSES="2", CROSSGUARD_MODEL_REPOSITORY=str(tmp_path))

@@ -179,9 +179,13 @@ class GrpcServer:
         await self._stopped.wait()
 
 
-async def serve_forever(server: GrpcServer) -> None:
-    """Start, announce the port on stdout as `PORT <n>` (for supervisors), run until SIGTERM."""
+async def serve_forever(server: GrpcServer, on_ready: Callable[[int], None] | None = None) -> None:
+    """Start, announce the port (default: `PORT <n>` on stdout, for supervisors), run until
+    SIGTERM."""
     port = await server.start()
     server.install_signal_handlers()
-    print(f"PORT {port}", flush=True)
+    if on_ready is None:
+        print(f"PORT {port}", flush=True)
+    else:
+        on_ready(port)
     await server.wait()

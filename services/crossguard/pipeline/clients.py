@@ -8,6 +8,7 @@ Trace context goes out in gRPC metadata via the OpenTelemetry client interceptor
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 
@@ -58,33 +59,45 @@ class _Key:
 
 
 class ChannelPool:
-    """Lazily created grpc.aio channels, one per (endpoint, service, retries)."""
+    """Lazily created grpc.aio channels: `connections` per (endpoint, service, retries), each
+    its own TCP connection, handed out in turn so that calls spread over the processes or pods
+    behind one address (a single connection would pin every call to one of them)."""
 
-    def __init__(self, *, max_message_bytes: int, initial_backoff_ms: int) -> None:
+    def __init__(
+        self, *, max_message_bytes: int, initial_backoff_ms: int, connections: int = 1
+    ) -> None:
         self.max_message_bytes = max_message_bytes
         self.initial_backoff_ms = initial_backoff_ms
-        self._channels: dict[_Key, grpc.aio.Channel] = {}
+        self.connections = max(1, connections)
+        self._channels: dict[_Key, list[grpc.aio.Channel]] = {}
+        self._turn = itertools.count()
 
     def channel(self, endpoint: str, service: str, retries: int) -> grpc.aio.Channel:
         key = _Key(endpoint, service, retries)
-        chan = self._channels.get(key)
-        if chan is None:
-            options = [
-                ("grpc.enable_retries", 1),
-                ("grpc.service_config", service_config(service, retries, self.initial_backoff_ms)),
-                ("grpc.max_receive_message_length", self.max_message_bytes),
-                ("grpc.max_send_message_length", self.max_message_bytes),
-                # Reconnect quickly after a classifier restarts.
-                ("grpc.initial_reconnect_backoff_ms", 100),
-                ("grpc.max_reconnect_backoff_ms", 2000),
+        chans = self._channels.get(key)
+        if chans is None:
+            chans = self._channels[key] = [
+                self._open(endpoint, service, retries) for _ in range(self.connections)
             ]
-            chan = grpc.aio.insecure_channel(
-                endpoint,
-                options=options,
-                interceptors=aio_client_interceptors(),  # type: ignore[no-untyped-call]
-            )
-            self._channels[key] = chan
-        return chan
+        return chans[next(self._turn) % len(chans)]
+
+    def _open(self, endpoint: str, service: str, retries: int) -> grpc.aio.Channel:
+        options = [
+            ("grpc.enable_retries", 1),
+            ("grpc.service_config", service_config(service, retries, self.initial_backoff_ms)),
+            ("grpc.max_receive_message_length", self.max_message_bytes),
+            ("grpc.max_send_message_length", self.max_message_bytes),
+            # Reconnect quickly after a classifier restarts.
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 2000),
+            # Its own connection: channels to one address otherwise share one.
+            ("grpc.use_local_subchannel_pool", 1),
+        ]
+        return grpc.aio.insecure_channel(
+            endpoint,
+            options=options,
+            interceptors=aio_client_interceptors(),  # type: ignore[no-untyped-call]
+        )
 
     def classifier(self, endpoint: str, retries: int) -> classifier_pb2_grpc.ClassifierServiceStub:
         return classifier_pb2_grpc.ClassifierServiceStub(
@@ -100,5 +113,6 @@ class ChannelPool:
 
     async def close(self) -> None:
         channels, self._channels = self._channels, {}
-        for chan in channels.values():
-            await chan.close()
+        for chans in channels.values():
+            for chan in chans:
+                await chan.close()

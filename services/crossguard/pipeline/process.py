@@ -226,6 +226,7 @@ class Processor:
         self.channels = ChannelPool(
             max_message_bytes=settings.grpc_max_message_bytes,
             initial_backoff_ms=settings.retry_initial_backoff_ms,
+            connections=settings.grpc_connections,
         )
         self.endpoints: dict[Modality, str] = {
             Modality.TEXT: settings.text_endpoint,

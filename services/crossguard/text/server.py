@@ -3,19 +3,25 @@
 `python -m crossguard.text` (or `crossguard` CLI wiring) runs `main()`: JSON logs, telemetry
 (service name crossguard-text), the model loaded before the server binds (so health reports
 SERVING only once the model can answer), `PORT <n>` on stdout, and on SIGTERM: NOT_SERVING,
-drain within CROSSGUARD_GRACE_SECONDS, then the batcher and the model are closed.
+drain within CROSSGUARD_GRACE_SECONDS, then the batcher and the model are closed. On CPU it
+serves from several processes sharing the port (CROSSGUARD_TEXT_PROCESSES,
+crossguard.core.server_processes): one Python process leaves cores idle behind its interpreter
+lock (measured on 2 cores, 16 clients: 2 processes × 1 model call about 1.5× one process × 2).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
+from collections.abc import Callable
 from typing import Any
 
+from crossguard.core.cpus import available_cpus
 from crossguard.core.grpc_server import GrpcServer, serve_forever
 from crossguard.core.logging_setup import configure_logging
 from crossguard.core.model_repository import ModelRepository
+from crossguard.core.onnx_session import CUDA, choose_providers
+from crossguard.core.server_processes import serve_in_processes
 from crossguard.core.telemetry import setup_telemetry, shutdown_telemetry
 from crossguard.text.service import TextClassifier, TextModelLike
 from crossguard.text.servicer import registration
@@ -26,11 +32,26 @@ SERVICE = "crossguard-text"
 log = logging.getLogger(__name__)
 
 
-def available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+def uses_cuda(settings: TextServerSettings) -> bool:
+    """Whether the model sessions will run on CUDA (onnxruntime-gpu and a GPU present)."""
+    import onnxruntime
+
+    providers = choose_providers(
+        settings.model.onnx_providers, onnxruntime.get_available_providers()
+    )
+    return CUDA in providers
+
+
+def server_processes(settings: TextServerSettings) -> int:
+    """CROSSGUARD_TEXT_PROCESSES, with 0 resolved: 1 on CUDA (one GPU context; batching is what
+    pays there), else one process per available CPU, or per CROSSGUARD_ONNX_INTRA_OP_THREADS
+    CPUs when that is set."""
+    if settings.text.processes:
+        return settings.text.processes
+    if uses_cuda(settings):
+        return 1
+    threads = settings.model.onnx_intra_op_threads or 1
+    return max(1, available_cpus() // threads)
 
 
 def default_intra_op_threads(workers: int, cpus: int | None = None) -> int:
@@ -43,13 +64,17 @@ def default_intra_op_threads(workers: int, cpus: int | None = None) -> int:
     return max(1, cpus // max(1, workers))
 
 
+def cpus_per_process(settings: TextServerSettings) -> int:
+    return max(1, available_cpus() // server_processes(settings))
+
+
 def build_model(settings: TextServerSettings) -> TextModelLike:
     """The production TextModel over the configured model repository (not loaded yet)."""
     from crossguard.text.model import TextModel
 
     model_settings = settings.model
     if model_settings.onnx_intra_op_threads == 0:
-        threads = default_intra_op_threads(settings.text.batch_workers)
+        threads = default_intra_op_threads(settings.text.batch_workers, cpus_per_process(settings))
         model_settings = model_settings.model_copy(update={"onnx_intra_op_threads": threads})
     repository = ModelRepository(model_settings.model_repository)
     text = settings.text
@@ -68,17 +93,46 @@ def build_server(classifier: TextClassifier, settings: TextServerSettings) -> Gr
     return GrpcServer(settings.grpc, [registration(classifier)], on_close=[classifier.close])
 
 
-async def run(settings: TextServerSettings | None = None) -> None:
+async def run(
+    settings: TextServerSettings | None = None, on_ready: Callable[[int], None] | None = None
+) -> None:
     settings = settings or TextServerSettings()
     classifier = TextClassifier(build_model(settings), settings.text)
     await classifier.start()
     server = build_server(classifier, settings)
-    await serve_forever(server)
+    await serve_forever(server, on_ready)
+
+
+def serve_child(port: int, on_ready: Callable[[], None]) -> None:
+    """One of several server processes (crossguard.core.server_processes): the environment's
+    settings, bound to the supervisor's port."""
+    base = TextServerSettings()
+    settings = TextServerSettings(
+        text=base.text, grpc=base.grpc.model_copy(update={"port": port}), model=base.model
+    )
+    configure_logging(settings.grpc.log_level, service=SERVICE)
+    setup_telemetry(SERVICE)
+    try:
+        asyncio.run(run(settings, lambda _port: on_ready()))
+    finally:
+        shutdown_telemetry()
 
 
 def main() -> None:
     settings = TextServerSettings()
     configure_logging(settings.grpc.log_level, service=SERVICE)
+    processes = server_processes(settings)
+    if processes > 1:
+        raise SystemExit(
+            serve_in_processes(
+                processes,
+                serve_child,
+                host=settings.grpc.host,
+                port=settings.grpc.port,
+                grace_seconds=settings.grpc.grace_seconds,
+                name=SERVICE,
+            )
+        )
     setup_telemetry(SERVICE)
     try:
         asyncio.run(run(settings))

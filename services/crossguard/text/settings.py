@@ -123,6 +123,14 @@ class TextServiceSettings(CrossguardSettings):
     # 1 × 2 124, 1 × 1 89; batch_max 16 140 vs 32 138. Earlier, on 2 busy cores: max delay
     # 0 ms 99 vs 2 ms 85 (a closed loop queues work while the model runs, so waiting adds
     # nothing).
+    processes: int = Field(
+        default=0,
+        ge=0,
+        description="CROSSGUARD_TEXT_PROCESSES: server processes sharing the gRPC port "
+        "(SO_REUSEPORT), each with its own model copy and micro-batcher; 0 = auto: 1 when the "
+        "onnxruntime providers include CUDA, else one per available CPU (cgroup CPU limit "
+        "respected) divided by CROSSGUARD_ONNX_INTRA_OP_THREADS when that is set.",
+    )
     batch_max: int = Field(
         default=32,
         ge=1,

@@ -1,0 +1,31 @@
+"""The pipeline's channel pool: several connections per endpoint, handed out in turn."""
+
+from __future__ import annotations
+
+import pytest
+
+from crossguard.pipeline.clients import ChannelPool
+
+pytestmark = pytest.mark.unit
+
+SERVICE = "crossguard.v1.ClassifierService"
+
+
+async def test_calls_rotate_over_the_endpoint_connections() -> None:
+    pool = ChannelPool(max_message_bytes=1 << 20, initial_backoff_ms=100, connections=3)
+    try:
+        got = [pool.channel("127.0.0.1:1", SERVICE, 2) for _ in range(6)]
+        assert len({id(c) for c in got}) == 3
+        assert got[:3] == got[3:]
+        # Another endpoint gets its own connections.
+        assert pool.channel("127.0.0.1:2", SERVICE, 2) not in got
+    finally:
+        await pool.close()
+
+
+async def test_one_connection_by_default() -> None:
+    pool = ChannelPool(max_message_bytes=1 << 20, initial_backoff_ms=100)
+    try:
+        assert pool.channel("127.0.0.1:1", SERVICE, 2) is pool.channel("127.0.0.1:1", SERVICE, 2)
+    finally:
+        await pool.close()
