@@ -182,7 +182,12 @@ class TextEncoder:
         self.tokenizer.enable_truncation(max_length=self.max_length)
         self.tokenizer.no_padding()
         self.session = _session(entry, settings, allow_spinning, entry.file(graph))
-        self.sub_batch = max(1, sub_batch)
+        # int8: one text per onnxruntime call. Dynamic quantisation scales activations over the
+        # whole input tensor, so in a shared call a text's scores would depend on its batch-mates
+        # and padding (up to 0.065 measured); alone they are a function of the text. It costs
+        # nothing on CPU: without padding, 2 callers × 1 thread did 617-692 texts/s vs 597-657
+        # with sub-batches of 16 (512 mixed texts, 2 cores).
+        self.sub_batch = 1 if self.precision == "int8" else max(1, sub_batch)
         self.max_padding = max_padding
         self.dim = int(entry.manifest.outputs[0].shape[-1] or 384)
         outputs = {o.name: o for o in entry.manifest.outputs}
