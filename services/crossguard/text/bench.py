@@ -476,7 +476,9 @@ def run_text_bench(
     the service with evidence on for seconds/2. Total ≈ (5 + raw configurations +
     len(extra_concurrency)) × seconds + model loads (~1.5 min at the default)."""
     from crossguard.core.cpus import available_cpus
+    from crossguard.text.server import quiet_tokenizer_threads
 
+    quiet_tokenizer_threads()  # raw runs as the server does (it is no slower that way)
     say = progress or (lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True))
     texts = bench_texts(n_texts)
     cpus = available_cpus()

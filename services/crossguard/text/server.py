@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -118,7 +119,16 @@ def serve_child(port: int, on_ready: Callable[[], None]) -> None:
         shutdown_telemetry()
 
 
+def quiet_tokenizer_threads() -> None:
+    """Turn off the tokenizers library's own thread pool unless the environment says otherwise:
+    batch workers and server processes already keep every CPU busy, and waking the pool for a
+    few texts per call costs CPU (measured on 2 cores, 16 clients: 415 vs 355 items/s, 4.4 vs
+    5.1 ms of server CPU per text). Inherited by the server processes."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
 def main() -> None:
+    quiet_tokenizer_threads()
     settings = TextServerSettings()
     configure_logging(settings.grpc.log_level, service=SERVICE)
     processes = server_processes(settings)

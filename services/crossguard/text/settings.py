@@ -117,12 +117,13 @@ class TextServiceSettings(CrossguardSettings):
     )
 
     # --- micro-batching ----------------------------------------------------------------------
-    # Defaults measured with `python -m crossguard.text.bench --sweep-batcher` style sweeps (16
-    # closed-loop gRPC clients, 2 quiet CPU cores, padding-aware sub-batches, ORT spinning off,
-    # 4 interleaved rounds): workers 2 × 1 ORT thread 138-140 items/s, 3 × 1 143 (p99 +30%),
-    # 1 × 2 124, 1 × 1 89; batch_max 16 140 vs 32 138. Earlier, on 2 busy cores: max delay
-    # 0 ms 99 vs 2 ms 85 (a closed loop queues work while the model runs, so waiting adds
-    # nothing).
+    # Defaults measured on 2 quiet CPU cores, 16 closed-loop gRPC clients (one connection each),
+    # 4 interleaved rounds, int8 encoder, TOKENIZERS_PARALLELISM off: 2 processes × 1 worker
+    # 392-409 items/s at batch_max 8, 382-400 at 4, 372-402 at 32; 2 processes × 2 workers
+    # 366-381; 1 process × 2 workers 365-409 (at 1.6 of the 2 cores: 4.2 ms of CPU per text vs
+    # 4.4 for 2 processes, which scale further on more cores). With the fp32 encoder (before):
+    # 1 process, workers 2 × 1 ORT thread 138-140, 1 × 2 124, 1 × 1 89. Max delay 0 ms 99 vs
+    # 2 ms 85 (a closed loop queues work while the model runs, so waiting adds nothing).
     processes: int = Field(
         default=0,
         ge=0,
@@ -143,10 +144,11 @@ class TextServiceSettings(CrossguardSettings):
         "first one of a batch (texts that queued while the model was busy are always taken).",
     )
     batch_workers: int = Field(
-        default=2,
+        default=1,
         ge=1,
-        description="CROSSGUARD_TEXT_BATCH_WORKERS: model calls in flight at once (each gets "
-        "CPUs / workers onnxruntime threads unless CROSSGUARD_ONNX_INTRA_OP_THREADS is set).",
+        description="CROSSGUARD_TEXT_BATCH_WORKERS: model calls in flight at once per server "
+        "process (each gets the process's share of CPUs / workers onnxruntime threads unless "
+        "CROSSGUARD_ONNX_INTRA_OP_THREADS is set).",
     )
     model_sub_batch: int = Field(
         default=16,
