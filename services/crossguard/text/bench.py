@@ -562,28 +562,21 @@ def run_text_bench(
     table.ratio_raw = _median(
         [sv.items_per_s / raw for sv, raw in zip(main, best_raw, strict=True)]
     )
-    if naives:
-        table.rows.append(
-            _merge(
-                "naive",
-                naives,
-                "PyTorch, one request at a time (best of default/1 thread per round)",
-            )
+    naive_rows = [
+        ("naive", naives, "PyTorch, one request at a time (best of default/1 thread per round)"),
+        ("naive-int8", naives8, "the same with PyTorch int8 dynamic quantisation (per channel)"),
+    ]
+    for name, rounds_rows, note in naive_rows:
+        if not rounds_rows:
+            continue
+        table.rows.append(_merge(name, rounds_rows, note))
+        ratio = _median(
+            [sv.items_per_s / nv.items_per_s for sv, nv in zip(main, rounds_rows, strict=True)]
         )
-        table.ratio_naive = _median(
-            [sv.items_per_s / nv.items_per_s for sv, nv in zip(main, naives, strict=True)]
-        )
-    if naives8:
-        table.rows.append(
-            _merge(
-                "naive-int8",
-                naives8,
-                "the same with PyTorch int8 dynamic quantisation (per channel)",
-            )
-        )
-        table.ratio_naive_int8 = _median(
-            [sv.items_per_s / nv.items_per_s for sv, nv in zip(main, naives8, strict=True)]
-        )
+        if name == "naive":
+            table.ratio_naive = ratio
+        else:
+            table.ratio_naive_int8 = ratio
 
     if with_evidence:
         say(f"service with the default evidence budget, {concurrency} clients")
