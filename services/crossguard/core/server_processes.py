@@ -171,7 +171,9 @@ def serve_in_processes(
                         p.kill()
         for p in procs:
             p.join()
-            if p.exitcode not in (0, None) and exit_code == 0:
+            # A child still loading its model when the stop came ends by the signal itself.
+            clean = (0, -signal.SIGTERM) if stopping else (0,)
+            if p.exitcode not in clean and exit_code == 0:
                 exit_code = 1
         return exit_code
     finally:
