@@ -8,6 +8,7 @@ The encoder variant (fp32 or int8, crossguard.text.model.encoder_variant) is cho
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -119,7 +120,8 @@ def eval_text(
     progress: Callable[[str], None] | None = None,
     precision: str = "auto",
 ) -> EvalReport:
-    """Score the validation split of the OpenAI moderation samples with TextModel.
+    """Score the validation split of the OpenAI moderation samples with TextModel, through the
+    text service's own preparation and chunking (so the figures describe what it serves).
 
     repository: a ModelRepository or its root path (built by build_default_repository).
     thresholds: per-category overrides; defaults to the model's (chosen on the train split).
@@ -188,14 +190,42 @@ def eval_text(
         model.close()
 
 
-def _predict(model: object, texts: Sequence[str], batch: int = 64) -> list[dict[Category, float]]:
-    from crossguard.text.model import TextModel
+def _predict(
+    model: object, texts: Sequence[str], in_flight: int = 256
+) -> list[dict[Category, float]]:
+    """Scores as the text service computes them: the same domain code (crossguard.text.service:
+    limits, control-character stripping, NFKC, sentence/window chunking with max over chunks)
+    over `model`, evidence off. A text the service would refuse (empty once sanitised, over a
+    limit) scores 0 in every category, as nothing would flag it."""
+    from crossguard.core.errors import InvalidInput
+    from crossguard.text.service import TextClassifier
+    from crossguard.text.settings import TextServiceSettings
 
-    assert isinstance(model, TextModel)
-    out: list[dict[Category, float]] = []
-    for start in range(0, len(texts), batch):
-        out.extend(model.predict(texts[start : start + batch]))
-    return out
+    async def run() -> list[dict[Category, float]]:
+        classifier = TextClassifier(
+            model,  # type: ignore[arg-type]
+            TextServiceSettings(evidence_passes=0),
+            owns_model=False,
+        )
+        await classifier.start()
+        gate = asyncio.Semaphore(in_flight)
+
+        async def one(k: int, text: str) -> dict[Category, float]:
+            async with gate:
+                try:
+                    result = await classifier.classify(f"eval-{k}", [("text", text)])
+                except InvalidInput:
+                    return {}
+            return {s.category: s.score for s in result.scores}
+
+        try:
+            return list(await asyncio.gather(*(one(k, t) for k, t in enumerate(texts))))
+        finally:
+            await classifier.close()
+
+    scored = asyncio.run(run())
+    categories = list(getattr(model, "categories", []))
+    return [{c: s.get(c, 0.0) for c in categories} for s in scored]
 
 
 def format_eval_report(report: EvalReport) -> str:

@@ -111,8 +111,8 @@ class TextServiceSettings(CrossguardSettings):
     encoder_precision: Literal["auto", "fp32", "int8"] = Field(
         default="auto",
         description="CROSSGUARD_TEXT_ENCODER_PRECISION: which MiniLM encoder variant to serve: "
-        "int8 (dynamically quantised, about 2x faster on CPU; validation 'any' AUPRC 0.868 vs "
-        "0.866 with fp32), fp32, or auto = int8 unless the onnxruntime providers include CUDA "
+        "int8 (dynamically quantised, about 2x faster on CPU; validation 'any' AUPRC 0.860 vs "
+        "0.858 with fp32), fp32, or auto = int8 unless the onnxruntime providers include CUDA "
         "(then fp32: the int8 kernels are CPU-only). The same text heads serve both.",
     )
 
