@@ -257,13 +257,15 @@ def run_models_export(checkpoint: Path, name: str, version: str, root: Path | No
     return 0
 
 
-def run_bench_text(seconds: float, concurrency: int) -> int:
+def run_bench_text(seconds: float, concurrency: int, precision: str = "both") -> int:
     from crossguard.core.model_repository import ModelRepository
     from crossguard.text.bench import print_bench, run_text_bench
 
     _ensure_models()
     repo = ModelRepository(ModelSettings().model_repository)
-    print_bench(run_text_bench(repo, seconds=seconds, concurrency=concurrency), console)
+    for variant in ("fp32", "int8") if precision == "both" else (precision,):
+        table = run_text_bench(repo, seconds=seconds, concurrency=concurrency, precision=variant)
+        print_bench(table, console)
     return 0
 
 

@@ -137,11 +137,19 @@ def bench() -> None:
 @bench.command("text")
 @click.option("--seconds", default=10.0, show_default=True, help="Seconds per measurement.")
 @click.option("--concurrency", default=16, show_default=True, help="Concurrent gRPC clients.")
-def bench_text(seconds: float, concurrency: int) -> None:
+@click.option(
+    "--precision",
+    type=click.Choice(["both", "auto", "fp32", "int8"]),
+    default="both",
+    show_default=True,
+    help="Encoder variant(s) raw and the service run: both = fp32 then int8, each against the "
+    "naive PyTorch path of the same precision; auto = what the service would choose here.",
+)
+def bench_text(seconds: float, concurrency: int, precision: str) -> None:
     """Raw onnxruntime vs the gRPC service vs naive PyTorch, one run, one machine."""
     from crossguard.cli.commands import run_bench_text
 
-    sys.exit(run_bench_text(seconds, concurrency))
+    sys.exit(run_bench_text(seconds, concurrency, precision))
 
 
 @cli.group("eval")

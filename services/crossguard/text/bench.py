@@ -73,8 +73,11 @@ class BenchTable:
     rounds: int = 1
     # Medians of per-round ratios (set by run_text_bench); None: computed from the rows.
     ratio_raw: float | None = None
-    ratio_naive: float | None = None
-    ratio_naive_int8: float | None = None
+    # Service over each naive row (median of per-round ratios), by row name.
+    ratios_naive: dict[str, float] = field(default_factory=dict)
+    # The encoder variant measured ("fp32" or "int8"): raw and service serve it, and the naive
+    # row of the same precision ("naive" for fp32, "naive-int8") is the like-for-like baseline.
+    precision: str = ""
 
     def row(self, name: str) -> BenchRow | None:
         return next((r for r in self.rows if r.name == name), None)
@@ -86,10 +89,14 @@ class BenchTable:
         return _ratio(self.row("service"), self.row("raw"))
 
     @property
+    def naive_baseline(self) -> str:
+        return "naive-int8" if self.precision == "int8" else "naive"
+
+    @property
     def service_vs_naive(self) -> float | None:
-        if self.ratio_naive is not None:
-            return self.ratio_naive
-        return _ratio(self.row("service"), self.row("naive"))
+        if self.naive_baseline in self.ratios_naive:
+            return self.ratios_naive[self.naive_baseline]
+        return _ratio(self.row("service"), self.row(self.naive_baseline))
 
 
 def _ratio(a: BenchRow | None, b: BenchRow | None) -> float | None:
@@ -121,14 +128,16 @@ def bench_texts(n: int = 512, data_dir: Path | None = None) -> list[str]:
 # --- (a) raw ---------------------------------------------------------------------------------
 
 
-def _load_text_model(repository: ModelRepository, threads: int = 0) -> Any:
+def _load_text_model(repository: ModelRepository, threads: int = 0, precision: str = "auto") -> Any:
     """The TextModel as the service builds it (same settings, same sub-batching and
-    spin-waiting), with `threads` onnxruntime intra-op threads (0: the service's default)."""
+    spin-waiting), with `threads` onnxruntime intra-op threads (0: the service's default) and
+    the `precision` encoder variant."""
     from crossguard.text.server import build_model
-    from crossguard.text.settings import TextServerSettings
+    from crossguard.text.settings import TextServerSettings, TextServiceSettings
 
     settings = TextServerSettings(
-        model=ModelSettings(model_repository=repository.root, onnx_intra_op_threads=threads)
+        text=TextServiceSettings(encoder_precision=precision),  # type: ignore[arg-type]
+        model=ModelSettings(model_repository=repository.root, onnx_intra_op_threads=threads),
     )
     model = build_model(settings)
     model.load()
@@ -463,6 +472,7 @@ def run_text_bench(
     with_evidence: bool = True,
     with_naive: bool = True,
     with_naive_int8: bool = True,
+    precision: str = "auto",
     server_env: dict[str, str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> BenchTable:
@@ -473,7 +483,8 @@ def run_text_bench(
     each in all, interleaved in `rounds` rounds so that load from other processes hits all
     alike; rates are medians over rounds and ratios medians of per-round ratios (service at
     `concurrency` clients over the best raw configuration of the same round, over naive). Then
-    the service with evidence on for seconds/2. Total ≈ (5 + raw configurations +
+    the service with evidence on for seconds/2. `precision`: the encoder variant raw and the
+    service run ("auto": what the service would choose here). Total ≈ (5 + raw configurations +
     len(extra_concurrency)) × seconds + model loads (~1.5 min at the default)."""
     from crossguard.core.cpus import available_cpus
     from crossguard.text.server import quiet_tokenizer_threads
@@ -482,6 +493,7 @@ def run_text_bench(
     say = progress or (lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True))
     texts = bench_texts(n_texts)
     cpus = available_cpus()
+    server_env = {"CROSSGUARD_TEXT_ENCODER_PRECISION": precision, **(server_env or {})}
     config = service_config(server_env)
     # (label, onnxruntime threads, concurrent callers)
     raw_configs = [(f"{t} thread(s)", t, 1) for t in sorted(set(raw_threads or (1, cpus)))]
@@ -503,7 +515,8 @@ def run_text_bench(
         f"loading the ONNX text model (raw: {[c[0] for c in raw_configs]}), the PyTorch model "
         "(naive) and the server"
     )
-    models = {t: _load_text_model(repository, t) for t in {c[1] for c in raw_configs}}
+    models = {t: _load_text_model(repository, t, precision) for t in {c[1] for c in raw_configs}}
+    table.precision = next(iter(models.values())).encoder_precision
     naive = NaiveWorker(len(texts)) if with_naive else None
     naive8 = NaiveWorker(len(texts), int8=True) if with_naive and with_naive_int8 else None
     server = start_text_server(repository, env)
@@ -573,10 +586,7 @@ def run_text_bench(
         ratio = _median(
             [sv.items_per_s / nv.items_per_s for sv, nv in zip(main, rounds_rows, strict=True)]
         )
-        if name == "naive":
-            table.ratio_naive = ratio
-        else:
-            table.ratio_naive_int8 = ratio
+        table.ratios_naive[name] = ratio
 
     if with_evidence:
         say(f"service with the default evidence budget, {concurrency} clients")
@@ -700,7 +710,8 @@ def print_bench(table: BenchTable, console: Any = None) -> None:
         console.print("service config: " + ", ".join(f"{k}={v}" for k, v in table.config.items()))
 
     main = Table(
-        title=f"text bench: {table.texts} texts (mean {table.mean_chars:.0f} chars), "
+        title=f"text bench, {table.precision or 'default'} encoder: {table.texts} texts "
+        f"(mean {table.mean_chars:.0f} chars), "
         f"{table.cpu_count} CPUs, {table.seconds:g}s per path in {table.rounds} interleaved "
         "rounds"
     )
@@ -725,13 +736,15 @@ def print_bench(table: BenchTable, console: Any = None) -> None:
             f"service / raw   = {table.service_vs_raw:.2f}  (target ≥ 0.85; median of "
             "per-round ratios)"
         )
+    baseline = table.naive_baseline
     if table.service_vs_naive is not None:
-        console.print(f"service / naive = {table.service_vs_naive:.2f}× (target ≥ 3×)")
-    if table.ratio_naive_int8 is not None:
         console.print(
-            f"service / naive-int8 = {table.ratio_naive_int8:.2f}× (the naive path with the "
-            "served model's int8 quantisation)"
+            f"service / {baseline} = {table.service_vs_naive:.2f}× (target ≥ 3×; the naive "
+            f"path with the same {table.precision or 'fp32'} model)"
         )
+    for name, ratio in table.ratios_naive.items():
+        if name != baseline:
+            console.print(f"service / {name} = {ratio:.2f}×")
 
 
 def main() -> None:

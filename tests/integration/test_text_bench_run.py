@@ -1,0 +1,45 @@
+"""`crossguard bench text` end to end at a tiny size: every path runs against the real model,
+server and PyTorch baseline, and the table names the variant and its like-for-like baseline.
+Rates are only checked to exist: speed is reported, never asserted."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from crossguard.core.model_repository import ModelRepository
+from crossguard.text.bench import print_bench, run_text_bench
+
+pytestmark = pytest.mark.integration
+
+
+def test_bench_runs_every_path_for_the_int8_encoder(model_repository: ModelRepository) -> None:
+    table = run_text_bench(
+        model_repository,
+        seconds=1.0,
+        concurrency=4,
+        extra_concurrency=(),
+        rounds=1,
+        n_texts=32,
+        batch_sizes=(2,),
+        raw_threads=(1,),
+        with_evidence=False,
+        precision="int8",
+        server_env={"CROSSGUARD_TEXT_PROCESSES": "1"},
+        progress=lambda _msg: None,
+    )
+    assert table.precision == "int8"
+    assert table.config["precision"] == "int8" and table.config["processes"] == "1"
+    assert {r.name for r in table.rows} == {"raw", "service", "naive", "naive-int8"}
+    assert all(r.items_per_s > 0 for r in table.rows)
+    assert table.naive_baseline == "naive-int8"
+    assert table.service_vs_naive == table.ratios_naive["naive-int8"]
+    assert table.service_vs_raw is not None and table.service_vs_raw > 0
+
+    out = io.StringIO()
+    print_bench(table, Console(file=out, width=120))
+    text = out.getvalue()
+    assert "int8 encoder" in text
+    assert "service / naive-int8" in text and "service / naive =" in text
