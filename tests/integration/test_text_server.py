@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -181,3 +182,41 @@ def test_server_processes_fail_together_when_a_model_is_missing(
 ) -> None:
     with pytest.raises(AssertionError, match="exited early with 1"):
         start_server(CROSSGUARD_TEXT_PROCESSES="2", CROSSGUARD_MODEL_REPOSITORY=str(tmp_path))
+
+
+@pytest.mark.skipif(
+    not (sys.platform.startswith("linux") and shutil.which("unshare") and os.geteuid() == 0),
+    reason="needs unshare and root for a pid namespace",
+)
+def test_server_processes_start_when_the_supervisor_is_pid_1(
+    model_repository: ModelRepository,
+) -> None:
+    """In a container without an init process the supervisor is pid 1; its children must not
+    take that for an orphaned start."""
+    env = {
+        **os.environ,
+        "CROSSGUARD_PORT": "0",
+        "CROSSGUARD_HOST": "127.0.0.1",
+        "CROSSGUARD_MODEL_REPOSITORY": str(model_repository.root),
+        "CROSSGUARD_TEXT_PROCESSES": "2",
+        "CROSSGUARD_GRACE_SECONDS": "2",
+    }
+    proc = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--kill-child", sys.executable, "-m", "crossguard.text"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        port = read_port(proc, STARTUP_SECONDS)
+        classify_over_connections(port, 2)
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as fh:
+            (supervisor,) = (int(p) for p in fh.read().split())
+        assert len(children(supervisor)) == 2
+        os.kill(supervisor, signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

@@ -155,3 +155,41 @@ def test_invalid_arguments() -> None:
         MicroBatcher(lambda x: x, max_batch=0)
     with pytest.raises(ValueError):
         MicroBatcher(lambda x: x, max_delay=-1)
+
+
+async def test_submit_during_stop_is_refused_and_a_second_stop_joins(
+    make_batcher: BatcherFactory,
+) -> None:
+    b, rec = make_batcher(max_batch=1, max_delay=0.0)
+    rec.gate.clear()
+    first = asyncio.ensure_future(b.submit(0))
+    await asyncio.to_thread(rec.entered.wait, 5)
+    stopping = asyncio.ensure_future(b.stop())
+    await asyncio.sleep(0.05)  # the stop is waiting for the batch in flight
+    with pytest.raises(Overloaded, match="stopping"):
+        await b.submit(1)
+    again = asyncio.ensure_future(b.stop())
+    rec.gate.set()
+    await asyncio.wait_for(asyncio.gather(stopping, again), 5)
+    assert await first == 0
+
+
+async def test_restarts_after_stop(make_batcher: BatcherFactory) -> None:
+    b, _ = make_batcher(max_batch=4, max_delay=0.0)
+    assert await b.submit(1) == 10
+    await b.stop()
+    assert await asyncio.wait_for(b.submit(2), 5) == 20
+
+
+async def test_base_exceptions_from_predict_reach_the_callers() -> None:
+    def predict(items: Sequence[int]) -> list[int]:
+        raise SystemExit("model went away")
+
+    b: MicroBatcher[int, int] = MicroBatcher(predict, max_batch=2, max_delay=0.0)
+    try:
+        with pytest.raises(RuntimeError, match="model went away"):
+            await asyncio.wait_for(b.submit(1), 5)
+        with pytest.raises(RuntimeError):  # the worker survived to answer again
+            await asyncio.wait_for(b.submit(2), 5)
+    finally:
+        await b.stop()

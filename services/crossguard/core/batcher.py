@@ -67,6 +67,7 @@ class MicroBatcher(Generic[InT, OutT]):
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
         self._batches = 0
         self._items = 0
 
@@ -75,10 +76,14 @@ class MicroBatcher(Generic[InT, OutT]):
         return BatchStats(self._batches, self._items)
 
     def start(self) -> None:
-        """Start the worker threads; results are delivered to the running event loop."""
-        if self._threads:
+        """Start the worker threads; results are delivered to the running event loop. Workers
+        left from another (closed) loop or dead are replaced."""
+        loop = asyncio.get_running_loop()
+        if self._stopping:
+            raise Overloaded("batcher is stopping")
+        if self._threads and loop is self._loop and all(t.is_alive() for t in self._threads):
             return
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop
         self._threads = [
             threading.Thread(target=self._run, name=f"{self._name}-{k}", daemon=True)
             for k in range(self._workers)
@@ -88,23 +93,30 @@ class MicroBatcher(Generic[InT, OutT]):
 
     async def stop(self) -> None:
         """Fail the waiting callers, let every batch in flight finish and answer its callers,
-        then end the threads."""
-        if not self._threads:
-            self._fail_waiting()
-            return
-        self._fail_waiting()
-        for _ in self._threads:
-            self._queue.put(None)
-        threads, self._threads = self._threads, []
-        for thread in threads:
-            await asyncio.to_thread(thread.join)
-        # Deliveries were queued on the loop before the threads ended; let them run.
-        await asyncio.sleep(0)
-        self._fail_waiting()
+        then end the threads. Submissions during the stop are refused (Overloaded); a second
+        stop waits for the same threads."""
+        threads = [t for t in self._threads if t.is_alive()]
+        first = not self._stopping
+        self._stopping = True
+        try:
+            if first:
+                self._fail_waiting()
+                for _ in threads:
+                    self._queue.put(None)
+            for thread in threads:
+                await asyncio.to_thread(thread.join)
+            # Deliveries were queued on the loop before the threads ended; let them run.
+            await asyncio.sleep(0)
+        finally:
+            if first:
+                self._threads = []
+                self._fail_waiting(drop_stops=True)
+                self._stopping = False
 
     async def submit(self, item: InT) -> OutT:
-        if not self._threads:
-            self.start()
+        if self._stopping:
+            raise Overloaded("model batcher is stopping; retry later")
+        self.start()
         if self._queue.qsize() >= self.max_queue:
             raise Overloaded("model queue is full; retry later")
         fut: asyncio.Future[OutT] = asyncio.get_running_loop().create_future()
@@ -154,6 +166,8 @@ class MicroBatcher(Generic[InT, OutT]):
                 outputs: Sequence[OutT] | BaseException = self._predict([i for i, _ in live])
             except Exception as exc:
                 outputs = exc
+            except BaseException as exc:  # SystemExit & co. would end the event loop if set
+                outputs = RuntimeError(f"model call ended with {exc!r}")
             try:
                 loop.call_soon_threadsafe(self._deliver, live, outputs)
             except RuntimeError:  # the loop is closed: nobody is waiting any more
@@ -174,15 +188,22 @@ class MicroBatcher(Generic[InT, OutT]):
             if not fut.done():
                 fut.set_result(out)
 
-    def _fail_waiting(self) -> None:
+    def _fail_waiting(self, drop_stops: bool = False) -> None:
+        """Fail every queued caller; stop markers stay queued for the workers unless
+        `drop_stops` (after the workers have ended)."""
         waiting: list[_Job] = []
+        stops = 0
         while True:
             try:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if job is not None:
+            if job is None:
+                stops += 1
+            else:
                 waiting.append(job)
+        for _ in range(0 if drop_stops else stops):
+            self._queue.put(None)
         _fail(waiting, Overloaded("batcher stopped"))
 
 

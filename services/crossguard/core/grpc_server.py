@@ -108,6 +108,12 @@ class GrpcServer:
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
         ]
+        if settings.max_connection_age_seconds > 0:
+            age_ms = int(settings.max_connection_age_seconds * 1000)
+            options += [
+                ("grpc.max_connection_age_ms", age_ms),
+                ("grpc.max_connection_age_grace_ms", int(settings.grace_seconds * 1000)),
+            ]
         self.server = grpc.aio.server(
             interceptors=[
                 # Health is not traced: probes are noise, and the instrumentation wraps

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,15 +18,29 @@ CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 
 
-def choose_providers(requested: str, available: list[str]) -> list[str]:
+def cuda_device_visible() -> bool:
+    """Whether this process can see an NVIDIA GPU: onnxruntime-gpu offers its CUDA provider
+    whether or not there is one (the GPU image on a CPU node), and the NVIDIA device plugin
+    mounts /dev/nvidia<N> into a pod that was given one."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1"):
+        return False
+    return any(Path("/dev").glob("nvidia[0-9]*"))
+
+
+def choose_providers(
+    requested: str, available: list[str], gpu_visible: bool | None = None
+) -> list[str]:
     """Resolve a CROSSGUARD_ONNX_PROVIDERS value against what onnxruntime offers.
 
-    'auto' prefers CUDA (TensorRT is opt-in: its engine builds are slow and need tuning), always
-    ending with CPU as the fallback for unsupported nodes.
+    'auto' prefers CUDA when onnxruntime offers it and a GPU is visible (`gpu_visible`, None:
+    cuda_device_visible()); TensorRT is opt-in (its engine builds are slow and need tuning).
+    The list always ends with CPU, the fallback for unsupported nodes.
     """
     if requested.strip().lower() == "auto":
-        chosen = [CUDA] if CUDA in available else []
-        return [*chosen, CPU]
+        use_cuda = CUDA in available and (
+            cuda_device_visible() if gpu_visible is None else gpu_visible
+        )
+        return [CUDA, CPU] if use_cuda else [CPU]
     wanted = [p.strip() for p in requested.split(",") if p.strip()]
     missing = [p for p in wanted if p not in available]
     if missing:

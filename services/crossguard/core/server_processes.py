@@ -38,6 +38,8 @@ ChildMain = Callable[[int, Callable[[], None]], None]
 _PR_SET_PDEATHSIG = 1
 # Beyond the children's own grace period: time to close models and exit.
 _EXIT_MARGIN_SECONDS = 10.0
+# How often the supervisor looks at its stop flag while waiting on the children.
+_POLL_SECONDS = 0.5
 
 
 def reserve_port(host: str, port: int) -> socket.socket:
@@ -48,8 +50,8 @@ def reserve_port(host: str, port: int) -> socket.socket:
         bare, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
     sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
     except OSError:
         sock.close()
@@ -66,9 +68,16 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _child_entry(child: ChildMain, port: int, ready: multiprocessing.connection.Connection) -> None:
+def _child_entry(
+    child: ChildMain, port: int, ready: multiprocessing.connection.Connection, supervisor: int
+) -> None:
+    # A terminal's Ctrl-C reaches the whole process group; the supervisor turns it into one
+    # SIGTERM per child, which the child handles (or, while loading, dies of) cleanly.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
-    if os.getppid() == 1:  # the supervisor died before prctl took effect
+    # Compared with the supervisor's pid, not with 1: in a container the supervisor often is
+    # pid 1, and under a subreaper an orphan's parent is not 1.
+    if os.getppid() != supervisor:  # it died before prctl took effect
         return
 
     def on_ready() -> None:
@@ -76,6 +85,111 @@ def _child_entry(child: ChildMain, port: int, ready: multiprocessing.connection.
         ready.close()
 
     child(port, on_ready)
+
+
+class _Supervisor:
+    """The children and what the supervisor knows about them (see serve_in_processes)."""
+
+    def __init__(self, grace_seconds: float) -> None:
+        self.procs: list[Any] = []
+        self.readers: list[multiprocessing.connection.Connection] = []
+        self.stopping = False
+        self.failed = False
+        self.grace_seconds = grace_seconds
+
+    def stop(self, signum: int = signal.SIGTERM, frame: FrameType | None = None) -> None:
+        """Ask every running child to drain (idempotent; also the signal handler)."""
+        self.stopping = True
+        for p in self.procs:
+            if p.pid is not None and p.exitcode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, signal.SIGTERM)
+
+    def fail(self, message: str, proc: Any = None) -> None:
+        """A child ended without being asked: stop the rest, exit non-zero."""
+        if not self.stopping:
+            extra = {} if proc is None else {"server_process": proc.name, "exit": proc.exitcode}
+            log.error(message, extra=extra)
+            self.failed = True
+        self.stop()
+
+    def start(self, count: int, child: ChildMain, port: int, name: str) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        for k in range(count):
+            if self.stopping:
+                return
+            reader, writer = ctx.Pipe(duplex=False)
+            proc = ctx.Process(
+                target=_child_entry,
+                args=(child, port, writer, os.getpid()),
+                name=f"{name}-{k}",
+            )
+            try:
+                proc.start()
+            except BaseException:
+                reader.close()
+                raise
+            finally:
+                writer.close()
+            self.procs.append(proc)
+            self.readers.append(reader)
+            if self.stopping:  # a signal between start() and append(): this one too
+                self.stop()
+
+    def wait_ready(self) -> bool:
+        """True once every child serves; False if the set is stopping first."""
+        pending = set(self.readers)
+        while pending and not self.stopping:
+            sentinels = {p.sentinel: p for p in self.procs}
+            for obj in multiprocessing.connection.wait([*pending, *sentinels], _POLL_SECONDS):
+                if obj in sentinels:
+                    self.fail("server process exited before serving", sentinels[obj])
+                    break
+                assert isinstance(obj, multiprocessing.connection.Connection)
+                pending.discard(obj)
+                try:
+                    obj.recv()
+                except EOFError:  # closed without a word: the child is dying
+                    self.fail("server process exited before serving")
+                    break
+        return not self.stopping
+
+    def supervise(self) -> None:
+        """Until every child has exited: a child ending on its own stops the rest; after a
+        stop, children still running past their grace period are killed."""
+        deadline: float | None = None
+        while any(p.exitcode is None for p in self.procs):
+            if self.stopping and deadline is None:
+                deadline = time.monotonic() + self.grace_seconds + _EXIT_MARGIN_SECONDS
+            alive = [p.sentinel for p in self.procs if p.exitcode is None]
+            # A bounded wait: a stop signal (handled between waits) must start the deadline.
+            multiprocessing.connection.wait(alive, _POLL_SECONDS)
+            if not self.stopping:
+                dead = [p for p in self.procs if p.exitcode is not None]
+                if dead:
+                    self.fail("server process exited; stopping the others", dead[0])
+            elif deadline is not None and time.monotonic() >= deadline:
+                for p in self.procs:
+                    if p.exitcode is None:
+                        log.error(
+                            "server process did not stop in time; killing it",
+                            extra={"server_process": p.name},
+                        )
+                        p.kill()
+
+    def exit_code(self) -> int:
+        if self.failed:
+            return 1
+        # A child still loading its model when the stop came ends by the signal itself.
+        clean = (0, -signal.SIGTERM) if self.stopping else (0,)
+        return 0 if all(p.exitcode in clean for p in self.procs) else 1
+
+    def close(self) -> None:
+        self.stop()
+        for p in self.procs:
+            p.join(timeout=1.0)
+        for reader in self.readers:
+            reader.close()
 
 
 def serve_in_processes(
@@ -91,97 +205,21 @@ def serve_in_processes(
     """Run `count` children of `child` on one port until SIGTERM/SIGINT; returns the exit
     code (0: every child stopped cleanly on request). `announce(port)` runs once all serve
     (default: print `PORT <n>` on stdout, as serve_forever does)."""
-    sock = reserve_port(host, port)
-    bound = int(sock.getsockname()[1])
-    ctx = multiprocessing.get_context("spawn")
-    procs: list[Any] = []
-    readers: list[multiprocessing.connection.Connection] = []
-    stopping = False
-
-    def stop_children(signum: int = signal.SIGTERM, frame: FrameType | None = None) -> None:
-        nonlocal stopping
-        stopping = True
-        for p in procs:
-            if p.pid is not None and p.exitcode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(p.pid, signal.SIGTERM)
-
-    previous = {s: signal.signal(s, stop_children) for s in (signal.SIGTERM, signal.SIGINT)}
-    exit_code = 0
+    sup = _Supervisor(grace_seconds)
+    previous = {s: signal.signal(s, sup.stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    sock: socket.socket | None = None
     try:
-        for k in range(count):
-            reader, writer = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_child_entry, args=(child, bound, writer), name=f"{name}-{k}")
-            proc.start()
-            writer.close()
-            procs.append(proc)
-            readers.append(reader)
-
-        pending = set(readers)
-        while pending and not stopping:
-            sentinels = {p.sentinel: p for p in procs}
-            for obj in multiprocessing.connection.wait([*pending, *sentinels]):
-                if obj in sentinels:
-                    proc = sentinels[obj]
-                    if not stopping:
-                        log.error(
-                            "server process exited before serving",
-                            extra={"server_process": proc.name, "exit_code": proc.exitcode},
-                        )
-                        exit_code = 1
-                        stop_children()
-                    break
-                assert isinstance(obj, multiprocessing.connection.Connection)
-                pending.discard(obj)
-                try:
-                    obj.recv()
-                except EOFError:  # closed without a word: the child is dying
-                    if not stopping:
-                        log.error("server process exited before serving")
-                        exit_code = 1
-                        stop_children()
-                    break
-        if not stopping:
+        sock = reserve_port(host, port)
+        bound = int(sock.getsockname()[1])
+        sup.start(count, child, bound, name)
+        if sup.wait_ready():
             log.info("serving from %d processes", count, extra={"port": bound, "processes": count})
             (announce or (lambda p: print(f"PORT {p}", flush=True)))(bound)
-
-        deadline: float | None = None
-        while any(p.exitcode is None for p in procs):
-            if stopping and deadline is None:
-                deadline = time.monotonic() + grace_seconds + _EXIT_MARGIN_SECONDS
-            alive = [p.sentinel for p in procs if p.exitcode is None]
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            multiprocessing.connection.wait(alive, timeout)
-            if not stopping:
-                dead = [p for p in procs if p.exitcode is not None]
-                if dead:
-                    log.error(
-                        "server process exited; stopping the others",
-                        extra={"server_process": dead[0].name, "exit_code": dead[0].exitcode},
-                    )
-                    exit_code = 1
-                    stop_children()
-            elif deadline is not None and time.monotonic() >= deadline:
-                for p in procs:
-                    if p.exitcode is None:
-                        log.error(
-                            "server process did not stop in time; killing it",
-                            extra={"server_process": p.name},
-                        )
-                        p.kill()
-        for p in procs:
-            p.join()
-            # A child still loading its model when the stop came ends by the signal itself.
-            clean = (0, -signal.SIGTERM) if stopping else (0,)
-            if p.exitcode not in clean and exit_code == 0:
-                exit_code = 1
-        return exit_code
+        sup.supervise()
+        return sup.exit_code()
     finally:
-        stop_children()
-        for p in procs:
-            p.join(timeout=1.0)
-        for reader in readers:
-            reader.close()
-        sock.close()
+        sup.close()
+        if sock is not None:
+            sock.close()
         for s, handler in previous.items():
             signal.signal(s, handler)

@@ -97,6 +97,14 @@ class GrpcServerSettings(CrossguardSettings):
         ge=1024,
         description="CROSSGUARD_MAX_MESSAGE_BYTES: largest gRPC message accepted or sent.",
     )
+    max_connection_age_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="CROSSGUARD_MAX_CONNECTION_AGE_SECONDS: a client connection older than this "
+        "is asked to reconnect (HTTP/2 GOAWAY; calls in flight finish first), so that "
+        "long-lived clients spread again over server processes and pods that started after "
+        "them; 0 keeps connections forever.",
+    )
     log_level: str = Field(
         default="INFO", description="CROSSGUARD_LOG_LEVEL: DEBUG, INFO, WARNING or ERROR."
     )

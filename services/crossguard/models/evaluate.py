@@ -202,13 +202,11 @@ def _predict(
     from crossguard.text.settings import TextServiceSettings
 
     async def run() -> list[dict[Category, float]]:
-        classifier = TextClassifier(
-            model,  # type: ignore[arg-type]
-            TextServiceSettings(evidence_passes=0),
-            owns_model=False,
-        )
+        # The environment's CROSSGUARD_TEXT_* settings apply, as in the service being evaluated.
+        settings = TextServiceSettings(evidence_passes=0)
+        classifier = TextClassifier(model, settings, owns_model=False)  # type: ignore[arg-type]
         await classifier.start()
-        gate = asyncio.Semaphore(in_flight)
+        gate = asyncio.Semaphore(max(1, min(in_flight, settings.queue_max)))
 
         async def one(k: int, text: str) -> dict[Category, float]:
             async with gate:

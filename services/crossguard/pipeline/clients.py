@@ -70,7 +70,9 @@ class ChannelPool:
         self.initial_backoff_ms = initial_backoff_ms
         self.connections = max(1, connections)
         self._channels: dict[_Key, list[grpc.aio.Channel]] = {}
-        self._turn = itertools.count()
+        # One turn counter per key: a shared one would interleave endpoints (text, consistency,
+        # text, ...) and leave each only some of its connections.
+        self._turns: dict[_Key, itertools.count[int]] = {}
 
     def channel(self, endpoint: str, service: str, retries: int) -> grpc.aio.Channel:
         key = _Key(endpoint, service, retries)
@@ -79,7 +81,8 @@ class ChannelPool:
             chans = self._channels[key] = [
                 self._open(endpoint, service, retries) for _ in range(self.connections)
             ]
-        return chans[next(self._turn) % len(chans)]
+            self._turns[key] = itertools.count()
+        return chans[next(self._turns[key]) % len(chans)]
 
     def _open(self, endpoint: str, service: str, retries: int) -> grpc.aio.Channel:
         options = [

@@ -493,7 +493,7 @@ def run_text_bench(
     say = progress or (lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True))
     texts = bench_texts(n_texts)
     cpus = available_cpus()
-    server_env = {"CROSSGUARD_TEXT_ENCODER_PRECISION": precision, **(server_env or {})}
+    server_env = {**(server_env or {}), "CROSSGUARD_TEXT_ENCODER_PRECISION": precision}
     config = service_config(server_env)
     # (label, onnxruntime threads, concurrent callers)
     raw_configs = [(f"{t} thread(s)", t, 1) for t in sorted(set(raw_threads or (1, cpus)))]
