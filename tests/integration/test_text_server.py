@@ -151,12 +151,20 @@ def classify_over_connections(port: int, n: int) -> None:
             assert resp.scores
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT and /proc")
-def test_server_processes_share_the_port_and_stop_together(start_server: ServerFactory) -> None:
+def serving_pair(
+    start_server: ServerFactory, connections: int
+) -> tuple[subprocess.Popen[str], list[int]]:
+    """A supervisor with 2 server processes that answered `connections` separate clients."""
     proc, port = start_server(CROSSGUARD_TEXT_PROCESSES="2")
     kids = children(proc.pid)
     assert len(kids) == 2
-    classify_over_connections(port, 8)
+    classify_over_connections(port, connections)
+    return proc, kids
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT and /proc")
+def test_server_processes_share_the_port_and_stop_together(start_server: ServerFactory) -> None:
+    proc, kids = serving_pair(start_server, 8)
 
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
@@ -165,10 +173,7 @@ def test_server_processes_share_the_port_and_stop_together(start_server: ServerF
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT and /proc")
 def test_server_processes_die_with_a_killed_supervisor(start_server: ServerFactory) -> None:
-    proc, port = start_server(CROSSGUARD_TEXT_PROCESSES="2")
-    kids = children(proc.pid)
-    assert len(kids) == 2
-    classify_over_connections(port, 2)
+    proc, kids = serving_pair(start_server, 2)
     proc.kill()
     proc.wait(10)
     deadline = time.monotonic() + 10
