@@ -37,7 +37,6 @@ class Proc:
     name: str
     popen: subprocess.Popen[str]
     lines: queue.Queue[str] = field(default_factory=queue.Queue)
-    seen: list[str] = field(default_factory=list)
     port: int = 0
 
     def start_reader(self) -> None:
@@ -59,7 +58,6 @@ class Proc:
                         f"{self.name} exited with {self.popen.returncode} before {prefix!r}"
                     ) from None
                 continue
-            self.seen.append(line)
             # faust may prefix terminal control sequences on the same line
             if prefix in line:
                 return line[line.index(prefix) :]
@@ -73,15 +71,6 @@ class Proc:
         if self.alive:
             self.popen.kill()
         self.popen.wait(10)
-
-    def terminate(self, timeout: float = 15.0) -> int:
-        if self.alive:
-            self.popen.terminate()
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            return self.popen.wait(10)
 
 
 class ProcFactory(Protocol):
@@ -150,29 +139,36 @@ class ServiceFactory(Protocol):
     def __call__(self, **env: str) -> Proc: ...
 
 
+def start_grpc_service(spawn: ProcFactory, name: str, module: str, env: dict[str, str]) -> Proc:
+    """`python -m module` on a random loopback port, quiet, with a short drain; `.port` set."""
+    proc = spawn(
+        name,
+        module,
+        {
+            "CROSSGUARD_PORT": "0",
+            "CROSSGUARD_HOST": "127.0.0.1",
+            "CROSSGUARD_GRACE_SECONDS": "1",
+            "CROSSGUARD_LOG_LEVEL": "WARNING",
+            **env,
+        },
+    )
+    proc.port = int(proc.wait_line("PORT ", SERVICE_STARTUP_S).split()[1])
+    return proc
+
+
 @pytest.fixture
 def start_text(spawn: ProcFactory, request: pytest.FixtureRequest) -> ServiceFactory:
     """`python -m crossguard.text` on a random port (evidence off by default for speed)."""
 
     def start(**env: str) -> Proc:
         repo = request.getfixturevalue("model_repository")
-        proc = spawn(
-            "text",
-            "crossguard.text",
-            {
-                "CROSSGUARD_PORT": "0",
-                "CROSSGUARD_HOST": "127.0.0.1",
-                "CROSSGUARD_MODEL_REPOSITORY": str(repo.root),
-                "CROSSGUARD_ONNX_PROVIDERS": "CPUExecutionProvider",
-                "CROSSGUARD_ONNX_INTRA_OP_THREADS": "1",
-                "CROSSGUARD_TEXT_EVIDENCE_PASSES": "0",
-                "CROSSGUARD_GRACE_SECONDS": "1",
-                "CROSSGUARD_LOG_LEVEL": "WARNING",
-                **env,
-            },
-        )
-        proc.port = int(proc.wait_line("PORT ", SERVICE_STARTUP_S).split()[1])
-        return proc
+        text_env = {
+            "CROSSGUARD_MODEL_REPOSITORY": str(repo.root),
+            "CROSSGUARD_ONNX_PROVIDERS": "CPUExecutionProvider",
+            "CROSSGUARD_ONNX_INTRA_OP_THREADS": "1",
+            "CROSSGUARD_TEXT_EVIDENCE_PASSES": "0",
+        }
+        return start_grpc_service(spawn, "text", "crossguard.text", {**text_env, **env})
 
     return start
 
@@ -180,19 +176,7 @@ def start_text(spawn: ProcFactory, request: pytest.FixtureRequest) -> ServiceFac
 @pytest.fixture
 def start_consistency(spawn: ProcFactory) -> ServiceFactory:
     def start(**env: str) -> Proc:
-        proc = spawn(
-            "consistency",
-            "crossguard.consistency",
-            {
-                "CROSSGUARD_PORT": "0",
-                "CROSSGUARD_HOST": "127.0.0.1",
-                "CROSSGUARD_GRACE_SECONDS": "1",
-                "CROSSGUARD_LOG_LEVEL": "WARNING",
-                **env,
-            },
-        )
-        proc.port = int(proc.wait_line("PORT ", SERVICE_STARTUP_S).split()[1])
-        return proc
+        return start_grpc_service(spawn, "consistency", "crossguard.consistency", env)
 
     return start
 

@@ -87,6 +87,20 @@ async def all_decision_records(
         await asyncio.sleep(1.0)
 
 
+async def some_decisions(
+    kafka: KafkaSettings, items: list[content_pb2.ContentItem], n: int, timeout_s: float
+) -> None:
+    """Return once `n` decisions for `items` are out (the rest still in flight)."""
+    seen = 0
+    async for _ in iter_decisions(
+        kafka.bootstrap_servers, kafka=kafka, content_ids={i.id for i in items}, timeout_s=timeout_s
+    ):
+        seen += 1
+        if seen >= n:
+            return
+    raise AssertionError(f"only {seen} of {n} decisions within {timeout_s}s")
+
+
 async def records_of(kafka: KafkaSettings, topic: str, idle_s: float = 2.0) -> list[object]:
     return [
         r
@@ -226,13 +240,7 @@ async def test_text_service_killed_mid_stream(
     await publish_items(kafka.bootstrap_servers, first, kafka=kafka)
 
     # Kill the classifier once some decisions are out (the rest of `first` is in flight).
-    seen = 0
-    async for _ in iter_decisions(
-        kafka.bootstrap_servers, kafka=kafka, content_ids={i.id for i in first}, timeout_s=90
-    ):
-        seen += 1
-        if seen >= 20:
-            break
+    await some_decisions(kafka, first, 20, timeout_s=90)
     text.kill()
     await publish_items(kafka.bootstrap_servers, second, kafka=kafka)
 
@@ -269,13 +277,7 @@ async def test_worker_sigkill_and_restart_loses_nothing(
     items = corpus("d", 1000)
     publisher = asyncio.create_task(publish_items(kafka.bootstrap_servers, items, kafka=kafka))
 
-    seen = 0
-    async for _ in iter_decisions(
-        kafka.bootstrap_servers, kafka=kafka, content_ids={i.id for i in items}, timeout_s=120
-    ):
-        seen += 1
-        if seen >= 250:
-            break
+    await some_decisions(kafka, items, 250, timeout_s=120)
     worker.kill()  # SIGKILL: no commit, no flush
     assert worker.popen.returncode == -9
     await publisher

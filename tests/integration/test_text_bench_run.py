@@ -35,7 +35,7 @@ def test_bench_runs_every_path_for_the_int8_encoder(model_repository: ModelRepos
     assert {r.name for r in table.rows} == {"raw", "service", "naive", "naive-int8"}
     assert all(r.items_per_s > 0 for r in table.rows)
     assert table.naive_baseline == "naive-int8"
-    assert table.service_vs_naive == table.ratios_naive["naive-int8"]
+    assert set(table.ratios_naive) == {"naive", "naive-int8"}
     assert table.service_vs_raw is not None and table.service_vs_raw > 0
 
     out = io.StringIO()

@@ -9,7 +9,7 @@ OTEL_METRIC_EXPORT_INTERVAL. Trace ids exist (and reach the logs) even when noth
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, MutableSequence, Sequence
+from collections.abc import MutableSequence, Sequence
 
 from opentelemetry import context, metrics, propagate, trace
 from opentelemetry.propagators.textmap import Getter, Setter
@@ -20,7 +20,7 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
 KafkaHeaders = Sequence[tuple[str, bytes]]
@@ -33,27 +33,13 @@ def _exporter_choice(var: str) -> str:
     return os.environ.get(var, default).strip().lower()
 
 
-def setup_telemetry(
-    service_name: str,
-    *,
-    span_processors: Iterable[SpanProcessor] = (),
-    metric_readers: Iterable[MetricReader] = (),
-) -> TracerProvider:
-    """Install global tracer and meter providers once per process.
-
-    Tests pass their own processors/readers (e.g. InMemorySpanExporter) to observe spans.
-    """
+def setup_telemetry(service_name: str) -> None:
+    """Install global tracer and meter providers once per process (later calls do nothing)."""
     global _configured
     if _configured:
-        installed = trace.get_tracer_provider()
-        if isinstance(installed, TracerProvider):
-            for processor in span_processors:
-                installed.add_span_processor(processor)
-            return installed
+        return
     resource = Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME", service_name)})
     tracer_provider = TracerProvider(resource=resource)
-    for processor in span_processors:
-        tracer_provider.add_span_processor(processor)
     traces = _exporter_choice("OTEL_TRACES_EXPORTER")
     if traces == "otlp":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -62,7 +48,7 @@ def setup_telemetry(
     elif traces == "console":
         tracer_provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
 
-    readers = list(metric_readers)
+    readers: list[MetricReader] = []
     metrics_choice = _exporter_choice("OTEL_METRICS_EXPORTER")
     if metrics_choice == "otlp":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
@@ -75,7 +61,6 @@ def setup_telemetry(
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
     _configured = True
-    return tracer_provider
 
 
 def shutdown_telemetry() -> None:

@@ -150,6 +150,49 @@ def _text_inputs(
     return names, dummy, check, pre
 
 
+# Preprocessor settings copied into the manifest (the full file is copied beside the model).
+_IMAGE_KEYS: tuple[str, ...] = (
+    "image_mean",
+    "image_std",
+    "size",
+    "do_resize",
+    "do_rescale",
+    "rescale_factor",
+    "do_normalize",
+    "resample",
+    "crop_size",
+    "do_center_crop",
+    "image_processor_type",
+)
+_AUDIO_KEYS: tuple[str, ...] = (
+    "feature_extractor_type",
+    "sampling_rate",
+    "feature_size",
+    "do_normalize",
+    "num_mel_bins",
+    "max_length",
+    "mean",
+    "std",
+    "padding_value",
+    "return_attention_mask",
+)
+
+
+def _processor_config(
+    checkpoint_dir: Path, out_dir: Path, keys: tuple[str, ...]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the checkpoint's preprocessor_config.json or {}, the manifest entries taken from it);
+    the file is copied into the entry when present."""
+    src = checkpoint_dir / PREPROCESSOR_FILE
+    if not src.is_file():
+        return {}, {}
+    cfg: dict[str, Any] = json.loads(src.read_text())
+    shutil.copy2(src, out_dir / PREPROCESSOR_FILE)
+    pre: dict[str, Any] = {"processor_config": PREPROCESSOR_FILE}
+    pre.update({key: cfg[key] for key in keys if key in cfg})
+    return cfg, pre
+
+
 def _image_inputs(
     checkpoint_dir: Path, model: Any, out_dir: Path
 ) -> tuple[list[str], list[np.ndarray], list[np.ndarray], dict[str, Any]]:
@@ -159,26 +202,7 @@ def _image_inputs(
     h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     rng = np.random.default_rng(0)
     pre: dict[str, Any] = {"layout": "NCHW", "channels": channels, "height": h, "width": w}
-    src = checkpoint_dir / PREPROCESSOR_FILE
-    if src.is_file():
-        cfg = json.loads(src.read_text())
-        shutil.copy2(src, out_dir / PREPROCESSOR_FILE)
-        pre["processor_config"] = PREPROCESSOR_FILE
-        for key in (
-            "image_mean",
-            "image_std",
-            "size",
-            "do_resize",
-            "do_rescale",
-            "rescale_factor",
-            "do_normalize",
-            "resample",
-            "crop_size",
-            "do_center_crop",
-            "image_processor_type",
-        ):
-            if key in cfg:
-                pre[key] = cfg[key]
+    pre.update(_processor_config(checkpoint_dir, out_dir, _IMAGE_KEYS)[1])
     name = getattr(model, "main_input_name", "pixel_values")
     dummy = [rng.standard_normal((2, channels, h, w)).astype(np.float32)]
     check = [rng.standard_normal((3, channels, h, w)).astype(np.float32)]
@@ -188,26 +212,7 @@ def _image_inputs(
 def _audio_inputs(
     checkpoint_dir: Path, model: Any, out_dir: Path
 ) -> tuple[list[str], list[np.ndarray], list[np.ndarray], dict[str, Any]]:
-    src = checkpoint_dir / PREPROCESSOR_FILE
-    cfg: dict[str, Any] = json.loads(src.read_text()) if src.is_file() else {}
-    pre: dict[str, Any] = {}
-    if cfg:
-        shutil.copy2(src, out_dir / PREPROCESSOR_FILE)
-        pre["processor_config"] = PREPROCESSOR_FILE
-        for key in (
-            "feature_extractor_type",
-            "sampling_rate",
-            "feature_size",
-            "do_normalize",
-            "num_mel_bins",
-            "max_length",
-            "mean",
-            "std",
-            "padding_value",
-            "return_attention_mask",
-        ):
-            if key in cfg:
-                pre[key] = cfg[key]
+    cfg, pre = _processor_config(checkpoint_dir, out_dir, _AUDIO_KEYS)
     name = getattr(model, "main_input_name", "input_values")
     rng = np.random.default_rng(0)
     config = model.config

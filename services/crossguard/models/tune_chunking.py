@@ -45,6 +45,7 @@ from crossguard.models.train_heads import (
     davidson_subsample,
     featurize,
 )
+from crossguard.text.settings import TextServiceSettings
 
 # (whole-text word units, code points per piece); the last: never cut (the encoder then
 # truncates at 256 word pieces, as in training).
@@ -58,25 +59,14 @@ DEFAULT_CANDIDATES: tuple[tuple[int, int], ...] = (
 Limit = tuple[int, int]
 
 
-def pieces(text: str, limit: Limit) -> list[str]:
+def pieces(text: str, limit: Limit, settings: TextServiceSettings | None = None) -> list[str]:
     """The texts the service would score for `text` with the given (units, chars) limit."""
-    from crossguard.text.settings import TextServiceSettings
-    from crossguard.text.textprep import plan_chunks, sanitize, units
+    from crossguard.text.service import prepare_text
 
-    s = TextServiceSettings()
-    whole_units, max_chars = limit
-    clean = sanitize(text).text
-    spans = units(clean)
-    chunks = plan_chunks(
-        clean,
-        spans,
-        whole_units=whole_units,
-        window_units=s.window_units,
-        overlap_units=s.window_overlap_units,
-        min_units=s.min_piece_units,
-        max_chars=max_chars,
-    )
-    return [clean[c.start : c.end] for c in chunks] or [clean]
+    base = settings or TextServiceSettings()
+    limited = base.model_copy(update={"whole_text_units": limit[0], "chunk_max_chars": limit[1]})
+    clean, _, chunks = prepare_text(text, limited)
+    return [clean.text[c.start : c.end] for c in chunks] or [clean.text]
 
 
 def run(candidates: Sequence[Limit], repository: ModelRepository) -> list[dict[str, float]]:
@@ -91,7 +81,8 @@ def run(candidates: Sequence[Limit], repository: ModelRepository) -> list[dict[s
     cats = list(OPENAI_CATEGORIES)
     thresholds = np.array([load_heads().thresholds[c] for c in cats])
 
-    plans = {w: [pieces(e.text, w) for e in openai] for w in candidates}
+    settings = TextServiceSettings()
+    plans = {w: [pieces(e.text, w, settings) for e in openai] for w in candidates}
     unique = sorted({p for plan in plans.values() for ps in plan for p in ps})
     progress(f"{len(openai)} train rows, {len(unique)} distinct pieces over {list(candidates)}")
     x_openai = featurize([e.text for e in openai], repository, progress, "whole texts")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 from pydantic import Field
@@ -119,10 +120,15 @@ class PipelineSettings(CrossguardSettings):
     )
     log_level: str = Field(default="INFO", description="CROSSGUARD_LOG_LEVEL")
 
-    @property
+    # Parsed once (read for every media part; the settings are frozen).
+    @cached_property
     def image_types(self) -> frozenset[str]:
-        return frozenset(t.strip().lower() for t in self.image_mime_types.split(",") if t.strip())
+        return _mime_set(self.image_mime_types)
 
-    @property
+    @cached_property
     def audio_types(self) -> frozenset[str]:
-        return frozenset(t.strip().lower() for t in self.audio_mime_types.split(",") if t.strip())
+        return _mime_set(self.audio_mime_types)
+
+
+def _mime_set(value: str) -> frozenset[str]:
+    return frozenset(t.strip().lower() for t in value.split(",") if t.strip())

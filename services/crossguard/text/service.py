@@ -84,6 +84,25 @@ class _EvidenceTarget:
     categories: list[Category] = field(default_factory=list)
 
 
+def prepare_text(
+    text: str, settings: TextServiceSettings
+) -> tuple[SanitizedText, list[tuple[int, int]], list[Chunk]]:
+    """What the service scores of one text part: the sanitised text, its word units and the
+    pieces (whole, or sentence/window chunks) under `settings`' limits."""
+    clean = sanitize(text)
+    spans = units(clean.text)
+    chunks = plan_chunks(
+        clean.text,
+        spans,
+        whole_units=settings.whole_text_units,
+        window_units=settings.window_units,
+        overlap_units=settings.window_overlap_units,
+        min_units=settings.min_piece_units,
+        max_chars=settings.chunk_max_chars,
+    )
+    return clean, spans, chunks
+
+
 class TextClassifier:
     """Classify the text parts of a content item.
 
@@ -115,6 +134,9 @@ class TextClassifier:
             workers=self.settings.batch_workers,
         )
         self._started = False
+        self._categories: list[Category] = []
+        self._thresholds: dict[Category, float] = {}
+        self._model_infos: list[tuple[str, str]] = []
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -131,6 +153,10 @@ class TextClassifier:
                     "seconds": round(time.perf_counter() - t0, 3),
                 },
             )
+        # Read once: the model's properties build fresh copies on every access.
+        self._categories = list(self.model.categories)
+        self._thresholds = dict(self.model.thresholds)
+        self._model_infos = list(self.model.model_infos)
         self._batcher.start()
         self._started = True
 
@@ -182,7 +208,7 @@ class TextClassifier:
             outputs = await self._batcher.submit_many(texts)
         t_model = time.perf_counter()
 
-        scores: dict[Category, float] = {c: 0.0 for c in self.model.categories}
+        scores: dict[Category, float] = dict.fromkeys(self._categories, 0.0)
         # Where each category's maximum came from: (part, chunk, that chunk's probabilities).
         argmax: dict[Category, tuple[_Part, Chunk, Probabilities]] = {}
         k = 0
@@ -210,7 +236,7 @@ class TextClassifier:
             modality=Modality.TEXT,
             scores=[Score(cat, value, severity(value)) for cat, value in ordered],
             evidence=evidence,
-            models=list(self.model.model_infos),
+            models=list(self._model_infos),
             timings=[
                 StageTime("prepare", (t_prep - t_start) * 1000.0),
                 StageTime("model", (t_model - t_prep) * 1000.0),
@@ -220,7 +246,7 @@ class TextClassifier:
         )
 
     def threshold(self, category: Category) -> float:
-        return self.model.thresholds.get(category, self.settings.default_threshold)
+        return self._thresholds.get(category, self.settings.default_threshold)
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -269,22 +295,7 @@ class TextClassifier:
         return total_chars
 
     def _prepare(self, parts: Sequence[tuple[str, str]]) -> list[_Part]:
-        s = self.settings
-        prepared: list[_Part] = []
-        for part_id, text in parts:
-            clean = sanitize(text)
-            spans = units(clean.text)
-            chunks = plan_chunks(
-                clean.text,
-                spans,
-                whole_units=s.whole_text_units,
-                window_units=s.window_units,
-                overlap_units=s.window_overlap_units,
-                min_units=s.min_piece_units,
-                max_chars=s.chunk_max_chars,
-            )
-            prepared.append(_Part(part_id, clean, spans, chunks))
-        return prepared
+        return [_Part(part_id, *prepare_text(text, self.settings)) for part_id, text in parts]
 
     @staticmethod
     def _solo_text(window: _Window) -> str:
