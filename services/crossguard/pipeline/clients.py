@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import grpc
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
@@ -28,6 +30,9 @@ _REASONS = {
     grpc.StatusCode.UNIMPLEMENTED: "unimplemented",
     grpc.StatusCode.CANCELLED: "cancelled",
 }
+
+
+StubT = TypeVar("StubT")
 
 
 def reason_for(code: grpc.StatusCode | None) -> str:
@@ -73,6 +78,8 @@ class ChannelPool:
         # One turn counter per key: a shared one would interleave endpoints (text, consistency,
         # text, ...) and leave each only some of its connections.
         self._turns: dict[_Key, itertools.count[int]] = {}
+        # Stubs by id() of their channel (each channel serves one service).
+        self._stubs: dict[int, Any] = {}
 
     def channel(self, endpoint: str, service: str, retries: int) -> grpc.aio.Channel:
         key = _Key(endpoint, service, retries)
@@ -103,19 +110,25 @@ class ChannelPool:
         )
 
     def classifier(self, endpoint: str, retries: int) -> classifier_pb2_grpc.ClassifierServiceStub:
-        return classifier_pb2_grpc.ClassifierServiceStub(
-            self.channel(endpoint, "crossguard.v1.ClassifierService", retries)
-        )
+        chan = self.channel(endpoint, "crossguard.v1.ClassifierService", retries)
+        return self._stub(chan, classifier_pb2_grpc.ClassifierServiceStub)
 
     def consistency(
         self, endpoint: str, retries: int
     ) -> consistency_pb2_grpc.ConsistencyServiceStub:
-        return consistency_pb2_grpc.ConsistencyServiceStub(
-            self.channel(endpoint, "crossguard.v1.ConsistencyService", retries)
-        )
+        chan = self.channel(endpoint, "crossguard.v1.ConsistencyService", retries)
+        return self._stub(chan, consistency_pb2_grpc.ConsistencyServiceStub)
+
+    def _stub(self, chan: grpc.aio.Channel, kind: Callable[[grpc.aio.Channel], StubT]) -> StubT:
+        """One stub per channel (built once, not per call)."""
+        stub = self._stubs.get(id(chan))
+        if stub is None:
+            stub = self._stubs[id(chan)] = kind(chan)
+        return stub
 
     async def close(self) -> None:
         channels, self._channels = self._channels, {}
+        self._stubs = {}
         for chans in channels.values():
             for chan in chans:
                 await chan.close()

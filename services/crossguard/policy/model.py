@@ -15,14 +15,18 @@ A policy maps fused per-category scores to actions:
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from crossguard.core.results import Modality
 from crossguard.core.taxonomy import Category
 
 Fallback = Literal["escalate", "allow", "block"]
+
+
+_MAX_RESOLVED = 4096
 
 
 class _Strict(BaseModel):
@@ -129,6 +133,9 @@ class Policy(_Strict):
     signals: dict[str, SignalPolicy] = Field(default_factory=lambda: {"default": DEFAULT_SIGNAL})
     escalation: EscalationPolicy = EscalationPolicy()
     overrides: list[Override] = Field(default_factory=list)
+    # Resolutions by their arguments: the policy is immutable and the engine asks the same
+    # questions for every item.
+    _resolved: dict[tuple[object, ...], object] = PrivateAttr(default_factory=dict)
 
     _cats = field_validator("categories", mode="before")(_parse_categories)
     _sigs = field_validator("signals", mode="before")(_parse_signals)
@@ -166,6 +173,12 @@ class Policy(_Strict):
     def thresholds(self, category: Category, tenant: str = "", surface: str = "") -> Thresholds:
         """Effective thresholds: the most specific layer that sets a field wins, and any
         category-specific setting beats every layer's defaults."""
+        key = ("thresholds", category, tenant, surface)
+        if key not in self._resolved:
+            self._remember(key, self._thresholds(category, tenant, surface))
+        return self._resolved[key]  # type: ignore[return-value]
+
+    def _thresholds(self, category: Category, tenant: str, surface: str) -> Thresholds:
         layers = self.layers(tenant, surface)
         specific = [o.categories.get(category) for o in reversed(layers)]
         specific.append(self.categories.get(category))
@@ -182,6 +195,25 @@ class Policy(_Strict):
 
     def signal(self, modality: Modality, tenant: str = "", surface: str = "") -> ResolvedSignal:
         """Effective missing-signal handling, retries and deadline for one modality."""
+        key = ("signal", modality, tenant, surface)
+        if key not in self._resolved:
+            self._remember(key, self._signal(modality, tenant, surface))
+        return self._resolved[key]  # type: ignore[return-value]
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Policy:
+        """A copy (with `update` applied) that resolves afresh: the memo belongs to the values
+        it was computed from."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied._resolved = {}
+        return copied
+
+    def _remember(self, key: tuple[object, ...], value: object) -> None:
+        # Tenants and surfaces come from the items: bound the memo so they cannot grow it.
+        if len(self._resolved) >= _MAX_RESOLVED:
+            self._resolved.clear()
+        self._resolved[key] = value
+
+    def _signal(self, modality: Modality, tenant: str, surface: str) -> ResolvedSignal:
         layers = self.layers(tenant, surface)
         chain: list[SignalPolicy | None] = []
         for o in reversed(layers):
