@@ -8,9 +8,21 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from crossguard.consistency.server import SERVICE_NAME, build_server
 from crossguard.core.grpc_server import GrpcServer
+from crossguard.core.results import Modality
 from crossguard.core.settings import GrpcServerSettings
 from crossguard.core.taxonomy import Category
-from crossguard.v1 import classifier_pb2, consistency_pb2, consistency_pb2_grpc, taxonomy_pb2
+from crossguard.pipeline.process import Processor
+from crossguard.pipeline.settings import PipelineSettings
+from crossguard.pipeline.validate import ValidItem
+from crossguard.policy import MissingSignal, Policy, PolicyStore
+from crossguard.v1 import (
+    classifier_pb2,
+    consistency_pb2,
+    consistency_pb2_grpc,
+    content_pb2,
+    decision_pb2,
+    taxonomy_pb2,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -38,3 +50,67 @@ async def test_check_fuses_over_a_real_server(server: GrpcServer) -> None:
     ]
     assert resp.signals[0].name == "modality_disagreement/hate"
     assert status.status == health_pb2.HealthCheckResponse.SERVING
+
+
+class _TextOnlyProcessor(Processor):
+    """The pipeline's domain code with the text classifier answered locally (hate 0.3), so that
+    only the consistency call goes over the wire."""
+
+    async def _classify_one(
+        self, valid: ValidItem, modality: Modality, policy: Policy
+    ) -> classifier_pb2.ClassifyResponse | MissingSignal:
+        resp = classifier_pb2.ClassifyResponse(
+            modality=taxonomy_pb2.MODALITY_TEXT,
+            models=[classifier_pb2.ModelInfo(name="local-text", version="1")],
+        )
+        resp.scores.add(category=Category.HATE.proto, score=0.3)
+        return resp
+
+
+class _UnknownCategoryConsistency(consistency_pb2_grpc.ConsistencyServiceServicer):
+    """A consistency service (say, a newer version) answering a category this pipeline does
+    not know."""
+
+    async def Check(
+        self, request: consistency_pb2.CheckRequest, context: object
+    ) -> consistency_pb2.CheckResponse:
+        resp = consistency_pb2.CheckResponse()
+        resp.fused_scores.add(category=999, score=0.99)
+        return resp
+
+
+async def _decide_via(endpoint: str) -> decision_pb2.ModerationDecision:
+    proc = _TextOnlyProcessor(
+        PipelineSettings(text_endpoint="local:1", consistency_endpoint=endpoint),
+        PolicyStore(None),
+    )
+    item = content_pb2.ContentItem(
+        id="c1", tenant="t", surface="comment", parts=[content_pb2.ContentPart(text="hi")]
+    )
+    try:
+        out = await proc.process(item.SerializeToString())
+    finally:
+        await proc.close()
+    assert out.kind == "decision" and out.decision is not None
+    return out.decision
+
+
+async def test_pipeline_takes_fused_scores_from_the_service(server: GrpcServer) -> None:
+    d = await _decide_via(f"127.0.0.1:{server.port}")
+    assert [(c.category, round(c.score, 3)) for c in d.categories] == [(Category.HATE.proto, 0.3)]
+    assert not any("local max fusion" in r for r in d.reasons)
+
+
+async def test_pipeline_falls_back_on_a_response_it_cannot_read() -> None:
+    bad = grpc.aio.server()
+    consistency_pb2_grpc.add_ConsistencyServiceServicer_to_server(
+        _UnknownCategoryConsistency(), bad
+    )
+    port = bad.add_insecure_port("127.0.0.1:0")
+    await bad.start()
+    try:
+        d = await _decide_via(f"127.0.0.1:{port}")
+    finally:
+        await bad.stop(None)
+    assert "consistency service unavailable: local max fusion" in d.reasons
+    assert [(c.category, round(c.score, 3)) for c in d.categories] == [(Category.HATE.proto, 0.3)]

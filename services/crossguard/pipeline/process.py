@@ -26,7 +26,7 @@ from crossguard.core.proto_convert import (
     score_from_proto,
     score_to_proto,
 )
-from crossguard.core.results import ClassifierResult, Modality
+from crossguard.core.results import ClassifierResult, Modality, Score
 from crossguard.core.telemetry import extract_kafka_headers, inject_kafka_headers
 from crossguard.pipeline.clients import ChannelPool, reason_for
 from crossguard.pipeline.metrics import PipelineMetrics
@@ -96,6 +96,15 @@ class Outcome:
     review: review_pb2.ReviewTask | None = None
     dlq_code: str = ""
     dlq_reason: str = ""
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """The consistency service's answer and its fused scores, converted (and so validated)
+    once."""
+
+    response: consistency_pb2.CheckResponse
+    fused: list[Score]
 
 
 @dataclass(frozen=True)
@@ -370,16 +379,18 @@ class Processor:
 
         t0 = time.perf_counter()
         with tracer.start_as_current_span("decide") as span:
-            fused = (
-                [score_from_proto(s) for s in consistency.fused_scores]
-                if consistency is not None
-                else None
-            )
+            fused = consistency.fused if consistency is not None else None
             decision = decide(policy, item, signals.results, signals.missing, fused=fused)
             if consistency is None and self.settings.consistency_endpoint and signals.results:
                 decision.reasons.append("consistency service unavailable: local max fusion")
             now = datetime.now(UTC)
-            msg = build_decision(valid, decision, signals.responses, consistency, now)
+            msg = build_decision(
+                valid,
+                decision,
+                signals.responses,
+                consistency.response if consistency is not None else None,
+                now,
+            )
             span.set_attribute("crossguard.action", decision.action.value)
             span.set_attribute("crossguard.policy_version", decision.policy_version)
             span.set_attribute("crossguard.decision_id", msg.decision_id)
@@ -469,7 +480,7 @@ class Processor:
 
     async def check_consistency(
         self, item: content_pb2.ContentItem, signals: Signals
-    ) -> consistency_pb2.CheckResponse | None:
+    ) -> Consistency | None:
         """Consistency + fusion service when configured (None → local max fusion)."""
         endpoint = self.settings.consistency_endpoint
         if not endpoint or not signals.responses:
@@ -482,10 +493,8 @@ class Processor:
                 response: consistency_pb2.CheckResponse = await stub.Check(
                     request, timeout=self.settings.consistency_deadline_ms / 1000.0
                 )
-                # Validate the fused scores now so a bad response falls back cleanly.
-                for s in response.fused_scores:
-                    score_from_proto(s)
-                return response
+                # Converted here so that a bad response falls back cleanly.
+                return Consistency(response, [score_from_proto(s) for s in response.fused_scores])
             except (grpc.aio.AioRpcError, ValueError) as exc:
                 reason = (
                     reason_for(exc.code()) if isinstance(exc, grpc.aio.AioRpcError) else "error"

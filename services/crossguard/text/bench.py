@@ -482,7 +482,8 @@ def run_text_bench(
     and with `with_naive_int8` the same with PyTorch's int8 dynamic quantisation): `seconds`
     each in all, interleaved in `rounds` rounds so that load from other processes hits all
     alike; rates are medians over rounds and ratios medians of per-round ratios (service at
-    `concurrency` clients over the best raw configuration of the same round, over naive). Then
+    `concurrency` clients over, in the same round, the raw configuration and batch size whose
+    median is best, and over naive). Then
     the service with evidence on for seconds/2. `precision`: the encoder variant raw and the
     service run ("auto": what the service would choose here). Total ≈ (5 + raw configurations +
     len(extra_concurrency)) × seconds + model loads (~1.5 min at the default)."""
@@ -570,7 +571,9 @@ def run_text_bench(
     for c in clients:
         name = "service" if c == concurrency else f"service@{c}"
         table.rows.append(_merge(name, services[c], f"{c} clients, evidence off"))
-    best_raw = [max(max(per_t.values()) for per_t in sw.values()) for sw in sweeps]
+    # Each round's service over the same round's best cell (chosen on medians): the largest of
+    # a round's dozen raw cells would pick whichever was luckiest in that round's noise.
+    best_raw = [sw[best_c][best_b] for sw in sweeps]
     main = services[concurrency]
     table.ratio_raw = _median(
         [sv.items_per_s / raw for sv, raw in zip(main, best_raw, strict=True)]
