@@ -1,28 +1,22 @@
 """Integration fixtures: a real tansu broker (one per session), a fresh topic set per test
 (via topic_prefix), and factories for service processes on random ports.
 
-Processes are started with `python -m ...`, their stdout lines are collected by a thread so a
-test can wait for `PORT <n>` / `READY`, and everything started is killed at teardown.
+Processes are the product's own `ManagedProcess` (as `crossguard up` runs them): started with
+`python -m ...`, waited on for `PORT <n>` / `READY`, and killed at teardown.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import queue
-import subprocess
-import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import pytest
 
 from crossguard.core.broker import EmbeddedBroker
+from crossguard.core.processes import ManagedProcess
 from crossguard.core.settings import KafkaSettings
 from crossguard.core.topics import create_topics
 
@@ -30,77 +24,29 @@ SERVICE_STARTUP_S = 120.0
 WORKER_STARTUP_S = 60.0
 
 
-@dataclass
-class Proc:
-    """A child process whose stdout lines are collected in the background."""
-
-    name: str
-    popen: subprocess.Popen[str]
-    lines: queue.Queue[str] = field(default_factory=queue.Queue)
-    port: int = 0
-
-    def start_reader(self) -> None:
-        def pump() -> None:
-            assert self.popen.stdout is not None
-            for line in self.popen.stdout:
-                self.lines.put(line.strip())
-
-        threading.Thread(target=pump, daemon=True, name=f"stdout-{self.name}").start()
-
-    def wait_line(self, prefix: str, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.2)
-            except queue.Empty:
-                if self.popen.poll() is not None:
-                    raise AssertionError(
-                        f"{self.name} exited with {self.popen.returncode} before {prefix!r}"
-                    ) from None
-                continue
-            # faust may prefix terminal control sequences on the same line
-            if prefix in line:
-                return line[line.index(prefix) :]
-        raise AssertionError(f"{self.name} did not print {prefix!r} within {timeout}s")
-
-    @property
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def kill(self) -> None:
-        if self.alive:
-            self.popen.kill()
-        self.popen.wait(10)
-
-
-class ProcFactory(Protocol):
-    def __call__(self, name: str, module: str, env: dict[str, str]) -> Proc: ...
+class SpawnFactory(Protocol):
+    def __call__(
+        self, name: str, module: str, env: dict[str, str], *, ready: str, timeout: float
+    ) -> ManagedProcess: ...
 
 
 @pytest.fixture
-def spawn(tmp_path: Path) -> Iterator[ProcFactory]:
-    """Start `python -m module` with extra env; stderr goes to tmp_path/<name>.log."""
-    procs: list[Proc] = []
+def spawn(tmp_path: Path) -> Iterator[SpawnFactory]:
+    """Start `python -m module` with extra env and wait for its `ready` line; stderr goes to
+    tmp_path/<name>.log."""
+    procs: list[ManagedProcess] = []
 
-    def start(name: str, module: str, env: dict[str, str]) -> Proc:
-        log = open(tmp_path / f"{name}.log", "a")  # noqa: SIM115 - closed with the process
-        popen = subprocess.Popen(
-            [sys.executable, "-m", module],
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
-            stdout=subprocess.PIPE,
-            stderr=log,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
-        log.close()
-        proc = Proc(name, popen)
-        proc.start_reader()
-        procs.append(proc)
+    def start(
+        name: str, module: str, env: dict[str, str], *, ready: str, timeout: float
+    ) -> ManagedProcess:
+        proc = ManagedProcess(name, module, env, log_dir=tmp_path)
+        procs.append(proc)  # before start: a failed start is cleaned up too
+        proc.start(ready=ready, timeout=timeout)
         return proc
 
     yield start
     for proc in procs:
-        proc.kill()
+        proc.kill()  # no drain: nothing to keep, and teardown stays fast
 
 
 @pytest.fixture(scope="session")
@@ -136,12 +82,14 @@ def kafka_env(kafka: KafkaSettings) -> dict[str, str]:
 
 
 class ServiceFactory(Protocol):
-    def __call__(self, **env: str) -> Proc: ...
+    def __call__(self, **env: str) -> ManagedProcess: ...
 
 
-def start_grpc_service(spawn: ProcFactory, name: str, module: str, env: dict[str, str]) -> Proc:
+def start_grpc_service(
+    spawn: SpawnFactory, name: str, module: str, env: dict[str, str]
+) -> ManagedProcess:
     """`python -m module` on a random loopback port, quiet, with a short drain; `.port` set."""
-    proc = spawn(
+    return spawn(
         name,
         module,
         {
@@ -151,16 +99,16 @@ def start_grpc_service(spawn: ProcFactory, name: str, module: str, env: dict[str
             "CROSSGUARD_LOG_LEVEL": "WARNING",
             **env,
         },
+        ready="PORT",
+        timeout=SERVICE_STARTUP_S,
     )
-    proc.port = int(proc.wait_line("PORT ", SERVICE_STARTUP_S).split()[1])
-    return proc
 
 
 @pytest.fixture
-def start_text(spawn: ProcFactory, request: pytest.FixtureRequest) -> ServiceFactory:
+def start_text(spawn: SpawnFactory, request: pytest.FixtureRequest) -> ServiceFactory:
     """`python -m crossguard.text` on a random port (evidence off by default for speed)."""
 
-    def start(**env: str) -> Proc:
+    def start(**env: str) -> ManagedProcess:
         repo = request.getfixturevalue("model_repository")
         text_env = {
             "CROSSGUARD_MODEL_REPOSITORY": str(repo.root),
@@ -174,24 +122,20 @@ def start_text(spawn: ProcFactory, request: pytest.FixtureRequest) -> ServiceFac
 
 
 @pytest.fixture
-def start_consistency(spawn: ProcFactory) -> ServiceFactory:
-    def start(**env: str) -> Proc:
+def start_consistency(spawn: SpawnFactory) -> ServiceFactory:
+    def start(**env: str) -> ManagedProcess:
         return start_grpc_service(spawn, "consistency", "crossguard.consistency", env)
 
     return start
 
 
-class WorkerFactory(Protocol):
-    def __call__(self, *, wait_ready: bool = True, **env: str) -> Proc: ...
-
-
 @pytest.fixture
-def start_worker(spawn: ProcFactory, kafka: KafkaSettings) -> WorkerFactory:
-    """`python -m crossguard.pipeline` against the test broker and topics; waits for READY
-    (joined the consumer group) unless told not to."""
+def start_worker(spawn: SpawnFactory, kafka: KafkaSettings) -> ServiceFactory:
+    """`python -m crossguard.pipeline` against the test broker and topics, once READY (joined
+    the consumer group)."""
 
-    def start(*, wait_ready: bool = True, **env: str) -> Proc:
-        proc = spawn(
+    def start(**env: str) -> ManagedProcess:
+        return spawn(
             "worker",
             "crossguard.pipeline",
             {
@@ -200,9 +144,8 @@ def start_worker(spawn: ProcFactory, kafka: KafkaSettings) -> WorkerFactory:
                 "CROSSGUARD_AGENT_CONCURRENCY": "8",
                 **env,
             },
+            ready="READY",
+            timeout=WORKER_STARTUP_S,
         )
-        if wait_ready:
-            proc.wait_line("READY", WORKER_STARTUP_S)
-        return proc
 
     return start

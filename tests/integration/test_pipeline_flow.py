@@ -4,6 +4,7 @@ items in → decisions out, DLQ, a classifier dying mid-stream, a worker SIGKILL
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections import defaultdict
 
@@ -30,7 +31,7 @@ from crossguard.pipeline.validate import validate
 from crossguard.policy import default_policy
 from crossguard.v1 import content_pb2, decision_pb2, review_pb2, taxonomy_pb2
 
-from .conftest import ServiceFactory, WorkerFactory
+from .conftest import ServiceFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -119,7 +120,7 @@ async def test_items_in_decisions_out(
     kafka: KafkaSettings,
     start_text: ServiceFactory,
     start_consistency: ServiceFactory,
-    start_worker: WorkerFactory,
+    start_worker: ServiceFactory,
 ) -> None:
     text = start_text()
     consistency = start_consistency()
@@ -184,7 +185,7 @@ async def test_items_in_decisions_out(
 
 
 async def test_malformed_items_go_to_dlq_with_reason(
-    kafka: KafkaSettings, start_worker: WorkerFactory
+    kafka: KafkaSettings, start_worker: ServiceFactory
 ) -> None:
     start_worker(CROSSGUARD_MAX_TEXT_CHARS="100")
     pdf = text_item("b-pdf", "x")
@@ -229,7 +230,7 @@ async def test_malformed_items_go_to_dlq_with_reason(
 
 
 async def test_text_service_killed_mid_stream(
-    kafka: KafkaSettings, start_text: ServiceFactory, start_worker: WorkerFactory
+    kafka: KafkaSettings, start_text: ServiceFactory, start_worker: ServiceFactory
 ) -> None:
     text = start_text()
     start_worker(
@@ -269,7 +270,7 @@ async def test_text_service_killed_mid_stream(
 
 
 async def test_worker_sigkill_and_restart_loses_nothing(
-    kafka: KafkaSettings, start_text: ServiceFactory, start_worker: WorkerFactory
+    kafka: KafkaSettings, start_text: ServiceFactory, start_worker: ServiceFactory
 ) -> None:
     text = start_text()
     env = {"CROSSGUARD_TEXT_ENDPOINT": f"127.0.0.1:{text.port}"}
@@ -278,8 +279,8 @@ async def test_worker_sigkill_and_restart_loses_nothing(
     publisher = asyncio.create_task(publish_items(kafka.bootstrap_servers, items, kafka=kafka))
 
     await some_decisions(kafka, items, 250, timeout_s=120)
-    worker.kill()  # SIGKILL: no commit, no flush
-    assert worker.popen.returncode == -9
+    # SIGKILL: no commit, no flush.
+    assert worker.kill() == -signal.SIGKILL
     await publisher
     start_worker(**env)
 

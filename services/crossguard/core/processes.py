@@ -52,6 +52,13 @@ class ManagedProcess:
         self.port = 0
         self._proc: subprocess.Popen[str] | None = None
 
+    @property
+    def pid(self) -> int:
+        """The child's pid while started (for /proc readings such as its CPU time)."""
+        if self._proc is None:
+            raise ProcessError(f"{self.name} is not started")
+        return self._proc.pid
+
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
@@ -99,3 +106,12 @@ class ManagedProcess:
         proc, self._proc = self._proc, None
         if proc is not None:
             terminate(proc, timeout)
+
+    def kill(self) -> int | None:
+        """SIGKILL now, no drain (a crash, or a teardown with nothing to keep); the exit
+        status, or None if it was not started."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        proc.kill()  # a no-op once it has exited
+        return proc.wait()
