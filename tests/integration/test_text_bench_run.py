@@ -37,9 +37,13 @@ def test_bench_runs_every_path_for_the_int8_encoder(model_repository: ModelRepos
     assert table.naive_baseline == "naive-int8"
     assert set(table.ratios_naive) == {"naive", "naive-int8"}
     assert table.service_vs_raw is not None and table.service_vs_raw > 0
+    cost = table.grpc_cost
+    assert cost is not None and cost.concurrency == 4
+    assert cost.requests_per_s > 0 and cost.server_ms > 0 and cost.client_ms > 0
 
     out = io.StringIO()
     print_bench(table, Console(file=out, width=120))
     text = out.getvalue()
     assert "int8 encoder" in text
     assert "service / naive-int8" in text and "service / naive =" in text
+    assert "gRPC path, constant model, 4 clients" in text

@@ -38,6 +38,7 @@ from crossguard.core.model_repository import ModelRepository
 from crossguard.core.processes import ManagedProcess
 from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
+from crossguard.text.grpc_cost import GrpcCost, measure_grpc_cost
 
 SERVICE_METHOD = "/crossguard.v1.ClassifierService/Classify"
 BATCH_SIZES: tuple[int, ...] = (1, 4, 16, 64)
@@ -78,6 +79,8 @@ class BenchTable:
     # The encoder variant measured ("fp32" or "int8"): raw and service serve it, and the naive
     # row of the same precision ("naive" for fp32, "naive-int8") is the like-for-like baseline.
     precision: str = ""
+    # The gRPC path's CPU per request around a constant model (crossguard.text.grpc_cost).
+    grpc_cost: GrpcCost | None = None
 
     def row(self, name: str) -> BenchRow | None:
         return next((r for r in self.rows if r.name == name), None)
@@ -470,6 +473,7 @@ def run_text_bench(
     batch_sizes: Sequence[int] = BATCH_SIZES,
     raw_threads: Sequence[int] | None = None,
     with_evidence: bool = True,
+    with_grpc_cost: bool = True,
     with_naive: bool = True,
     with_naive_int8: bool = True,
     precision: str = "auto",
@@ -484,7 +488,8 @@ def run_text_bench(
     alike; rates are medians over rounds and ratios medians of per-round ratios (service at
     `concurrency` clients over, in the same round, the raw configuration and batch size whose
     median is best, and over naive). Then
-    the service with evidence on for seconds/2. `precision`: the encoder variant raw and the
+    the service with evidence on for seconds/2, and with `with_grpc_cost` the gRPC path's CPU
+    per request around a constant model for seconds/2. `precision`: the encoder variant raw and the
     service run ("auto": what the service would choose here). Total ≈ (5 + raw configurations +
     len(extra_concurrency)) × seconds + model loads (~1.5 min at the default)."""
     from crossguard.core.cpus import available_cpus
@@ -591,6 +596,9 @@ def run_text_bench(
         )
         table.ratios_naive[name] = ratio
 
+    if with_grpc_cost:
+        say(f"the gRPC path around a constant model, {concurrency} clients")
+        table.grpc_cost = measure_grpc_cost(texts, concurrency, seconds / 2, server_env)
     if with_evidence:
         say(f"service with the default evidence budget, {concurrency} clients")
         server = start_text_server(repository, server_env)
@@ -738,6 +746,16 @@ def print_bench(table: BenchTable, console: Any = None) -> None:
         console.print(
             f"service / raw   = {table.service_vs_raw:.2f}  (target ≥ 0.85; median of "
             "per-round ratios)"
+        )
+    cost = table.grpc_cost
+    if cost is not None and raw is not None and raw.items_per_s > 0 and table.cpu_count:
+        per_item = table.cpu_count / raw.items_per_s * 1000.0
+        console.print(
+            f"gRPC path, constant model, {cost.concurrency} clients: "
+            f"{cost.requests_per_s:,.0f} requests/s, CPU per request {cost.server_ms:.2f} ms "
+            f"server + {cost.client_ms:.2f} ms clients; raw spends {per_item:.2f} ms of CPU per "
+            f"item, so with the clients on these CPUs service / raw ≤ "
+            f"{cost.ceiling(table.cpu_count, raw.items_per_s):.2f}"
         )
     baseline = table.naive_baseline
     if table.service_vs_naive is not None:

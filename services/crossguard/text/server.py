@@ -95,10 +95,14 @@ def build_server(classifier: TextClassifier, settings: TextServerSettings) -> Gr
 
 
 async def run(
-    settings: TextServerSettings | None = None, on_ready: Callable[[int], None] | None = None
+    settings: TextServerSettings | None = None,
+    on_ready: Callable[[int], None] | None = None,
+    model: TextModelLike | None = None,
 ) -> None:
+    """Serve until SIGTERM; `model` replaces the configured one (the bench's constant model,
+    crossguard.text.grpc_cost)."""
     settings = settings or TextServerSettings()
-    classifier = TextClassifier(build_model(settings), settings.text)
+    classifier = TextClassifier(model or build_model(settings), settings.text)
     await classifier.start()
     server = build_server(classifier, settings)
     await serve_forever(server, on_ready)

@@ -1,0 +1,28 @@
+"""The gRPC-cost bench's arithmetic and its constant model (no I/O)."""
+
+from __future__ import annotations
+
+import pytest
+
+from crossguard.core.taxonomy import Category
+from crossguard.text.grpc_cost import CONSTANT_SCORE, ConstantModel, GrpcCost
+
+pytestmark = pytest.mark.unit
+
+
+def test_ceiling_is_model_cpu_over_model_plus_grpc_cpu() -> None:
+    cost = GrpcCost(requests_per_s=2000.0, server_ms=0.6, client_ms=0.4, concurrency=16)
+    # 2 CPUs at 400 items/s: 5 ms of CPU per item; the gRPC path adds 1 ms.
+    assert cost.total_ms == pytest.approx(1.0)
+    assert cost.ceiling(2, 400.0) == pytest.approx(5.0 / 6.0)
+    assert cost.ceiling(2, 4000.0) == pytest.approx(0.5 / 1.5)
+
+
+def test_constant_model_answers_every_category_without_sharing_dicts() -> None:
+    model = ConstantModel()
+    out = model.predict(["a", "b"])
+    assert [set(o) for o in out] == [set(Category)] * 2
+    assert all(v == CONSTANT_SCORE for o in out for v in o.values())
+    out[0][Category.HATE] = 1.0
+    assert model.predict(["c"])[0][Category.HATE] == CONSTANT_SCORE
+    assert model.ready() and set(model.thresholds) == set(model.categories)
