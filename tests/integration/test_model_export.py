@@ -54,6 +54,13 @@ TINY: dict[str, Any] = {
 }
 
 
+def _save_tiny(out: Path, config_cls: Any, model_cls: Any, **config: Any) -> Path:
+    """A `model_cls` of TINY size (plus `config`), randomly initialised with seed 0, in `out`."""
+    torch.manual_seed(0)
+    model_cls(config_cls(**config, **TINY)).eval().save_pretrained(out)
+    return out
+
+
 def _tiny_bert(tmp_path: Path) -> Path:
     out = tmp_path / "bert"
     out.mkdir()
@@ -61,27 +68,26 @@ def _tiny_bert(tmp_path: Path) -> Path:
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
     tok = transformers.BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
     tok.model_max_length = 64
-    torch.manual_seed(0)
-    config = transformers.BertConfig(
+    _save_tiny(
+        out,
+        transformers.BertConfig,
+        transformers.BertForSequenceClassification,
         vocab_size=len(tok),
         max_position_embeddings=64,
-        **TINY,
     )
-    transformers.BertForSequenceClassification(config).eval().save_pretrained(out)
     tok.save_pretrained(out)
     return out
 
 
 def _tiny_vit(tmp_path: Path) -> Path:
-    out = tmp_path / "vit"
-    torch.manual_seed(0)
-    config = transformers.ViTConfig(
+    out = _save_tiny(
+        tmp_path / "vit",
+        transformers.ViTConfig,
+        transformers.ViTForImageClassification,
         image_size=32,
         patch_size=8,
         num_channels=3,
-        **TINY,
     )
-    transformers.ViTForImageClassification(config).eval().save_pretrained(out)
     # Written by hand: ViTImageProcessor itself needs Pillow, which export does not.
     (out / "preprocessor_config.json").write_text(
         json.dumps(
@@ -102,9 +108,10 @@ def _tiny_vit(tmp_path: Path) -> Path:
 
 
 def _tiny_wav2vec2(tmp_path: Path) -> Path:
-    out = tmp_path / "w2v"
-    torch.manual_seed(0)
-    config = transformers.Wav2Vec2Config(
+    out = _save_tiny(
+        tmp_path / "w2v",
+        transformers.Wav2Vec2Config,
+        transformers.Wav2Vec2ForSequenceClassification,
         conv_dim=(16, 16),
         conv_stride=(5, 4),
         conv_kernel=(10, 4),
@@ -112,25 +119,22 @@ def _tiny_wav2vec2(tmp_path: Path) -> Path:
         num_conv_pos_embeddings=16,
         num_conv_pos_embedding_groups=2,
         classifier_proj_size=16,
-        **TINY,
     )
-    transformers.Wav2Vec2ForSequenceClassification(config).eval().save_pretrained(out)
     transformers.Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(out)
     return out
 
 
 def _tiny_ast(tmp_path: Path) -> Path:
-    out = tmp_path / "ast"
-    torch.manual_seed(0)
-    config = transformers.ASTConfig(
+    out = _save_tiny(
+        tmp_path / "ast",
+        transformers.ASTConfig,
+        transformers.ASTForAudioClassification,
         patch_size=16,
         frequency_stride=10,
         time_stride=10,
         max_length=64,
         num_mel_bins=32,
-        **TINY,
     )
-    transformers.ASTForAudioClassification(config).eval().save_pretrained(out)
     transformers.ASTFeatureExtractor(num_mel_bins=32, max_length=64).save_pretrained(out)
     return out
 
@@ -172,10 +176,10 @@ def test_export_text_classifier(tmp_path: Path) -> None:
         "input_ids": np.array([e.ids for e in encs], dtype=np.int64),
         "attention_mask": np.array([e.attention_mask for e in encs], dtype=np.int64),
     }
-    names = [i.name for i in ort.InferenceSession(str(entry.onnx_path)).get_inputs()]
-    if "token_type_ids" in names:
+    session = ort.InferenceSession(str(entry.onnx_path))
+    if "token_type_ids" in {i.name for i in session.get_inputs()}:
         feeds["token_type_ids"] = np.array([e.type_ids for e in encs], dtype=np.int64)
-    got = ort.InferenceSession(str(entry.onnx_path)).run(["logits"], feeds)[0]
+    got = session.run(["logits"], feeds)[0]
     model = transformers.AutoModelForSequenceClassification.from_pretrained(ckpt).eval()
     with torch.no_grad():
         ref = model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits.numpy()
@@ -218,47 +222,23 @@ def test_cli_models_export_prints_parity(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    ckpt = _tiny_bert(tmp_path)
     root = tmp_path / "cli-repo"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "crossguard.cli",
-            "models",
-            "export",
-            str(ckpt),
-            "--name",
-            "tiny",
-            "--root",
-            str(root),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+
+    def export(checkpoint: Path, name: str) -> subprocess.CompletedProcess[str]:
+        args = ["models", "export", str(checkpoint), "--name", name, "--root", str(root)]
+        return subprocess.run(
+            [sys.executable, "-m", "crossguard.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    result = export(_tiny_bert(tmp_path), "tiny")
     assert result.returncode == 0, result.stderr
     assert "parity max abs diff" in result.stdout
     assert (root / "tiny" / "1" / "manifest.json").is_file()
 
-    missing = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "crossguard.cli",
-            "models",
-            "export",
-            str(tmp_path),
-            "--name",
-            "x",
-            "--root",
-            str(root),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    missing = export(tmp_path, "x")
     assert missing.returncode != 0
     assert "Traceback" not in missing.stderr, missing.stderr

@@ -6,10 +6,16 @@ import importlib
 import importlib.metadata
 import os
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from types import ModuleType
+from typing import Any
+
+import numpy as np
 
 from crossguard.core.errors import ModelError
+from crossguard.core.model_repository import Provenance
 
 ProgressFn = Callable[[str], None]
 """Receives one human-readable progress line at a time (print, rich console.print, a logger)."""
@@ -17,6 +23,7 @@ ProgressFn = Callable[[str], None]
 OPSET = 17
 # fp32 ONNX vs the source framework: largest tolerated absolute difference of any output.
 PARITY_LIMIT = 1e-4
+BUILT_BY_DEFAULT = "crossguard models build (crossguard.models.build.build_default_repository)"
 
 # Module name -> pinned pip requirement that provides it (mirrors pyproject's `build` extra).
 PIP_REQUIREMENTS: dict[str, str] = {
@@ -90,3 +97,78 @@ def check_min_cosine(
             "quantisation settings)"
         )
     return cosine
+
+
+def cpu_session(path: Path) -> Any:
+    """onnxruntime session on CPU only: build-time checks measure the same graph on any builder."""
+    ort = require("onnxruntime")
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def export_torch(
+    module: Any,
+    args: tuple[Any, ...],
+    out: Path,
+    *,
+    input_names: list[str],
+    output_names: list[str],
+    dynamic_axes: Mapping[str, Mapping[int, str]],
+) -> None:
+    """torch.onnx.export with the TorchScript exporter at OPSET (the settings every entry uses)."""
+    torch = require("torch")
+    with torch.no_grad(), warnings.catch_warnings():
+        # TorchScript exporter deprecation + tracer warnings: expected, callers check parity.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            args,
+            str(out),
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_axes=dynamic_axes,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+
+
+def onnx_parity(
+    label: str,
+    path: Path,
+    feeds: dict[str, np.ndarray],
+    output: str,
+    expected: np.ndarray,
+    reference: str,
+    progress: ProgressFn,
+    limit: float = PARITY_LIMIT,
+) -> float:
+    """check_parity of `output` of the graph at `path` on `feeds` (CPU) against `expected`."""
+    got = cpu_session(path).run([output], feeds)[0]
+    return check_parity(label, float(np.max(np.abs(got - expected))), reference, progress, limit)
+
+
+def batch_and_single_diff(
+    run: Callable[[list[str]], np.ndarray], texts: Sequence[str], expected: np.ndarray
+) -> float:
+    """Max abs diff against `expected` of `run` on all `texts` as one batch and one at a time:
+    padding and batch-mates must not change a row."""
+    batch = run(list(texts))
+    single = np.concatenate([run([text]) for text in texts])
+    return max(float(np.max(np.abs(batch - expected))), float(np.max(np.abs(single - expected))))
+
+
+def parity_metrics(diff: float, reference: str, limit: float = PARITY_LIMIT) -> dict[str, Any]:
+    """The manifest's parity metrics (the figure from check_parity and what it was held to)."""
+    return {"parity_max_abs_diff": diff, "parity_limit": limit, "parity_reference": reference}
+
+
+def package_provenance(package: str, *, licence: str, description: str) -> Provenance:
+    """Provenance of a default entry made from an installed package (pinned at its version)."""
+    version = dist_version(package)
+    return Provenance(
+        source_package=f"{package}=={version}",
+        source_version=version,
+        licence=licence,
+        description=description,
+        built_by=BUILT_BY_DEFAULT,
+    )

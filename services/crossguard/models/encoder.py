@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +26,20 @@ from crossguard.core.model_repository import (
     Manifest,
     ModelEntry,
     ModelRepository,
-    Provenance,
     TensorSpec,
 )
 from crossguard.models._common import (
     OPSET,
-    PARITY_LIMIT,
     ProgressFn,
+    batch_and_single_diff,
     check_min_cosine,
     check_parity,
+    cpu_session,
     dist_version,
+    export_torch,
     offline_hub,
+    package_provenance,
+    parity_metrics,
     require,
     stderr_progress,
 )
@@ -133,25 +135,19 @@ def _export(model_dir: Path, out: Path) -> None:
     # The exporter names the traced outputs in order: (embedding, features).
     ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.int64)
     mask = (ids != 0).to(torch.int64)
-    with torch.no_grad(), warnings.catch_warnings():
-        # TorchScript exporter deprecation + tracer warnings: expected, parity is checked below.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            wrapper,
-            (ids, mask),
-            str(out),
-            input_names=["input_ids", "attention_mask"],
-            output_names=["embedding", "features"],
-            dynamic_axes={
-                "input_ids": {0: "batch", 1: "sequence"},
-                "attention_mask": {0: "batch", 1: "sequence"},
-                "embedding": {0: "batch"},
-                "features": {0: "batch"},
-            },
-            opset_version=OPSET,
-            do_constant_folding=True,
-            dynamo=False,
-        )
+    export_torch(
+        wrapper,
+        (ids, mask),
+        out,
+        input_names=["input_ids", "attention_mask"],
+        output_names=["embedding", "features"],
+        dynamic_axes={
+            "input_ids": {0: "batch", 1: "sequence"},
+            "attention_mask": {0: "batch", 1: "sequence"},
+            "embedding": {0: "batch"},
+            "features": {0: "batch"},
+        },
+    )
 
 
 def torch_pool(torch: Any, hidden_states: Any, attention_mask: Any) -> tuple[Any, Any]:
@@ -219,7 +215,6 @@ def onnx_outputs(
 
 def parity(entry_dir: Path, model_dir: Path) -> float:
     """Max abs diff between the ONNX graph (with our tokenizer.json) and sentence-transformers."""
-    ort = require("onnxruntime")
     tokenizers = require("tokenizers")
     st = require("sentence_transformers")
 
@@ -227,14 +222,10 @@ def parity(entry_dir: Path, model_dir: Path) -> float:
     ref = reference.encode(
         PARITY_SENTENCES, batch_size=16, convert_to_numpy=True, normalize_embeddings=False
     )
-    session = ort.InferenceSession(str(entry_dir / MODEL_FILE), providers=["CPUExecutionProvider"])
+    session = cpu_session(entry_dir / MODEL_FILE)
     tok = tokenizers.Tokenizer.from_file(str(entry_dir / TOKENIZER_FILE))
-    # Mixed-length batch (padding exercised) and one-by-one; both must match.
-    got_batch = onnx_embed(session, tok, PARITY_SENTENCES)
-    got_single = np.concatenate([onnx_embed(session, tok, [s]) for s in PARITY_SENTENCES])
-    diff = max(
-        float(np.max(np.abs(got_batch - ref))),
-        float(np.max(np.abs(got_single - ref))),
+    diff = batch_and_single_diff(
+        lambda texts: onnx_embed(session, tok, texts), PARITY_SENTENCES, ref
     )
     # `features`: padded batch vs transformers one text at a time (no padding).
     feats_ref = reference_features(model_dir, tok, PARITY_SENTENCES)
@@ -266,13 +257,9 @@ def int8_agreement(entry_dir: Path) -> dict[str, Any]:
     """int8 vs fp32 outputs on PARITY_SENTENCES, as one padded batch and one text at a time
     (dynamic quantisation scales activations per tensor, so batch-mates matter): max abs diff
     of `embedding` and `features`, min cosine of `embedding` and of each `features` block."""
-    ort = require("onnxruntime")
     tokenizers = require("tokenizers")
     tok = tokenizers.Tokenizer.from_file(str(entry_dir / TOKENIZER_FILE))
-    sessions = {
-        name: ort.InferenceSession(str(entry_dir / file), providers=["CPUExecutionProvider"])
-        for name, file in VARIANTS.items()
-    }
+    sessions = {name: cpu_session(entry_dir / file) for name, file in VARIANTS.items()}
 
     def outputs(variant: str, single: bool) -> tuple[np.ndarray, np.ndarray]:
         batches = [[s] for s in PARITY_SENTENCES] if single else [PARITY_SENTENCES]
@@ -355,21 +342,19 @@ def build_encoder(repo: ModelRepository, *, progress: ProgressFn = stderr_progre
             "variants": dict(VARIANTS),
             "int8": INT8_DESCRIPTION,
         },
-        provenance=Provenance(
-            source_package=f"{PACKAGE}=={dist_version(PACKAGE)}",
-            source_version=dist_version(PACKAGE),
+        provenance=package_provenance(
+            PACKAGE,
             licence="Apache-2.0 (upstream sentence-transformers/all-MiniLM-L6-v2); "
             "package metadata MIT",
             description="sentence-transformers/all-MiniLM-L6-v2 (6-layer MiniLM, 384-d, trained "
             "contrastively on 1B sentence pairs), repackaged for offline use by "
             f"{PACKAGE}; exported with torch {dist_version('torch')}, "
             f"transformers {dist_version('transformers')}",
-            built_by="crossguard models build (crossguard.models.build.build_default_repository)",
         ),
         metrics={
-            "parity_max_abs_diff": diff,
-            "parity_limit": PARITY_LIMIT,
-            "parity_reference": f"sentence-transformers {dist_version('sentence-transformers')}",
+            **parity_metrics(
+                diff, f"sentence-transformers {dist_version('sentence-transformers')}"
+            ),
             "parity_texts": len(PARITY_SENTENCES),
             **int8,
             "opset": OPSET,

@@ -15,7 +15,6 @@ import json
 import re
 import shutil
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,9 +34,11 @@ from crossguard.models._common import (
     OPSET,
     PARITY_LIMIT,
     ProgressFn,
-    check_parity,
     dist_version,
+    export_torch,
     offline_hub,
+    onnx_parity,
+    parity_metrics,
     require,
     stderr_progress,
 )
@@ -247,7 +248,7 @@ def export_checkpoint(
     offline_hub()
     torch = require("torch")
     transformers = require("transformers")
-    ort = require("onnxruntime")
+    require("onnxruntime")  # before the entry directory is emptied
     checkpoint_dir = Path(checkpoint_dir)
     if not (checkpoint_dir / "config.json").is_file():
         raise ModelError(f"{checkpoint_dir}: not a Hugging Face checkpoint (no config.json)")
@@ -280,25 +281,25 @@ def export_checkpoint(
     dynamic["logits"] = {0: "batch"}
     wrapper = _Logits.wrap(model, names)
     progress(f"{name}/{version}: exporting to ONNX (opset {OPSET})")
-    with torch.no_grad(), warnings.catch_warnings():
-        # TorchScript exporter deprecation + tracer warnings: expected, parity is checked below.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            wrapper,
-            tuple(torch.from_numpy(a) for a in dummy),
-            str(out_dir / MODEL_FILE),
-            input_names=names,
-            output_names=["logits"],
-            dynamic_axes=dynamic,
-            opset_version=OPSET,
-            do_constant_folding=True,
-            dynamo=False,
-        )
+    export_torch(
+        wrapper,
+        tuple(torch.from_numpy(a) for a in dummy),
+        out_dir / MODEL_FILE,
+        input_names=names,
+        output_names=["logits"],
+        dynamic_axes=dynamic,
+    )
+    with torch.no_grad():
         ref = wrapper(*(torch.from_numpy(a) for a in check)).numpy()
-    session = ort.InferenceSession(str(out_dir / MODEL_FILE), providers=["CPUExecutionProvider"])
-    got = session.run(["logits"], dict(zip(names, check, strict=True)))[0]
-    diff = check_parity(
-        f"{name}/{version}", float(np.max(np.abs(got - ref))), "torch", progress, parity_limit
+    diff = onnx_parity(
+        f"{name}/{version}",
+        out_dir / MODEL_FILE,
+        dict(zip(names, check, strict=True)),
+        "logits",
+        ref,
+        "torch",
+        progress,
+        parity_limit,
     )
 
     id2label = getattr(model.config, "id2label", None) or {}
@@ -334,9 +335,7 @@ def export_checkpoint(
             built_by=f"crossguard models export {checkpoint_dir} --name {name} --version {version}",
         ),
         metrics={
-            "parity_max_abs_diff": diff,
-            "parity_limit": parity_limit,
-            "parity_reference": f"torch {dist_version('torch')} fp32",
+            **parity_metrics(diff, f"torch {dist_version('torch')} fp32", parity_limit),
             "parity_batch": int(check[0].shape[0]),
             "opset": OPSET,
             "build_seconds": round(time.perf_counter() - t0, 2),

@@ -29,7 +29,7 @@ from crossguard.core.model_repository import (
 from crossguard.core.taxonomy import Category
 from crossguard.models import encoder as _encoder
 from crossguard.models import profanity as _profanity
-from crossguard.models._common import OPSET, ProgressFn, check_parity, require, stderr_progress
+from crossguard.models._common import OPSET, ProgressFn, onnx_parity, require, stderr_progress
 
 NAME = "text-heads"
 # 3: same weights as 2, for minilm-l6-encoder/3 (which adds the int8 variant).
@@ -148,7 +148,6 @@ def build_heads(
     heads_dir: Path | None = None,
 ) -> ModelEntry:
     """Write models/text-heads/<VERSION> from the committed weights (no training here)."""
-    ort = require("onnxruntime")
     src = heads_dir or default_heads_dir()
     heads = load_heads(src)
     out_dir = repo.fresh_entry_dir(NAME, VERSION)
@@ -160,10 +159,16 @@ def build_heads(
     emb = rng.normal(size=(16, FEATURES_DIM)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     prof = rng.uniform(size=16).astype(np.float32)
-    sess = ort.InferenceSession(str(out_dir / MODEL_FILE), providers=["CPUExecutionProvider"])
-    got = sess.run([OUTPUT], {"features": emb, "profanity": prof})[0]
-    diff = float(np.max(np.abs(got - heads.predict(emb, prof))))
-    check_parity(NAME, diff, "numpy heads", progress, limit=1e-5)
+    diff = onnx_parity(
+        NAME,
+        out_dir / MODEL_FILE,
+        {"features": emb, "profanity": prof},
+        OUTPUT,
+        heads.predict(emb, prof),
+        "numpy heads",
+        progress,
+        limit=1e-5,
+    )
 
     labels = [c.value for c in heads.categories]
     manifest = Manifest(

@@ -17,15 +17,17 @@ from crossguard.core.model_repository import (
     Manifest,
     ModelEntry,
     ModelRepository,
-    Provenance,
     TensorSpec,
 )
 from crossguard.core.taxonomy import Category
 from crossguard.models._common import (
-    PARITY_LIMIT,
     ProgressFn,
+    batch_and_single_diff,
     check_parity,
+    cpu_session,
     dist_version,
+    package_provenance,
+    parity_metrics,
     require,
     stderr_progress,
 )
@@ -139,16 +141,15 @@ def onnx_offensive(session: Any, texts: list[str]) -> np.ndarray:
 
 def build_profanity(repo: ModelRepository, *, progress: ProgressFn = stderr_progress) -> ModelEntry:
     """Convert alt-profanity-check's TF-IDF + calibrated LinearSVC into `repo`."""
-    ort = require("onnxruntime")
     out_dir = repo.fresh_entry_dir(NAME, VERSION)
     t0 = time.perf_counter()
     progress(f"{NAME}: converting {PACKAGE} (scikit-learn pipeline) with skl2onnx")
     pipeline = _convert(out_dir / MODEL_FILE)
     ref = pipeline.predict_proba(PARITY_SENTENCES)[:, 1]
-    session = ort.InferenceSession(str(out_dir / MODEL_FILE), providers=["CPUExecutionProvider"])
-    got = onnx_offensive(session, PARITY_SENTENCES)
-    got_single = np.concatenate([onnx_offensive(session, [s]) for s in PARITY_SENTENCES])
-    diff = max(float(np.max(np.abs(got - ref))), float(np.max(np.abs(got_single - ref))))
+    session = cpu_session(out_dir / MODEL_FILE)
+    diff = batch_and_single_diff(
+        lambda texts: onnx_offensive(session, texts), PARITY_SENTENCES, ref
+    )
     check_parity(NAME, diff, "scikit-learn", progress)
 
     manifest = Manifest(
@@ -165,20 +166,18 @@ def build_profanity(repo: ModelRepository, *, progress: ProgressFn = stderr_prog
             "string_normalizer_locale": LOCALE,
             "note": "ONNX \\w is ASCII-only: non-ASCII text may score differently from sklearn",
         },
-        provenance=Provenance(
-            source_package=f"{PACKAGE}=={dist_version(PACKAGE)}",
-            source_version=dist_version(PACKAGE),
+        provenance=package_provenance(
+            PACKAGE,
             licence="MIT",
             description="alt-profanity-check: TF-IDF (english stop words) + LinearSVC calibrated "
             "with sigmoid (CalibratedClassifierCV), trained on ~200k labeled offensive/clean "
             f"texts; converted with skl2onnx {dist_version('skl2onnx')} "
             f"from scikit-learn {dist_version('scikit-learn')}",
-            built_by="crossguard models build (crossguard.models.build.build_default_repository)",
         ),
         metrics={
-            "parity_max_abs_diff": diff,
-            "parity_limit": PARITY_LIMIT,
-            "parity_reference": f"scikit-learn {dist_version('scikit-learn')} predict_proba[:, 1]",
+            **parity_metrics(
+                diff, f"scikit-learn {dist_version('scikit-learn')} predict_proba[:, 1]"
+            ),
             "parity_texts": len(PARITY_SENTENCES),
             "build_seconds": round(time.perf_counter() - t0, 2),
         },
