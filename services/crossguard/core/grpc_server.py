@@ -18,7 +18,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
-from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from crossguard.core.errors import (
     CrossguardError,
@@ -37,6 +37,17 @@ _STATUS: list[tuple[type[CrossguardError], grpc.StatusCode]] = [
     (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (ModelError, grpc.StatusCode.FAILED_PRECONDITION),
 ]
+
+
+_HEALTH_PREFIX = f"/{health_pb2.DESCRIPTOR.services_by_name['Health'].full_name}/"
+
+
+def traced(details: grpc.HandlerCallDetails) -> bool:
+    """Whether a call gets a server span: all but health checks. One string test: the
+    instrumentation's own filters.negate(filters.health_check()) costs about 0.07 ms of CPU per
+    call (measured with `crossguard bench text`'s constant-model server, 0.56-0.62 vs
+    0.63-0.70 ms per request)."""
+    return not details.method.startswith(_HEALTH_PREFIX)
 
 
 def status_for(exc: BaseException) -> grpc.StatusCode:
@@ -119,9 +130,7 @@ class GrpcServer:
                 # Health is not traced: probes are noise, and the instrumentation wraps
                 # streaming handlers as async generators, which breaks the library's
                 # coroutine-style Health.Watch (TypeError on every Watch call).
-                aio_server_interceptor(  # type: ignore[no-untyped-call]
-                    filter_=filters.negate(filters.health_check())
-                ),
+                aio_server_interceptor(filter_=traced),  # type: ignore[no-untyped-call]
                 ErrorMappingInterceptor(),
                 *interceptors,
             ],
