@@ -214,3 +214,66 @@ async def test_max_evidence_respected(make_stub: StubFactory) -> None:
     text = "I will kill you, you worthless idiot, I will find you and kill your whole family"
     resp = await stub.Classify(text_request(text, max_evidence=1))
     assert len(resp.evidence) == 1  # a clear threat has evidence; the cap keeps it to one
+
+
+async def test_stream_answers_each_request_in_order_with_its_error(make_stub: StubFactory) -> None:
+    """One ClassifyStream carrying good and bad requests: each answered in request order, a bad
+    one by its error (the unary call's status and message), the stream going on after it; the
+    good ones score exactly as unary calls do."""
+    stub, channel, _ = await make_stub()
+    media = classifier_pb2.ClassifyRequest(
+        content_id="s-media",
+        parts=[content_pb2.ContentPart(media=content_pb2.Media(mime_type="image/png"))],
+    )
+    requests = [
+        text_request(THREAT, content_id="s-threat"),
+        text_request("", content_id="s-empty"),
+        media,
+        text_request(FRIENDLY, content_id="s-friendly"),
+    ]
+    bad_utf8 = _field(1, _field(1, b"s-bad") + _field(2, _field(2, b"\xff\xfe")))
+    raw = [classifier_pb2.ClassifyStreamRequest(request=r).SerializeToString() for r in requests]
+    raw.insert(2, bad_utf8)
+    call = channel.stream_stream(
+        f"/{SERVICE_NAME}/ClassifyStream",
+        request_serializer=None,
+        response_deserializer=classifier_pb2.ClassifyStreamResponse.FromString,
+    )
+    got = [r async for r in call(iter(raw))]
+
+    assert [(r.content_id, r.WhichOneof("outcome")) for r in got] == [
+        ("s-threat", "response"),
+        ("s-empty", "error"),
+        ("", "error"),
+        ("s-media", "error"),
+        ("s-friendly", "response"),
+    ]
+    invalid = grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert [r.error.code for r in got if r.HasField("error")] == [invalid] * 3
+    assert "empty" in got[1].error.message
+    assert "not a valid crossguard.v1.ClassifyStreamRequest" in got[2].error.message
+    assert "text service takes text parts only" in got[3].error.message
+    for streamed, request in ((got[0], requests[0]), (got[4], requests[3])):
+        unary = await stub.Classify(request)
+        assert [(s.category, s.score) for s in streamed.response.scores] == [
+            (s.category, s.score) for s in unary.scores
+        ]
+
+
+async def test_stream_of_many_requests_is_batched_and_answered_in_order(
+    make_stub: StubFactory,
+) -> None:
+    stub, _, classifier = await make_stub(evidence_passes=0)
+    texts = [f"message number {i}: {FRIENDLY if i % 2 else THREAT}" for i in range(40)]
+    call = stub.ClassifyStream(
+        classifier_pb2.ClassifyStreamRequest(request=text_request(t, content_id=f"m{i}"))
+        for i, t in enumerate(texts)
+    )
+    before = classifier.batcher.stats
+    got = [r async for r in call]
+    after = classifier.batcher.stats
+    assert [r.content_id for r in got] == [f"m{i}" for i in range(40)]
+    assert all(r.HasField("response") and r.response.scores for r in got)
+    # Requests of one stream reach the micro-batcher together: fewer batches than texts.
+    assert after.items - before.items == 40
+    assert after.batches - before.batches < 40

@@ -57,6 +57,18 @@ def status_for(exc: BaseException) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+def error_status(exc: BaseException, method: str) -> tuple[grpc.StatusCode, str]:
+    """The status and message a failed call answers: a domain error's status with its message;
+    anything else INTERNAL with only a reference (the trace id, or an error id) that is logged
+    with the traceback, so an operator can find it without internals leaking."""
+    if isinstance(exc, CrossguardError):
+        return status_for(exc), str(exc)
+    ctx = trace.get_current_span().get_span_context()
+    ref = format(ctx.trace_id, "032x") if ctx.is_valid else uuid.uuid4().hex
+    log.error("unhandled error in %s", method, exc_info=exc, extra={"error_ref": ref})
+    return grpc.StatusCode.INTERNAL, f"internal error (ref {ref})"
+
+
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Domain errors → their status with the message; anything else → generic INTERNAL, logged
     with the trace id (or an error id) so an operator can find it without leaking internals."""
@@ -77,13 +89,8 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 return await inner(request, context)
             except grpc.aio.AbortError:
                 raise
-            except CrossguardError as exc:
-                await context.abort(status_for(exc), str(exc))
-            except Exception:
-                ctx = trace.get_current_span().get_span_context()
-                ref = format(ctx.trace_id, "032x") if ctx.is_valid else uuid.uuid4().hex
-                log.exception("unhandled error in %s", method, extra={"error_ref": ref})
-                await context.abort(grpc.StatusCode.INTERNAL, f"internal error (ref {ref})")
+            except Exception as exc:
+                await context.abort(*error_status(exc, method))
 
         return grpc.unary_unary_rpc_method_handler(
             guarded,

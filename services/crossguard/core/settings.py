@@ -105,6 +105,14 @@ class GrpcServerSettings(CrossguardSettings):
         "long-lived clients spread again over server processes and pods that started after "
         "them; 0 keeps connections forever.",
     )
+    stream_max_in_flight: int = Field(
+        default=64,
+        ge=1,
+        le=4096,
+        description="CROSSGUARD_STREAM_MAX_IN_FLIGHT: most requests of one streaming call "
+        "(ClassifyStream) worked on at once; the server stops reading that stream while this "
+        "many are unanswered.",
+    )
     log_level: str = Field(
         default="INFO", description="CROSSGUARD_LOG_LEVEL: DEBUG, INFO, WARNING or ERROR."
     )

@@ -91,7 +91,11 @@ def build_model(settings: TextServerSettings) -> TextModelLike:
 
 def build_server(classifier: TextClassifier, settings: TextServerSettings) -> GrpcServer:
     """A GrpcServer exposing `classifier`; stopping it closes the classifier and its model."""
-    return GrpcServer(settings.grpc, [registration(classifier)], on_close=[classifier.close])
+    return GrpcServer(
+        settings.grpc,
+        [registration(classifier, settings.grpc.stream_max_in_flight)],
+        on_close=[classifier.close],
+    )
 
 
 async def run(

@@ -1,21 +1,25 @@
-"""gRPC edge of the text service: ClassifyRequest → TextClassifier → ClassifyResponse.
+"""gRPC edge of the text service: ClassifyRequest → TextClassifier → ClassifyResponse, one per
+unary Classify call or one per message of a ClassifyStream.
 
 Thin on purpose: proto ↔ domain conversion only. Domain errors raised here or by the classifier
-are mapped to status codes by core.grpc_server.ErrorMappingInterceptor.
+are mapped to status codes by core.grpc_server.ErrorMappingInterceptor (unary), or by the same
+core.grpc_server.error_status into each stream message's error.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError
 
 from crossguard.core.errors import InvalidInput
-from crossguard.core.grpc_server import ServiceRegistration
+from crossguard.core.grpc_server import ServiceRegistration, error_status
+from crossguard.core.ordered_stream import answer_in_order
 from crossguard.core.proto_convert import result_to_proto
 from crossguard.text.service import TextClassifier
-from crossguard.v1 import classifier_pb2, classifier_pb2_grpc
+from crossguard.v1 import classifier_pb2
 
 SERVICE_NAME = classifier_pb2.DESCRIPTOR.services_by_name["ClassifierService"].full_name
 
@@ -38,16 +42,34 @@ def request_parts(request: classifier_pb2.ClassifyRequest) -> list[tuple[str, st
     return parts
 
 
-class TextClassifierServicer(classifier_pb2_grpc.ClassifierServiceServicer):
-    def __init__(self, classifier: TextClassifier) -> None:
-        self.classifier = classifier
+M = TypeVar("M", classifier_pb2.ClassifyRequest, classifier_pb2.ClassifyStreamRequest)
 
-    async def Classify(
-        self,
-        request: classifier_pb2.ClassifyRequest,
-        context: grpc.aio.ServicerContext[
-            classifier_pb2.ClassifyRequest, classifier_pb2.ClassifyResponse
-        ],
+CLASSIFY_STREAM = f"/{SERVICE_NAME}/ClassifyStream"
+
+
+def parse(message: type[M], raw: bytes) -> M:
+    """A request from its wire bytes, so that one that does not parse (e.g. a text field with
+    invalid UTF-8, which proto3 forbids) is INVALID_ARGUMENT with a clear message instead of
+    grpc's generic UNKNOWN from a failing deserializer."""
+    try:
+        return message.FromString(raw)
+    except DecodeError as exc:
+        raise InvalidInput(
+            f"request is not a valid {message.DESCRIPTOR.full_name} ({exc}); text parts must "
+            "be valid UTF-8"
+        ) from None
+
+
+class TextClassifierServicer:
+    """The text ClassifierService over TextClassifier (registered by add_to_server, which lets
+    the servicer parse requests itself)."""
+
+    def __init__(self, classifier: TextClassifier, stream_max_in_flight: int = 64) -> None:
+        self.classifier = classifier
+        self.stream_max_in_flight = stream_max_in_flight
+
+    async def classify(
+        self, request: classifier_pb2.ClassifyRequest
     ) -> classifier_pb2.ClassifyResponse:
         result = await self.classifier.classify(
             request.content_id, request_parts(request), int(request.max_evidence)
@@ -55,35 +77,52 @@ class TextClassifierServicer(classifier_pb2_grpc.ClassifierServiceServicer):
         return result_to_proto(result)
 
     async def classify_bytes(self, raw: bytes, context: Any) -> classifier_pb2.ClassifyResponse:
-        """Classify from the wire bytes, so that a request that does not parse (e.g. a text
-        field with invalid UTF-8, which proto3 forbids) is INVALID_ARGUMENT with a clear
-        message instead of grpc's generic UNKNOWN from a failing deserializer."""
+        """Classify: the unary call, from its wire bytes (see parse)."""
+        return await self.classify(parse(classifier_pb2.ClassifyRequest, raw))
+
+    def classify_stream(
+        self, requests: AsyncIterator[bytes], context: Any
+    ) -> AsyncIterator[classifier_pb2.ClassifyStreamResponse]:
+        """ClassifyStream: every request answered in order, up to stream_max_in_flight of them
+        in the batcher at once, each failure answered as that request's error."""
+        return answer_in_order(requests, self._stream_item, self.stream_max_in_flight)
+
+    async def _stream_item(self, raw: bytes) -> classifier_pb2.ClassifyStreamResponse:
+        content_id = ""
         try:
-            request = classifier_pb2.ClassifyRequest.FromString(raw)
-        except DecodeError as exc:
-            raise InvalidInput(
-                f"request is not a valid {classifier_pb2.ClassifyRequest.DESCRIPTOR.full_name} "
-                f"({exc}); text parts must be valid UTF-8"
-            ) from None
-        return await self.Classify(request, context)
+            request = parse(classifier_pb2.ClassifyStreamRequest, raw).request
+            content_id = request.content_id
+            response = await self.classify(request)
+        except Exception as exc:
+            code, message = error_status(exc, CLASSIFY_STREAM)
+            return classifier_pb2.ClassifyStreamResponse(
+                content_id=content_id,
+                error=classifier_pb2.ClassifyError(code=code.value[0], message=message),
+            )
+        return classifier_pb2.ClassifyStreamResponse(content_id=content_id, response=response)
 
 
 def add_to_server(servicer: TextClassifierServicer, server: grpc.aio.Server) -> None:
-    """Like the generated add_ClassifierServiceServicer_to_server, but the request is parsed
-    by the servicer (see classify_bytes)."""
+    """Like the generated add_ClassifierServiceServicer_to_server, but requests are parsed by
+    the servicer (see parse)."""
     handlers = {
         "Classify": grpc.unary_unary_rpc_method_handler(
             servicer.classify_bytes,
             request_deserializer=None,
             response_serializer=classifier_pb2.ClassifyResponse.SerializeToString,
-        )
+        ),
+        "ClassifyStream": grpc.stream_stream_rpc_method_handler(
+            servicer.classify_stream,
+            request_deserializer=None,
+            response_serializer=classifier_pb2.ClassifyStreamResponse.SerializeToString,
+        ),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
-def registration(classifier: TextClassifier) -> ServiceRegistration:
-    servicer = TextClassifierServicer(classifier)
+def registration(classifier: TextClassifier, stream_max_in_flight: int = 64) -> ServiceRegistration:
+    servicer = TextClassifierServicer(classifier, stream_max_in_flight)
     return ServiceRegistration(
         full_name=SERVICE_NAME,
         add_to_server=lambda server: add_to_server(servicer, server),

@@ -34,6 +34,13 @@ class ClassifierServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ClassifierServiceAsyncStub: ...
     Classify: _grpc.UnaryUnaryMultiCallable[_classifier_pb2.ClassifyRequest, _classifier_pb2.ClassifyResponse]
+    ClassifyStream: _grpc.StreamStreamMultiCallable[_classifier_pb2.ClassifyStreamRequest, _classifier_pb2.ClassifyStreamResponse]
+    """Classify over one long-lived stream, for clients with many items in flight: about half the
+    per-item gRPC cost of a unary call (no new HTTP/2 stream, metadata or span per item). The
+    n-th response answers the n-th request; a request that fails is answered with its error and
+    the stream goes on. The server works on a bounded number of a stream's requests at once and
+    stops reading while that many are unanswered (flow control pushes back to the client).
+    """
 
 @_typing.type_check_only
 class ClassifierServiceAsyncStub(ClassifierServiceStub):
@@ -41,6 +48,13 @@ class ClassifierServiceAsyncStub(ClassifierServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Classify: _aio.UnaryUnaryMultiCallable[_classifier_pb2.ClassifyRequest, _classifier_pb2.ClassifyResponse]  # type: ignore[assignment]
+    ClassifyStream: _aio.StreamStreamMultiCallable[_classifier_pb2.ClassifyStreamRequest, _classifier_pb2.ClassifyStreamResponse]  # type: ignore[assignment]
+    """Classify over one long-lived stream, for clients with many items in flight: about half the
+    per-item gRPC cost of a unary call (no new HTTP/2 stream, metadata or span per item). The
+    n-th response answers the n-th request; a request that fails is answered with its error and
+    the stream goes on. The server works on a bounded number of a stream's requests at once and
+    stops reading while that many are unanswered (flow control pushes back to the client).
+    """
 
 class ClassifierServiceServicer(metaclass=_abc_1.ABCMeta):
     """One Classifier service for every modality, so the pipeline treats modalities uniformly."""
@@ -51,5 +65,18 @@ class ClassifierServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _classifier_pb2.ClassifyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_classifier_pb2.ClassifyResponse, _abc.Awaitable[_classifier_pb2.ClassifyResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ClassifyStream(
+        self,
+        request_iterator: _MaybeAsyncIterator[_classifier_pb2.ClassifyStreamRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_classifier_pb2.ClassifyStreamResponse], _abc.AsyncIterator[_classifier_pb2.ClassifyStreamResponse]]:
+        """Classify over one long-lived stream, for clients with many items in flight: about half the
+        per-item gRPC cost of a unary call (no new HTTP/2 stream, metadata or span per item). The
+        n-th response answers the n-th request; a request that fails is answered with its error and
+        the stream goes on. The server works on a bounded number of a stream's requests at once and
+        stops reading while that many are unanswered (flow control pushes back to the client).
+        """
 
 def add_ClassifierServiceServicer_to_server(servicer: ClassifierServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
