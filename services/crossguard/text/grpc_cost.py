@@ -57,6 +57,7 @@ class GrpcCost:
     server_ms: float  # server process CPU per request (all its threads, user + system)
     client_ms: float  # the bench clients' CPU per request
     concurrency: int
+    stream: bool = False  # measured over ClassifyStream (one stream per client)
 
     @property
     def total_ms(self) -> float:
@@ -74,10 +75,15 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def measure_grpc_cost(
-    texts: Sequence[str], concurrency: int, seconds: float, env: dict[str, str] | None = None
+    texts: Sequence[str],
+    concurrency: int,
+    seconds: float,
+    env: dict[str, str] | None = None,
+    stream: bool = False,
 ) -> GrpcCost:
-    """Start the constant-model server (one process), drive it with `concurrency` clients for
-    `seconds` after a warm-up, and return the CPU per request on both sides (Linux /proc)."""
+    """Start the constant-model server (one process), drive it with `concurrency` clients
+    (unary calls, or with `stream` one ClassifyStream each) for `seconds` after a warm-up, and
+    return the CPU per request on both sides (Linux /proc)."""
     from crossguard.text.bench import measure_service
 
     server = ManagedProcess(
@@ -94,9 +100,9 @@ def measure_grpc_cost(
     )
     server.start(ready="PORT", timeout=60)
     try:
-        measure_service(server.port, texts, 1.0, concurrency, warmup=0.5)
+        measure_service(server.port, texts, 1.0, concurrency, warmup=0.5, stream=stream)
         server0, client0, t0 = _cpu_seconds(server.pid), time.process_time(), time.perf_counter()
-        row = measure_service(server.port, texts, seconds, concurrency, warmup=0.0)
+        row = measure_service(server.port, texts, seconds, concurrency, warmup=0.0, stream=stream)
         server1, client1, t1 = _cpu_seconds(server.pid), time.process_time(), time.perf_counter()
     finally:
         server.stop()
@@ -106,6 +112,7 @@ def measure_grpc_cost(
         server_ms=(server1 - server0) / requests * 1000.0,
         client_ms=(client1 - client0) / requests * 1000.0,
         concurrency=concurrency,
+        stream=stream,
     )
 
 
