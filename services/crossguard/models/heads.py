@@ -148,6 +148,7 @@ def build_heads(
     heads_dir: Path | None = None,
 ) -> ModelEntry:
     """Write models/text-heads/<VERSION> from the committed weights (no training here)."""
+    require("onnxruntime")  # before the entry is cleared: a clear error, not a half-written entry
     src = heads_dir or default_heads_dir()
     heads = load_heads(src)
     out_dir = repo.fresh_entry_dir(NAME, VERSION)

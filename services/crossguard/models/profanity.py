@@ -141,6 +141,7 @@ def onnx_offensive(session: Any, texts: list[str]) -> np.ndarray:
 
 def build_profanity(repo: ModelRepository, *, progress: ProgressFn = stderr_progress) -> ModelEntry:
     """Convert alt-profanity-check's TF-IDF + calibrated LinearSVC into `repo`."""
+    require("onnxruntime")  # before the entry is cleared: a clear error, not a half-written entry
     out_dir = repo.fresh_entry_dir(NAME, VERSION)
     t0 = time.perf_counter()
     progress(f"{NAME}: converting {PACKAGE} (scikit-learn pipeline) with skl2onnx")
