@@ -67,16 +67,27 @@ class _TextOnlyProcessor(Processor):
         return resp
 
 
-class _UnknownCategoryConsistency(consistency_pb2_grpc.ConsistencyServiceServicer):
-    """A consistency service (say, a newer version) answering a category this pipeline does
-    not know."""
+class _AnsweringConsistency(consistency_pb2_grpc.ConsistencyServiceServicer):
+    """A consistency service answering fixed fused scores (`category=999`: one this pipeline
+    does not know, as a newer service version might send)."""
+
+    def __init__(self, category: int, score: float) -> None:
+        self.category, self.score = category, score
 
     async def Check(
         self, request: consistency_pb2.CheckRequest, context: object
     ) -> consistency_pb2.CheckResponse:
         resp = consistency_pb2.CheckResponse()
-        resp.fused_scores.add(category=999, score=0.99)
+        resp.fused_scores.add(category=self.category, score=self.score)
         return resp
+
+
+async def _serving(servicer: _AnsweringConsistency) -> tuple[grpc.aio.Server, int]:
+    server = grpc.aio.server()
+    consistency_pb2_grpc.add_ConsistencyServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, port
 
 
 async def _decide_via(endpoint: str) -> decision_pb2.ModerationDecision:
@@ -95,22 +106,22 @@ async def _decide_via(endpoint: str) -> decision_pb2.ModerationDecision:
     return out.decision
 
 
-async def test_pipeline_takes_fused_scores_from_the_service(server: GrpcServer) -> None:
-    d = await _decide_via(f"127.0.0.1:{server.port}")
-    assert [(c.category, round(c.score, 3)) for c in d.categories] == [(Category.HATE.proto, 0.3)]
+async def test_pipeline_decides_on_the_services_fused_scores() -> None:
+    """The fused score (0.77) differs from what local max fusion would give (0.3)."""
+    server, port = await _serving(_AnsweringConsistency(Category.HATE.proto, 0.77))
+    try:
+        d = await _decide_via(f"127.0.0.1:{port}")
+    finally:
+        await server.stop(None)
+    assert [(c.category, round(c.score, 3)) for c in d.categories] == [(Category.HATE.proto, 0.77)]
     assert not any("local max fusion" in r for r in d.reasons)
 
 
 async def test_pipeline_falls_back_on_a_response_it_cannot_read() -> None:
-    bad = grpc.aio.server()
-    consistency_pb2_grpc.add_ConsistencyServiceServicer_to_server(
-        _UnknownCategoryConsistency(), bad
-    )
-    port = bad.add_insecure_port("127.0.0.1:0")
-    await bad.start()
+    server, port = await _serving(_AnsweringConsistency(999, 0.99))
     try:
         d = await _decide_via(f"127.0.0.1:{port}")
     finally:
-        await bad.stop(None)
+        await server.stop(None)
     assert "consistency service unavailable: local max fusion" in d.reasons
     assert [(c.category, round(c.score, 3)) for c in d.categories] == [(Category.HATE.proto, 0.3)]

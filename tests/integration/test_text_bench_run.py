@@ -55,6 +55,6 @@ def test_bench_runs_every_path_for_the_int8_encoder(model_repository: ModelRepos
     text = out.getvalue()
     assert "int8 encoder" in text
     assert "service / naive-int8" in text and "service / naive =" in text
-    assert "gRPC path, constant model, 4 clients" in text
+    assert "serving cost besides the model, 4 clients at" in text
     assert "service-stream / raw" in text
-    assert "gRPC path (ClassifyStream), constant model, 4 clients" in text
+    assert "serving cost besides the model (ClassifyStream), 4 clients at" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -13,9 +14,15 @@ from crossguard.core.model_repository import ModelRepository
 from crossguard.core.proto_convert import result_from_proto
 from crossguard.core.settings import GrpcServerSettings, ModelSettings
 from crossguard.core.taxonomy import Category
+from crossguard.text.server import build_server
 from crossguard.text.service import TextClassifier
-from crossguard.text.servicer import SERVICE_NAME, registration
-from crossguard.text.settings import TextServiceSettings
+from crossguard.text.servicer import (
+    SERVICE_NAME,
+    STREAM_STOPPED,
+    TextClassifierServicer,
+    add_to_server,
+)
+from crossguard.text.settings import TextServerSettings, TextServiceSettings
 from crossguard.v1 import classifier_pb2, classifier_pb2_grpc, content_pb2
 
 pytestmark = pytest.mark.integration
@@ -60,11 +67,7 @@ async def make_stub(text_model: Any) -> AsyncIterator[StubFactory]:
             text_model, TextServiceSettings.model_validate(overrides), owns_model=False
         )
         await classifier.start()
-        server = GrpcServer(
-            GrpcServerSettings(port=0, grace_seconds=1),
-            [registration(classifier)],
-            on_close=[classifier.close],
-        )
+        server = build_server(classifier, server_settings())
         port = await server.start()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
         made.append((server, channel))
@@ -74,6 +77,10 @@ async def make_stub(text_model: Any) -> AsyncIterator[StubFactory]:
     for server, channel in made:
         await channel.close()
         await server.stop(0)
+
+
+def server_settings(grace_seconds: float = 1.0) -> TextServerSettings:
+    return TextServerSettings(grpc=GrpcServerSettings(port=0, grace_seconds=grace_seconds))
 
 
 def text_request(*texts: str, content_id: str = "c1", **kwargs: Any) -> Any:
@@ -277,3 +284,78 @@ async def test_stream_of_many_requests_is_batched_and_answered_in_order(
     # Requests of one stream reach the micro-batcher together: fewer batches than texts.
     assert after.items - before.items == 40
     assert after.batches - before.batches < 40
+
+
+def _stream_requests(n: int) -> list[bytes]:
+    return [
+        classifier_pb2.ClassifyStreamRequest(
+            request=text_request(f"{FRIENDLY} ({i})", content_id=f"r{i}")
+        ).SerializeToString()
+        for i in range(n)
+    ]
+
+
+async def test_stream_works_without_any_interceptor(text_model: Any) -> None:
+    """The stream handler is an async generator of its own, not one that an interceptor
+    happens to wrap."""
+    classifier = TextClassifier(text_model, TextServiceSettings(), owns_model=False)
+    await classifier.start()
+    server = grpc.aio.server()
+    add_to_server(TextClassifierServicer(classifier, 8, asyncio.Event()), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = channel.stream_stream(
+                f"/{SERVICE_NAME}/ClassifyStream",
+                request_serializer=None,
+                response_deserializer=classifier_pb2.ClassifyStreamResponse.FromString,
+            )
+            got = [r async for r in call(iter(_stream_requests(3)))]
+    finally:
+        await server.stop(None)
+        await classifier.close()
+    assert [r.content_id for r in got] == ["r0", "r1", "r2"]
+    assert all(r.HasField("response") for r in got)
+
+
+async def test_stop_ends_open_streams_promptly_after_answering_what_they_read(
+    text_model: Any,
+) -> None:
+    """On SIGTERM's path (GrpcServer.stop) an open stream stops reading, answers every request
+    it read, in order, and ends with UNAVAILABLE well before the grace period; nothing it read
+    goes unanswered."""
+    classifier = TextClassifier(
+        text_model, TextServiceSettings(evidence_passes=0), owns_model=False
+    )
+    await classifier.start()
+    server = build_server(classifier, server_settings(grace_seconds=20))
+    port = await server.start()
+    payloads = _stream_requests(100_000)
+    answered: list[str] = []
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = channel.stream_stream(
+            f"/{SERVICE_NAME}/ClassifyStream",
+            request_serializer=None,
+            response_deserializer=classifier_pb2.ClassifyStreamResponse.FromString,
+        )(iter(payloads))
+
+        flowing = asyncio.Event()
+
+        async def read_all() -> None:
+            async for r in call:
+                answered.append(r.content_id)
+                if len(answered) == 20:
+                    flowing.set()
+
+        reading = asyncio.ensure_future(read_all())
+        await asyncio.wait_for(flowing.wait(), 60)
+        t0 = asyncio.get_running_loop().time()
+        await server.stop()
+        stopped_in = asyncio.get_running_loop().time() - t0
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await reading
+    assert stopped_in < 10, f"stop waited {stopped_in:.1f}s for the open stream"
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert err.value.details() == STREAM_STOPPED
+    assert answered == [f"r{i}" for i in range(len(answered))]

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from crossguard.core.ordered_stream import answer_in_order
+from crossguard.core.ordered_stream import StreamStopped, answer_in_order
 
 pytestmark = pytest.mark.unit
 
@@ -116,3 +116,48 @@ async def test_max_in_flight_must_be_positive() -> None:
 
     with pytest.raises(ValueError, match="at least 1"):
         await answer_in_order(numbers(1), handle, max_in_flight=0).__anext__()
+
+
+async def test_reads_no_more_than_max_in_flight_ahead_of_the_answers() -> None:
+    read: list[int] = []
+    release = asyncio.Event()
+
+    async def counted(n: int) -> AsyncIterator[int]:
+        for i in range(n):
+            read.append(i)
+            yield i
+
+    async def handle(i: int) -> int:
+        await release.wait()
+        return i
+
+    stream = answer_in_order(counted(10), handle, max_in_flight=3)
+    first = asyncio.ensure_future(stream.__anext__())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert read == [0, 1, 2]  # a fourth request is not even read
+    release.set()
+    assert await first == 0
+    assert [r async for r in stream] == list(range(1, 10))
+
+
+async def test_stop_answers_what_was_read_then_raises_stream_stopped() -> None:
+    client_idle = asyncio.Event()  # never set: the client sends 5 requests, then waits
+
+    async def requests() -> AsyncIterator[int]:
+        for i in range(5):
+            yield i
+        await client_idle.wait()
+
+    async def handle(i: int) -> int:
+        await asyncio.sleep(0.001)
+        return i
+
+    stop = asyncio.Event()
+    got: list[int] = []
+    with pytest.raises(StreamStopped):
+        async for r in answer_in_order(requests(), handle, max_in_flight=8, stop=stop):
+            got.append(r)
+            if r == 1:
+                stop.set()  # the reader is waiting on the idle client: it is cancelled
+    assert got == [0, 1, 2, 3, 4]

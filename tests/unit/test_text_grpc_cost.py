@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from crossguard.core.taxonomy import Category
-from crossguard.text.grpc_cost import CONSTANT_SCORE, ConstantModel, GrpcCost
+from crossguard.text.grpc_cost import (
+    CONSTANT_SCORE,
+    SECONDS_PER_TEXT_VAR,
+    ConstantModel,
+    GrpcCost,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -20,9 +25,15 @@ def test_ceiling_is_model_cpu_over_model_plus_grpc_cpu() -> None:
 
 def test_constant_model_answers_every_category_without_sharing_dicts() -> None:
     model = ConstantModel()
+    assert model.seconds_per_text == 0
     out = model.predict(["a", "b"])
     assert [set(o) for o in out] == [set(Category)] * 2
     assert all(v == CONSTANT_SCORE for o in out for v in o.values())
     out[0][Category.HATE] = 1.0
     assert model.predict(["c"])[0][Category.HATE] == CONSTANT_SCORE
     assert model.ready() and set(model.thresholds) == set(model.categories)
+
+
+def test_constant_model_paced_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SECONDS_PER_TEXT_VAR, "0.004")
+    assert ConstantModel.from_env().seconds_per_text == pytest.approx(0.004)

@@ -8,7 +8,7 @@ in request order (so the client needs no correlation ids).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
 from typing import TypeVar, cast
 
 Req = TypeVar("Req")
@@ -17,19 +17,26 @@ Resp = TypeVar("Resp")
 _END = object()
 
 
+class StreamStopped(Exception):
+    """Reading stopped because the server is stopping; every request read was answered."""
+
+
 async def answer_in_order(
     requests: AsyncIterable[Req],
     handle: Callable[[Req], Awaitable[Resp]],
     max_in_flight: int,
-) -> AsyncIterator[Resp]:
+    stop: asyncio.Event | None = None,
+) -> AsyncGenerator[Resp, None]:
     """Yield `await handle(r)` for every request r, in request order, with at most
-    `max_in_flight` handled at once: reading pauses while that many are unanswered, so a
-    client that sends faster than it reads is held back (by transport flow control) instead of
-    growing the server's memory.
+    `max_in_flight` read and unanswered at once: reading waits for a free slot, so a client
+    that sends faster than it reads is held back by transport flow control rather than by
+    the server's memory (what the transport itself buffers is its own).
 
     `handle` should turn its own failures into answers; an exception it raises ends the stream
-    (as does one raised while reading `requests`). When the consumer stops early (the client
-    went away), reading stops and unfinished work is cancelled."""
+    (as does one raised while reading `requests`). When `stop` is set, reading stops (a read
+    waiting for the client is cancelled), the requests already read are answered, and then
+    StreamStopped is raised. When the consumer stops early (the client went away), reading
+    stops and unfinished work is cancelled."""
     if max_in_flight < 1:
         raise ValueError(f"max_in_flight must be at least 1, not {max_in_flight}")
     slots = asyncio.Semaphore(max_in_flight)
@@ -37,22 +44,35 @@ async def answer_in_order(
 
     async def read() -> None:
         try:
-            async for request in requests:
+            iterator = aiter(requests)
+            while True:
                 await slots.acquire()
+                try:
+                    request = await anext(iterator)
+                except StopAsyncIteration:
+                    return
                 order.put_nowait(asyncio.ensure_future(handle(request)))
         finally:
             order.put_nowait(_END)
 
     reader = asyncio.ensure_future(read())
+    watcher = asyncio.ensure_future(stop.wait()) if stop is not None else None
+    if watcher is not None:
+        watcher.add_done_callback(lambda _: reader.cancel())
     try:
         while (item := await order.get()) is not _END:
             try:
                 yield await cast("asyncio.Future[Resp]", item)
             finally:
                 slots.release()
-        await reader  # a failure while reading ends the stream with that error
+        await asyncio.wait({reader})
+        if reader.cancelled():
+            raise StreamStopped("the server is stopping")
+        reader.result()  # a failure while reading ends the stream with that error
     finally:
         reader.cancel()
+        if watcher is not None:
+            watcher.cancel()
         while not order.empty():
             left = order.get_nowait()
             if isinstance(left, asyncio.Future):

@@ -40,10 +40,9 @@ from crossguard.core.model_repository import ModelRepository
 from crossguard.core.processes import ManagedProcess
 from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
-from crossguard.text.grpc_cost import GrpcCost, measure_grpc_cost
+from crossguard.text.grpc_cost import GrpcCost, measure_grpc_cost, per_item_ms
+from crossguard.text.servicer import CLASSIFY, CLASSIFY_STREAM
 
-SERVICE_METHOD = "/crossguard.v1.ClassifierService/Classify"
-STREAM_METHOD = "/crossguard.v1.ClassifierService/ClassifyStream"
 BATCH_SIZES: tuple[int, ...] = (1, 4, 16, 64)
 # Texts longer than this many whitespace words are skipped, so that every text is one chunk in
 # the service and raw/service/naive do the same work.
@@ -84,7 +83,7 @@ class BenchTable:
     # The encoder variant measured ("fp32" or "int8"): raw and service serve it, and the naive
     # row of the same precision ("naive" for fp32, "naive-int8") is the like-for-like baseline.
     precision: str = ""
-    # The gRPC path's CPU per request around a constant model (crossguard.text.grpc_cost).
+    # Serving's CPU per request besides the model (crossguard.text.grpc_cost).
     grpc_cost: GrpcCost | None = None
     grpc_cost_stream: GrpcCost | None = None
 
@@ -287,8 +286,8 @@ async def _drive(
         )
         for _ in range(concurrency)
     ]
-    calls = [ch.unary_unary(SERVICE_METHOD) for ch in channels]
-    streams = [ch.stream_stream(STREAM_METHOD) for ch in channels]
+    calls = [ch.unary_unary(CLASSIFY) for ch in channels]
+    streams = [ch.stream_stream(CLASSIFY_STREAM) for ch in channels]
     latencies: list[float] = []
     done = 0
     counter = 0
@@ -310,7 +309,7 @@ async def _drive(
                 await call(payload, timeout=60)
             else:
                 await open_stream.write(payload)
-                await open_stream.read()
+                _raise_stream_error(await open_stream.read())
             if measuring:
                 latencies.append(time.perf_counter() - t0)
                 done += 1
@@ -330,6 +329,21 @@ async def _drive(
         for ch in channels:
             await ch.close()
     return done, elapsed, latencies
+
+
+def _raise_stream_error(answer: object) -> None:
+    """A stream answers a failed request with an error message instead of failing the call:
+    count it as a failure, as a unary call's status would be, not as throughput."""
+    from crossguard.v1 import classifier_pb2
+
+    if not isinstance(answer, bytes):
+        raise RuntimeError(f"ClassifyStream ended early: {answer!r}")
+    response = classifier_pb2.ClassifyStreamResponse.FromString(answer)
+    if response.HasField("error"):
+        raise RuntimeError(
+            f"bench request {response.content_id!r} failed: {response.error.code} "
+            f"{response.error.message}"
+        )
 
 
 def measure_service(
@@ -522,8 +536,9 @@ def run_text_bench(
     alike; rates are medians over rounds and ratios medians of per-round ratios (service at
     `concurrency` clients over, in the same round, the raw configuration and batch size whose
     median is best, and over naive). Then
-    the service with evidence on for seconds/2, and with `with_grpc_cost` the gRPC path's CPU
-    per request around a constant model for seconds/2. `precision`: the encoder variant raw and the
+    the service with evidence on for seconds/2, and with `with_grpc_cost` serving's CPU per
+    request besides the model (crossguard.text.grpc_cost; unary, and with `with_stream` over
+    ClassifyStream, seconds/4 each). `precision`: the encoder variant raw and the
     service run ("auto": what the service would choose here). Total ≈ (5 + raw configurations +
     len(extra_concurrency)) × seconds + model loads (~1.5 min at the default)."""
     from crossguard.core.cpus import available_cpus
@@ -642,11 +657,13 @@ def run_text_bench(
         table.ratios_naive[name] = ratio
 
     if with_grpc_cost:
-        say(f"the gRPC path around a constant model, {concurrency} clients")
-        table.grpc_cost = measure_grpc_cost(texts, concurrency, seconds / 4, server_env)
+        say(f"the service around a model that computes nothing, {concurrency} clients")
+        # The model sleeps raw's CPU time per item, so requests come at the service's rate.
+        pace = cpus / table.raw_sweeps[best_c][best_b]
+        table.grpc_cost = measure_grpc_cost(texts, concurrency, seconds / 4, pace, env)
         if with_stream:
             table.grpc_cost_stream = measure_grpc_cost(
-                texts, concurrency, seconds / 4, server_env, stream=True
+                texts, concurrency, seconds / 4, pace, env, stream=True
             )
     if with_evidence:
         say(f"service with the default evidence budget, {concurrency} clients")
@@ -804,14 +821,14 @@ def print_bench(table: BenchTable, console: Any = None) -> None:
     for cost in (table.grpc_cost, table.grpc_cost_stream):
         if cost is None or raw is None or raw.items_per_s <= 0 or not table.cpu_count:
             continue
-        per_item = table.cpu_count / raw.items_per_s * 1000.0
         name = "service-stream" if cost.stream else "service"
         console.print(
-            f"gRPC path{' (ClassifyStream)' if cost.stream else ''}, constant model, "
-            f"{cost.concurrency} clients: {cost.requests_per_s:,.0f} requests/s, CPU per "
+            f"serving cost besides the model{' (ClassifyStream)' if cost.stream else ''}, "
+            f"{cost.concurrency} clients at {cost.requests_per_s:,.0f} requests/s: CPU per "
             f"request {cost.server_ms:.2f} ms server + {cost.client_ms:.2f} ms clients; raw "
-            f"spends {per_item:.2f} ms of CPU per item, so with the clients on these CPUs "
-            f"{name} / raw ≤ {cost.ceiling(table.cpu_count, raw.items_per_s):.2f}"
+            f"spends {per_item_ms(table.cpu_count, raw.items_per_s):.2f} ms of CPU per item, "
+            f"so with the clients on these CPUs {name} / raw ≤ "
+            f"{cost.ceiling(table.cpu_count, raw.items_per_s):.2f}"
         )
     baseline = table.naive_baseline
     if table.service_vs_naive is not None:

@@ -1,18 +1,21 @@
-"""What the gRPC path costs per request, apart from the model (part of `crossguard bench text`).
+"""What serving costs per request besides the model (part of `crossguard bench text`).
 
-The text server is started as usual (same servicer, interceptors, telemetry, micro-batcher and
-settings) but over a model that answers a constant score at once, and driven by the bench's
-own gRPC clients. The CPU time of the server process and of the clients per request is the
-work a request costs besides the model. With the clients on the same CPUs as the server, as in
-the bench, it bounds service/raw: raw spends `cpus / raw_items_per_s` of CPU per item, the
-service that plus this cost.
+The text server is started exactly as the bench's service (same processes, servicer,
+interceptors, telemetry, micro-batcher and settings) but over a model that computes nothing:
+it sleeps as long per text as the real model computes (raw's CPU time per item), so requests
+arrive at about the real service's rate and batch as they do there, while the model itself
+uses no CPU. The CPU time of the server's processes and of the clients per request is then
+the work a request costs besides the model. (Measured at saturation, with a model answering
+at once, the cost per request comes out lower: grpc handles more events per wake-up.) With
+the clients on the same CPUs as the server, as in the bench, it bounds service/raw: raw
+spends `cpus / raw_items_per_s` of CPU per item, the service that plus this cost.
 
-`python -m crossguard.text.grpc_cost` runs the constant-model server (prints `PORT <n>`).
+`python -m crossguard.text.grpc_cost` runs that server (prints `PORT <n>`); the seconds per
+text come from CROSSGUARD_BENCH_SECONDS_PER_TEXT (bench-internal).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Sequence
@@ -23,20 +26,27 @@ from crossguard.core.processes import ManagedProcess
 from crossguard.core.taxonomy import Category
 
 CONSTANT_SCORE = 0.01
+SECONDS_PER_TEXT_VAR = "CROSSGUARD_BENCH_SECONDS_PER_TEXT"
 
 
 class ConstantModel:
-    """A TextModelLike that scores every category CONSTANT_SCORE, without any computation: the
-    service around it is then all that costs."""
+    """A TextModelLike that scores every category CONSTANT_SCORE after sleeping
+    `seconds_per_text` per text (the GIL released, no CPU): the service around it is then all
+    that costs."""
 
     name = "constant"
     version = "1"
 
-    def __init__(self) -> None:
+    def __init__(self, seconds_per_text: float = 0.0) -> None:
+        self.seconds_per_text = seconds_per_text
         self.categories = list(Category)
         self.thresholds = dict.fromkeys(self.categories, 0.5)
         self.model_infos = [(self.name, self.version)]
         self._scores = dict.fromkeys(self.categories, CONSTANT_SCORE)
+
+    @classmethod
+    def from_env(cls) -> ConstantModel:
+        return cls(float(os.environ.get(SECONDS_PER_TEXT_VAR, "0")))
 
     def load(self) -> None:
         pass
@@ -45,6 +55,8 @@ class ConstantModel:
         return True
 
     def predict(self, texts: Sequence[str]) -> list[dict[Category, float]]:
+        if self.seconds_per_text > 0:
+            time.sleep(self.seconds_per_text * len(texts))
         return [dict(self._scores) for _ in texts]
 
     def close(self) -> None:
@@ -54,7 +66,7 @@ class ConstantModel:
 @dataclass(frozen=True)
 class GrpcCost:
     requests_per_s: float
-    server_ms: float  # server process CPU per request (all its threads, user + system)
+    server_ms: float  # the server processes' CPU per request (all threads, user + system)
     client_ms: float  # the bench clients' CPU per request
     concurrency: int
     stream: bool = False  # measured over ClassifyStream (one stream per client)
@@ -65,8 +77,13 @@ class GrpcCost:
 
     def ceiling(self, cpus: int, raw_items_per_s: float) -> float:
         """The highest service/raw these costs allow when raw keeps `cpus` CPUs busy."""
-        per_item = cpus / raw_items_per_s * 1000.0
+        per_item = per_item_ms(cpus, raw_items_per_s)
         return per_item / (per_item + self.total_ms)
+
+
+def per_item_ms(cpus: int, items_per_s: float) -> float:
+    """CPU milliseconds per item of a path that keeps `cpus` CPUs busy at `items_per_s`."""
+    return cpus / items_per_s * 1000.0
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -74,16 +91,23 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and its children (the server processes under a supervisor)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return _cpu_seconds(pid) + sum(_cpu_seconds(int(c)) for c in children)
+
+
 def measure_grpc_cost(
     texts: Sequence[str],
     concurrency: int,
     seconds: float,
+    seconds_per_text: float,
     env: dict[str, str] | None = None,
     stream: bool = False,
 ) -> GrpcCost:
-    """Start the constant-model server (one process), drive it with `concurrency` clients
-    (unary calls, or with `stream` one ClassifyStream each) for `seconds` after a warm-up, and
-    return the CPU per request on both sides (Linux /proc)."""
+    """Start the server over ConstantModel(seconds_per_text) with the service's `env`, drive
+    it with `concurrency` clients (unary calls, or with `stream` one ClassifyStream each) for
+    `seconds` after a warm-up, and return the CPU per request on both sides (Linux /proc)."""
     from crossguard.text.bench import measure_service
 
     server = ManagedProcess(
@@ -96,14 +120,17 @@ def measure_grpc_cost(
             "CROSSGUARD_LOG_LEVEL": "WARNING",
             "CROSSGUARD_TEXT_EVIDENCE_PASSES": "0",
             **(env or {}),
+            SECONDS_PER_TEXT_VAR: repr(seconds_per_text),
         },
     )
     server.start(ready="PORT", timeout=60)
     try:
         measure_service(server.port, texts, 1.0, concurrency, warmup=0.5, stream=stream)
-        server0, client0, t0 = _cpu_seconds(server.pid), time.process_time(), time.perf_counter()
+        server0 = _tree_cpu_seconds(server.pid)
+        client0, t0 = time.process_time(), time.perf_counter()
         row = measure_service(server.port, texts, seconds, concurrency, warmup=0.0, stream=stream)
-        server1, client1, t1 = _cpu_seconds(server.pid), time.process_time(), time.perf_counter()
+        server1 = _tree_cpu_seconds(server.pid)
+        client1, t1 = time.process_time(), time.perf_counter()
     finally:
         server.stop()
     requests = row.items_per_s * (t1 - t0)
@@ -117,19 +144,9 @@ def measure_grpc_cost(
 
 
 def main() -> None:
-    from crossguard.core.logging_setup import configure_logging
-    from crossguard.core.telemetry import setup_telemetry, shutdown_telemetry
-    from crossguard.text.server import SERVICE, quiet_tokenizer_threads, run
-    from crossguard.text.settings import TextServerSettings
+    from crossguard.text.server import main as serve
 
-    quiet_tokenizer_threads()
-    settings = TextServerSettings()
-    configure_logging(settings.grpc.log_level, service=SERVICE)
-    setup_telemetry(SERVICE)
-    try:
-        asyncio.run(run(settings, model=ConstantModel()))
-    finally:
-        shutdown_telemetry()
+    serve(model_factory=ConstantModel.from_env)
 
 
 if __name__ == "__main__":

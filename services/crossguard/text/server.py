@@ -12,6 +12,7 @@ lock (measured on 2 cores, 16 clients: 2 processes × 1 model call about 1.5× o
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -91,9 +92,11 @@ def build_model(settings: TextServerSettings) -> TextModelLike:
 
 def build_server(classifier: TextClassifier, settings: TextServerSettings) -> GrpcServer:
     """A GrpcServer exposing `classifier`; stopping it closes the classifier and its model."""
+    draining = asyncio.Event()
     return GrpcServer(
         settings.grpc,
-        [registration(classifier, settings.grpc.stream_max_in_flight)],
+        [registration(classifier, settings.grpc.stream_max_in_flight, draining)],
+        on_drain=[draining.set],
         on_close=[classifier.close],
     )
 
@@ -112,9 +115,14 @@ async def run(
     await serve_forever(server, on_ready)
 
 
-def serve_child(port: int, on_ready: Callable[[], None]) -> None:
+ModelFactory = Callable[[], TextModelLike]
+
+
+def serve_child(
+    port: int, on_ready: Callable[[], None], model_factory: ModelFactory | None = None
+) -> None:
     """One of several server processes (crossguard.core.server_processes): the environment's
-    settings, bound to the supervisor's port."""
+    settings, bound to the supervisor's port; `model_factory` as in main()."""
     base = TextServerSettings()
     settings = TextServerSettings(
         text=base.text, grpc=base.grpc.model_copy(update={"port": port}), model=base.model
@@ -122,7 +130,8 @@ def serve_child(port: int, on_ready: Callable[[], None]) -> None:
     configure_logging(settings.grpc.log_level, service=SERVICE)
     setup_telemetry(SERVICE)
     try:
-        asyncio.run(run(settings, lambda _port: on_ready()))
+        model = model_factory() if model_factory is not None else None
+        asyncio.run(run(settings, lambda _port: on_ready(), model))
     finally:
         shutdown_telemetry()
 
@@ -135,7 +144,9 @@ def quiet_tokenizer_threads() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def main() -> None:
+def main(model_factory: ModelFactory | None = None) -> None:
+    """`model_factory` (picklable, called in each server process) replaces the configured
+    model: the bench's constant model (crossguard.text.grpc_cost)."""
     quiet_tokenizer_threads()
     settings = TextServerSettings()
     configure_logging(settings.grpc.log_level, service=SERVICE)
@@ -144,7 +155,7 @@ def main() -> None:
         raise SystemExit(
             serve_in_processes(
                 processes,
-                serve_child,
+                functools.partial(serve_child, model_factory=model_factory),
                 host=settings.grpc.host,
                 port=settings.grpc.port,
                 grace_seconds=settings.grpc.grace_seconds,
@@ -153,6 +164,6 @@ def main() -> None:
         )
     setup_telemetry(SERVICE)
     try:
-        asyncio.run(run(settings))
+        asyncio.run(run(settings, model=model_factory() if model_factory is not None else None))
     finally:
         shutdown_telemetry()

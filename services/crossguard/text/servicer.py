@@ -8,6 +8,8 @@ core.grpc_server.error_status into each stream message's error.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
@@ -16,7 +18,7 @@ from google.protobuf.message import DecodeError
 
 from crossguard.core.errors import InvalidInput
 from crossguard.core.grpc_server import ServiceRegistration, error_status
-from crossguard.core.ordered_stream import answer_in_order
+from crossguard.core.ordered_stream import StreamStopped, answer_in_order
 from crossguard.core.proto_convert import result_to_proto
 from crossguard.text.service import TextClassifier
 from crossguard.v1 import classifier_pb2
@@ -44,7 +46,12 @@ def request_parts(request: classifier_pb2.ClassifyRequest) -> list[tuple[str, st
 
 M = TypeVar("M", classifier_pb2.ClassifyRequest, classifier_pb2.ClassifyStreamRequest)
 
+CLASSIFY = f"/{SERVICE_NAME}/Classify"
 CLASSIFY_STREAM = f"/{SERVICE_NAME}/ClassifyStream"
+STREAM_STOPPED = (
+    "the server is stopping: every request before this status was answered; send the rest "
+    "again (another server process or pod will take them)"
+)
 
 
 def parse(message: type[M], raw: bytes) -> M:
@@ -62,11 +69,15 @@ def parse(message: type[M], raw: bytes) -> M:
 
 class TextClassifierServicer:
     """The text ClassifierService over TextClassifier (registered by add_to_server, which lets
-    the servicer parse requests itself)."""
+    the servicer parse requests itself). `draining` is set when the server starts to stop:
+    open streams then stop reading, answer what they read and end with UNAVAILABLE."""
 
-    def __init__(self, classifier: TextClassifier, stream_max_in_flight: int = 64) -> None:
+    def __init__(
+        self, classifier: TextClassifier, stream_max_in_flight: int, draining: asyncio.Event
+    ) -> None:
         self.classifier = classifier
         self.stream_max_in_flight = stream_max_in_flight
+        self.draining = draining
 
     async def classify(
         self, request: classifier_pb2.ClassifyRequest
@@ -80,12 +91,25 @@ class TextClassifierServicer:
         """Classify: the unary call, from its wire bytes (see parse)."""
         return await self.classify(parse(classifier_pb2.ClassifyRequest, raw))
 
-    def classify_stream(
-        self, requests: AsyncIterator[bytes], context: Any
+    async def classify_stream(
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[classifier_pb2.ClassifyStreamResponse]:
         """ClassifyStream: every request answered in order, up to stream_max_in_flight of them
-        in the batcher at once, each failure answered as that request's error."""
-        return answer_in_order(requests, self._stream_item, self.stream_max_in_flight)
+        in the batcher at once, each failure answered as that request's error. Errors that end
+        the stream are mapped here (ErrorMappingInterceptor maps unary calls only)."""
+        answers = answer_in_order(
+            requests, self._stream_item, self.stream_max_in_flight, self.draining
+        )
+        try:
+            # aclosing: a client that goes away closes the inner stream (and its work) now,
+            # not whenever the garbage collector finalises it.
+            async with contextlib.aclosing(answers) as stream:
+                async for answer in stream:
+                    yield answer
+        except StreamStopped:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, STREAM_STOPPED)
+        except Exception as exc:
+            await context.abort(*error_status(exc, CLASSIFY_STREAM))
 
     async def _stream_item(self, raw: bytes) -> classifier_pb2.ClassifyStreamResponse:
         content_id = ""
@@ -94,7 +118,7 @@ class TextClassifierServicer:
             content_id = request.content_id
             response = await self.classify(request)
         except Exception as exc:
-            code, message = error_status(exc, CLASSIFY_STREAM)
+            code, message = error_status(exc, CLASSIFY_STREAM, content_id)
             return classifier_pb2.ClassifyStreamResponse(
                 content_id=content_id,
                 error=classifier_pb2.ClassifyError(code=code.value[0], message=message),
@@ -121,8 +145,10 @@ def add_to_server(servicer: TextClassifierServicer, server: grpc.aio.Server) -> 
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
-def registration(classifier: TextClassifier, stream_max_in_flight: int = 64) -> ServiceRegistration:
-    servicer = TextClassifierServicer(classifier, stream_max_in_flight)
+def registration(
+    classifier: TextClassifier, stream_max_in_flight: int, draining: asyncio.Event
+) -> ServiceRegistration:
+    servicer = TextClassifierServicer(classifier, stream_max_in_flight, draining)
     return ServiceRegistration(
         full_name=SERVICE_NAME,
         add_to_server=lambda server: add_to_server(servicer, server),

@@ -58,11 +58,14 @@ class ClassifierServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ClassifyStream(self, request_iterator, context):
-        """Classify over one long-lived stream, for clients with many items in flight: about half the
-        per-item gRPC cost of a unary call (no new HTTP/2 stream, metadata or span per item). The
-        n-th response answers the n-th request; a request that fails is answered with its error and
-        the stream goes on. The server works on a bounded number of a stream's requests at once and
-        stops reading while that many are unanswered (flow control pushes back to the client).
+        """Classify over one long-lived stream, for clients with many items in flight: less gRPC
+        work per item than a unary call (no new HTTP/2 stream, metadata or span per item). The
+        n-th response answers the n-th request; a request that fails is answered with its error
+        and the stream goes on. The server reads a bounded number of requests ahead of its answers
+        and then stops reading, so HTTP/2 flow control holds a client back once the transport's
+        buffers are full. When the server stops, the stream stops reading, answers what it read
+        and ends with UNAVAILABLE; it also ends (UNAVAILABLE) when its connection reaches the
+        server's maximum age. Either way, send the requests after the last answer again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

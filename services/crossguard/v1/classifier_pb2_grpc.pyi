@@ -35,11 +35,14 @@ class ClassifierServiceStub:
     def __new__(cls, channel: _aio.Channel) -> ClassifierServiceAsyncStub: ...
     Classify: _grpc.UnaryUnaryMultiCallable[_classifier_pb2.ClassifyRequest, _classifier_pb2.ClassifyResponse]
     ClassifyStream: _grpc.StreamStreamMultiCallable[_classifier_pb2.ClassifyStreamRequest, _classifier_pb2.ClassifyStreamResponse]
-    """Classify over one long-lived stream, for clients with many items in flight: about half the
-    per-item gRPC cost of a unary call (no new HTTP/2 stream, metadata or span per item). The
-    n-th response answers the n-th request; a request that fails is answered with its error and
-    the stream goes on. The server works on a bounded number of a stream's requests at once and
-    stops reading while that many are unanswered (flow control pushes back to the client).
+    """Classify over one long-lived stream, for clients with many items in flight: less gRPC
+    work per item than a unary call (no new HTTP/2 stream, metadata or span per item). The
+    n-th response answers the n-th request; a request that fails is answered with its error
+    and the stream goes on. The server reads a bounded number of requests ahead of its answers
+    and then stops reading, so HTTP/2 flow control holds a client back once the transport's
+    buffers are full. When the server stops, the stream stops reading, answers what it read
+    and ends with UNAVAILABLE; it also ends (UNAVAILABLE) when its connection reaches the
+    server's maximum age. Either way, send the requests after the last answer again.
     """
 
 @_typing.type_check_only
@@ -49,11 +52,14 @@ class ClassifierServiceAsyncStub(ClassifierServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Classify: _aio.UnaryUnaryMultiCallable[_classifier_pb2.ClassifyRequest, _classifier_pb2.ClassifyResponse]  # type: ignore[assignment]
     ClassifyStream: _aio.StreamStreamMultiCallable[_classifier_pb2.ClassifyStreamRequest, _classifier_pb2.ClassifyStreamResponse]  # type: ignore[assignment]
-    """Classify over one long-lived stream, for clients with many items in flight: about half the
-    per-item gRPC cost of a unary call (no new HTTP/2 stream, metadata or span per item). The
-    n-th response answers the n-th request; a request that fails is answered with its error and
-    the stream goes on. The server works on a bounded number of a stream's requests at once and
-    stops reading while that many are unanswered (flow control pushes back to the client).
+    """Classify over one long-lived stream, for clients with many items in flight: less gRPC
+    work per item than a unary call (no new HTTP/2 stream, metadata or span per item). The
+    n-th response answers the n-th request; a request that fails is answered with its error
+    and the stream goes on. The server reads a bounded number of requests ahead of its answers
+    and then stops reading, so HTTP/2 flow control holds a client back once the transport's
+    buffers are full. When the server stops, the stream stops reading, answers what it read
+    and ends with UNAVAILABLE; it also ends (UNAVAILABLE) when its connection reaches the
+    server's maximum age. Either way, send the requests after the last answer again.
     """
 
 class ClassifierServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -72,11 +78,14 @@ class ClassifierServiceServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_classifier_pb2.ClassifyStreamRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_classifier_pb2.ClassifyStreamResponse], _abc.AsyncIterator[_classifier_pb2.ClassifyStreamResponse]]:
-        """Classify over one long-lived stream, for clients with many items in flight: about half the
-        per-item gRPC cost of a unary call (no new HTTP/2 stream, metadata or span per item). The
-        n-th response answers the n-th request; a request that fails is answered with its error and
-        the stream goes on. The server works on a bounded number of a stream's requests at once and
-        stops reading while that many are unanswered (flow control pushes back to the client).
+        """Classify over one long-lived stream, for clients with many items in flight: less gRPC
+        work per item than a unary call (no new HTTP/2 stream, metadata or span per item). The
+        n-th response answers the n-th request; a request that fails is answered with its error
+        and the stream goes on. The server reads a bounded number of requests ahead of its answers
+        and then stops reading, so HTTP/2 flow control holds a client back once the transport's
+        buffers are full. When the server stops, the stream stops reading, answers what it read
+        and ends with UNAVAILABLE; it also ends (UNAVAILABLE) when its connection reaches the
+        server's maximum age. Either way, send the requests after the last answer again.
         """
 
 def add_ClassifierServiceServicer_to_server(servicer: ClassifierServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
