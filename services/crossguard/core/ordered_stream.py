@@ -35,8 +35,9 @@ async def answer_in_order(
     `handle` should turn its own failures into answers; an exception it raises ends the stream
     (as does one raised while reading `requests`). When `stop` is set, reading stops (a read
     waiting for the client is cancelled), the requests already read are answered, and then
-    StreamStopped is raised. When the consumer stops early (the client went away), reading
-    stops and unfinished work is cancelled."""
+    StreamStopped is raised (also when the client had just half-closed and the reader had not
+    yet seen it: harmless, as nothing was left to send). When the consumer stops early (the
+    client went away), reading stops and unfinished work is cancelled."""
     if max_in_flight < 1:
         raise ValueError(f"max_in_flight must be at least 1, not {max_in_flight}")
     slots = asyncio.Semaphore(max_in_flight)
@@ -55,6 +56,9 @@ async def answer_in_order(
         finally:
             order.put_nowait(_END)
 
+    # The reader is scheduled before the watcher, so even an already-set `stop` cancels it
+    # after its first step, whose `finally` queues _END (a task cancelled before its first
+    # step would never run it, and this loop would wait forever).
     reader = asyncio.ensure_future(read())
     watcher = asyncio.ensure_future(stop.wait()) if stop is not None else None
     if watcher is not None:

@@ -64,8 +64,10 @@ class ClassifierServiceServicer:
         and the stream goes on. The server reads a bounded number of requests ahead of its answers
         and then stops reading, so HTTP/2 flow control holds a client back once the transport's
         buffers are full. When the server stops, the stream stops reading, answers what it read
-        and ends with UNAVAILABLE; it also ends (UNAVAILABLE) when its connection reaches the
-        server's maximum age. Either way, send the requests after the last answer again.
+        and ends with UNAVAILABLE; it also ends when its connection reaches the server's maximum
+        age. A stream that ends with any status but OK: send the requests after the last answer
+        again. (A client with a write in flight may see INTERNAL instead of the server's
+        UNAVAILABLE: grpc issue 36066.)
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -41,8 +41,10 @@ class ClassifierServiceStub:
     and the stream goes on. The server reads a bounded number of requests ahead of its answers
     and then stops reading, so HTTP/2 flow control holds a client back once the transport's
     buffers are full. When the server stops, the stream stops reading, answers what it read
-    and ends with UNAVAILABLE; it also ends (UNAVAILABLE) when its connection reaches the
-    server's maximum age. Either way, send the requests after the last answer again.
+    and ends with UNAVAILABLE; it also ends when its connection reaches the server's maximum
+    age. A stream that ends with any status but OK: send the requests after the last answer
+    again. (A client with a write in flight may see INTERNAL instead of the server's
+    UNAVAILABLE: grpc issue 36066.)
     """
 
 @_typing.type_check_only
@@ -58,8 +60,10 @@ class ClassifierServiceAsyncStub(ClassifierServiceStub):
     and the stream goes on. The server reads a bounded number of requests ahead of its answers
     and then stops reading, so HTTP/2 flow control holds a client back once the transport's
     buffers are full. When the server stops, the stream stops reading, answers what it read
-    and ends with UNAVAILABLE; it also ends (UNAVAILABLE) when its connection reaches the
-    server's maximum age. Either way, send the requests after the last answer again.
+    and ends with UNAVAILABLE; it also ends when its connection reaches the server's maximum
+    age. A stream that ends with any status but OK: send the requests after the last answer
+    again. (A client with a write in flight may see INTERNAL instead of the server's
+    UNAVAILABLE: grpc issue 36066.)
     """
 
 class ClassifierServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -84,8 +88,10 @@ class ClassifierServiceServicer(metaclass=_abc_1.ABCMeta):
         and the stream goes on. The server reads a bounded number of requests ahead of its answers
         and then stops reading, so HTTP/2 flow control holds a client back once the transport's
         buffers are full. When the server stops, the stream stops reading, answers what it read
-        and ends with UNAVAILABLE; it also ends (UNAVAILABLE) when its connection reaches the
-        server's maximum age. Either way, send the requests after the last answer again.
+        and ends with UNAVAILABLE; it also ends when its connection reaches the server's maximum
+        age. A stream that ends with any status but OK: send the requests after the last answer
+        again. (A client with a write in flight may see INTERNAL instead of the server's
+        UNAVAILABLE: grpc issue 36066.)
         """
 
 def add_ClassifierServiceServicer_to_server(servicer: ClassifierServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
