@@ -323,13 +323,15 @@ async def test_stop_ends_open_streams_promptly_after_answering_what_they_read(
     text_model: Any,
 ) -> None:
     """On SIGTERM's path (GrpcServer.stop) an open stream stops reading, answers every request
-    it read, in order, and ends with UNAVAILABLE well before the grace period; nothing it read
+    it read, in order, and ends, without the stop waiting out the grace period; nothing it read
     goes unanswered."""
     classifier = TextClassifier(
         text_model, TextServiceSettings(evidence_passes=0), owns_model=False
     )
     await classifier.start()
-    server = build_server(classifier, server_settings(grace_seconds=20))
+    # A stop that waited for the stream would take the whole grace period: the wait_for below
+    # is a hang guard far inside it, not a timing.
+    server = build_server(classifier, server_settings(grace_seconds=3600))
     port = await server.start()
     payloads = _stream_requests(100_000)
     answered: list[str] = []
@@ -350,12 +352,9 @@ async def test_stop_ends_open_streams_promptly_after_answering_what_they_read(
 
         reading = asyncio.ensure_future(read_all())
         await asyncio.wait_for(flowing.wait(), 60)
-        t0 = asyncio.get_running_loop().time()
-        await server.stop()
-        stopped_in = asyncio.get_running_loop().time() - t0
+        await asyncio.wait_for(server.stop(), 300)
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await reading
-    assert stopped_in < 10, f"stop waited {stopped_in:.1f}s for the open stream"
     # The server ends the stream with UNAVAILABLE, but a client still writing may see the
     # connection close first ("Stream removed"), or INTERNAL from a grpc.aio write in flight
     # (grpc issue 36066): the contract is "not OK: resend after the last answer".

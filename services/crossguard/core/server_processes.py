@@ -31,8 +31,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# A child entry point: serve on `port` until SIGTERM; call `on_ready()` once serving. Must be a
-# module-level function (children are spawned, so it is imported by name there).
+# A child entry point: serve on `port` until SIGTERM; call `on_ready()` once serving. Must be
+# picklable (children are spawned): a module-level function, or a functools.partial of one.
 ChildMain = Callable[[int, Callable[[], None]], None]
 
 _PR_SET_PDEATHSIG = 1
@@ -200,11 +200,10 @@ def serve_in_processes(
     port: int,
     grace_seconds: float,
     name: str,
-    announce: Callable[[int], None] | None = None,
 ) -> int:
     """Run `count` children of `child` on one port until SIGTERM/SIGINT; returns the exit
-    code (0: every child stopped cleanly on request). `announce(port)` runs once all serve
-    (default: print `PORT <n>` on stdout, as serve_forever does)."""
+    code (0: every child stopped cleanly on request). Prints `PORT <n>` on stdout once all
+    serve, as serve_forever does."""
     sup = _Supervisor(grace_seconds)
     previous = {s: signal.signal(s, sup.stop) for s in (signal.SIGTERM, signal.SIGINT)}
     sock: socket.socket | None = None
@@ -214,7 +213,7 @@ def serve_in_processes(
         sup.start(count, child, bound, name)
         if sup.wait_ready():
             log.info("serving from %d processes", count, extra={"port": bound, "processes": count})
-            (announce or (lambda p: print(f"PORT {p}", flush=True)))(bound)
+            print(f"PORT {bound}", flush=True)
         sup.supervise()
         return sup.exit_code()
     finally:

@@ -202,13 +202,9 @@ def onnx_outputs(
     session: Any, tokenizer: Any, texts: list[str], outputs: list[str]
 ) -> list[np.ndarray]:
     """Run the exported graph on one padded batch, fetching `outputs` in one pass."""
-    encs = tokenizer.encode_batch(texts)
-    width = max(len(e.ids) for e in encs)
-    ids = np.zeros((len(encs), width), dtype=np.int64)
-    mask = np.zeros((len(encs), width), dtype=np.int64)
-    for i, e in enumerate(encs):
-        ids[i, : len(e.ids)] = e.ids
-        mask[i, : len(e.ids)] = 1
+    from crossguard.text.model import pad_token_ids
+
+    ids, mask = pad_token_ids([e.ids for e in tokenizer.encode_batch(texts)])
     got = session.run(outputs, {"input_ids": ids, "attention_mask": mask})
     return [np.asarray(out, dtype=np.float32) for out in got]
 

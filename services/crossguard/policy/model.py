@@ -15,7 +15,7 @@ A policy maps fused per-category scores to actions:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -173,10 +173,10 @@ class Policy(_Strict):
     def thresholds(self, category: Category, tenant: str = "", surface: str = "") -> Thresholds:
         """Effective thresholds: the most specific layer that sets a field wins, and any
         category-specific setting beats every layer's defaults."""
-        key = ("thresholds", category, tenant, surface)
-        if key not in self._resolved:
-            self._remember(key, self._thresholds(category, tenant, surface))
-        return self._resolved[key]  # type: ignore[return-value]
+        return self._memo(  # type: ignore[no-any-return]
+            ("thresholds", category, tenant, surface),
+            lambda: self._thresholds(category, tenant, surface),
+        )
 
     def _thresholds(self, category: Category, tenant: str, surface: str) -> Thresholds:
         layers = self.layers(tenant, surface)
@@ -195,10 +195,10 @@ class Policy(_Strict):
 
     def signal(self, modality: Modality, tenant: str = "", surface: str = "") -> ResolvedSignal:
         """Effective missing-signal handling, retries and deadline for one modality."""
-        key = ("signal", modality, tenant, surface)
-        if key not in self._resolved:
-            self._remember(key, self._signal(modality, tenant, surface))
-        return self._resolved[key]  # type: ignore[return-value]
+        return self._memo(  # type: ignore[no-any-return]
+            ("signal", modality, tenant, surface),
+            lambda: self._signal(modality, tenant, surface),
+        )
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Policy:
         """A copy (with `update` applied) that resolves afresh: the memo belongs to the values
@@ -207,11 +207,14 @@ class Policy(_Strict):
         copied._resolved = {}
         return copied
 
-    def _remember(self, key: tuple[object, ...], value: object) -> None:
-        # Tenants and surfaces come from the items: bound the memo so they cannot grow it.
-        if len(self._resolved) >= _MAX_RESOLVED:
-            self._resolved.clear()
-        self._resolved[key] = value
+    def _memo(self, key: tuple[object, ...], compute: Callable[[], Any]) -> Any:
+        """compute()'s result, remembered under `key`."""
+        if key not in self._resolved:
+            # Tenants and surfaces come from the items: bound the memo so they cannot grow it.
+            if len(self._resolved) >= _MAX_RESOLVED:
+                self._resolved.clear()
+            self._resolved[key] = compute()
+        return self._resolved[key]
 
     def _signal(self, modality: Modality, tenant: str, surface: str) -> ResolvedSignal:
         layers = self.layers(tenant, surface)

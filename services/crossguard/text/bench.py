@@ -271,9 +271,10 @@ async def _drive(
     concurrency: int,
     warmup: float,
     stream: bool = False,
-) -> tuple[int, float, list[float]]:
+) -> tuple[float, list[float]]:
     """`concurrency` closed-loop clients, one request in flight each: unary Classify calls, or
-    with `stream` one ClassifyStream per client carrying its requests one after another."""
+    with `stream` one ClassifyStream per client carrying its requests one after another.
+    Returns the measured seconds and the latency of every request answered in them."""
     import grpc
 
     # Pre-serialised requests and undecoded responses: the client's CPU (same machine) stays
@@ -289,13 +290,12 @@ async def _drive(
     calls = [ch.unary_unary(CLASSIFY) for ch in channels]
     streams = [ch.stream_stream(CLASSIFY_STREAM) for ch in channels]
     latencies: list[float] = []
-    done = 0
     counter = 0
     measuring = False
     stop_at = 0.0
 
     async def client(k: int) -> None:
-        nonlocal done, counter
+        nonlocal counter
         call = calls[k % len(calls)]
         open_stream = streams[k % len(streams)]() if stream else None
         while True:
@@ -312,7 +312,6 @@ async def _drive(
                 _raise_stream_error(await open_stream.read())
             if measuring:
                 latencies.append(time.perf_counter() - t0)
-                done += 1
         if open_stream is not None:
             await open_stream.done_writing()
             await open_stream.read()  # EOF: the server ended the stream
@@ -328,7 +327,7 @@ async def _drive(
     finally:
         for ch in channels:
             await ch.close()
-    return done, elapsed, latencies
+    return elapsed, latencies
 
 
 def _raise_stream_error(answer: object) -> None:
@@ -354,13 +353,13 @@ def measure_service(
     warmup: float = 1.5,
     stream: bool = False,
 ) -> BenchRow:
-    done, elapsed, latencies = asyncio.run(
+    elapsed, latencies = asyncio.run(
         _drive(port, _requests(texts, stream), seconds, concurrency, warmup, stream)
     )
     lat = np.asarray(latencies) * 1000.0
     return BenchRow(
         name="service-stream" if stream else "service",
-        items_per_s=done / elapsed,
+        items_per_s=len(lat) / elapsed,
         p50_ms=float(np.percentile(lat, 50)) if len(lat) else None,
         p99_ms=float(np.percentile(lat, 99)) if len(lat) else None,
         note=f"{concurrency} clients",
@@ -634,15 +633,11 @@ def run_text_bench(
     # a round's dozen raw cells would pick whichever was luckiest in that round's noise.
     best_raw = [sw[best_c][best_b] for sw in sweeps]
     main = services[concurrency]
-    table.ratio_raw = _median(
-        [sv.items_per_s / raw for sv, raw in zip(main, best_raw, strict=True)]
-    )
+    table.ratio_raw = _per_round_ratio(main, best_raw)
     if streamed:
         note = f"{concurrency} clients, one ClassifyStream each, evidence off"
         table.rows.append(_merge("service-stream", streamed, note))
-        table.ratio_raw_stream = _median(
-            [sv.items_per_s / raw for sv, raw in zip(streamed, best_raw, strict=True)]
-        )
+        table.ratio_raw_stream = _per_round_ratio(streamed, best_raw)
     naive_rows = [
         ("naive", naives, "PyTorch, one request at a time (best of default/1 thread per round)"),
         ("naive-int8", naives8, "the same with PyTorch int8 dynamic quantisation (per channel)"),
@@ -651,15 +646,12 @@ def run_text_bench(
         if not rounds_rows:
             continue
         table.rows.append(_merge(name, rounds_rows, note))
-        ratio = _median(
-            [sv.items_per_s / nv.items_per_s for sv, nv in zip(main, rounds_rows, strict=True)]
-        )
-        table.ratios_naive[name] = ratio
+        table.ratios_naive[name] = _per_round_ratio(main, [nv.items_per_s for nv in rounds_rows])
 
     if with_grpc_cost:
         say(f"the service around a model that computes nothing, {concurrency} clients")
         # The model sleeps raw's CPU time per item, so requests come at the service's rate.
-        pace = cpus / table.raw_sweeps[best_c][best_b]
+        pace = per_item_ms(cpus, table.raw_sweeps[best_c][best_b]) / 1000.0
         table.grpc_cost = measure_grpc_cost(texts, concurrency, seconds / 4, pace, env)
         if with_stream:
             table.grpc_cost_stream = measure_grpc_cost(
@@ -682,6 +674,11 @@ def run_text_bench(
             )
         )
     return table
+
+
+def _per_round_ratio(rows: Sequence[BenchRow], per_round: Sequence[float]) -> float:
+    """Median over rounds of each round's rate over the same round's reference rate."""
+    return _median([row.items_per_s / ref for row, ref in zip(rows, per_round, strict=True)])
 
 
 def _median(values: Sequence[float]) -> float:

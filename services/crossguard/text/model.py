@@ -58,14 +58,19 @@ Precision = Literal["auto", "fp32", "int8"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
+def check_precision(requested: str) -> str:
+    """`requested` if it names an encoder precision, else a ModelError."""
+    if requested not in PRECISIONS:
+        raise ModelError(f"encoder precision {requested!r} is not one of {list(PRECISIONS)}")
+    return requested
+
+
 def resolve_precision(requested: str, providers: Sequence[str]) -> str:
     """The encoder variant, "fp32" or "int8", for a requested precision and the resolved
     onnxruntime providers (crossguard.core.onnx_session.choose_providers): "auto" is fp32 when
     CUDA is used (ORT's dynamic int8 path, DynamicQuantizeLinear + MatMulInteger, runs on CPU)
     and int8 otherwise."""
-    if requested not in PRECISIONS:
-        raise ModelError(f"encoder precision {requested!r} is not one of {list(PRECISIONS)}")
-    if requested == "auto":
+    if check_precision(requested) == "auto":
         return "fp32" if CUDA in providers else "int8"
     return requested
 
@@ -86,7 +91,7 @@ def encoder_variant(
                 "'variants', only model.onnx); rebuild it with `crossguard models build` or set "
                 "CROSSGUARD_TEXT_ENCODER_PRECISION to auto or fp32"
             )
-        resolve_precision(requested, providers)  # validates the name
+        check_precision(requested)
         return "fp32", MODEL_FILE
     precision = resolve_precision(requested, providers)
     if precision not in variants and requested == "auto" and "fp32" in variants:
@@ -98,6 +103,18 @@ def encoder_variant(
             "`crossguard models build`"
         )
     return precision, str(variants[precision])
+
+
+def pad_token_ids(seqs: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """(input_ids, attention_mask) [n, longest] int64 for the encoder, zero-padded on the
+    right."""
+    width = max(len(s) for s in seqs)
+    input_ids = np.zeros((len(seqs), width), dtype=np.int64)
+    mask = np.zeros((len(seqs), width), dtype=np.int64)
+    for row, seq in enumerate(seqs):
+        input_ids[row, : len(seq)] = seq
+        mask[row, : len(seq)] = 1
+    return input_ids, mask
 
 
 def _session(
@@ -228,12 +245,7 @@ class TextEncoder:
         ids = self.token_ids(texts)
         plan = plan_sub_batches([len(x) for x in ids], self.sub_batch, self.max_padding, sort)
         for chunk in plan:
-            width = max(len(ids[i]) for i in chunk)
-            input_ids = np.zeros((len(chunk), width), dtype=np.int64)
-            mask = np.zeros((len(chunk), width), dtype=np.int64)
-            for row, i in enumerate(chunk):
-                input_ids[row, : len(ids[i])] = ids[i]
-                mask[row, : len(ids[i])] = 1
+            input_ids, mask = pad_token_ids([ids[i] for i in chunk])
             got = self.session.run(names, {"input_ids": input_ids, "attention_mask": mask})
             for out, value in zip(outs, got, strict=True):
                 out[chunk] = value
@@ -280,8 +292,7 @@ class TextModel:
         token in one call (None: fixed sub-batches of `sub_batch`), see plan_sub_batches;
         `allow_spinning`: onnxruntime's intra-op spin-wait (None: onnxruntime's default);
         `precision`: encoder variant, "auto" (int8 on CPU, fp32 on CUDA), "fp32" or "int8"."""
-        if precision not in PRECISIONS:
-            raise ModelError(f"encoder precision {precision!r} is not one of {list(PRECISIONS)}")
+        check_precision(precision)
         self.settings = settings or ModelSettings()
         self.repository = repository or ModelRepository(self.settings.model_repository)
         self.sub_batch = sub_batch

@@ -101,21 +101,36 @@ def build_server(classifier: TextClassifier, settings: TextServerSettings) -> Gr
     )
 
 
+ModelFactory = Callable[[], TextModelLike]
+
+
 async def run(
     settings: TextServerSettings | None = None,
     on_ready: Callable[[int], None] | None = None,
-    model: TextModelLike | None = None,
+    model_factory: ModelFactory | None = None,
 ) -> None:
-    """Serve until SIGTERM; `model` replaces the configured one (the bench's constant model,
-    crossguard.text.grpc_cost)."""
+    """Serve until SIGTERM; `model_factory` replaces the configured model (the bench's
+    constant model, crossguard.text.grpc_cost)."""
     settings = settings or TextServerSettings()
-    classifier = TextClassifier(model or build_model(settings), settings.text)
+    model = model_factory() if model_factory is not None else build_model(settings)
+    classifier = TextClassifier(model, settings.text)
     await classifier.start()
     server = build_server(classifier, settings)
     await serve_forever(server, on_ready)
 
 
-ModelFactory = Callable[[], TextModelLike]
+def _serve(
+    settings: TextServerSettings,
+    on_ready: Callable[[int], None] | None,
+    model_factory: ModelFactory | None,
+) -> None:
+    """One serving process: logs, telemetry, run() until SIGTERM."""
+    configure_logging(settings.grpc.log_level, service=SERVICE)
+    setup_telemetry(SERVICE)
+    try:
+        asyncio.run(run(settings, on_ready, model_factory))
+    finally:
+        shutdown_telemetry()
 
 
 def serve_child(
@@ -127,13 +142,7 @@ def serve_child(
     settings = TextServerSettings(
         text=base.text, grpc=base.grpc.model_copy(update={"port": port}), model=base.model
     )
-    configure_logging(settings.grpc.log_level, service=SERVICE)
-    setup_telemetry(SERVICE)
-    try:
-        model = model_factory() if model_factory is not None else None
-        asyncio.run(run(settings, lambda _port: on_ready(), model))
-    finally:
-        shutdown_telemetry()
+    _serve(settings, lambda _port: on_ready(), model_factory)
 
 
 def quiet_tokenizer_threads() -> None:
@@ -162,8 +171,4 @@ def main(model_factory: ModelFactory | None = None) -> None:
                 name=SERVICE,
             )
         )
-    setup_telemetry(SERVICE)
-    try:
-        asyncio.run(run(settings, model=model_factory() if model_factory is not None else None))
-    finally:
-        shutdown_telemetry()
+    _serve(settings, None, model_factory)
