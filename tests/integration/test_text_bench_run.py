@@ -49,6 +49,8 @@ def test_bench_runs_every_path_for_the_int8_encoder(model_repository: ModelRepos
     assert cost.requests_per_s > 0 and cost.server_ms > 0 and cost.client_ms > 0
     streamed = table.grpc_cost_stream
     assert streamed is not None and streamed.stream and streamed.server_ms > 0
+    floor = table.grpc_floor
+    assert floor is not None and floor.floor and not floor.stream and floor.server_ms > 0
 
     out = io.StringIO()
     print_bench(table, Console(file=out, width=120))
@@ -58,3 +60,4 @@ def test_bench_runs_every_path_for_the_int8_encoder(model_repository: ModelRepos
     assert "serving cost besides the model, 4 clients at" in text
     assert "service-stream / raw" in text
     assert "serving cost besides the model (ClassifyStream), 4 clients at" in text
+    assert "grpc.aio alone (fixed answers: no servicer, interceptors, telemetry or" in text

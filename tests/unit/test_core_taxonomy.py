@@ -36,3 +36,10 @@ def test_openai_codes_and_parents_are_consistent() -> None:
 )
 def test_severity_cuts(score: float, expected: int) -> None:
     assert severity(score) == expected
+
+
+def test_severity_counts_the_cuts_at_or_below_the_score() -> None:
+    cuts = (0.2, 0.2, 0.7)  # equal cuts (a policy may set them) count together
+    for score in (-1.0, 0.0, 0.19, 0.2, 0.5, 0.7, 0.71, 1.0, 2.0):
+        assert severity(score, cuts) == sum(1 for c in cuts if score >= c)
+    assert severity(float("nan")) == 0

@@ -1,16 +1,22 @@
-"""The gRPC-cost bench's arithmetic and its constant model (no I/O)."""
+"""The gRPC-cost bench's arithmetic, its constant model and the floor's pacer (no I/O)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from crossguard.core.proto_convert import result_from_proto
 from crossguard.core.taxonomy import Category
 from crossguard.text.grpc_cost import (
     CONSTANT_SCORE,
     SECONDS_PER_TEXT_VAR,
+    BatchPacer,
     ConstantModel,
     GrpcCost,
+    constant_response,
 )
+from crossguard.v1 import classifier_pb2
 
 pytestmark = pytest.mark.unit
 
@@ -37,3 +43,22 @@ def test_constant_model_answers_every_category_without_sharing_dicts() -> None:
 def test_constant_model_paced_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(SECONDS_PER_TEXT_VAR, "0.004")
     assert ConstantModel.from_env().seconds_per_text == pytest.approx(0.004)
+
+
+async def test_batch_pacer_releases_callers_that_queued_during_a_batch_together() -> None:
+    pacer = BatchPacer(0.001)
+    first = asyncio.ensure_future(pacer.wait())
+    await asyncio.sleep(0)  # the first call starts a batch of one
+    rest = [asyncio.ensure_future(pacer.wait()) for _ in range(3)]
+    await asyncio.gather(first, *rest)
+    assert pacer.batch_sizes == [1, 3]
+    await pacer.wait()  # idle again: a new batch starts at once
+    assert pacer.batch_sizes == [1, 3, 1]
+
+
+def test_constant_response_scores_every_category_as_the_constant_model() -> None:
+    response = classifier_pb2.ClassifyResponse.FromString(constant_response())
+    result = result_from_proto(response)
+    assert {s.category for s in result.scores} == set(Category)
+    assert all(s.score == pytest.approx(CONSTANT_SCORE) for s in result.scores)
+    assert result.models == [(ConstantModel.name, ConstantModel.version)]

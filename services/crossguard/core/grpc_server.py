@@ -107,6 +107,20 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         )
 
 
+def server_options(settings: GrpcServerSettings) -> list[tuple[str, int]]:
+    """grpc.aio server options from the settings: message size limits and connection age."""
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+    ]
+    if settings.max_connection_age_seconds > 0:
+        options += [
+            ("grpc.max_connection_age_ms", int(settings.max_connection_age_seconds * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(settings.grace_seconds * 1000)),
+        ]
+    return options
+
+
 @dataclass(frozen=True)
 class ServiceRegistration:
     """A servicer to mount: its full proto name (for health/reflection) and its add function."""
@@ -134,16 +148,6 @@ class GrpcServer:
         self.services = list(services)
         self._on_drain = list(on_drain)
         self._on_close = list(on_close)
-        options = [
-            ("grpc.max_receive_message_length", settings.max_message_bytes),
-            ("grpc.max_send_message_length", settings.max_message_bytes),
-        ]
-        if settings.max_connection_age_seconds > 0:
-            age_ms = int(settings.max_connection_age_seconds * 1000)
-            options += [
-                ("grpc.max_connection_age_ms", age_ms),
-                ("grpc.max_connection_age_grace_ms", int(settings.grace_seconds * 1000)),
-            ]
         self.server = grpc.aio.server(
             interceptors=[
                 # Health is not traced: probes are noise, and the instrumentation wraps
@@ -153,7 +157,7 @@ class GrpcServer:
                 ErrorMappingInterceptor(),
                 *interceptors,
             ],
-            options=options,
+            options=server_options(settings),
         )
         self.health = health.aio.HealthServicer()
         self.port = 0

@@ -5,6 +5,7 @@ Names follow OpenAI moderation / MLCommons hazard naming so external labels map 
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from enum import StrEnum
 
@@ -88,8 +89,11 @@ DEFAULT_SEVERITY_CUTS: tuple[float, float, float] = (0.3, 0.6, 0.85)
 
 
 def severity(score: float, cuts: tuple[float, float, float] = DEFAULT_SEVERITY_CUTS) -> int:
-    """Map a score in [0, 1] to a severity 0..3."""
-    return sum(1 for cut in cuts if score >= cut)
+    """Map a score in [0, 1] to a severity 0..3: the number of cuts (increasing) at or below
+    it; NaN is 0."""
+    if score != score:  # NaN: bisect would place it above every cut
+        return 0
+    return bisect.bisect_right(cuts, score)
 
 
 def parse_all(names: Iterable[str]) -> list[Category]:

@@ -86,6 +86,8 @@ class BenchTable:
     # Serving's CPU per request besides the model (crossguard.text.grpc_cost).
     grpc_cost: GrpcCost | None = None
     grpc_cost_stream: GrpcCost | None = None
+    # The same for grpc.aio alone (fixed answers, no servicer): what no change of ours can cut.
+    grpc_floor: GrpcCost | None = None
 
     def row(self, name: str) -> BenchRow | None:
         return next((r for r in self.rows if r.name == name), None)
@@ -537,8 +539,9 @@ def run_text_bench(
     median is best, and over naive). Then
     the service with evidence on for seconds/2, and with `with_grpc_cost` serving's CPU per
     request besides the model (crossguard.text.grpc_cost; unary, and with `with_stream` over
-    ClassifyStream, seconds/4 each). `precision`: the encoder variant raw and the
-    service run ("auto": what the service would choose here). Total ≈ (5 + raw configurations +
+    ClassifyStream, seconds/4 each) and the same for grpc.aio alone (unary, seconds/4).
+    `precision`: the encoder variant raw and the service run ("auto": what the service would
+    choose here). Total ≈ (5 + raw configurations +
     len(extra_concurrency)) × seconds + model loads (~1.5 min at the default)."""
     from crossguard.core.cpus import available_cpus
     from crossguard.text.server import quiet_tokenizer_threads
@@ -657,6 +660,8 @@ def run_text_bench(
             table.grpc_cost_stream = measure_grpc_cost(
                 texts, concurrency, seconds / 4, pace, env, stream=True
             )
+        say(f"grpc.aio alone (a fixed answer at the same pace), {concurrency} clients")
+        table.grpc_floor = measure_grpc_cost(texts, concurrency, seconds / 4, pace, env, floor=True)
     if with_evidence:
         say(f"service with the default evidence budget, {concurrency} clients")
         server = start_text_server(repository, server_env)
@@ -815,14 +820,18 @@ def print_bench(table: BenchTable, console: Any = None) -> None:
             f"service-stream / raw = {table.ratio_raw_stream:.2f}  (the same clients over "
             "ClassifyStream; median of per-round ratios)"
         )
-    for cost in (table.grpc_cost, table.grpc_cost_stream):
+    for cost in (table.grpc_cost, table.grpc_cost_stream, table.grpc_floor):
         if cost is None or raw is None or raw.items_per_s <= 0 or not table.cpu_count:
             continue
         name = "service-stream" if cost.stream else "service"
+        what = (
+            "grpc.aio alone (fixed answers: no servicer, interceptors, telemetry or batcher)"
+            if cost.floor
+            else f"serving cost besides the model{' (ClassifyStream)' if cost.stream else ''}"
+        )
         console.print(
-            f"serving cost besides the model{' (ClassifyStream)' if cost.stream else ''}, "
-            f"{cost.concurrency} clients at {cost.requests_per_s:,.0f} requests/s: CPU per "
-            f"request {cost.server_ms:.2f} ms server + {cost.client_ms:.2f} ms clients; raw "
+            f"{what}, {cost.concurrency} clients at {cost.requests_per_s:,.0f} requests/s: CPU "
+            f"per request {cost.server_ms:.2f} ms server + {cost.client_ms:.2f} ms clients; raw "
             f"spends {per_item_ms(table.cpu_count, raw.items_per_s):.2f} ms of CPU per item, "
             f"so with the clients on these CPUs {name} / raw ≤ "
             f"{cost.ceiling(table.cpu_count, raw.items_per_s):.2f}"

@@ -10,23 +10,34 @@ at once, the cost per request comes out lower: grpc handles more events per wake
 the clients on the same CPUs as the server, as in the bench, it bounds service/raw: raw
 spends `cpus / raw_items_per_s` of CPU per item, the service that plus this cost.
 
+The floor (`floor=True`): grpc.aio alone, in the same number of processes on the same port
+and options, answering every call with a fixed response of the same size after the same pace
+(a batch timer on the event loop), with no servicer, interceptors, telemetry or batcher thread.
+What it costs per request is what any Python grpc.aio service pays here, so it bounds what
+making our own code cheaper could gain.
+
 `python -m crossguard.text.grpc_cost` runs that server (prints `PORT <n>`); the seconds per
-text come from CROSSGUARD_BENCH_SECONDS_PER_TEXT (bench-internal).
+text come from CROSSGUARD_BENCH_SECONDS_PER_TEXT, the floor from CROSSGUARD_BENCH_GRPC_FLOOR=1
+(bench-internal).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from crossguard.core.processes import ManagedProcess
-from crossguard.core.taxonomy import Category
+from crossguard.core.taxonomy import Category, severity
 
 CONSTANT_SCORE = 0.01
 SECONDS_PER_TEXT_VAR = "CROSSGUARD_BENCH_SECONDS_PER_TEXT"
+FLOOR_VAR = "CROSSGUARD_BENCH_GRPC_FLOOR"
 
 
 class ConstantModel:
@@ -70,6 +81,7 @@ class GrpcCost:
     client_ms: float  # the bench clients' CPU per request
     concurrency: int
     stream: bool = False  # measured over ClassifyStream (one stream per client)
+    floor: bool = False  # grpc.aio alone, a fixed answer (no servicer, interceptors, batcher)
 
     @property
     def total_ms(self) -> float:
@@ -105,10 +117,12 @@ def measure_grpc_cost(
     seconds_per_text: float,
     env: dict[str, str] | None = None,
     stream: bool = False,
+    floor: bool = False,
 ) -> GrpcCost:
-    """Start the server over ConstantModel(seconds_per_text) with the service's `env`, drive
-    it with `concurrency` clients (unary calls, or with `stream` one ClassifyStream each) for
-    `seconds` after a warm-up, and return the CPU per request on both sides (Linux /proc)."""
+    """Start the server over ConstantModel(seconds_per_text) with the service's `env` (with
+    `floor`, the bare grpc.aio server instead), drive it with `concurrency` clients (unary
+    calls, or with `stream` one ClassifyStream each) for `seconds` after a warm-up, and return
+    the CPU per request on both sides (Linux /proc)."""
     from crossguard.text.bench import measure_service
 
     server = ManagedProcess(
@@ -122,6 +136,7 @@ def measure_grpc_cost(
             "CROSSGUARD_TEXT_EVIDENCE_PASSES": "0",
             **(env or {}),
             SECONDS_PER_TEXT_VAR: repr(seconds_per_text),
+            FLOOR_VAR: "1" if floor else "",
         },
     )
     server.start(ready="PORT", timeout=60)
@@ -140,13 +155,145 @@ def measure_grpc_cost(
         client_ms=(client1 - client0) / requests * 1000.0,
         concurrency=concurrency,
         stream=stream,
+        floor=floor,
     )
+
+
+# --- the floor: grpc.aio alone ---------------------------------------------------------------
+
+
+class BatchPacer:
+    """The micro-batcher's timing without its thread: calls that arrive while a batch "runs"
+    form the next batch, which takes `seconds_per_text` per call and is released at once (one
+    timer per batch, as the batcher delivers one hand-off per batch)."""
+
+    def __init__(self, seconds_per_text: float) -> None:
+        self.seconds_per_text = seconds_per_text
+        self._waiting: list[asyncio.Future[None]] = []
+        self._busy = False
+        self.batch_sizes: list[int] = []
+
+    async def wait(self) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(fut)
+        if not self._busy:
+            self._next()
+        await fut
+
+    def _next(self) -> None:
+        batch, self._waiting = self._waiting, []
+        self._busy = bool(batch)
+        if batch:
+            self.batch_sizes.append(len(batch))
+            delay = self.seconds_per_text * len(batch)
+            asyncio.get_running_loop().call_later(delay, self._release, batch)
+
+    def _release(self, batch: list[asyncio.Future[None]]) -> None:
+        for fut in batch:
+            if not fut.done():
+                fut.set_result(None)
+        self._next()
+
+
+def constant_response() -> bytes:
+    """The response the text server gives for ConstantModel's scores (same fields, same size)."""
+    from crossguard.core.proto_convert import result_to_proto
+    from crossguard.core.results import ClassifierResult, Modality, Score, StageTime
+
+    result = ClassifierResult(
+        modality=Modality.TEXT,
+        scores=[Score(c, CONSTANT_SCORE, severity(CONSTANT_SCORE)) for c in Category],
+        models=[(ConstantModel.name, ConstantModel.version)],
+        timings=[StageTime(s, 0.123) for s in ("prepare", "model", "evidence", "total")],
+    )
+    return bytes(result_to_proto(result).SerializeToString())
+
+
+async def serve_floor(
+    host: str, port: int, seconds_per_text: float, on_ready: Callable[[int], None]
+) -> None:
+    """grpc.aio with the text server's options and the ClassifierService methods answering
+    constant_response() (unary and stream) after BatchPacer's wait, until SIGTERM."""
+    import grpc
+
+    from crossguard.core.grpc_server import server_options
+    from crossguard.core.settings import GrpcServerSettings
+    from crossguard.text.servicer import SERVICE_NAME
+    from crossguard.v1 import classifier_pb2
+
+    answer = constant_response()
+    stream_answer = classifier_pb2.ClassifyStreamResponse(
+        content_id="bench", response=classifier_pb2.ClassifyResponse.FromString(answer)
+    ).SerializeToString()
+    pacer = BatchPacer(seconds_per_text)
+
+    async def classify(raw: bytes, context: Any) -> bytes:
+        await pacer.wait()
+        return answer
+
+    async def classify_stream(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
+        async for _ in requests:
+            await pacer.wait()
+            yield stream_answer
+
+    handlers = {
+        "Classify": grpc.unary_unary_rpc_method_handler(classify),
+        "ClassifyStream": grpc.stream_stream_rpc_method_handler(classify_stream),
+    }
+    server = grpc.aio.server(options=server_options(GrpcServerSettings()))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    await server.start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    on_ready(bound)
+    await stop.wait()
+    await server.stop(0)
+
+
+def floor_child(port: int, on_ready: Callable[[], None]) -> None:
+    """One floor server process (crossguard.core.server_processes)."""
+    from crossguard.core.settings import GrpcServerSettings
+
+    seconds = ConstantModel.from_env().seconds_per_text
+    host = GrpcServerSettings().host
+    asyncio.run(serve_floor(host, port, seconds, lambda _port: on_ready()))
 
 
 def main() -> None:
     from crossguard.text.server import main as serve
 
-    serve(model_factory=ConstantModel.from_env)
+    if not os.environ.get(FLOOR_VAR):
+        serve(model_factory=ConstantModel.from_env)
+        return
+    from crossguard.core.server_processes import serve_in_processes
+    from crossguard.text.server import server_processes
+    from crossguard.text.settings import TextServerSettings
+
+    settings = TextServerSettings()
+    grpc_settings = settings.grpc
+    processes = server_processes(settings)
+    if processes > 1:
+        raise SystemExit(
+            serve_in_processes(
+                processes,
+                floor_child,
+                host=grpc_settings.host,
+                port=grpc_settings.port,
+                grace_seconds=grpc_settings.grace_seconds,
+                name="text-grpc-floor",
+            )
+        )
+    seconds = ConstantModel.from_env().seconds_per_text
+    asyncio.run(
+        serve_floor(
+            grpc_settings.host,
+            grpc_settings.port,
+            seconds,
+            lambda port: print(f"PORT {port}", flush=True),
+        )
+    )
 
 
 if __name__ == "__main__":

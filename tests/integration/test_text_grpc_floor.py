@@ -1,0 +1,55 @@
+"""The bench's floor server (crossguard.text.grpc_cost with CROSSGUARD_BENCH_GRPC_FLOOR=1): bare
+grpc.aio on a real port, in one or several processes, answering the ClassifierService methods
+with the constant model's response."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import pytest
+
+from crossguard.core.processes import ManagedProcess
+from crossguard.text.grpc_cost import FLOOR_VAR, SECONDS_PER_TEXT_VAR, constant_response
+from crossguard.text.servicer import CLASSIFY, CLASSIFY_STREAM
+from crossguard.v1 import classifier_pb2
+
+pytestmark = pytest.mark.integration
+
+
+def _children(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_floor_answers_unary_and_stream_calls(tmp_path: Path, processes: int) -> None:
+    server = ManagedProcess(
+        "floor",
+        "crossguard.text.grpc_cost",
+        {
+            "CROSSGUARD_HOST": "127.0.0.1",
+            "CROSSGUARD_PORT": "0",
+            "CROSSGUARD_TEXT_PROCESSES": str(processes),
+            SECONDS_PER_TEXT_VAR: "0.001",
+            FLOOR_VAR: "1",
+        },
+        log_dir=tmp_path,
+    )
+    server.start(ready="PORT", timeout=60)
+    try:
+        children = _children(server.pid)
+        # Several processes: a supervisor with a child each (and multiprocessing's tracker).
+        assert len(children) == (0 if processes == 1 else processes + 1)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            answer = await channel.unary_unary(CLASSIFY)(b"ignored", timeout=10)
+            assert answer == constant_response()
+            stream = channel.stream_stream(CLASSIFY_STREAM)(timeout=10)
+            for _ in range(3):
+                await stream.write(b"ignored")
+                message = classifier_pb2.ClassifyStreamResponse.FromString(await stream.read())
+                assert message.response.SerializeToString() == constant_response()
+            await stream.done_writing()
+            assert await stream.code() == grpc.StatusCode.OK
+    finally:
+        server.stop(timeout=10)
+    assert not server.alive()
