@@ -4,17 +4,23 @@ The real model is exercised by the servicer/server tests."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import threading
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import pytest
 
+from crossguard.core.classifier_metrics import ClassifierMetrics
 from crossguard.core.errors import InvalidInput, LimitExceeded, NotReady
 from crossguard.core.taxonomy import Category, severity
 from crossguard.text.service import TextClassifier
 from crossguard.text.settings import TextServiceSettings
 from crossguard.text.textprep import chunk, plan_chunks, sanitize, sentences, units
+
+if TYPE_CHECKING:
+    from conftest import MetricsCapture
 
 pytestmark = pytest.mark.unit
 
@@ -375,3 +381,62 @@ async def test_evidence_is_best_effort_under_back_pressure(
     assert result.score_of(Category.VIOLENCE) == pytest.approx(0.9)
     assert result.evidence == []
     await clf.close()
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+
+class GatedModel(KeywordModel):
+    """KeywordModel whose predict waits until `gate` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def predict(self, texts: Sequence[str]) -> list[dict[Category, float]]:
+        self.entered.set()
+        self.gate.wait(timeout=30)
+        return super().predict(texts)
+
+
+async def test_requests_and_model_calls_are_measured(
+    metrics_capture: Callable[[], MetricsCapture],
+) -> None:
+    capture = metrics_capture()
+    model = GatedModel()
+    classifier = TextClassifier(
+        model,
+        TextServiceSettings(evidence_passes=0),
+        metrics=ClassifierMetrics("text", capture.meter()),
+    )
+    await classifier.start()
+    try:
+        # One request held in the model call, two more queued behind it, one cancelled there.
+        first = asyncio.ensure_future(classifier.classify("a", [("t", "you idiot")]))
+        await asyncio.to_thread(model.entered.wait, 10)
+        queued = [
+            asyncio.ensure_future(classifier.classify(c, [("t", "hello")])) for c in ("b", "c")
+        ]
+        gone = asyncio.ensure_future(classifier.classify("d", [("t", "bye")]))
+        await asyncio.sleep(0.01)
+        depth = capture.points()["crossguard.classifier.queue.depth"]
+        assert depth == [({"modality": "text"}, 3)]
+        gone.cancel()
+        model.gate.set()
+        await asyncio.gather(first, *queued)
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        with pytest.raises(InvalidInput):
+            await classifier.classify("e", [("t", "   ")])
+    finally:
+        model.gate.set()
+        await classifier.close()
+
+    got = capture.points()
+    outcomes = {a["outcome"]: n for a, n in got["crossguard.classifier.duration"]}
+    assert outcomes == {"ok": 3, "cancelled": 1, "invalid": 1}
+    # Model calls as the model saw them (the cancelled text never reached it).
+    assert got["crossguard.classifier.batch.size"] == [({"modality": "text"}, len(model.batches))]
+    assert got["crossguard.classifier.batch.size.sum"] == [({"modality": "text"}, 3)]
+    assert got["crossguard.classifier.queue.depth"] == [({"modality": "text"}, 0)]

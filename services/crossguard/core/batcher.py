@@ -53,7 +53,10 @@ class MicroBatcher(Generic[InT, OutT]):
         max_queue: int = 4096,
         workers: int = 1,
         name: str = "batcher",
+        on_batch: Callable[[int, float], None] | None = None,
     ) -> None:
+        """`on_batch(size, seconds)` is called from the worker thread after every model call
+        (metrics; it must be quick and thread-safe)."""
         if max_batch < 1 or max_delay < 0 or workers < 1 or max_queue < 1:
             raise ValueError(
                 "max_batch >= 1, max_delay >= 0, max_queue >= 1 and workers >= 1 required"
@@ -64,6 +67,7 @@ class MicroBatcher(Generic[InT, OutT]):
         self.max_queue = max_queue
         self._workers = workers
         self._name = name
+        self._on_batch = on_batch
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -74,6 +78,11 @@ class MicroBatcher(Generic[InT, OutT]):
     @property
     def stats(self) -> BatchStats:
         return BatchStats(self._batches, self._items)
+
+    @property
+    def queued(self) -> int:
+        """Items waiting for a worker (approximate, as any queue size read by another thread)."""
+        return self._queue.qsize()
 
     def start(self) -> None:
         """Start the worker threads; results are delivered to the running event loop. Workers
@@ -162,12 +171,15 @@ class MicroBatcher(Generic[InT, OutT]):
             live = [(item, fut) for item, fut in batch if not fut.cancelled()]
             if not live:
                 continue
+            started = time.perf_counter()
             try:
                 outputs: Sequence[OutT] | BaseException = self._predict([i for i, _ in live])
             except Exception as exc:
                 outputs = exc
             except BaseException as exc:  # SystemExit & co. would end the event loop if set
                 outputs = RuntimeError(f"model call ended with {exc!r}")
+            if self._on_batch is not None:
+                self._on_batch(len(live), time.perf_counter() - started)
             try:
                 loop.call_soon_threadsafe(self._deliver, live, outputs)
             except RuntimeError:  # the loop is closed: nobody is waiting any more

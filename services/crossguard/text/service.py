@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from crossguard.core.batcher import MicroBatcher
+from crossguard.core.classifier_metrics import ClassifierMetrics
 from crossguard.core.errors import InvalidInput, LimitExceeded, NotReady, Overloaded
 from crossguard.core.results import (
     ClassifierResult,
@@ -120,19 +121,25 @@ class TextClassifier:
         settings: TextServiceSettings | None = None,
         *,
         owns_model: bool = True,
+        metrics: ClassifierMetrics | None = None,
     ) -> None:
         """`owns_model=False` leaves loading state alone on close (a model shared by tests or
-        by several classifiers in one process)."""
+        by several classifiers in one process). `metrics`: where requests and model calls are
+        counted (default: the global meter provider's)."""
         self.model = model
         self.settings = settings or TextServiceSettings()
         self._owns_model = owns_model
+        self.metrics = metrics or ClassifierMetrics(Modality.TEXT.value)
         self._batcher: MicroBatcher[str, Probabilities] = MicroBatcher(
             model.predict,
             max_batch=self.settings.batch_max,
             max_delay=self.settings.batch_max_delay_ms / 1000.0,
             max_queue=self.settings.queue_max,
             workers=self.settings.batch_workers,
+            name="text-model",
+            on_batch=self.metrics.batch,
         )
+        self.metrics.watch_queue(lambda: self._batcher.queued)
         self._started = False
         self._categories: list[Category] = []
         self._thresholds: dict[Category, float] = {}
@@ -185,6 +192,18 @@ class TextClassifier:
 
         Raises InvalidInput / LimitExceeded for bad requests and NotReady before start().
         """
+        started = time.perf_counter()
+        try:
+            result = await self._classify(content_id, parts, max_evidence)
+        except BaseException as exc:  # cancellation included: the caller went away
+            self.metrics.request(time.perf_counter() - started, exc)
+            raise
+        self.metrics.request(time.perf_counter() - started)
+        return result
+
+    async def _classify(
+        self, content_id: str, parts: Sequence[tuple[str, str]], max_evidence: int
+    ) -> ClassifierResult:
         if not self.ready():
             raise NotReady("text model is not loaded yet")
         t_start = time.perf_counter()

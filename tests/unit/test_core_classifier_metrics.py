@@ -1,0 +1,56 @@
+"""Classifier metrics through an in-memory OpenTelemetry reader (no I/O)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pytest
+
+from crossguard.core.classifier_metrics import ClassifierMetrics, outcome_of
+from crossguard.core.errors import LimitExceeded, ModelError, NotReady, Overloaded
+
+if TYPE_CHECKING:
+    from conftest import MetricsCapture
+
+pytestmark = pytest.mark.unit
+
+
+def test_outcome_of_each_kind_of_ending() -> None:
+    assert outcome_of(None) == "ok"
+    assert outcome_of(LimitExceeded("too long")) == "invalid"
+    assert outcome_of(Overloaded("full")) == "overloaded"
+    assert outcome_of(NotReady("loading")) == "not_ready"
+    assert outcome_of(ModelError("bad output")) == "model_error"
+    assert outcome_of(asyncio.CancelledError()) == "cancelled"
+    assert outcome_of(RuntimeError("bug")) == "error"
+
+
+def test_requests_batches_and_queue_depth(metrics_capture: Callable[[], MetricsCapture]) -> None:
+    capture = metrics_capture()
+    metrics = ClassifierMetrics("text", capture.meter())
+    metrics.request(0.02)
+    metrics.request(0.03)
+    metrics.request(0.001, LimitExceeded("too long"))
+    metrics.batch(8, 0.04)
+    metrics.batch(2, 0.01)
+    depth = [5]
+    metrics.watch_queue(lambda: depth[0])
+
+    got = capture.points()
+    requests = {a["outcome"]: n for a, n in got["crossguard.classifier.duration"]}
+    assert requests == {"ok": 2, "invalid": 1}
+    assert all(a["modality"] == "text" for a, _ in got["crossguard.classifier.duration"])
+    assert got["crossguard.classifier.batch.size"] == [({"modality": "text"}, 2)]
+    assert got["crossguard.classifier.batch.size.sum"] == [({"modality": "text"}, 10)]
+    assert got["crossguard.classifier.batch.duration.sum"][0][1] == pytest.approx(0.05)
+    assert got["crossguard.classifier.queue.depth"] == [({"modality": "text"}, 5)]
+
+
+def test_no_queue_watched_reports_no_depth(metrics_capture: Callable[[], MetricsCapture]) -> None:
+    capture = metrics_capture()
+    ClassifierMetrics("image", capture.meter()).request(0.5)
+    got = capture.points()
+    assert "crossguard.classifier.queue.depth" not in got
+    assert got["crossguard.classifier.duration"] == [({"modality": "image", "outcome": "ok"}, 1)]
