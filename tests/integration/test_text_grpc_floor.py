@@ -12,7 +12,7 @@ import pytest
 from crossguard.core.processes import ManagedProcess
 from crossguard.text.grpc_cost import FLOOR_VAR, SECONDS_PER_TEXT_VAR, constant_response
 from crossguard.text.servicer import CLASSIFY, CLASSIFY_STREAM
-from crossguard.v1 import classifier_pb2
+from crossguard.v1 import classifier_pb2, content_pb2
 
 pytestmark = pytest.mark.integration
 
@@ -40,13 +40,20 @@ async def test_floor_answers_unary_and_stream_calls(tmp_path: Path, processes: i
         children = _children(server.pid)
         # Several processes: a supervisor with a child each (and multiprocessing's tracker).
         assert len(children) == (0 if processes == 1 else processes + 1)
+        request = classifier_pb2.ClassifyRequest(
+            content_id="c1", parts=[content_pb2.ContentPart(text="hello")]
+        )
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            answer = await channel.unary_unary(CLASSIFY)(b"ignored", timeout=10)
+            answer = await channel.unary_unary(CLASSIFY)(request.SerializeToString(), timeout=10)
             assert answer == constant_response()
             stream = channel.stream_stream(CLASSIFY_STREAM)(timeout=10)
-            for _ in range(3):
-                await stream.write(b"ignored")
+            for k in range(3):
+                request.content_id = f"s{k}"
+                await stream.write(
+                    classifier_pb2.ClassifyStreamRequest(request=request).SerializeToString()
+                )
                 message = classifier_pb2.ClassifyStreamResponse.FromString(await stream.read())
+                assert message.content_id == f"s{k}"
                 assert message.response.SerializeToString() == constant_response()
             await stream.done_writing()
             assert await stream.code() == grpc.StatusCode.OK

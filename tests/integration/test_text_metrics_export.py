@@ -88,11 +88,25 @@ async def test_classifier_metrics_reach_an_otlp_receiver(
             empty = classifier_pb2.ClassifyRequest(
                 content_id="m2", parts=[content_pb2.ContentPart(text="   ")]
             )
-            with pytest.raises(grpc.aio.AioRpcError):
-                await classify(empty.SerializeToString(), timeout=10)
+            media = classifier_pb2.ClassifyRequest(
+                content_id="m3",
+                parts=[content_pb2.ContentPart(media=content_pb2.Media(mime_type="image/png"))],
+            )
+            not_utf8 = (
+                classifier_pb2.ClassifyRequest(
+                    content_id="m4", parts=[content_pb2.ContentPart(text="Z")]
+                )
+                .SerializeToString()
+                .replace(b"Z", b"\xff")
+            )
+            # Rejected by the classifier, by the servicer, and before parsing.
+            for bad in (empty.SerializeToString(), media.SerializeToString(), not_utf8):
+                with pytest.raises(grpc.aio.AioRpcError) as failed:
+                    await classify(bad, timeout=10)
+                assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         want = {
             (("modality", "text"), ("outcome", "ok")): 3,
-            (("modality", "text"), ("outcome", "invalid")): 1,
+            (("modality", "text"), ("outcome", "invalid")): 3,
         }
         for _ in range(100):  # exports every 200 ms
             if sink.histogram_counts("crossguard.classifier.duration") == want:

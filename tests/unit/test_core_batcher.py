@@ -193,3 +193,38 @@ async def test_base_exceptions_from_predict_reach_the_callers() -> None:
             await asyncio.wait_for(b.submit(2), 5)
     finally:
         await b.stop()
+
+
+async def test_on_batch_sees_every_model_call_and_cannot_break_the_worker(
+    make_batcher: BatcherFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[tuple[int, float]] = []
+    second = threading.Event()
+
+    def on_batch(size: int, seconds: float) -> None:
+        calls.append((size, seconds))
+        if len(calls) == 2:
+            second.set()
+        raise RuntimeError("metrics exporter misconfigured")
+
+    b, rec = make_batcher(max_batch=8, max_delay=0.05, on_batch=on_batch)
+    assert await asyncio.gather(*(b.submit(i) for i in range(8))) == [i * 10 for i in range(8)]
+    assert await asyncio.wait_for(b.submit(9), timeout=10) == 90  # the same worker goes on
+    # The hook runs after the results are handed back: wait for the second call.
+    assert await asyncio.to_thread(second.wait, 10)
+    assert [size for size, _ in calls] == [len(batch) for batch in rec.batches] == [8, 1]
+    assert all(seconds >= 0 for _, seconds in calls)
+    assert "on_batch hook failed" in caplog.text
+
+
+async def test_queued_counts_items_waiting_for_a_worker(make_batcher: BatcherFactory) -> None:
+    b, rec = make_batcher(max_batch=2)
+    rec.gate.clear()
+    first = asyncio.ensure_future(b.submit(0))
+    await asyncio.to_thread(rec.entered.wait, 10)
+    waiting = [asyncio.ensure_future(b.submit(i)) for i in (1, 2, 3)]
+    await asyncio.sleep(0)
+    assert b.queued == 3
+    rec.gate.set()
+    await asyncio.gather(first, *waiting)
+    assert b.queued == 0

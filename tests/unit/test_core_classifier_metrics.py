@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,7 @@ def test_outcome_of_each_kind_of_ending() -> None:
     assert outcome_of(LimitExceeded("too long")) == "invalid"
     assert outcome_of(Overloaded("full")) == "overloaded"
     assert outcome_of(NotReady("loading")) == "not_ready"
-    assert outcome_of(ModelError("bad output")) == "model_error"
+    assert outcome_of(ModelError("model repository entry is incomplete")) == "model_error"
     assert outcome_of(asyncio.CancelledError()) == "cancelled"
     assert outcome_of(RuntimeError("bug")) == "error"
 
@@ -54,3 +55,24 @@ def test_no_queue_watched_reports_no_depth(metrics_capture: Callable[[], Metrics
     got = capture.points()
     assert "crossguard.classifier.queue.depth" not in got
     assert got["crossguard.classifier.duration"] == [({"modality": "image", "outcome": "ok"}, 1)]
+
+
+def test_instruments_are_shared_and_queues_summed_per_modality(
+    metrics_capture: Callable[[], MetricsCapture],
+) -> None:
+    capture = metrics_capture()
+    meter = capture.meter()
+    first, second, image = (ClassifierMetrics(m, meter) for m in ("text", "text", "image"))
+    first.watch_queue(lambda: 2)
+    second.watch_queue(lambda: 3)
+    image.watch_queue(lambda: 7)
+    first.request(0.1)
+    second.request(0.2)
+    got = capture.points()
+    assert sorted(n for _, n in got["crossguard.classifier.queue.depth"]) == [5, 7]
+    assert got["crossguard.classifier.duration"] == [({"modality": "text", "outcome": "ok"}, 2)]
+
+    second.watch_queue(None)  # a classifier that closed
+    del image  # one that was dropped without closing
+    gc.collect()
+    assert capture.points()["crossguard.classifier.queue.depth"] == [({"modality": "text"}, 2)]

@@ -56,6 +56,14 @@ async def test_batch_pacer_releases_callers_that_queued_during_a_batch_together(
     assert pacer.batch_sizes == [1, 3, 1]
 
 
+async def test_batch_pacer_caps_batches_and_runs_workers_at_once() -> None:
+    pacer = BatchPacer(0.001, max_batch=2, workers=2)
+    await asyncio.gather(*(pacer.wait() for _ in range(7)))
+    # The first two calls start a batch each at once (two workers); the other five wait and
+    # go in batches of at most 2 as workers free up.
+    assert pacer.batch_sizes == [1, 1, 2, 2, 1]
+
+
 def test_constant_response_scores_every_category_as_the_constant_model() -> None:
     response = classifier_pb2.ClassifyResponse.FromString(constant_response())
     result = result_from_proto(response)

@@ -17,6 +17,7 @@ figures of this version).
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 import time
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from crossguard.core.errors import Overloaded
+
+log = logging.getLogger(__name__)
 
 InT = TypeVar("InT")
 OutT = TypeVar("OutT")
@@ -178,12 +181,16 @@ class MicroBatcher(Generic[InT, OutT]):
                 outputs = exc
             except BaseException as exc:  # SystemExit & co. would end the event loop if set
                 outputs = RuntimeError(f"model call ended with {exc!r}")
-            if self._on_batch is not None:
-                self._on_batch(len(live), time.perf_counter() - started)
+            seconds = time.perf_counter() - started
             try:
                 loop.call_soon_threadsafe(self._deliver, live, outputs)
             except RuntimeError:  # the loop is closed: nobody is waiting any more
                 return
+            if self._on_batch is not None:
+                try:
+                    self._on_batch(len(live), seconds)
+                except Exception:  # metrics must never stop the worker
+                    log.exception("batcher on_batch hook failed", extra={"batcher": self._name})
 
     # --- on the event loop -------------------------------------------------------------------
 

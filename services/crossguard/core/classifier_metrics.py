@@ -1,24 +1,30 @@
-"""Classifier service metrics (OpenTelemetry meter "crossguard.classifier"), one set per
-classifier in a server process, for every modality (attribute `modality`):
+"""Classifier service metrics (OpenTelemetry meter "crossguard.classifier"), for every modality
+(attribute `modality`):
 
 - crossguard.classifier.duration        histogram s {modality, outcome}: one request, from
-  validation to its result (queueing, model and evidence included). Its count is the number
-  of requests (no separate counter: one record per request is cheaper), by outcome: ok,
-  invalid (bad input or a limit), overloaded (queue full), not_ready, model_error, cancelled
-  (the caller went away) or error (unexpected)
+  validation to its result (queueing, model and evidence included; a request rejected before
+  that, e.g. one that does not parse, counts with 0 s). Its count is the number of
+  requests (no separate counter: one record per request is cheaper), by outcome: ok, invalid
+  (bad input or a limit), overloaded (model queue full, or the server is stopping), not_ready,
+  model_error (the model is not usable), cancelled (the caller went away) or error (anything
+  else, a failing model call included)
 - crossguard.classifier.batch.size      histogram {item} {modality}: items per model call of the
   micro-batcher
 - crossguard.classifier.batch.duration  histogram s {modality}: one model call
 - crossguard.classifier.queue.depth     observable gauge {item} {modality}: items waiting for
-  the model
+  the model, summed over the classifiers of that modality in the process
 
 Recorded through the OpenTelemetry API: with no meter provider installed (tests, tools) every
-instrument is a no-op.
+instrument is a no-op. Instruments exist once per meter (a second registration of the same
+name would be dropped by the SDK), and the queue gauge holds its sources weakly, so classifiers
+come and go without leaking.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import weakref
 from collections.abc import Callable, Iterable
 
 from opentelemetry import metrics
@@ -50,43 +56,90 @@ def outcome_of(exc: BaseException | None) -> str:
     return "error"
 
 
-class ClassifierMetrics:
-    def __init__(self, modality: str, meter: metrics.Meter | None = None) -> None:
-        meter = meter or metrics.get_meter("crossguard.classifier")
-        self.modality = modality
-        self._attributes = {"modality": modality}
-        # One attribute set per outcome, built once (they are recorded on every request).
-        self._by_outcome: dict[str, dict[str, str]] = {}
-        self._duration = meter.create_histogram(
+class _Instruments:
+    """The instruments of one meter, and the classifiers whose queues its gauge reports."""
+
+    def __init__(self, meter: metrics.Meter) -> None:
+        self.duration = meter.create_histogram(
             "crossguard.classifier.duration",
             unit="s",
             description="Time to classify one request (queueing, model and evidence), by "
             "outcome; its count is the number of requests",
             explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
         )
-        self._batch_size = meter.create_histogram(
+        self.batch_size = meter.create_histogram(
             "crossguard.classifier.batch.size",
             unit="{item}",
             description="Items per model call of the micro-batcher",
             explicit_bucket_boundaries_advisory=_BATCH_BUCKETS,
         )
-        self._batch_duration = meter.create_histogram(
+        self.batch_duration = meter.create_histogram(
             "crossguard.classifier.batch.duration",
             unit="s",
             description="Time of one model call",
             explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
         )
-        self._queue_depth: Callable[[], int] | None = None
+        self.watched: weakref.WeakSet[ClassifierMetrics] = weakref.WeakSet()
         meter.create_observable_gauge(
             "crossguard.classifier.queue.depth",
-            callbacks=[self._observe_queue],
+            callbacks=[self._observe_queues],
             unit="{item}",
             description="Items waiting for the model",
         )
 
-    def watch_queue(self, depth: Callable[[], int]) -> None:
-        """Report `depth()` as the queue depth from now on."""
+    def _observe_queues(self, options: CallbackOptions) -> Iterable[Observation]:
+        with _lock:  # classifiers start and stop on other threads
+            sources = list(self.watched)
+        by_modality: dict[str, int] = {}
+        for source in sources:
+            depth = source.queue_depth()
+            if depth is not None:
+                by_modality[source.modality] = by_modality.get(source.modality, 0) + depth
+        for modality, depth in by_modality.items():
+            yield Observation(depth, {"modality": modality})
+
+
+_by_meter: weakref.WeakKeyDictionary[metrics.Meter, _Instruments] = weakref.WeakKeyDictionary()
+_default_meter: metrics.Meter | None = None
+_lock = threading.Lock()
+
+
+def _instruments(meter: metrics.Meter | None) -> _Instruments:
+    global _default_meter
+    with _lock:
+        if meter is None:
+            # One meter for the process: the API's proxy keeps every meter it hands out.
+            if _default_meter is None:
+                _default_meter = metrics.get_meter("crossguard.classifier")
+            meter = _default_meter
+        found = _by_meter.get(meter)
+        if found is None:
+            found = _by_meter[meter] = _Instruments(meter)
+        return found
+
+
+class ClassifierMetrics:
+    """What one classifier records; `meter` defaults to the global provider's."""
+
+    def __init__(self, modality: str, meter: metrics.Meter | None = None) -> None:
+        self.modality = modality
+        self._instruments = _instruments(meter)
+        self._attributes = {"modality": modality}
+        # One attribute set per outcome, built once (they are recorded on every request).
+        self._by_outcome: dict[str, dict[str, str]] = {}
+        self._queue_depth: Callable[[], int] | None = None
+
+    def watch_queue(self, depth: Callable[[], int] | None) -> None:
+        """Report `depth()` in the queue gauge from now on (None: stop reporting)."""
         self._queue_depth = depth
+        with _lock:
+            if depth is None:
+                self._instruments.watched.discard(self)
+            else:
+                self._instruments.watched.add(self)
+
+    def queue_depth(self) -> int | None:
+        return None if self._queue_depth is None else self._queue_depth()
 
     def request(self, seconds: float, exc: BaseException | None = None) -> None:
         """One request ended after `seconds`, with `exc` or successfully."""
@@ -94,13 +147,9 @@ class ClassifierMetrics:
         attributes = self._by_outcome.get(outcome)
         if attributes is None:
             attributes = self._by_outcome[outcome] = {**self._attributes, "outcome": outcome}
-        self._duration.record(seconds, attributes)
+        self._instruments.duration.record(seconds, attributes)
 
     def batch(self, size: int, seconds: float) -> None:
         """One model call of `size` items took `seconds` (called from the batcher's threads)."""
-        self._batch_size.record(size, self._attributes)
-        self._batch_duration.record(seconds, self._attributes)
-
-    def _observe_queue(self, options: CallbackOptions) -> Iterable[Observation]:
-        if self._queue_depth is not None:
-            yield Observation(self._queue_depth(), self._attributes)
+        self._instruments.batch_size.record(size, self._attributes)
+        self._instruments.batch_duration.record(seconds, self._attributes)

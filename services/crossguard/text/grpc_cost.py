@@ -163,36 +163,40 @@ def measure_grpc_cost(
 
 
 class BatchPacer:
-    """The micro-batcher's timing without its thread: calls that arrive while a batch "runs"
-    form the next batch, which takes `seconds_per_text` per call and is released at once (one
-    timer per batch, as the batcher delivers one hand-off per batch)."""
+    """The micro-batcher's timing without its threads: up to `workers` batches "run" at once;
+    a free worker takes every waiting call (at most `max_batch`) as one batch, which takes
+    `seconds_per_text` per call and is released at once (one timer per batch, as the batcher
+    delivers one hand-off per batch)."""
 
-    def __init__(self, seconds_per_text: float) -> None:
+    def __init__(self, seconds_per_text: float, max_batch: int = 32, workers: int = 1) -> None:
         self.seconds_per_text = seconds_per_text
+        self.max_batch = max_batch
+        self.workers = workers
         self._waiting: list[asyncio.Future[None]] = []
-        self._busy = False
+        self._running = 0
         self.batch_sizes: list[int] = []
 
     async def wait(self) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append(fut)
-        if not self._busy:
-            self._next()
+        self._start_batches()
         await fut
 
-    def _next(self) -> None:
-        batch, self._waiting = self._waiting, []
-        self._busy = bool(batch)
-        if batch:
+    def _start_batches(self) -> None:
+        while self._waiting and self._running < self.workers:
+            batch = self._waiting[: self.max_batch]
+            del self._waiting[: self.max_batch]
+            self._running += 1
             self.batch_sizes.append(len(batch))
             delay = self.seconds_per_text * len(batch)
             asyncio.get_running_loop().call_later(delay, self._release, batch)
 
     def _release(self, batch: list[asyncio.Future[None]]) -> None:
+        self._running -= 1
         for fut in batch:
             if not fut.done():
                 fut.set_result(None)
-        self._next()
+        self._start_batches()
 
 
 def constant_response() -> bytes:
@@ -212,38 +216,55 @@ def constant_response() -> bytes:
 async def serve_floor(
     host: str, port: int, seconds_per_text: float, on_ready: Callable[[int], None]
 ) -> None:
-    """grpc.aio with the text server's options and the ClassifierService methods answering
-    constant_response() (unary and stream) after BatchPacer's wait, until SIGTERM."""
+    """grpc.aio with the text server's options and the ClassifierService methods, until
+    SIGTERM: each call's request is parsed and, after BatchPacer's wait (paced by the text
+    service's batch settings), answered with constant_response() serialized anew, as any
+    protobuf service does; nothing else of ours runs."""
     import grpc
 
     from crossguard.core.grpc_server import server_options
     from crossguard.core.settings import GrpcServerSettings
     from crossguard.text.servicer import SERVICE_NAME
+    from crossguard.text.settings import TextServiceSettings
     from crossguard.v1 import classifier_pb2
 
-    answer = constant_response()
-    stream_answer = classifier_pb2.ClassifyStreamResponse(
-        content_id="bench", response=classifier_pb2.ClassifyResponse.FromString(answer)
-    ).SerializeToString()
-    pacer = BatchPacer(seconds_per_text)
+    answer = classifier_pb2.ClassifyResponse.FromString(constant_response())
+    text = TextServiceSettings()
+    pacer = BatchPacer(seconds_per_text, text.batch_max, text.batch_workers)
 
-    async def classify(raw: bytes, context: Any) -> bytes:
+    async def classify(
+        request: classifier_pb2.ClassifyRequest, context: Any
+    ) -> classifier_pb2.ClassifyResponse:
         await pacer.wait()
         return answer
 
-    async def classify_stream(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
-        async for _ in requests:
+    async def classify_stream(
+        requests: AsyncIterator[classifier_pb2.ClassifyStreamRequest], context: Any
+    ) -> AsyncIterator[classifier_pb2.ClassifyStreamResponse]:
+        async for message in requests:
             await pacer.wait()
-            yield stream_answer
+            yield classifier_pb2.ClassifyStreamResponse(
+                content_id=message.request.content_id, response=answer
+            )
 
     handlers = {
-        "Classify": grpc.unary_unary_rpc_method_handler(classify),
-        "ClassifyStream": grpc.stream_stream_rpc_method_handler(classify_stream),
+        "Classify": grpc.unary_unary_rpc_method_handler(
+            classify,
+            request_deserializer=classifier_pb2.ClassifyRequest.FromString,
+            response_serializer=classifier_pb2.ClassifyResponse.SerializeToString,
+        ),
+        "ClassifyStream": grpc.stream_stream_rpc_method_handler(
+            classify_stream,
+            request_deserializer=classifier_pb2.ClassifyStreamRequest.FromString,
+            response_serializer=classifier_pb2.ClassifyStreamResponse.SerializeToString,
+        ),
     }
     server = grpc.aio.server(options=server_options(GrpcServerSettings()))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
     bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise RuntimeError(f"could not bind the floor server to {host}:{port}")
     await server.start()
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

@@ -139,7 +139,6 @@ class TextClassifier:
             name="text-model",
             on_batch=self.metrics.batch,
         )
-        self.metrics.watch_queue(lambda: self._batcher.queued)
         self._started = False
         self._categories: list[Category] = []
         self._thresholds: dict[Category, float] = {}
@@ -165,12 +164,14 @@ class TextClassifier:
         self._thresholds = dict(self.model.thresholds)
         self._model_infos = list(self.model.model_infos)
         self._batcher.start()
+        self.metrics.watch_queue(lambda: self._batcher.queued)
         self._started = True
 
     def ready(self) -> bool:
         return self._started and self.model.ready()
 
     async def close(self) -> None:
+        self.metrics.watch_queue(None)
         await self._batcher.stop()
         self._started = False
         if self._owns_model:

@@ -82,14 +82,27 @@ class TextClassifierServicer:
     async def classify(
         self, request: classifier_pb2.ClassifyRequest
     ) -> classifier_pb2.ClassifyResponse:
+        try:
+            parts = request_parts(request)
+        except InvalidInput as exc:
+            self.classifier.metrics.request(0.0, exc)
+            raise
         result = await self.classifier.classify(
-            request.content_id, request_parts(request), int(request.max_evidence)
+            request.content_id, parts, int(request.max_evidence)
         )
         return result_to_proto(result)
 
+    def _parse(self, message: type[M], raw: bytes) -> M:
+        """parse, counting a request that does not parse in the classifier's metrics."""
+        try:
+            return parse(message, raw)
+        except InvalidInput as exc:
+            self.classifier.metrics.request(0.0, exc)
+            raise
+
     async def classify_bytes(self, raw: bytes, context: Any) -> classifier_pb2.ClassifyResponse:
         """Classify: the unary call, from its wire bytes (see parse)."""
-        return await self.classify(parse(classifier_pb2.ClassifyRequest, raw))
+        return await self.classify(self._parse(classifier_pb2.ClassifyRequest, raw))
 
     async def classify_stream(
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
@@ -114,7 +127,7 @@ class TextClassifierServicer:
     async def _stream_item(self, raw: bytes) -> classifier_pb2.ClassifyStreamResponse:
         content_id = ""
         try:
-            request = parse(classifier_pb2.ClassifyStreamRequest, raw).request
+            request = self._parse(classifier_pb2.ClassifyStreamRequest, raw).request
             content_id = request.content_id
             response = await self.classify(request)
         except Exception as exc:
