@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
 
+from crossguard.core import classifier_metrics
 from crossguard.core.classifier_metrics import ClassifierMetrics, outcome_of
 from crossguard.core.errors import LimitExceeded, ModelError, NotReady, Overloaded
 
@@ -76,3 +78,18 @@ def test_instruments_are_shared_and_queues_summed_per_modality(
     del image  # one that was dropped without closing
     gc.collect()
     assert capture.points()["crossguard.classifier.queue.depth"] == [({"modality": "text"}, 2)]
+
+
+def test_a_collection_does_not_wait_for_instrument_creation(
+    metrics_capture: Callable[[], MetricsCapture],
+) -> None:
+    # Creating instruments holds the module lock and then takes the SDK's collection lock; a
+    # collection (SDK lock held) that took the module lock in the gauge callback would
+    # deadlock against it. The callback must complete while the module lock is held.
+    capture = metrics_capture()
+    ClassifierMetrics("text", capture.meter()).watch_queue(lambda: 1)
+    with classifier_metrics._lock:
+        collection = threading.Thread(target=capture.reader.get_metrics_data, daemon=True)
+        collection.start()
+        collection.join(timeout=30)  # a hang guard, not a timing assertion
+        assert not collection.is_alive()

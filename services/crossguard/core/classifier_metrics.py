@@ -80,6 +80,10 @@ class _Instruments:
             explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
         )
         self.watched: weakref.WeakSet[ClassifierMetrics] = weakref.WeakSet()
+        # Its own lock: the SDK runs _observe_queues under its collection lock, so taking the
+        # module lock there (held while instruments are created, which takes the SDK's lock)
+        # could deadlock.
+        self.watched_lock = threading.Lock()
         meter.create_observable_gauge(
             "crossguard.classifier.queue.depth",
             callbacks=[self._observe_queues],
@@ -88,7 +92,7 @@ class _Instruments:
         )
 
     def _observe_queues(self, options: CallbackOptions) -> Iterable[Observation]:
-        with _lock:  # classifiers start and stop on other threads
+        with self.watched_lock:  # classifiers start and stop on other threads
             sources = list(self.watched)
         by_modality: dict[str, int] = {}
         for source in sources:
@@ -101,7 +105,7 @@ class _Instruments:
 
 _by_meter: weakref.WeakKeyDictionary[metrics.Meter, _Instruments] = weakref.WeakKeyDictionary()
 _default_meter: metrics.Meter | None = None
-_lock = threading.Lock()
+_lock = threading.Lock()  # _by_meter and _default_meter only
 
 
 def _instruments(meter: metrics.Meter | None) -> _Instruments:
@@ -132,14 +136,15 @@ class ClassifierMetrics:
     def watch_queue(self, depth: Callable[[], int] | None) -> None:
         """Report `depth()` in the queue gauge from now on (None: stop reporting)."""
         self._queue_depth = depth
-        with _lock:
+        with self._instruments.watched_lock:
             if depth is None:
                 self._instruments.watched.discard(self)
             else:
                 self._instruments.watched.add(self)
 
     def queue_depth(self) -> int | None:
-        return None if self._queue_depth is None else self._queue_depth()
+        depth = self._queue_depth  # read once: a close on another thread may clear it
+        return None if depth is None else depth()
 
     def request(self, seconds: float, exc: BaseException | None = None) -> None:
         """One request ended after `seconds`, with `exc` or successfully."""

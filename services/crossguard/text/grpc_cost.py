@@ -169,6 +169,8 @@ class BatchPacer:
     delivers one hand-off per batch)."""
 
     def __init__(self, seconds_per_text: float, max_batch: int = 32, workers: int = 1) -> None:
+        if max_batch < 1 or workers < 1:
+            raise ValueError("max_batch >= 1 and workers >= 1 required")
         self.seconds_per_text = seconds_per_text
         self.max_batch = max_batch
         self.workers = workers
