@@ -18,9 +18,8 @@ ENTRY = "minilm-l6-encoder/3"
 
 def test_auto_is_int8_on_cpu_and_fp32_on_cuda() -> None:
     assert resolve_precision("auto", choose_providers("auto", [CPU], gpu_visible=True)) == "int8"
-    assert (
-        resolve_precision("auto", choose_providers("auto", [CUDA, CPU], gpu_visible=True)) == "fp32"
-    )
+    on_gpu = choose_providers("auto", [CUDA, CPU], gpu_visible=True, cuda_loads=True)
+    assert resolve_precision("auto", on_gpu) == "fp32"
     # Explicit CPU on a GPU build: int8 (the providers actually used decide, not the hardware).
     assert resolve_precision("auto", choose_providers(CPU, [CUDA, CPU])) == "int8"
     assert encoder_variant(ENTRY, VARIANTS, "auto", [CPU]) == ("int8", "model.int8.onnx")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,18 +30,58 @@ def cuda_device_visible() -> bool:
     return any(Path("/dev").glob("nvidia[0-9]*"))
 
 
+def library_load_error(path: Path) -> str | None:
+    """Why the shared library at `path` cannot be loaded here (the loader's own message, e.g.
+    a CUDA library it needs that is missing), or None when it loads."""
+    if not path.is_file():
+        return f"{path} does not exist"
+    try:
+        ctypes.CDLL(str(path))
+    except OSError as exc:
+        return str(exc)
+    return None
+
+
+@functools.cache
+def cuda_provider_error() -> str | None:
+    """Why onnxruntime's CUDA provider cannot start in this process, or None when its library
+    and the CUDA and cuDNN libraries it needs load. onnxruntime-gpu lists CUDA among its
+    providers whatever is installed, and when the provider fails to start it falls back to CPU
+    with only a line on stderr; loading the provider library as onnxruntime will tells it
+    beforehand (Linux; elsewhere None). Logged once as a warning."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import onnxruntime as ort
+
+    lib = Path(ort.__file__).parent / "capi" / "libonnxruntime_providers_cuda.so"
+    error = library_load_error(lib)
+    if error is not None:
+        log.warning(
+            "a GPU is visible but onnxruntime's CUDA provider cannot start; using the CPU "
+            "(onnxruntime-gpu 1.31 needs CUDA 13 and cuDNN 9 libraries on the library path)",
+            extra={"error": error},
+        )
+    return error
+
+
 def choose_providers(
-    requested: str, available: list[str], gpu_visible: bool | None = None
+    requested: str,
+    available: list[str],
+    gpu_visible: bool | None = None,
+    cuda_loads: bool | None = None,
 ) -> list[str]:
     """Resolve a CROSSGUARD_ONNX_PROVIDERS value against what onnxruntime offers.
 
-    'auto' prefers CUDA when onnxruntime offers it and a GPU is visible (`gpu_visible`, None:
-    cuda_device_visible()); TensorRT is opt-in (its engine builds are slow and need tuning).
+    'auto' prefers CUDA when onnxruntime offers it, a GPU is visible (`gpu_visible`, None:
+    cuda_device_visible()) and its provider can start (`cuda_loads`, None: no
+    cuda_provider_error()); TensorRT is opt-in (its engine builds are slow and need tuning).
     The list always ends with CPU, the fallback for unsupported nodes.
     """
     if requested.strip().lower() == "auto":
-        use_cuda = CUDA in available and (
-            cuda_device_visible() if gpu_visible is None else gpu_visible
+        use_cuda = (
+            CUDA in available
+            and (cuda_device_visible() if gpu_visible is None else gpu_visible)
+            and (cuda_provider_error() is None if cuda_loads is None else cuda_loads)
         )
         return [CUDA, CPU] if use_cuda else [CPU]
     wanted = [p.strip() for p in requested.split(",") if p.strip()]
@@ -79,8 +122,19 @@ def create_session(
         (p, {"device_id": cuda_device_id}) if p == CUDA else p for p in chosen
     ]
     session = ort.InferenceSession(str(path), sess_options=options, providers=provider_args)
-    log.info(
-        "onnx session ready",
-        extra={"model_path": str(path), "providers": session.get_providers()},
-    )
+    active = session.get_providers()
+    if CUDA in chosen and CUDA not in active:
+        # onnxruntime fell back to CPU on its own (it only says so on stderr).
+        if providers.strip().lower() != "auto":
+            raise ModelError(
+                f"{CUDA} was requested (CROSSGUARD_ONNX_PROVIDERS={providers}) but onnxruntime "
+                f"could not start it and would run {Path(path).name} on {active}; check the "
+                "GPU, its driver and the CUDA 13 / cuDNN 9 libraries (onnxruntime's message is "
+                "above), or set CROSSGUARD_ONNX_PROVIDERS=auto to fall back to the CPU"
+            )
+        log.warning(
+            "onnxruntime could not start the CUDA provider; this session runs on the CPU",
+            extra={"model_path": str(path), "providers": active},
+        )
+    log.info("onnx session ready", extra={"model_path": str(path), "providers": active})
     return session

@@ -73,8 +73,10 @@ class ModelSettings(CrossguardSettings):
     )
     onnx_providers: str = Field(
         default="auto",
-        description="CROSSGUARD_ONNX_PROVIDERS: 'auto' (CUDA when available, else CPU) or a "
-        "comma-separated onnxruntime provider list, e.g. 'CPUExecutionProvider'.",
+        description="CROSSGUARD_ONNX_PROVIDERS: 'auto' (CUDA when onnxruntime-gpu, a visible "
+        "GPU and its CUDA/cuDNN libraries are there, else CPU with a warning) or a "
+        "comma-separated onnxruntime provider list, e.g. 'CPUExecutionProvider'; a listed "
+        "CUDAExecutionProvider that cannot start is an error at start-up.",
     )
     onnx_intra_op_threads: int = Field(
         default=0, ge=0, description="CROSSGUARD_ONNX_INTRA_OP_THREADS: 0 lets onnxruntime choose."
