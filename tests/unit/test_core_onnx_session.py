@@ -17,6 +17,8 @@ from crossguard.core.onnx_session import (
 
 pytestmark = pytest.mark.unit
 
+TENSORRT = "TensorrtExecutionProvider"
+
 
 def test_auto_prefers_cuda_when_available_visible_and_loadable() -> None:
     assert choose_providers("auto", [CUDA, CPU], gpu_visible=True, cuda_loads=True) == [CUDA, CPU]
@@ -49,21 +51,24 @@ def _resolved(soname: str) -> Path:
     raise AssertionError(f"{soname} not mapped")
 
 
-def test_explicit_cuda_that_does_not_start_is_an_error(
-    monkeypatch: pytest.MonkeyPatch, model_path: Path
+# onnxruntime without a working provider falls back to CPU by itself: the CPU build warns
+# that the provider is not available, the GPU build (no GPU here) prints its load error.
+_ORT_FALLBACK = "ignore:Specified provider"
+
+
+@pytest.mark.filterwarnings(_ORT_FALLBACK)
+@pytest.mark.parametrize("requested", [CUDA, f"{CUDA},{CPU}", TENSORRT])
+def test_an_explicit_provider_that_does_not_start_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, model_path: Path, requested: str
 ) -> None:
     import onnxruntime as ort
 
-    # onnxruntime without a working CUDA provider falls back to CPU by itself; asked for
-    # explicitly, that must not go unnoticed.
-    monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, CPU])
-    with (
-        pytest.raises(ModelError, match="could not start it"),
-        pytest.warns(UserWarning, match="not in available provider"),  # onnxruntime's own
-    ):
-        create_session(model_path, providers=CUDA)
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [TENSORRT, CUDA, CPU])
+    with pytest.raises(ModelError, match="could not start it"):
+        create_session(model_path, providers=requested)
 
 
+@pytest.mark.filterwarnings(_ORT_FALLBACK)
 def test_auto_cuda_that_does_not_start_runs_on_cpu_with_a_warning(
     monkeypatch: pytest.MonkeyPatch, model_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -74,10 +79,29 @@ def test_auto_cuda_that_does_not_start_runs_on_cpu_with_a_warning(
     monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, CPU])
     monkeypatch.setattr(onnx_session, "cuda_device_visible", lambda: True)
     monkeypatch.setattr(onnx_session, "cuda_provider_error", lambda: None)
-    with pytest.warns(UserWarning, match="not in available provider"):
-        session = create_session(model_path, providers="auto")
+    session = create_session(model_path, providers="auto")
     assert session.get_providers() == [CPU]
     assert "could not start the CUDA provider" in caplog.text
+
+
+def test_the_cuda_probe_names_the_missing_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    from crossguard.core import onnx_session
+
+    # The provider library of this onnxruntime build is absent (CPU build) or cannot load
+    # (GPU build without CUDA libraries); either way the reason is the loader's.
+    onnx_session.cuda_provider_error.cache_clear()
+    try:
+        error = onnx_session.cuda_provider_error()
+    finally:
+        onnx_session.cuda_provider_error.cache_clear()
+    if error is None:
+        pytest.skip("onnxruntime's CUDA provider and its libraries load on this machine")
+    assert "libonnxruntime_providers_cuda.so" in error or "libcu" in error
+
+
+def test_a_soname_is_looked_up_on_the_loaders_path() -> None:
+    assert "libcrossguard-none.so.1" in (library_load_error("libcrossguard-none.so.1") or "")
+    assert library_load_error("libm.so.6") is None
 
 
 @pytest.fixture

@@ -30,13 +30,18 @@ def cuda_device_visible() -> bool:
     return any(Path("/dev").glob("nvidia[0-9]*"))
 
 
-def library_load_error(path: Path) -> str | None:
-    """Why the shared library at `path` cannot be loaded here (the loader's own message, e.g.
-    a CUDA library it needs that is missing), or None when it loads."""
-    if not path.is_file():
-        return f"{path} does not exist"
+# Loaded by onnxruntime's CUDA provider when it first runs a model, not when it loads.
+_CUDNN = "libcudnn.so.9"
+
+
+def library_load_error(library: Path | str) -> str | None:
+    """Why a shared library (a path, or a soname found on the loader's path) cannot be loaded
+    here (the loader's own message, e.g. a CUDA library it needs that is missing), or None
+    when it loads."""
+    if isinstance(library, Path) and not library.is_file():
+        return f"{library} does not exist"
     try:
-        ctypes.CDLL(str(path))
+        ctypes.CDLL(str(library))
     except OSError as exc:
         return str(exc)
     return None
@@ -45,16 +50,18 @@ def library_load_error(path: Path) -> str | None:
 @functools.cache
 def cuda_provider_error() -> str | None:
     """Why onnxruntime's CUDA provider cannot start in this process, or None when its library
-    and the CUDA and cuDNN libraries it needs load. onnxruntime-gpu lists CUDA among its
-    providers whatever is installed, and when the provider fails to start it falls back to CPU
-    with only a line on stderr; loading the provider library as onnxruntime will tells it
-    beforehand (Linux; elsewhere None). Logged once as a warning."""
+    (with the CUDA runtime, cuBLAS and driver libraries it links) and cuDNN load. onnxruntime-gpu
+    lists CUDA among its providers whatever is installed, and when the provider fails to start
+    it falls back to CPU with only a line on stderr; loading the libraries as onnxruntime will
+    tells it beforehand (Linux; elsewhere None). A driver too old for the CUDA runtime still
+    loads and shows only when a session starts (create_session). Logged as a warning, once per
+    process."""
     if not sys.platform.startswith("linux"):
         return None
     import onnxruntime as ort
 
     lib = Path(ort.__file__).parent / "capi" / "libonnxruntime_providers_cuda.so"
-    error = library_load_error(lib)
+    error = library_load_error(lib) or library_load_error(_CUDNN)
     if error is not None:
         log.warning(
             "a GPU is visible but onnxruntime's CUDA provider cannot start; using the CPU "
@@ -123,11 +130,12 @@ def create_session(
     ]
     session = ort.InferenceSession(str(path), sess_options=options, providers=provider_args)
     active = session.get_providers()
-    if CUDA in chosen and CUDA not in active:
+    lost = [p for p in chosen if p != CPU and p not in active]
+    if lost:
         # onnxruntime fell back to CPU on its own (it only says so on stderr).
         if providers.strip().lower() != "auto":
             raise ModelError(
-                f"{CUDA} was requested (CROSSGUARD_ONNX_PROVIDERS={providers}) but onnxruntime "
+                f"{lost} requested (CROSSGUARD_ONNX_PROVIDERS={providers}) but onnxruntime "
                 f"could not start it and would run {Path(path).name} on {active}; check the "
                 "GPU, its driver and the CUDA 13 / cuDNN 9 libraries (onnxruntime's message is "
                 "above), or set CROSSGUARD_ONNX_PROVIDERS=auto to fall back to the CPU"

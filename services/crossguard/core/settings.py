@@ -76,7 +76,7 @@ class ModelSettings(CrossguardSettings):
         description="CROSSGUARD_ONNX_PROVIDERS: 'auto' (CUDA when onnxruntime-gpu, a visible "
         "GPU and its CUDA/cuDNN libraries are there, else CPU with a warning) or a "
         "comma-separated onnxruntime provider list, e.g. 'CPUExecutionProvider'; a listed "
-        "CUDAExecutionProvider that cannot start is an error at start-up.",
+        "provider that cannot start is an error at start-up.",
     )
     onnx_intra_op_threads: int = Field(
         default=0, ge=0, description="CROSSGUARD_ONNX_INTRA_OP_THREADS: 0 lets onnxruntime choose."

@@ -199,6 +199,14 @@ class TextEncoder:
         self.tokenizer.enable_truncation(max_length=self.max_length)
         self.tokenizer.no_padding()
         self.session = _session(entry, settings, allow_spinning, entry.file(graph))
+        active = self.session.get_providers()
+        if CUDA in providers and CUDA not in active:
+            # CUDA was chosen but onnxruntime could not start it (create_session warned; e.g. a
+            # driver too old for CUDA 13): serve the variant the CPU gets instead of fp32.
+            fallback, fallback_graph = encoder_variant(name, pre, precision, active)
+            if fallback_graph != graph:
+                self.precision, graph = fallback, fallback_graph
+                self.session = _session(entry, settings, allow_spinning, entry.file(graph))
         # int8: one text per onnxruntime call. Dynamic quantisation scales activations over the
         # whole input tensor, so in a shared call a text's scores would depend on its batch-mates
         # and padding (up to 0.065 measured); alone they are a function of the text. It costs
