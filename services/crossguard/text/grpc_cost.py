@@ -11,8 +11,9 @@ the clients on the same CPUs as the server, as in the bench, it bounds service/r
 spends `cpus / raw_items_per_s` of CPU per item, the service that plus this cost.
 
 The floor (`floor=True`): grpc.aio alone, in the same number of processes on the same port
-and options, answering every call with a fixed response of the same size after the same pace
-(a batch timer on the event loop), with no servicer, interceptors, telemetry or batcher thread.
+and options, parsing every request and answering it with the constant model's response (same
+fields, same size, serialized per call) after the same pace (a batch timer on the event loop
+with the service's batch settings), with no servicer, interceptors, telemetry or batcher thread.
 What it costs per request is what any Python grpc.aio service pays here, so it bounds what
 making our own code cheaper could gain.
 
