@@ -104,6 +104,20 @@ def start_grpc_service(
     )
 
 
+class GrpcServiceFactory(Protocol):
+    def __call__(self, name: str, module: str, **env: str) -> ManagedProcess: ...
+
+
+@pytest.fixture
+def start_grpc(spawn: SpawnFactory) -> GrpcServiceFactory:
+    """Any gRPC service module on a random port (start_grpc_service), killed at teardown."""
+
+    def start(name: str, module: str, **env: str) -> ManagedProcess:
+        return start_grpc_service(spawn, name, module, env)
+
+    return start
+
+
 @pytest.fixture
 def start_text(spawn: SpawnFactory, request: pytest.FixtureRequest) -> ServiceFactory:
     """`python -m crossguard.text` on a random port (evidence off by default for speed)."""

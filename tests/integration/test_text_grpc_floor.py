@@ -5,14 +5,17 @@ with the constant model's response."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
 
-from crossguard.core.processes import ManagedProcess
 from crossguard.text.grpc_cost import FLOOR_VAR, SECONDS_PER_TEXT_VAR, constant_response
 from crossguard.text.servicer import CLASSIFY, CLASSIFY_STREAM
 from crossguard.v1 import classifier_pb2, content_pb2
+
+if TYPE_CHECKING:
+    from conftest import GrpcServiceFactory
 
 pytestmark = pytest.mark.integration
 
@@ -22,20 +25,15 @@ def _children(pid: int) -> list[str]:
 
 
 @pytest.mark.parametrize("processes", [1, 2])
-async def test_floor_answers_unary_and_stream_calls(tmp_path: Path, processes: int) -> None:
-    server = ManagedProcess(
+async def test_floor_answers_unary_and_stream_calls(
+    start_grpc: GrpcServiceFactory, processes: int
+) -> None:
+    server = start_grpc(
         "floor",
         "crossguard.text.grpc_cost",
-        {
-            "CROSSGUARD_HOST": "127.0.0.1",
-            "CROSSGUARD_PORT": "0",
-            "CROSSGUARD_TEXT_PROCESSES": str(processes),
-            SECONDS_PER_TEXT_VAR: "0.001",
-            FLOOR_VAR: "1",
-        },
-        log_dir=tmp_path,
+        CROSSGUARD_TEXT_PROCESSES=str(processes),
+        **{SECONDS_PER_TEXT_VAR: "0.001", FLOOR_VAR: "1"},
     )
-    server.start(ready="PORT", timeout=60)
     try:
         children = _children(server.pid)
         # Several processes: a supervisor with a child each (and multiprocessing's tracker).

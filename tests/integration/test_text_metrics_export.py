@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -16,9 +16,11 @@ from opentelemetry.proto.collector.metrics.v1 import (
 )
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
-from crossguard.core.processes import ManagedProcess
 from crossguard.text.servicer import CLASSIFY
 from crossguard.v1 import classifier_pb2, content_pb2
+
+if TYPE_CHECKING:
+    from conftest import GrpcServiceFactory
 
 pytestmark = pytest.mark.integration
 
@@ -60,23 +62,19 @@ async def receiver() -> AsyncIterator[tuple[Receiver, int]]:
 
 
 async def test_classifier_metrics_reach_an_otlp_receiver(
-    tmp_path: Path, receiver: tuple[Receiver, int]
+    start_grpc: GrpcServiceFactory, receiver: tuple[Receiver, int]
 ) -> None:
     sink, otlp_port = receiver
-    server = ManagedProcess(
+    # Started off the event loop: the receiver on it must answer the server's exports.
+    server = await asyncio.to_thread(
+        start_grpc,
         "text-constant",
         "crossguard.text.grpc_cost",
-        {
-            "CROSSGUARD_HOST": "127.0.0.1",
-            "CROSSGUARD_PORT": "0",
-            "CROSSGUARD_TEXT_PROCESSES": "1",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_port}",
-            "OTEL_TRACES_EXPORTER": "none",
-            "OTEL_METRIC_EXPORT_INTERVAL": "200",
-        },
-        log_dir=tmp_path,
+        CROSSGUARD_TEXT_PROCESSES="1",
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{otlp_port}",
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_METRIC_EXPORT_INTERVAL="200",
     )
-    await asyncio.to_thread(server.start, ready="PORT", timeout=60)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             classify = channel.unary_unary(CLASSIFY)

@@ -23,9 +23,10 @@ come and go without leaking.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -153,6 +154,16 @@ class ClassifierMetrics:
         if attributes is None:
             attributes = self._by_outcome[outcome] = {**self._attributes, "outcome": outcome}
         self._instruments.duration.record(seconds, attributes)
+
+    @contextlib.contextmanager
+    def rejections(self) -> Iterator[None]:
+        """Count InvalidInput raised inside (a check before the classifier, such as parsing the
+        request) as an invalid request of 0 s, and let it propagate."""
+        try:
+            yield
+        except InvalidInput as exc:
+            self.request(0.0, exc)
+            raise
 
     def batch(self, size: int, seconds: float) -> None:
         """One model call of `size` items took `seconds` (called from the batcher's threads)."""

@@ -16,7 +16,7 @@ A policy maps fused per-category scores to actions:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -27,6 +27,7 @@ Fallback = Literal["escalate", "allow", "block"]
 
 
 _MAX_RESOLVED = 4096
+T = TypeVar("T")
 
 
 class _Strict(BaseModel):
@@ -173,7 +174,7 @@ class Policy(_Strict):
     def thresholds(self, category: Category, tenant: str = "", surface: str = "") -> Thresholds:
         """Effective thresholds: the most specific layer that sets a field wins, and any
         category-specific setting beats every layer's defaults."""
-        return self._memo(  # type: ignore[no-any-return]
+        return self._memo(
             ("thresholds", category, tenant, surface),
             lambda: self._thresholds(category, tenant, surface),
         )
@@ -195,7 +196,7 @@ class Policy(_Strict):
 
     def signal(self, modality: Modality, tenant: str = "", surface: str = "") -> ResolvedSignal:
         """Effective missing-signal handling, retries and deadline for one modality."""
-        return self._memo(  # type: ignore[no-any-return]
+        return self._memo(
             ("signal", modality, tenant, surface),
             lambda: self._signal(modality, tenant, surface),
         )
@@ -207,14 +208,15 @@ class Policy(_Strict):
         copied._resolved = {}
         return copied
 
-    def _memo(self, key: tuple[object, ...], compute: Callable[[], Any]) -> Any:
-        """compute()'s result, remembered under `key`."""
+    def _memo(self, key: tuple[object, ...], compute: Callable[[], T]) -> T:
+        """compute()'s result, remembered under `key` (which names what is computed, so the
+        value stored under it is always a T)."""
         if key not in self._resolved:
             # Tenants and surfaces come from the items: bound the memo so they cannot grow it.
             if len(self._resolved) >= _MAX_RESOLVED:
                 self._resolved.clear()
             self._resolved[key] = compute()
-        return self._resolved[key]
+        return cast(T, self._resolved[key])
 
     def _signal(self, modality: Modality, tenant: str, surface: str) -> ResolvedSignal:
         layers = self.layers(tenant, surface)

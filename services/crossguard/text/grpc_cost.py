@@ -31,10 +31,15 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crossguard.core.processes import ManagedProcess
 from crossguard.core.taxonomy import Category, severity
+from crossguard.text.servicer import add_to_server, parse
+from crossguard.v1 import classifier_pb2
+
+if TYPE_CHECKING:
+    from crossguard.text.settings import TextServerSettings
 
 CONSTANT_SCORE = 0.01
 SECONDS_PER_TEXT_VAR = "CROSSGUARD_BENCH_SECONDS_PER_TEXT"
@@ -216,58 +221,49 @@ def constant_response() -> bytes:
     return bytes(result_to_proto(result).SerializeToString())
 
 
+class FloorServicer:
+    """The ClassifierService methods with nothing of ours behind them: each request is parsed
+    as the text servicer parses it and, after BatchPacer's wait, answered with
+    constant_response() (built into a message once, serialized per call as any protobuf
+    service does)."""
+
+    def __init__(self, pacer: BatchPacer) -> None:
+        self.pacer = pacer
+        self.answer = classifier_pb2.ClassifyResponse.FromString(constant_response())
+
+    async def classify_bytes(self, raw: bytes, context: Any) -> classifier_pb2.ClassifyResponse:
+        parse(classifier_pb2.ClassifyRequest, raw)
+        await self.pacer.wait()
+        return self.answer
+
+    async def classify_stream(
+        self, requests: AsyncIterator[bytes], context: Any
+    ) -> AsyncIterator[classifier_pb2.ClassifyStreamResponse]:
+        async for raw in requests:
+            message = parse(classifier_pb2.ClassifyStreamRequest, raw)
+            await self.pacer.wait()
+            yield classifier_pb2.ClassifyStreamResponse(
+                content_id=message.request.content_id, response=self.answer
+            )
+
+
 async def serve_floor(
-    host: str, port: int, seconds_per_text: float, on_ready: Callable[[int], None]
+    settings: TextServerSettings, seconds_per_text: float, on_ready: Callable[[int], None]
 ) -> None:
-    """grpc.aio with the text server's options and the ClassifierService methods, until
-    SIGTERM: each call's request is parsed and, after BatchPacer's wait (paced by the text
-    service's batch settings), answered with constant_response() serialized anew, as any
-    protobuf service does; nothing else of ours runs."""
+    """grpc.aio with the text server's options and FloorServicer mounted as the text
+    servicer is (paced by the text service's batch settings), until SIGTERM."""
     import grpc
 
     from crossguard.core.grpc_server import server_options
-    from crossguard.core.settings import GrpcServerSettings
-    from crossguard.text.servicer import SERVICE_NAME
-    from crossguard.text.settings import TextServiceSettings
-    from crossguard.v1 import classifier_pb2
 
-    answer = classifier_pb2.ClassifyResponse.FromString(constant_response())
-    text = TextServiceSettings()
-    pacer = BatchPacer(seconds_per_text, text.batch_max, text.batch_workers)
-
-    async def classify(
-        request: classifier_pb2.ClassifyRequest, context: Any
-    ) -> classifier_pb2.ClassifyResponse:
-        await pacer.wait()
-        return answer
-
-    async def classify_stream(
-        requests: AsyncIterator[classifier_pb2.ClassifyStreamRequest], context: Any
-    ) -> AsyncIterator[classifier_pb2.ClassifyStreamResponse]:
-        async for message in requests:
-            await pacer.wait()
-            yield classifier_pb2.ClassifyStreamResponse(
-                content_id=message.request.content_id, response=answer
-            )
-
-    handlers = {
-        "Classify": grpc.unary_unary_rpc_method_handler(
-            classify,
-            request_deserializer=classifier_pb2.ClassifyRequest.FromString,
-            response_serializer=classifier_pb2.ClassifyResponse.SerializeToString,
-        ),
-        "ClassifyStream": grpc.stream_stream_rpc_method_handler(
-            classify_stream,
-            request_deserializer=classifier_pb2.ClassifyStreamRequest.FromString,
-            response_serializer=classifier_pb2.ClassifyStreamResponse.SerializeToString,
-        ),
-    }
-    server = grpc.aio.server(options=server_options(GrpcServerSettings()))
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-    server.add_registered_method_handlers(SERVICE_NAME, handlers)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    text = settings.text
+    floor = FloorServicer(BatchPacer(seconds_per_text, text.batch_max, text.batch_workers))
+    server = grpc.aio.server(options=server_options(settings.grpc))
+    add_to_server(floor, server)
+    address = f"{settings.grpc.host}:{settings.grpc.port}"
+    bound = server.add_insecure_port(address)
     if bound == 0:
-        raise RuntimeError(f"could not bind the floor server to {host}:{port}")
+        raise RuntimeError(f"could not bind the floor server to {address}")
     await server.start()
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -276,48 +272,22 @@ async def serve_floor(
     await server.stop(0)
 
 
-def floor_child(port: int, on_ready: Callable[[], None]) -> None:
-    """One floor server process (crossguard.core.server_processes)."""
-    from crossguard.core.settings import GrpcServerSettings
-
+def serve_floor_process(
+    settings: TextServerSettings, on_ready: Callable[[int], None] | None
+) -> None:
+    """One floor server process (crossguard.text.server.ServeOne)."""
     seconds = ConstantModel.from_env().seconds_per_text
-    host = GrpcServerSettings().host
-    asyncio.run(serve_floor(host, port, seconds, lambda _port: on_ready()))
+    announce = on_ready or (lambda port: print(f"PORT {port}", flush=True))
+    asyncio.run(serve_floor(settings, seconds, announce))
 
 
 def main() -> None:
     from crossguard.text.server import main as serve
 
-    if not os.environ.get(FLOOR_VAR):
+    if os.environ.get(FLOOR_VAR):
+        serve(serve_one=serve_floor_process)
+    else:
         serve(model_factory=ConstantModel.from_env)
-        return
-    from crossguard.core.server_processes import serve_in_processes
-    from crossguard.text.server import server_processes
-    from crossguard.text.settings import TextServerSettings
-
-    settings = TextServerSettings()
-    grpc_settings = settings.grpc
-    processes = server_processes(settings)
-    if processes > 1:
-        raise SystemExit(
-            serve_in_processes(
-                processes,
-                floor_child,
-                host=grpc_settings.host,
-                port=grpc_settings.port,
-                grace_seconds=grpc_settings.grace_seconds,
-                name="text-grpc-floor",
-            )
-        )
-    seconds = ConstantModel.from_env().seconds_per_text
-    asyncio.run(
-        serve_floor(
-            grpc_settings.host,
-            grpc_settings.port,
-            seconds,
-            lambda port: print(f"PORT {port}", flush=True),
-        )
-    )
 
 
 if __name__ == "__main__":

@@ -133,16 +133,18 @@ def _serve(
         shutdown_telemetry()
 
 
-def serve_child(
-    port: int, on_ready: Callable[[], None], model_factory: ModelFactory | None = None
-) -> None:
-    """One of several server processes (crossguard.core.server_processes): the environment's
-    settings, bound to the supervisor's port; `model_factory` as in main()."""
+# Serves one process until SIGTERM: (settings, on_ready(port) or None to print `PORT <n>`).
+ServeOne = Callable[[TextServerSettings, Callable[[int], None] | None], None]
+
+
+def serve_child(port: int, on_ready: Callable[[], None], serve_one: ServeOne) -> None:
+    """One of several server processes (crossguard.core.server_processes): `serve_one` with
+    the environment's settings, bound to the supervisor's port."""
     base = TextServerSettings()
     settings = TextServerSettings(
         text=base.text, grpc=base.grpc.model_copy(update={"port": port}), model=base.model
     )
-    _serve(settings, lambda _port: on_ready(), model_factory)
+    serve_one(settings, lambda _port: on_ready())
 
 
 def quiet_tokenizer_threads() -> None:
@@ -153,9 +155,12 @@ def quiet_tokenizer_threads() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def main(model_factory: ModelFactory | None = None) -> None:
-    """`model_factory` (picklable, called in each server process) replaces the configured
-    model: the bench's constant model (crossguard.text.grpc_cost)."""
+def main(model_factory: ModelFactory | None = None, serve_one: ServeOne | None = None) -> None:
+    """Serve from server_processes() processes. `model_factory` (picklable, called in each
+    server process) replaces the configured model: the bench's constant model; `serve_one`
+    (picklable) replaces the whole text server in each process: the bench's bare grpc.aio
+    floor (both crossguard.text.grpc_cost)."""
+    serve_one = serve_one or functools.partial(_serve, model_factory=model_factory)
     quiet_tokenizer_threads()
     settings = TextServerSettings()
     configure_logging(settings.grpc.log_level, service=SERVICE)
@@ -164,11 +169,11 @@ def main(model_factory: ModelFactory | None = None) -> None:
         raise SystemExit(
             serve_in_processes(
                 processes,
-                functools.partial(serve_child, model_factory=model_factory),
+                functools.partial(serve_child, serve_one=serve_one),
                 host=settings.grpc.host,
                 port=settings.grpc.port,
                 grace_seconds=settings.grpc.grace_seconds,
                 name=SERVICE,
             )
         )
-    _serve(settings, None, model_factory)
+    serve_one(settings, None)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -82,27 +82,18 @@ class TextClassifierServicer:
     async def classify(
         self, request: classifier_pb2.ClassifyRequest
     ) -> classifier_pb2.ClassifyResponse:
-        try:
+        with self.classifier.metrics.rejections():
             parts = request_parts(request)
-        except InvalidInput as exc:
-            self.classifier.metrics.request(0.0, exc)
-            raise
         result = await self.classifier.classify(
             request.content_id, parts, int(request.max_evidence)
         )
         return result_to_proto(result)
 
-    def _parse(self, message: type[M], raw: bytes) -> M:
-        """parse, counting a request that does not parse in the classifier's metrics."""
-        try:
-            return parse(message, raw)
-        except InvalidInput as exc:
-            self.classifier.metrics.request(0.0, exc)
-            raise
-
     async def classify_bytes(self, raw: bytes, context: Any) -> classifier_pb2.ClassifyResponse:
         """Classify: the unary call, from its wire bytes (see parse)."""
-        return await self.classify(self._parse(classifier_pb2.ClassifyRequest, raw))
+        with self.classifier.metrics.rejections():
+            request = parse(classifier_pb2.ClassifyRequest, raw)
+        return await self.classify(request)
 
     async def classify_stream(
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
@@ -127,7 +118,8 @@ class TextClassifierServicer:
     async def _stream_item(self, raw: bytes) -> classifier_pb2.ClassifyStreamResponse:
         content_id = ""
         try:
-            request = self._parse(classifier_pb2.ClassifyStreamRequest, raw).request
+            with self.classifier.metrics.rejections():
+                request = parse(classifier_pb2.ClassifyStreamRequest, raw).request
             content_id = request.content_id
             response = await self.classify(request)
         except Exception as exc:
@@ -139,7 +131,19 @@ class TextClassifierServicer:
         return classifier_pb2.ClassifyStreamResponse(content_id=content_id, response=response)
 
 
-def add_to_server(servicer: TextClassifierServicer, server: grpc.aio.Server) -> None:
+class ClassifierHandlers(Protocol):
+    """The ClassifierService methods as add_to_server mounts them (requests as wire bytes)."""
+
+    def classify_bytes(
+        self, raw: bytes, context: Any
+    ) -> Awaitable[classifier_pb2.ClassifyResponse]: ...
+
+    def classify_stream(
+        self, requests: AsyncIterator[bytes], context: Any
+    ) -> AsyncIterator[classifier_pb2.ClassifyStreamResponse]: ...
+
+
+def add_to_server(servicer: ClassifierHandlers, server: grpc.aio.Server) -> None:
     """Like the generated add_ClassifierServiceServicer_to_server, but requests are parsed by
     the servicer (see parse)."""
     handlers = {
