@@ -21,11 +21,11 @@ SERVER_ENV = {
 
 
 def test_ready_port_pid_and_graceful_stop(tmp_path: Path) -> None:
-    proc = ManagedProcess("constant", "crossguard.text.grpc_cost", SERVER_ENV, log_dir=tmp_path)
+    proc = ManagedProcess("constant", "crossguard.bench.grpc_cost", SERVER_ENV, log_dir=tmp_path)
     proc.start(ready="PORT", timeout=60)
     try:
         assert proc.alive() and proc.port > 0
-        assert "crossguard.text.grpc_cost" in Path(f"/proc/{proc.pid}/cmdline").read_text()
+        assert "crossguard.bench.grpc_cost" in Path(f"/proc/{proc.pid}/cmdline").read_text()
     finally:
         proc.stop(timeout=10)
     assert not proc.alive()
@@ -35,7 +35,7 @@ def test_ready_port_pid_and_graceful_stop(tmp_path: Path) -> None:
 
 
 def test_kill_returns_the_signal_and_is_idempotent(tmp_path: Path) -> None:
-    proc = ManagedProcess("constant", "crossguard.text.grpc_cost", SERVER_ENV, log_dir=tmp_path)
+    proc = ManagedProcess("constant", "crossguard.bench.grpc_cost", SERVER_ENV, log_dir=tmp_path)
     proc.start(ready="PORT", timeout=60)
     assert proc.kill() == -signal.SIGKILL
     assert proc.kill() is None

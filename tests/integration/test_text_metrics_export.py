@@ -16,7 +16,7 @@ from opentelemetry.proto.collector.metrics.v1 import (
 )
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
-from crossguard.text.servicer import CLASSIFY
+from crossguard.core.serving.servicer import CLASSIFY
 from crossguard.v1 import classifier_pb2, content_pb2
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ async def test_classifier_metrics_reach_an_otlp_receiver(
     server = await asyncio.to_thread(
         start_grpc,
         "text-constant",
-        "crossguard.text.grpc_cost",
+        "crossguard.bench.grpc_cost",
         CROSSGUARD_TEXT_PROCESSES="1",
         OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{otlp_port}",
         OTEL_TRACES_EXPORTER="none",

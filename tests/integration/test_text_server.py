@@ -18,7 +18,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from crossguard.core.model_repository import ModelRepository
-from crossguard.text.servicer import SERVICE_NAME
+from crossguard.core.serving.servicer import SERVICE_NAME
 from crossguard.v1 import classifier_pb2, classifier_pb2_grpc, content_pb2
 
 pytestmark = pytest.mark.integration

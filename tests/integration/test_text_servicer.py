@@ -12,16 +12,17 @@ import pytest
 from crossguard.core.grpc_server import GrpcServer
 from crossguard.core.model_repository import ModelRepository
 from crossguard.core.proto_convert import result_from_proto
+from crossguard.core.serving.servicer import (
+    SERVICE_NAME,
+    STREAM_STOPPED,
+    ClassifierServicer,
+    add_to_server,
+)
 from crossguard.core.settings import GrpcServerSettings, ModelSettings
 from crossguard.core.taxonomy import Category
 from crossguard.text.server import build_server
 from crossguard.text.service import TextClassifier
-from crossguard.text.servicer import (
-    SERVICE_NAME,
-    STREAM_STOPPED,
-    TextClassifierServicer,
-    add_to_server,
-)
+from crossguard.text.servicer import parse_parts
 from crossguard.text.settings import TextServerSettings, TextServiceSettings
 from crossguard.v1 import classifier_pb2, classifier_pb2_grpc, content_pb2
 
@@ -301,7 +302,7 @@ async def test_stream_works_without_any_interceptor(text_model: Any) -> None:
     classifier = TextClassifier(text_model, TextServiceSettings(), owns_model=False)
     await classifier.start()
     server = grpc.aio.server()
-    add_to_server(TextClassifierServicer(classifier, 8, asyncio.Event()), server)
+    add_to_server(ClassifierServicer(classifier, parse_parts, 8, asyncio.Event()), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:

@@ -363,7 +363,7 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_default_intra_op_threads_share_the_cpus_among_workers() -> None:
-    from crossguard.text.server import default_intra_op_threads
+    from crossguard.core.serving.server import default_intra_op_threads
 
     assert default_intra_op_threads(1, cpus=2) == 2
     assert default_intra_op_threads(2, cpus=2) == 1

@@ -258,8 +258,9 @@ def run_models_export(checkpoint: Path, name: str, version: str, root: Path | No
 
 
 def run_bench_text(seconds: float, concurrency: int, precision: str = "both") -> int:
+    from crossguard.bench.report import print_bench
+    from crossguard.bench.text import run_text_bench
     from crossguard.core.model_repository import ModelRepository
-    from crossguard.text.bench import print_bench, run_text_bench
 
     _ensure_models()
     repo = ModelRepository(ModelSettings().model_repository)

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from crossguard.core.results import (
+    AudioRange,
+    AudioRangeEvidence,
     ClassifierResult,
+    DerivedTextEvidence,
+    Evidence,
+    HashMatchEvidence,
+    ImageRegion,
+    ImageRegionEvidence,
     Modality,
     Score,
     StageTime,
+    TextSpan,
     TextSpanEvidence,
 )
 from crossguard.core.taxonomy import Category
@@ -39,6 +47,77 @@ def score_from_proto(p: taxonomy_pb2.CategoryScore) -> Score:
     return Score(Category.from_proto(p.category), float(p.score), int(p.severity))
 
 
+def _set_location(
+    p: classifier_pb2.Evidence, location: TextSpan | ImageRegion | AudioRange | None
+) -> None:
+    if isinstance(location, TextSpan):
+        p.span.SetInParent()
+        p.span.start, p.span.end, p.span.text = location.start, location.end, location.text
+    elif isinstance(location, ImageRegion):
+        p.region.SetInParent()
+        r = p.region
+        r.x, r.y, r.width, r.height = location.x, location.y, location.width, location.height
+    elif isinstance(location, AudioRange):
+        p.time_range.SetInParent()
+        p.time_range.start_ms, p.time_range.end_ms = location.start_ms, location.end_ms
+
+
+def evidence_to_proto(e: Evidence, p: classifier_pb2.Evidence) -> None:
+    """Write `e` into the (empty) Evidence message `p`."""
+    p.part_id = e.part_id
+    p.category = e.category.proto
+    p.weight = e.weight
+    if isinstance(e, TextSpanEvidence):
+        _set_location(p, TextSpan(e.start, e.end, e.text))
+    elif isinstance(e, ImageRegionEvidence):
+        _set_location(p, e.region)
+    elif isinstance(e, AudioRangeEvidence):
+        _set_location(p, e.time_range)
+    elif isinstance(e, DerivedTextEvidence):
+        p.derived_text = e.text
+        _set_location(p, e.location)
+    else:
+        p.hash_bank = e.bank
+        p.hash_match.bank, p.hash_match.distance = e.bank, e.distance
+        p.hash_match.entry_id = e.entry_id
+
+
+def _location(p: classifier_pb2.Evidence) -> TextSpan | ImageRegion | AudioRange | None:
+    kind = p.WhichOneof("location")
+    if kind == "span":
+        return TextSpan(p.span.start, p.span.end, p.span.text)
+    if kind == "region":
+        r = p.region
+        return ImageRegion(r.x, r.y, r.width, r.height)
+    if kind == "time_range":
+        return AudioRange(p.time_range.start_ms, p.time_range.end_ms)
+    return None
+
+
+def evidence_from_proto(p: classifier_pb2.Evidence) -> Evidence:
+    """The domain evidence of `p`: a hash match (hash_match, or hash_bank alone from older
+    servers), derived text (derived_text set, with its location if any), else by location.
+    Raises ValueError for evidence that says none of these."""
+    part_id, category, weight = p.part_id, Category.from_proto(p.category), float(p.weight)
+    if p.HasField("hash_match") or p.hash_bank:
+        m = p.hash_match
+        return HashMatchEvidence(
+            part_id, category, weight, m.bank or p.hash_bank, int(m.distance), m.entry_id
+        )
+    location = _location(p)
+    if p.derived_text:
+        return DerivedTextEvidence(part_id, category, weight, p.derived_text, location)
+    if isinstance(location, TextSpan):
+        return TextSpanEvidence(
+            part_id, category, weight, location.start, location.end, location.text
+        )
+    if isinstance(location, ImageRegion):
+        return ImageRegionEvidence(part_id, category, weight, location)
+    if isinstance(location, AudioRange):
+        return AudioRangeEvidence(part_id, category, weight, location)
+    raise ValueError(f"evidence for part {part_id!r} has no location, derived text or hash match")
+
+
 def result_to_proto(r: ClassifierResult) -> classifier_pb2.ClassifyResponse:
     resp = classifier_pb2.ClassifyResponse(modality=modality_to_proto(r.modality))
     # add() builds each element in place; extend() would build and then copy it (this runs
@@ -47,14 +126,7 @@ def result_to_proto(r: ClassifierResult) -> classifier_pb2.ClassifyResponse:
     for s in r.scores:
         add_score(category=s.category.proto, score=s.score, severity=s.severity)
     for e in r.evidence:
-        resp.evidence.append(
-            classifier_pb2.Evidence(
-                part_id=e.part_id,
-                category=e.category.proto,
-                weight=e.weight,
-                span=classifier_pb2.TextSpan(start=e.start, end=e.end, text=e.text),
-            )
-        )
+        evidence_to_proto(e, resp.evidence.add())
     for name, version in r.models:
         resp.models.add(name=name, version=version)
     for t in r.timings:
@@ -63,22 +135,10 @@ def result_to_proto(r: ClassifierResult) -> classifier_pb2.ClassifyResponse:
 
 
 def result_from_proto(p: classifier_pb2.ClassifyResponse) -> ClassifierResult:
-    evidence = [
-        TextSpanEvidence(
-            part_id=e.part_id,
-            category=Category.from_proto(e.category),
-            weight=e.weight,
-            start=e.span.start,
-            end=e.span.end,
-            text=e.span.text,
-        )
-        for e in p.evidence
-        if e.WhichOneof("location") == "span"
-    ]
     return ClassifierResult(
         modality=modality_from_proto(p.modality),
         scores=[score_from_proto(s) for s in p.scores],
-        evidence=evidence,
+        evidence=[evidence_from_proto(e) for e in p.evidence],
         models=[(m.name, m.version) for m in p.models],
         timings=[StageTime(t.stage, t.millis) for t in p.timings],
     )

@@ -25,14 +25,103 @@ class Score:
     severity: int
 
 
+# --- evidence: why a category scored as it did -----------------------------------------------
+# Every kind names the part it comes from, the category it explains and its weight (how much it
+# moved the score: the drop when it is removed, a similarity, or 1.0 for an exact match).
+
+
+@dataclass(frozen=True)
+class TextSpan:
+    """Code points [start, end) of a text, and the text they hold."""
+
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ImageRegion:
+    """A rectangle of an image in pixels (x, y: its top-left corner)."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class AudioRange:
+    """Milliseconds [start_ms, end_ms) of an audio part."""
+
+    start_ms: int
+    end_ms: int
+
+
 @dataclass(frozen=True)
 class TextSpanEvidence:
+    """A span of a text part (start/end in code points of the part as sent)."""
+
     part_id: str
     category: Category
     weight: float
     start: int
     end: int
     text: str
+
+
+@dataclass(frozen=True)
+class ImageRegionEvidence:
+    """A region of an image part."""
+
+    part_id: str
+    category: Category
+    weight: float
+    region: ImageRegion
+
+
+@dataclass(frozen=True)
+class AudioRangeEvidence:
+    """A time range of an audio part."""
+
+    part_id: str
+    category: Category
+    weight: float
+    time_range: AudioRange
+
+
+@dataclass(frozen=True)
+class DerivedTextEvidence:
+    """Text read from a media part (OCR of an image, ASR of audio) that drove the category:
+    `text` is the text read; `location`, when known, is where in it (a span of `text`) or
+    where in the part it was read (an image region, an audio time range)."""
+
+    part_id: str
+    category: Category
+    weight: float
+    text: str
+    location: TextSpan | ImageRegion | AudioRange | None = None
+
+
+@dataclass(frozen=True)
+class HashMatchEvidence:
+    """The part matched an entry of a known-bad hash bank (e.g. a perceptual hash list):
+    the bank's name, the match's distance (0 = identical hash) and the entry's id."""
+
+    part_id: str
+    category: Category
+    weight: float
+    bank: str
+    distance: int
+    entry_id: str
+
+
+Evidence = (
+    TextSpanEvidence
+    | ImageRegionEvidence
+    | AudioRangeEvidence
+    | DerivedTextEvidence
+    | HashMatchEvidence
+)
 
 
 @dataclass(frozen=True)
@@ -45,7 +134,7 @@ class StageTime:
 class ClassifierResult:
     modality: Modality
     scores: list[Score]
-    evidence: list[TextSpanEvidence] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
     # (name, version) of every model that contributed.
     models: list[tuple[str, str]] = field(default_factory=list)
     timings: list[StageTime] = field(default_factory=list)

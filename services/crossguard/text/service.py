@@ -11,18 +11,19 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from crossguard.core.batcher import MicroBatcher
 from crossguard.core.classifier_metrics import ClassifierMetrics
-from crossguard.core.errors import InvalidInput, LimitExceeded, NotReady, Overloaded
+from crossguard.core.errors import InvalidInput, LimitExceeded, Overloaded
+from crossguard.core.model_contract import Model
 from crossguard.core.results import (
     ClassifierResult,
+    Evidence,
     Modality,
     Score,
     StageTime,
     TextSpanEvidence,
 )
+from crossguard.core.serving.classifier import BatchedClassifier
 from crossguard.core.taxonomy import Category, severity
 from crossguard.text.settings import TextServiceSettings
 from crossguard.text.textprep import Chunk, SanitizedText, plan_chunks, sanitize, units
@@ -35,28 +36,7 @@ Probabilities = dict[Category, float]
 _INLINE_SANITIZE_CHARS = 4096
 
 
-class TextModelLike(Protocol):
-    """What the classifier needs from crossguard.text.model.TextModel."""
-
-    name: str
-    version: str
-
-    @property
-    def categories(self) -> Sequence[Category]: ...
-
-    @property
-    def thresholds(self) -> dict[Category, float]: ...
-
-    @property
-    def model_infos(self) -> list[tuple[str, str]]: ...
-
-    def load(self) -> None: ...
-
-    def ready(self) -> bool: ...
-
-    def predict(self, texts: Sequence[str]) -> list[Probabilities]: ...
-
-    def close(self) -> None: ...
+TextParts = Sequence[tuple[str, str]]  # (part_id, text) pairs: the text parser's output
 
 
 @dataclass
@@ -104,7 +84,7 @@ def prepare_text(
     return clean, spans, chunks
 
 
-class TextClassifier:
+class TextClassifier(BatchedClassifier[TextParts, str, Probabilities]):
     """Classify the text parts of a content item.
 
     `classify` validates, sanitises (NFKC, control and format characters removed), splits long
@@ -112,101 +92,31 @@ class TextClassifier:
     `model.predict`, and takes each category's maximum over chunks and parts. For categories at
     or above their threshold it finds evidence spans by occlusion: it removes word windows from
     the chunk that drove the score and measures the drop, spending at most
-    `settings.evidence_passes` extra forward passes per request.
+    `settings.evidence_passes` extra forward passes per request. Lifecycle, batching, metrics
+    and timing: crossguard.core.serving.classifier.BatchedClassifier.
     """
 
     def __init__(
         self,
-        model: TextModelLike,
+        model: Model[str, Probabilities],
         settings: TextServiceSettings | None = None,
         *,
         owns_model: bool = True,
         metrics: ClassifierMetrics | None = None,
     ) -> None:
-        """`owns_model=False` leaves loading state alone on close (a model shared by tests or
-        by several classifiers in one process). `metrics`: where requests and model calls are
-        counted (default: the global meter provider's)."""
-        self.model = model
         self.settings = settings or TextServiceSettings()
-        self._owns_model = owns_model
-        self.metrics = metrics or ClassifierMetrics(Modality.TEXT.value)
-        self._batcher: MicroBatcher[str, Probabilities] = MicroBatcher(
-            model.predict,
-            max_batch=self.settings.batch_max,
-            max_delay=self.settings.batch_max_delay_ms / 1000.0,
-            max_queue=self.settings.queue_max,
-            workers=self.settings.batch_workers,
-            name="text-model",
-            on_batch=self.metrics.batch,
+        super().__init__(
+            model,
+            self.settings,
+            Modality.TEXT,
+            owns_model=owns_model,
+            metrics=metrics,
+            default_threshold=self.settings.default_threshold,
         )
-        self._started = False
-        self._categories: list[Category] = []
-        self._thresholds: dict[Category, float] = {}
-        self._model_infos: list[tuple[str, str]] = []
-
-    # --- lifecycle ---------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        """Load the model in a worker thread and start the batcher."""
-        if not self.model.ready():
-            t0 = time.perf_counter()
-            await asyncio.to_thread(self.model.load)
-            log.info(
-                "text model loaded",
-                extra={
-                    "model": self.model.name,
-                    "model_version": self.model.version,
-                    "seconds": round(time.perf_counter() - t0, 3),
-                },
-            )
-        # Read once: the model's properties build fresh copies on every access.
-        self._categories = list(self.model.categories)
-        self._thresholds = dict(self.model.thresholds)
-        self._model_infos = list(self.model.model_infos)
-        self._batcher.start()
-        self.metrics.watch_queue(lambda: self._batcher.queued)
-        self._started = True
-
-    def ready(self) -> bool:
-        return self._started and self.model.ready()
-
-    async def close(self) -> None:
-        self.metrics.watch_queue(None)
-        await self._batcher.stop()
-        self._started = False
-        if self._owns_model:
-            await asyncio.to_thread(self.model.close)
-
-    @property
-    def batcher(self) -> MicroBatcher[str, Probabilities]:
-        return self._batcher
-
-    # --- classification ----------------------------------------------------------------------
-
-    async def classify(
-        self,
-        content_id: str,
-        parts: Sequence[tuple[str, str]],
-        max_evidence: int = 0,
-    ) -> ClassifierResult:
-        """Score `parts` ((part_id, text) pairs) of item `content_id`.
-
-        Raises InvalidInput / LimitExceeded for bad requests and NotReady before start().
-        """
-        started = time.perf_counter()
-        try:
-            result = await self._classify(content_id, parts, max_evidence)
-        except BaseException as exc:  # cancellation included: the caller went away
-            self.metrics.request(time.perf_counter() - started, exc)
-            raise
-        self.metrics.request(time.perf_counter() - started)
-        return result
 
     async def _classify(
         self, content_id: str, parts: Sequence[tuple[str, str]], max_evidence: int
     ) -> ClassifierResult:
-        if not self.ready():
-            raise NotReady("text model is not loaded yet")
         t_start = time.perf_counter()
         total_chars = self._validate(content_id, parts)
         if total_chars > _INLINE_SANITIZE_CHARS:
@@ -222,13 +132,10 @@ class TextClassifier:
 
         # One forward pass per chunk, all through the batcher (coalesced with other requests).
         texts = [p.clean.text[c.start : c.end] for p in prepared for c in p.chunks]
-        if len(texts) == 1:  # the common case: no gather, no extra tasks
-            outputs = [await self._batcher.submit(texts[0])]
-        else:
-            outputs = await self._batcher.submit_many(texts)
+        outputs = await self.predict(texts)
         t_model = time.perf_counter()
 
-        scores: dict[Category, float] = dict.fromkeys(self._categories, 0.0)
+        scores: dict[Category, float] = dict.fromkeys(self.categories, 0.0)
         # Where each category's maximum came from: (part, chunk, that chunk's probabilities).
         argmax: dict[Category, tuple[_Part, Chunk, Probabilities]] = {}
         k = 0
@@ -242,7 +149,7 @@ class TextClassifier:
                         argmax[cat] = (part, ch, probs)
 
         wanted = self._evidence_count(max_evidence)
-        evidence: list[TextSpanEvidence] = []
+        evidence: list[Evidence] = []
         if wanted and self.settings.evidence_passes:
             try:
                 evidence = await self._evidence(scores, argmax, wanted)
@@ -256,7 +163,7 @@ class TextClassifier:
             modality=Modality.TEXT,
             scores=[Score(cat, value, severity(value)) for cat, value in ordered],
             evidence=evidence,
-            models=list(self._model_infos),
+            models=list(self.model_infos),
             timings=[
                 StageTime("prepare", (t_prep - t_start) * 1000.0),
                 StageTime("model", (t_model - t_prep) * 1000.0),
@@ -264,9 +171,6 @@ class TextClassifier:
                 StageTime("total", (t_end - t_start) * 1000.0),
             ],
         )
-
-    def threshold(self, category: Category) -> float:
-        return self._thresholds.get(category, self.settings.default_threshold)
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -331,7 +235,7 @@ class TextClassifier:
         scores: dict[Category, float],
         argmax: dict[Category, tuple[_Part, Chunk, Probabilities]],
         wanted: int,
-    ) -> list[TextSpanEvidence]:
+    ) -> list[Evidence]:
         flagged = sorted(
             (c for c in argmax if scores[c] >= self.threshold(c)),
             key=lambda c: (-scores[c], c.value),
@@ -360,7 +264,7 @@ class TextClassifier:
             passes = per_target if n_units <= per_target else max(1, per_target * 2 // 3)
             plans.append((target, _occlusions(target.part, target.chunk, passes)))
         flat = [(t, w) for t, ws in plans for w in ws]
-        outputs = await self._batcher.submit_many([w.text for _, w in flat])
+        outputs = await self.batcher.submit_many([w.text for _, w in flat])
         used = len(flat)
 
         min_drop = self.settings.evidence_min_drop
@@ -380,7 +284,7 @@ class TextClassifier:
             share = max(1, left // len(pending))
             solo = [(t, w, cats) for t, ws, cats in pending for w in ws[:share]][:left]
             texts = [self._solo_text(w) for _, w, _ in solo]
-            outputs = await self._batcher.submit_many(texts)
+            outputs = await self.batcher.submit_many(texts)
             for (target, window, cats), probs in zip(solo, outputs, strict=True):
                 for cat in cats:
                     alone = min(probs.get(cat, 0.0), target.base.get(cat, 0.0))
@@ -390,7 +294,7 @@ class TextClassifier:
         # Round-robin over categories (most severe first), strongest spans first in each.
         for items in by_category.values():
             items.sort(key=lambda e: (-e.weight, e.start))
-        evidence: list[TextSpanEvidence] = []
+        evidence: list[Evidence] = []
         rank = 0
         while len(evidence) < wanted:
             added = False

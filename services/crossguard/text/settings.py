@@ -12,10 +12,11 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from crossguard.core.settings import CrossguardSettings, GrpcServerSettings, ModelSettings
+from crossguard.core.serving.serving_settings import ServerSettings, ServingSettings
+from crossguard.core.settings import GrpcServerSettings, ModelSettings
 
 
-class TextServiceSettings(CrossguardSettings):
+class TextServiceSettings(ServingSettings):
     model_config = SettingsConfigDict(env_prefix="CROSSGUARD_TEXT_", frozen=True, extra="ignore")
 
     # --- input limits -------------------------------------------------------------------------
@@ -132,32 +133,7 @@ class TextServiceSettings(CrossguardSettings):
     # 4.4 for 2 processes, which scale further on more cores). With the fp32 encoder (before):
     # 1 process, workers 2 × 1 ORT thread 138-140, 1 × 2 124, 1 × 1 89. Max delay 0 ms 99 vs
     # 2 ms 85 (a closed loop queues work while the model runs, so waiting adds nothing).
-    processes: int = Field(
-        default=0,
-        ge=0,
-        description="CROSSGUARD_TEXT_PROCESSES: server processes sharing the gRPC port "
-        "(SO_REUSEPORT), each with its own model copy and micro-batcher; 0 = auto: 1 when the "
-        "onnxruntime providers include CUDA, else one per available CPU (cgroup CPU limit "
-        "respected) divided by CROSSGUARD_ONNX_INTRA_OP_THREADS when that is set.",
-    )
-    batch_max: int = Field(
-        default=32,
-        ge=1,
-        description="CROSSGUARD_TEXT_BATCH_MAX: most texts per model call.",
-    )
-    batch_max_delay_ms: float = Field(
-        default=0.0,
-        ge=0.0,
-        description="CROSSGUARD_TEXT_BATCH_MAX_DELAY_MS: longest wait for more texts after the "
-        "first one of a batch (texts that queued while the model was busy are always taken).",
-    )
-    batch_workers: int = Field(
-        default=1,
-        ge=1,
-        description="CROSSGUARD_TEXT_BATCH_WORKERS: model calls in flight at once per server "
-        "process (each gets the process's share of CPUs / workers onnxruntime threads unless "
-        "CROSSGUARD_ONNX_INTRA_OP_THREADS is set).",
-    )
+    # processes, batch_max, batch_max_delay_ms, batch_workers, queue_max: ServingSettings.
     model_sub_batch: int = Field(
         default=16,
         ge=0,
@@ -178,12 +154,6 @@ class TextServiceSettings(CrossguardSettings):
         "between calls (its own default). Off by default: spinning threads take the CPU the "
         "event loop, gRPC and tokenisation need between model calls.",
     )
-    queue_max: int = Field(
-        default=4096,
-        ge=1,
-        description="CROSSGUARD_TEXT_QUEUE_MAX: texts waiting for the model before requests are "
-        "refused with RESOURCE_EXHAUSTED.",
-    )
 
     @model_validator(mode="after")
     def _check(self) -> TextServiceSettings:
@@ -200,7 +170,7 @@ class TextServiceSettings(CrossguardSettings):
         return self
 
 
-class TextServerSettings:
+class TextServerSettings(ServerSettings[TextServiceSettings]):
     """Everything `python -m crossguard.text` reads from the environment, in one place."""
 
     def __init__(
@@ -209,6 +179,8 @@ class TextServerSettings:
         grpc: GrpcServerSettings | None = None,
         model: ModelSettings | None = None,
     ) -> None:
-        self.text = text or TextServiceSettings()
-        self.grpc = grpc or GrpcServerSettings()
-        self.model = model or ModelSettings()
+        super().__init__(text or TextServiceSettings(), grpc, model)
+
+    @property
+    def text(self) -> TextServiceSettings:
+        return self.service

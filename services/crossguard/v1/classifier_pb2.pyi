@@ -209,8 +209,40 @@ class AudioRange(_message.Message):
 Global___AudioRange: _TypeAlias = AudioRange  # noqa: Y015
 
 @_typing.final
+class HashMatch(_message.Message):
+    """A match of a part against an entry of a known-bad hash bank."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BANK_FIELD_NUMBER: _builtins.int
+    DISTANCE_FIELD_NUMBER: _builtins.int
+    ENTRY_ID_FIELD_NUMBER: _builtins.int
+    bank: _builtins.str
+    """The bank's name."""
+    distance: _builtins.int
+    """Distance between the part's hash and the entry's (0 = identical)."""
+    entry_id: _builtins.str
+    """The matched entry's id in the bank."""
+    def __init__(
+        self,
+        *,
+        bank: _builtins.str = ...,
+        distance: _builtins.int = ...,
+        entry_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank", b"bank", "distance", b"distance", "entry_id", b"entry_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HashMatch: _TypeAlias = HashMatch  # noqa: Y015
+
+@_typing.final
 class Evidence(_message.Message):
-    """Why a category scored as it did: the span, region or time range that drove it."""
+    """Why a category scored as it did: the span, region or time range that drove it, text read from
+    a media part (derived_text, optionally with where it was read), or a hash-bank match.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -222,20 +254,29 @@ class Evidence(_message.Message):
     TIME_RANGE_FIELD_NUMBER: _builtins.int
     DERIVED_TEXT_FIELD_NUMBER: _builtins.int
     HASH_BANK_FIELD_NUMBER: _builtins.int
+    HASH_MATCH_FIELD_NUMBER: _builtins.int
     part_id: _builtins.str
     category: _taxonomy_pb2.Category.ValueType
     weight: _builtins.float
     """How much this piece moved the category's score (score drop when it is removed)."""
     derived_text: _builtins.str
-    """Text read from the part (OCR or ASR), when the evidence is derived from it."""
+    """Text read from the part (OCR or ASR), when the evidence is derived from it; `location`
+    then says where: a span of this text, or the image region / audio range it was read from.
+    """
     hash_bank: _builtins.str
-    """Known-bad hash bank that matched, when the evidence is a hash match."""
+    """Known-bad hash bank that matched, when the evidence is a hash match (the bank's name, as in
+    hash_match.bank; kept for readers of this field).
+    """
     @_builtins.property
     def span(self) -> Global___TextSpan: ...
     @_builtins.property
     def region(self) -> Global___ImageRegion: ...
     @_builtins.property
     def time_range(self) -> Global___AudioRange: ...
+    @_builtins.property
+    def hash_match(self) -> Global___HashMatch:
+        """The hash match in full, when the evidence is one."""
+
     def __init__(
         self,
         *,
@@ -247,10 +288,11 @@ class Evidence(_message.Message):
         time_range: Global___AudioRange | None = ...,
         derived_text: _builtins.str = ...,
         hash_bank: _builtins.str = ...,
+        hash_match: Global___HashMatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["location", b"location", "region", b"region", "span", b"span", "time_range", b"time_range"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hash_match", b"hash_match", "location", b"location", "region", b"region", "span", b"span", "time_range", b"time_range"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "derived_text", b"derived_text", "hash_bank", b"hash_bank", "location", b"location", "part_id", b"part_id", "region", b"region", "span", b"span", "time_range", b"time_range", "weight", b"weight"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "derived_text", b"derived_text", "hash_bank", b"hash_bank", "hash_match", b"hash_match", "location", b"location", "part_id", b"part_id", "region", b"region", "span", b"span", "time_range", b"time_range", "weight", b"weight"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_location: _TypeAlias = _typing.Literal["span", "region", "time_range"]  # noqa: Y015
     _WhichOneofArgType_location: _TypeAlias = _typing.Literal["location", b"location"]  # noqa: Y015

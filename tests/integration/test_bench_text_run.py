@@ -9,8 +9,9 @@ import io
 import pytest
 from rich.console import Console
 
+from crossguard.bench.report import print_bench
+from crossguard.bench.text import run_text_bench
 from crossguard.core.model_repository import ModelRepository
-from crossguard.text.bench import print_bench, run_text_bench
 
 pytestmark = pytest.mark.integration
 

@@ -1,11 +1,12 @@
-"""How many server processes and onnxruntime threads the text service sizes itself to."""
+"""How many server processes and onnxruntime threads a classifier service sizes itself to
+(crossguard.core.serving.server, with the text service's settings)."""
 
 from __future__ import annotations
 
 import pytest
 
+from crossguard.core.serving import server
 from crossguard.core.settings import ModelSettings
-from crossguard.text import server
 from crossguard.text.settings import TextServerSettings, TextServiceSettings
 
 pytestmark = pytest.mark.unit

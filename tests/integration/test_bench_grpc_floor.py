@@ -1,4 +1,4 @@
-"""The bench's floor server (crossguard.text.grpc_cost with CROSSGUARD_BENCH_GRPC_FLOOR=1): bare
+"""The bench's floor server (crossguard.bench.grpc_cost with CROSSGUARD_BENCH_GRPC_FLOOR=1): bare
 grpc.aio on a real port, in one or several processes, answering the ClassifierService methods
 with the constant model's response."""
 
@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 import grpc
 import pytest
 
-from crossguard.text.grpc_cost import FLOOR_VAR, SECONDS_PER_TEXT_VAR, constant_response
-from crossguard.text.servicer import CLASSIFY, CLASSIFY_STREAM
+from crossguard.bench.constant import SECONDS_PER_TEXT_VAR, constant_response
+from crossguard.bench.grpc_cost import FLOOR_VAR
+from crossguard.core.serving.servicer import CLASSIFY, CLASSIFY_STREAM
 from crossguard.v1 import classifier_pb2, content_pb2
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ async def test_floor_answers_unary_and_stream_calls(
 ) -> None:
     server = start_grpc(
         "floor",
-        "crossguard.text.grpc_cost",
+        "crossguard.bench.grpc_cost",
         CROSSGUARD_TEXT_PROCESSES=str(processes),
         **{SECONDS_PER_TEXT_VAR: "0.001", FLOOR_VAR: "1"},
     )

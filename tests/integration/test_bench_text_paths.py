@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pytest
 
+from crossguard.bench.data import bench_texts
+from crossguard.bench.naive import naive_predictor
 from crossguard.core.model_repository import ModelRepository
-from crossguard.text.bench import bench_texts, naive_predictor
 from crossguard.text.model import TextModel
 
 pytestmark = pytest.mark.integration

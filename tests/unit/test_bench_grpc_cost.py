@@ -6,16 +6,16 @@ import asyncio
 
 import pytest
 
-from crossguard.core.proto_convert import result_from_proto
-from crossguard.core.taxonomy import Category
-from crossguard.text.grpc_cost import (
+from crossguard.bench.constant import (
     CONSTANT_SCORE,
     SECONDS_PER_TEXT_VAR,
-    BatchPacer,
     ConstantModel,
-    GrpcCost,
     constant_response,
 )
+from crossguard.bench.floor import BatchPacer
+from crossguard.bench.grpc_cost import GrpcCost
+from crossguard.core.proto_convert import result_from_proto
+from crossguard.core.taxonomy import Category
 from crossguard.v1 import classifier_pb2
 
 pytestmark = pytest.mark.unit
