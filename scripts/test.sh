@@ -33,6 +33,10 @@ ruff format --check services tests
 echo "==> mypy"
 mypy
 
+# Contracts in pyproject.toml [tool.importlinter]: packages layered, no import cycles.
+echo "==> import contracts"
+lint-imports --no-cache
+
 # Kubernetes manifests and Dockerfiles are checked by tests/unit/test_deploy_manifests.py
 # (kustomize render, kubernetes-validate --strict, hadolint); scripts/validate_k8s.sh runs the
 # same tools by hand.
