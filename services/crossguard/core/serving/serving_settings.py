@@ -5,7 +5,8 @@ environment (modality settings, gRPC server settings, model settings).
 A modality subclasses ServingSettings with its own env prefix (e.g. CROSSGUARD_TEXT_); the
 shared fields then read CROSSGUARD_TEXT_BATCH_MAX etc., and their descriptions name that
 variable (docs/configuration.md is generated from them). A subclass may redeclare a field to
-change its default.
+change its default, as `batch_max: int = Field(default=8, ge=1)`: without a description of its
+own the field keeps the shared one.
 """
 
 from __future__ import annotations
@@ -62,10 +63,14 @@ class ServingSettings(CrossguardSettings):
         """Name each shared field's variable with the subclass's prefix in its description."""
         super().__pydantic_init_subclass__(**kwargs)
         prefix = str(cls.model_config.get("env_prefix", "")).upper()
+        shared = ServingSettings.__pydantic_fields__
         for name, info in list(cls.__pydantic_fields__.items()):
-            if info.description and _ENV in info.description:
+            description = info.description
+            if description is None and name in shared:  # redeclared for another default
+                description = shared[name].description
+            if description and _ENV in description:
                 named = copy.copy(info)
-                named.description = info.description.replace(_ENV, prefix)
+                named.description = description.replace(_ENV, prefix)
                 cls.__pydantic_fields__[name] = named
 
 
