@@ -117,6 +117,8 @@ class TextClassifier(BatchedClassifier[TextParts, str, Probabilities]):
     async def _classify(
         self, content_id: str, parts: Sequence[tuple[str, str]], max_evidence: int
     ) -> ClassifierResult:
+        """Score `parts` ((part_id, text) pairs) of item `content_id`; raises InvalidInput /
+        LimitExceeded for bad requests."""
         t_start = time.perf_counter()
         total_chars = self._validate(content_id, parts)
         if total_chars > _INLINE_SANITIZE_CHARS:
