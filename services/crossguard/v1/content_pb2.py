@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63rossguard/v1/content.proto\x12\rcrossguard.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"Z\n\x05Media\x12\x11\n\tmime_type\x18\x01 \x01(\t\x12\x15\n\x0binline_data\x18\x02 \x01(\x0cH\x00\x12\r\n\x03uri\x18\x03 \x01(\tH\x00\x12\x0e\n\x06sha256\x18\x04 \x01(\tB\x08\n\x06source\"]\n\x0b\x43ontentPart\x12\x0f\n\x07part_id\x18\x01 \x01(\t\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12%\n\x05media\x18\x03 \x01(\x0b\x32\x14.crossguard.v1.MediaH\x00\x42\x06\n\x04kind\"\xb8\x01\n\x0b\x43ontentItem\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x0f\n\x07surface\x18\x03 \x01(\t\x12\x11\n\tauthor_id\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06locale\x18\x06 \x01(\t\x12)\n\x05parts\x18\x07 \x03(\x0b\x32\x1a.crossguard.v1.ContentPartb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63rossguard/v1/content.proto\x12\rcrossguard.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"h\n\x05Media\x12\x11\n\tmime_type\x18\x01 \x01(\t\x12\x15\n\x0binline_data\x18\x02 \x01(\x0cH\x00\x12\r\n\x03uri\x18\x03 \x01(\tH\x00\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x0c\n\x04size\x18\x05 \x01(\x04\x42\x08\n\x06source\"]\n\x0b\x43ontentPart\x12\x0f\n\x07part_id\x18\x01 \x01(\t\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12%\n\x05media\x18\x03 \x01(\x0b\x32\x14.crossguard.v1.MediaH\x00\x42\x06\n\x04kind\"\xb8\x01\n\x0b\x43ontentItem\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x0f\n\x07surface\x18\x03 \x01(\t\x12\x11\n\tauthor_id\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06locale\x18\x06 \x01(\t\x12)\n\x05parts\x18\x07 \x03(\x0b\x32\x1a.crossguard.v1.ContentPartb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,9 +33,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crossguard.v1.content_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MEDIA']._serialized_start=79
-  _globals['_MEDIA']._serialized_end=169
-  _globals['_CONTENTPART']._serialized_start=171
-  _globals['_CONTENTPART']._serialized_end=264
-  _globals['_CONTENTITEM']._serialized_start=267
-  _globals['_CONTENTITEM']._serialized_end=451
+  _globals['_MEDIA']._serialized_end=183
+  _globals['_CONTENTPART']._serialized_start=185
+  _globals['_CONTENTPART']._serialized_end=278
+  _globals['_CONTENTITEM']._serialized_start=281
+  _globals['_CONTENTITEM']._serialized_end=465
 # @@protoc_insertion_point(module_scope)

@@ -21,7 +21,11 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class Media(_message.Message):
-    """A media part: exactly one of inline bytes (bounded by the pipeline's limits) or a URI."""
+    """A media part: exactly one of inline bytes (small media, bounded by the pipeline's inline
+    limit) or a URI to the stored object (claim-check; docs/media.md): file:// (embedded
+    default) or s3://bucket/key (production). A URI needs sha256 and size; classifiers fetch
+    the object with size limits and a timeout and verify both.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -29,11 +33,18 @@ class Media(_message.Message):
     INLINE_DATA_FIELD_NUMBER: _builtins.int
     URI_FIELD_NUMBER: _builtins.int
     SHA256_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
     mime_type: _builtins.str
     inline_data: _builtins.bytes
     uri: _builtins.str
     sha256: _builtins.str
-    """Hex sha256 of the media bytes; computed by the pipeline when absent."""
+    """Hex sha256 of the media bytes: required with a uri; computed by the pipeline for inline
+    data when absent.
+    """
+    size: _builtins.int
+    """Size of the media bytes: required with a uri (checked before and while reading); for
+    inline data 0 or len(inline_data).
+    """
     def __init__(
         self,
         *,
@@ -41,10 +52,11 @@ class Media(_message.Message):
         inline_data: _builtins.bytes = ...,
         uri: _builtins.str = ...,
         sha256: _builtins.str = ...,
+        size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["inline_data", b"inline_data", "source", b"source", "uri", b"uri"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["inline_data", b"inline_data", "mime_type", b"mime_type", "sha256", b"sha256", "source", b"source", "uri", b"uri"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["inline_data", b"inline_data", "mime_type", b"mime_type", "sha256", b"sha256", "size", b"size", "source", b"source", "uri", b"uri"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_source: _TypeAlias = _typing.Literal["inline_data", "uri"]  # noqa: Y015
     _WhichOneofArgType_source: _TypeAlias = _typing.Literal["source", b"source"]  # noqa: Y015
