@@ -25,3 +25,15 @@ class Overloaded(CrossguardError):
 
 class ModelError(CrossguardError):
     """A model repository entry is missing or inconsistent (maps to FAILED_PRECONDITION)."""
+
+
+class NotFound(CrossguardError):
+    """Something the request refers to does not exist (maps to NOT_FOUND)."""
+
+
+class PermissionDenied(CrossguardError):
+    """A dependency refused us access to what the request refers to (maps to PERMISSION_DENIED)."""
+
+
+class DeadlineExceeded(CrossguardError):
+    """A dependency did not answer within its timeout (maps to DEADLINE_EXCEEDED)."""

@@ -22,10 +22,13 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from crossguard.core.errors import (
     CrossguardError,
+    DeadlineExceeded,
     InvalidInput,
     ModelError,
+    NotFound,
     NotReady,
     Overloaded,
+    PermissionDenied,
 )
 from crossguard.core.settings import GrpcServerSettings
 
@@ -36,6 +39,9 @@ _STATUS: list[tuple[type[CrossguardError], grpc.StatusCode]] = [
     (NotReady, grpc.StatusCode.UNAVAILABLE),
     (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (ModelError, grpc.StatusCode.FAILED_PRECONDITION),
+    (NotFound, grpc.StatusCode.NOT_FOUND),
+    (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
 ]
 
 
