@@ -14,6 +14,15 @@ echo "==> python dependencies (pinned by constraints.txt)"
 .venv/bin/pip install --quiet -c constraints.txt "torch==2.13.0"
 .venv/bin/pip install --quiet -c constraints.txt -e '.[cpu,build,dev]'
 
+# Test-only S3-compatible server (moto) in its own virtualenv: botocore, which moto needs,
+# caps python-dateutil below the version constraints.txt pins (tools/s3server/constraints.txt).
+if [ ! -x tools/s3server/.venv/bin/python ] || ! tools/s3server/.venv/bin/python -c "import moto.server, flask" 2>/dev/null; then
+  echo "==> S3 test server (moto) virtualenv (tools/s3server/.venv)"
+  "$PYTHON" -m venv tools/s3server/.venv
+  tools/s3server/.venv/bin/pip install --quiet -c tools/s3server/constraints.txt \
+    "moto[s3]==5.2.5" "flask==3.1.3" "flask-cors==6.0.5"
+fi
+
 if command -v npm >/dev/null; then
   echo "==> tools (buf) via npm"
   npm ci --prefix tools --no-audit --no-fund --loglevel=error

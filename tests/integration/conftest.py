@@ -8,6 +8,7 @@ Processes are the product's own `ManagedProcess` (as `crossguard up` runs them):
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,9 +145,9 @@ def start_consistency(spawn: SpawnFactory) -> ServiceFactory:
 
 
 @pytest.fixture
-def start_worker(spawn: SpawnFactory, kafka: KafkaSettings) -> ServiceFactory:
+def start_worker(spawn: SpawnFactory, kafka: KafkaSettings, tmp_path: Path) -> ServiceFactory:
     """`python -m crossguard.pipeline` against the test broker and topics, once READY (joined
-    the consumer group)."""
+    the consumer group); its media store (review tasks' media) in tmp_path/media."""
 
     def start(**env: str) -> ManagedProcess:
         return spawn(
@@ -156,6 +157,7 @@ def start_worker(spawn: SpawnFactory, kafka: KafkaSettings) -> ServiceFactory:
                 **kafka_env(kafka),
                 "CROSSGUARD_LOG_LEVEL": "WARNING",
                 "CROSSGUARD_AGENT_CONCURRENCY": "8",
+                "CROSSGUARD_MEDIA_FILE_ROOT": str(tmp_path / "media"),
                 **env,
             },
             ready="READY",
@@ -163,3 +165,39 @@ def start_worker(spawn: SpawnFactory, kafka: KafkaSettings) -> ServiceFactory:
         )
 
     return start
+
+
+S3_SERVER_PYTHON = Path(__file__).resolve().parents[2] / "tools" / "s3server" / ".venv" / "bin"
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real S3-compatible server (moto's server mode, in the virtualenv scripts/setup.sh
+    makes in tools/s3server/.venv) on a free loopback port, for the session: its endpoint URL.
+    Tests use fresh buckets."""
+    python = S3_SERVER_PYTHON / "python"
+    if not python.exists():
+        raise RuntimeError(f"{python} is missing: run scripts/setup.sh (S3 test server)")
+    log = (tmp_path_factory.mktemp("s3server") / "moto.log").open("w")
+    proc = subprocess.Popen(
+        [str(python), str(S3_SERVER_PYTHON.parents[1] / "serve.py")],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # `PORT <n>` once listening; "" if it died
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"S3 test server did not start (log: {log.name})")
+        yield f"http://127.0.0.1:{int(line.split()[1])}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.trace import format_trace_id
 
+from crossguard.core.media import FileMediaStore
 from crossguard.core.results import Modality
 from crossguard.core.taxonomy import Category
 from crossguard.pipeline.process import (
@@ -121,8 +122,8 @@ async def test_not_configured_modality_is_missing_signal() -> None:
     assert out.decision.escalation.rule == "missing_signal.escalate:text"
 
 
-async def test_image_without_vision_endpoint() -> None:
-    proc = FakeProcessor(settings())
+async def test_image_without_vision_endpoint(tmp_path: Path) -> None:
+    proc = FakeProcessor(settings(), media_store=FileMediaStore(tmp_path))
     it = item("c5", "hello")
     it.parts.append(
         content_pb2.ContentPart(media=content_pb2.Media(mime_type="image/png", inline_data=b"p"))
@@ -132,6 +133,11 @@ async def test_image_without_vision_endpoint() -> None:
     assert [(m.modality, m.reason) for m in out.decision.missing_signals] == [
         (taxonomy_pb2.MODALITY_IMAGE, "not_configured")
     ]
+    # The escalation's review task carries a reference to the stored bytes, never the bytes.
+    assert out.review is not None
+    media = out.review.item.parts[1].media
+    assert media.WhichOneof("source") == "uri" and media.size == 1
+    assert media.uri.startswith(tmp_path.resolve().as_uri())
 
 
 async def test_unavailable_classifier_names_missing_signal() -> None:

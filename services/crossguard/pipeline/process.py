@@ -20,6 +20,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from crossguard.core.media import MediaStore, open_store
 from crossguard.core.proto_convert import (
     modality_to_proto,
     result_from_proto,
@@ -29,6 +30,7 @@ from crossguard.core.proto_convert import (
 from crossguard.core.results import ClassifierResult, Modality, Score
 from crossguard.core.telemetry import extract_kafka_headers, inject_kafka_headers
 from crossguard.pipeline.clients import ChannelPool, reason_for
+from crossguard.pipeline.media import by_reference, media_rejection
 from crossguard.pipeline.metrics import PipelineMetrics
 from crossguard.pipeline.settings import PipelineSettings
 from crossguard.pipeline.validate import RejectCode, Rejection, ValidItem, validate
@@ -226,6 +228,7 @@ class Processor:
         policy: PolicyStore | None = None,
         *,
         metrics: PipelineMetrics | None = None,
+        media_store: MediaStore | None = None,
     ) -> None:
         self.settings = settings
         self.policy_store = policy or PolicyStore(
@@ -247,6 +250,15 @@ class Processor:
             OrderedDict()
         )
         self._inflight: dict[tuple[str, str, str], asyncio.Future[Outcome]] = {}
+        self._media_store = media_store
+
+    @property
+    def media_store(self) -> MediaStore:
+        """Where review tasks' inline media go (CROSSGUARD_MEDIA_STORE_URI, opened on first
+        use)."""
+        if self._media_store is None:
+            self._media_store = open_store(self.settings.media)
+        return self._media_store
 
     async def close(self) -> None:
         await self.channels.close()
@@ -273,6 +285,8 @@ class Processor:
         ) as span:
             try:
                 outcome = await self._process(raw, headers, key=key, source=source)
+            except Rejection as refused:  # a classifier refused the item's media
+                outcome = self._dlq(raw, headers, refused, key=key, source=source)
             except Exception as exc:  # a bug must not stop the stream: DLQ it, loudly
                 log.exception("pipeline error; item sent to the DLQ")
                 span.record_exception(exc)
@@ -409,7 +423,9 @@ class Processor:
         records = [OutRecord("decisions", key, msg.SerializeToString(), headers)]
         review = None
         if decision.escalation.escalated:
-            review = build_review_task(item, msg, policy.escalation.sla_minutes, now)
+            # Review tasks carry media references, never bytes.
+            task_item = await by_reference(item, self.media_store)
+            review = build_review_task(task_item, msg, policy.escalation.sla_minutes, now)
             records.append(OutRecord("review", key, review.SerializeToString(), list(headers)))
         return Outcome("decision", item.id, records, decision=msg, review=review)
 
@@ -459,6 +475,10 @@ class Processor:
                     request, timeout=sig.deadline_ms / 1000.0
                 )
             except grpc.aio.AioRpcError as exc:
+                rejection = media_rejection(modality.value, exc.details() or "", item.id)
+                if rejection is not None:
+                    span.set_status(Status(StatusCode.ERROR, rejection.code))
+                    raise rejection from None
                 reason = reason_for(exc.code())
                 span.set_status(Status(StatusCode.ERROR, reason))
                 log.warning(

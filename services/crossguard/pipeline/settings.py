@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from crossguard.core.media.settings import MediaSettings
 from crossguard.core.settings import CrossguardSettings
 
 
@@ -75,9 +76,11 @@ class PipelineSettings(CrossguardSettings):
         default=20_000, ge=1, description="CROSSGUARD_MAX_TEXT_CHARS: characters per text part."
     )
     max_inline_bytes: int = Field(
-        default=4 * 1024 * 1024,
+        default=256 * 1024,
         ge=1,
-        description="CROSSGUARD_MAX_INLINE_BYTES: inline media bytes per part.",
+        description="CROSSGUARD_MAX_INLINE_BYTES: inline media bytes per part; larger media "
+        "travel by reference (a uri with sha256 and size, docs/media.md), so records stay "
+        "under Kafka's default 1 MB limit.",
     )
     max_id_chars: int = Field(
         default=256, ge=1, description="CROSSGUARD_MAX_ID_CHARS: length of the content id."
@@ -128,6 +131,12 @@ class PipelineSettings(CrossguardSettings):
     @cached_property
     def audio_types(self) -> frozenset[str]:
         return _mime_set(self.audio_mime_types)
+
+    @cached_property
+    def media(self) -> MediaSettings:
+        """Media reference limits and the store (CROSSGUARD_MEDIA_*), read from the same
+        variables as the classifiers that fetch the media."""
+        return MediaSettings()
 
 
 def _mime_set(value: str) -> frozenset[str]:

@@ -10,13 +10,16 @@ from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
 
+from crossguard.core.media import MediaError, MediaReason, MediaSettings, check_reference
 from crossguard.core.results import Modality
 from crossguard.pipeline.settings import PipelineSettings
 from crossguard.v1 import content_pb2
 
 
 class RejectCode:
-    """Machine-readable DLQ error codes (header crossguard-dlq-error)."""
+    """Machine-readable DLQ error codes (header crossguard-dlq-error). A refused media
+    reference, or a media error a classifier answered, has a media reason code instead
+    (core.media.MediaReason: media_scheme_not_allowed, media_too_large, ...)."""
 
     MALFORMED = "malformed_protobuf"
     OVERSIZED_ITEM = "oversized_item"
@@ -68,8 +71,12 @@ def modality_of(part: content_pb2.ContentPart, settings: PipelineSettings) -> Mo
     return None
 
 
-def validate(raw: bytes | None, settings: PipelineSettings) -> ValidItem:
-    """Parse and check one record value against the limits in `settings`."""
+def validate(
+    raw: bytes | None, settings: PipelineSettings, media: MediaSettings | None = None
+) -> ValidItem:
+    """Parse and check one record value against the limits in `settings` and, for media
+    references, `media` (default: settings.media, the CROSSGUARD_MEDIA_* variables)."""
+    media_limits = settings.media if media is None else media
     if raw is None or len(raw) == 0:
         raise Rejection(RejectCode.MALFORMED, "empty record value")
     if len(raw) > settings.max_item_bytes:
@@ -120,7 +127,7 @@ def validate(raw: bytes | None, settings: PipelineSettings) -> ValidItem:
                     cid,
                 )
         else:
-            _check_media(part, where, cid, settings)
+            _check_media(part, where, cid, settings, media_limits)
         modality = modality_of(part, settings)
         if modality is None:
             raise Rejection(
@@ -135,7 +142,11 @@ def validate(raw: bytes | None, settings: PipelineSettings) -> ValidItem:
 
 
 def _check_media(
-    part: content_pb2.ContentPart, where: str, cid: str, settings: PipelineSettings
+    part: content_pb2.ContentPart,
+    where: str,
+    cid: str,
+    settings: PipelineSettings,
+    limits: MediaSettings,
 ) -> None:
     media = part.media
     source = media.WhichOneof("source")
@@ -146,11 +157,18 @@ def _check_media(
         if size > settings.max_inline_bytes:
             raise Rejection(
                 RejectCode.OVERSIZED_MEDIA,
-                f"{where} has {size} inline bytes; limit {settings.max_inline_bytes}",
+                f"{where} has {size} inline bytes; limit {settings.max_inline_bytes}: send "
+                "larger media by reference (a uri with sha256 and size; docs/media.md)",
                 cid,
             )
         if size == 0:
             raise Rejection(RejectCode.EMPTY_PART, f"{where} has empty inline data", cid)
+        if media.size and media.size != size:
+            raise Rejection(
+                MediaReason.SIZE_MISMATCH,
+                f"{where} has {size} inline bytes; declared size {media.size}",
+                cid,
+            )
         digest = hashlib.sha256(media.inline_data).hexdigest()
         if media.sha256 and media.sha256.lower() != digest:
             raise Rejection(
@@ -159,3 +177,9 @@ def _check_media(
         media.sha256 = digest
     elif not media.uri.strip():
         raise Rejection(RejectCode.MISSING_MEDIA, f"{where} has an empty uri", cid)
+    else:
+        # The reference travels on to the classifiers, which fetch and verify the bytes.
+        try:
+            check_reference(media, limits)
+        except MediaError as exc:
+            raise Rejection(exc.reason, f"{where}: {exc.detail}", cid) from None

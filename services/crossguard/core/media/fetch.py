@@ -103,10 +103,11 @@ def _read_file(
         fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
         raise MediaNotFound(f"no file {ref.path!r}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise MediaBadReference(f"{ref.path!r} is not a regular file")
     with os.fdopen(fd, "rb") as fh:
-        info = os.fstat(fh.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise MediaBadReference(f"{ref.path!r} is not a regular file")
         _check_stored_size(info.st_size, media, limits)
         return _drain(iter(lambda: fh.read(CHUNK_BYTES), b""), media, limits, deadline)
 

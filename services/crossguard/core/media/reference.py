@@ -65,7 +65,7 @@ def check_reference(media: content_pb2.Media, limits: MediaSettings) -> MediaRef
     checks again after resolving symlinks). Raises MediaError subclasses."""
     if media.WhichOneof("source") != "uri" or not media.uri.strip():
         raise MediaBadReference("no uri")
-    scheme = media.uri.partition("://")[0].lower()
+    scheme = media.uri.partition(":")[0].lower()
     if scheme not in limits.schemes:
         allowed = ", ".join(sorted(limits.schemes)) or "none"
         raise MediaSchemeNotAllowed(f"scheme {scheme[:20]!r} is not allowed (allowed: {allowed})")

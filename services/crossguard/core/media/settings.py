@@ -4,7 +4,6 @@ references) and every classifier that reads media (read_media), so both apply th
 from __future__ import annotations
 
 import os
-from functools import cached_property
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -72,12 +71,12 @@ class MediaSettings(CrossguardSettings):
         description="CROSSGUARD_MEDIA_S3_SESSION_TOKEN: secret; for temporary credentials.",
     )
 
-    # Parsed once (read for every media part; the settings are frozen).
-    @cached_property
+    # Plain properties, not cached: model_copy(update=...) would carry a cached value over.
+    @property
     def schemes(self) -> frozenset[str]:
         return frozenset(s.strip().lower() for s in self.allowed_schemes.split(",") if s.strip())
 
-    @cached_property
+    @property
     def root(self) -> Path:
         """file_root made absolute without touching the file system (for pure checks)."""
         return Path(os.path.abspath(self.file_root))
