@@ -123,7 +123,8 @@ async def test_not_configured_modality_is_missing_signal() -> None:
 
 
 async def test_image_without_vision_endpoint(tmp_path: Path) -> None:
-    proc = FakeProcessor(settings(), media_store=FileMediaStore(tmp_path))
+    store = FileMediaStore(tmp_path)
+    proc = FakeProcessor(settings(), media_store=store)
     it = item("c5", "hello")
     it.parts.append(
         content_pb2.ContentPart(media=content_pb2.Media(mime_type="image/png", inline_data=b"p"))
@@ -137,7 +138,7 @@ async def test_image_without_vision_endpoint(tmp_path: Path) -> None:
     assert out.review is not None
     media = out.review.item.parts[1].media
     assert media.WhichOneof("source") == "uri" and media.size == 1
-    assert media.uri.startswith(tmp_path.resolve().as_uri())
+    assert media.uri.startswith(store.root.as_uri())
 
 
 async def test_unavailable_classifier_names_missing_signal() -> None:
