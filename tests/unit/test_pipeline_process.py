@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.trace import format_trace_id
 
-from crossguard.core.media import FileMediaStore
+from crossguard.core.media.store import reference
 from crossguard.core.results import Modality
 from crossguard.core.taxonomy import Category
 from crossguard.pipeline.process import (
@@ -122,8 +122,20 @@ async def test_not_configured_modality_is_missing_signal() -> None:
     assert out.decision.escalation.rule == "missing_signal.escalate:text"
 
 
-async def test_image_without_vision_endpoint(tmp_path: Path) -> None:
-    store = FileMediaStore(tmp_path)
+class MemoryStore:
+    """A media store in a dict (unit tests do no I/O; the real stores have their own tests)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def put(self, data: bytes, mime_type: str) -> content_pb2.Media:
+        media = reference(f"s3://mem/{len(self.objects)}", data, mime_type)
+        self.objects[media.uri] = data
+        return media
+
+
+async def test_image_without_vision_endpoint() -> None:
+    store = MemoryStore()
     proc = FakeProcessor(settings(), media_store=store)
     it = item("c5", "hello")
     it.parts.append(
@@ -138,7 +150,7 @@ async def test_image_without_vision_endpoint(tmp_path: Path) -> None:
     assert out.review is not None
     media = out.review.item.parts[1].media
     assert media.WhichOneof("source") == "uri" and media.size == 1
-    assert media.uri.startswith(store.root.as_uri())
+    assert store.objects == {media.uri: b"p"}
 
 
 async def test_unavailable_classifier_names_missing_signal() -> None:
