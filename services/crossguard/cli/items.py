@@ -1,8 +1,9 @@
-"""Loading items for demo / replay / moderate: JSONL lines or command-line parts → ContentItem."""
+"""Loading items for demo / replay / moderate: JSONL lines or command-line parts → ContentItem.
+Media files go into the media store (CROSSGUARD_MEDIA_STORE_URI; by default the embedded
+file:// store) and travel by reference (docs/media.md)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import mimetypes
 from collections.abc import Iterator, Sequence
@@ -11,6 +12,8 @@ from pathlib import Path
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from crossguard.core.media import MediaSettings, MediaStore, open_store
+from crossguard.core.media.store import put_file
 from crossguard.core.taxonomy import OPENAI_CODES, Category
 from crossguard.v1 import content_pb2
 
@@ -22,15 +25,20 @@ class LabeledItem:
     labels: dict[Category, int] = field(default_factory=dict)
 
 
-def media_part(path: Path, part_id: str) -> content_pb2.ContentPart:
-    data = path.read_bytes()
-    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return content_pb2.ContentPart(
-        part_id=part_id,
-        media=content_pb2.Media(
-            mime_type=mime, inline_data=data, sha256=hashlib.sha256(data).hexdigest()
-        ),
-    )
+class MediaFiles:
+    """Puts local media files into the store (opened on first use) and returns references."""
+
+    def __init__(self, settings: MediaSettings | None = None) -> None:
+        self.settings = settings or MediaSettings()
+        self._store: MediaStore | None = None
+
+    def part(self, path: Path, part_id: str) -> content_pb2.ContentPart:
+        if self._store is None:
+            self._store = open_store(self.settings)
+        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return content_pb2.ContentPart(
+            part_id=part_id, media=put_file(self._store, path, mime, self.settings)
+        )
 
 
 def build_item(
@@ -41,16 +49,18 @@ def build_item(
     *,
     tenant: str = "default",
     surface: str = "comment",
+    media: MediaFiles | None = None,
 ) -> content_pb2.ContentItem:
+    media = media or MediaFiles()
     created = Timestamp()
     created.GetCurrentTime()
     item = content_pb2.ContentItem(id=item_id, tenant=tenant, surface=surface, created_at=created)
     for i, text in enumerate(texts):
         item.parts.append(content_pb2.ContentPart(part_id=f"text-{i}", text=text))
     for i, path in enumerate(images):
-        item.parts.append(media_part(path, f"image-{i}"))
+        item.parts.append(media.part(path, f"image-{i}"))
     for i, path in enumerate(audios):
-        item.parts.append(media_part(path, f"audio-{i}"))
+        item.parts.append(media.part(path, f"audio-{i}"))
     return item
 
 
@@ -69,6 +79,7 @@ def _labels(row: dict[str, object]) -> dict[Category, int]:
 def load_jsonl(path: Path, limit: int | None = None) -> Iterator[LabeledItem]:
     """Lines with "text" (or "prompt"), optional "image"/"audio" paths relative to the file,
     optional "id", "tenant", "surface" and labels."""
+    media = MediaFiles()
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if limit is not None and lineno > limit:
@@ -90,6 +101,7 @@ def load_jsonl(path: Path, limit: int | None = None) -> Iterator[LabeledItem]:
                 audios,
                 tenant=str(row.get("tenant", "default")),
                 surface=str(row.get("surface", "comment")),
+                media=media,
             )
             yield LabeledItem(item, _labels(row))
 

@@ -37,7 +37,9 @@ class FileMediaStore:
     """A directory (the embedded default): <root>/<sha256[:2]>/<sha256>, file:// references."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
+        # Absolute but not resolved: references stay under the root as configured, which is
+        # what the pipeline's lexical check compares with (read_media resolves both).
+        self.root = Path(os.path.abspath(root))
 
     def put(self, data: bytes, mime_type: str) -> content_pb2.Media:
         sha = hashlib.sha256(data).hexdigest()
