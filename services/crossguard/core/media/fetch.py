@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from crossguard.core.media.errors import (
+    MediaAccessDenied,
     MediaBadReference,
     MediaHashMismatch,
     MediaNotFound,
@@ -103,6 +104,10 @@ def _read_file(
         fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
         raise MediaNotFound(f"no file {ref.path!r}") from None
+    except PermissionError:
+        raise MediaAccessDenied(f"file {ref.path!r} is not readable") from None
+    except OSError as exc:  # replaced by a symlink since it was resolved, ...
+        raise MediaBadReference(f"file {ref.path!r}: {exc.strerror}") from None
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)
