@@ -119,15 +119,12 @@ def validate(
         kind = part.WhichOneof("kind")
         if kind is None:
             raise Rejection(RejectCode.EMPTY_PART, f"{where} has neither text nor media", cid)
-        if kind == "text":
-            if len(part.text) > settings.max_text_chars:
-                raise Rejection(
-                    RejectCode.OVERSIZED_TEXT,
-                    f"{where} has {len(part.text)} chars; limit {settings.max_text_chars}",
-                    cid,
-                )
-        else:
-            _check_media(part, where, cid, settings, media_limits)
+        if kind == "text" and len(part.text) > settings.max_text_chars:
+            raise Rejection(
+                RejectCode.OVERSIZED_TEXT,
+                f"{where} has {len(part.text)} chars; limit {settings.max_text_chars}",
+                cid,
+            )
         modality = modality_of(part, settings)
         if modality is None:
             raise Rejection(
@@ -135,6 +132,8 @@ def validate(
                 f"{where} has unsupported mime type {part.media.mime_type!r}",
                 cid,
             )
+        if kind == "media":
+            _check_media(part, where, cid, settings, media_limits)
         by_modality.setdefault(modality, []).append(part)
 
     sha = hashlib.sha256(item.SerializeToString(deterministic=True)).hexdigest()
