@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.trace import format_trace_id
 
+from crossguard.core.media import MediaUnavailable
 from crossguard.core.media.store import reference
 from crossguard.core.results import Modality
 from crossguard.core.taxonomy import Category
@@ -151,6 +152,22 @@ async def test_image_without_vision_endpoint() -> None:
     media = out.review.item.parts[1].media
     assert media.WhichOneof("source") == "uri" and media.size == 1
     assert store.objects == {media.uri: b"p"}
+
+
+class FailingStore:
+    def put(self, data: bytes, mime_type: str) -> content_pb2.Media:
+        raise MediaUnavailable("s3://media/x: ConnectionRefused")
+
+
+async def test_media_store_failure_for_a_review_task_is_dead_lettered() -> None:
+    proc = FakeProcessor(settings(), media_store=FailingStore())
+    it = item("c5b", "hello")
+    it.parts.append(
+        content_pb2.ContentPart(media=content_pb2.Media(mime_type="image/png", inline_data=b"p"))
+    )
+    out = await proc.process(it.SerializeToString())
+    assert (out.kind, out.dlq_code, out.content_id) == ("dlq", "media_unavailable", "c5b")
+    assert "review task" in out.dlq_reason
 
 
 async def test_unavailable_classifier_names_missing_signal() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from crossguard.core.media import MediaStore, media_reason
+from crossguard.core.media import MediaError, MediaStore, media_reason
 from crossguard.pipeline.validate import Rejection
 from crossguard.v1 import content_pb2
 
@@ -33,6 +33,10 @@ async def by_reference(item: content_pb2.ContentItem, store: MediaStore) -> cont
     out.CopyFrom(item)
     for i in inline:
         media = out.parts[i].media
-        ref = await asyncio.to_thread(store.put, media.inline_data, media.mime_type)
+        try:
+            ref = await asyncio.to_thread(store.put, media.inline_data, media.mime_type)
+        except MediaError as exc:  # the store failed: DLQ with its reason, replay later
+            detail = f"media store for the review task: {exc.detail}"
+            raise Rejection(exc.reason, detail, item.id) from exc
         media.CopyFrom(ref)
     return out
