@@ -1,5 +1,6 @@
-"""decide(): a pure function from policy + item + classifier results + missing signals to a
-domain Decision. No I/O, no clocks, no randomness: the same inputs give the same decision."""
+"""decide(): a pure function from policy + item + classifier results + missing signals (+ the
+optional context: consistency signals, hash matches, fusion uncertainty) to a domain Decision.
+No I/O, no clocks, no randomness: the same inputs give the same decision."""
 
 from __future__ import annotations
 
@@ -10,11 +11,17 @@ from typing import Protocol
 
 from crossguard.core.results import ClassifierResult, Modality, Score, max_scores
 from crossguard.core.taxonomy import Category, severity
-from crossguard.policy.model import Policy
+from crossguard.policy.inputs import EMPTY_CONTEXT, PolicyContext
+from crossguard.policy.model import THRESHOLD_FIELDS, Policy
+from crossguard.policy.sor import AUTOMATED_FULLY, StatementOfReasons, build_statement
 
 
 class Action(StrEnum):
+    """Weakest first; the strongest action of the rules that fire is the decision's."""
+
     ALLOW = "allow"
+    AGE_RESTRICT = "age_restrict"
+    LIMIT_VISIBILITY = "limit_visibility"
     ESCALATE = "escalate"
     BLOCK = "block"
 
@@ -22,8 +29,13 @@ class Action(StrEnum):
     def rank(self) -> int:
         return _RANK[self]
 
+    @property
+    def restricts(self) -> bool:
+        """Applies a restriction by itself (escalation only asks for review)."""
+        return self not in (Action.ALLOW, Action.ESCALATE)
 
-_RANK = {Action.ALLOW: 0, Action.ESCALATE: 1, Action.BLOCK: 2}
+
+_RANK = {a: i for i, a in enumerate(Action)}
 
 
 class ItemLike(Protocol):
@@ -41,14 +53,18 @@ class MissingSignal:
     """A modality whose signal the decision lacks. `fallback` is filled in by decide()."""
 
     modality: Modality
-    reason: str  # "unavailable", "deadline_exceeded", "invalid_input", "not_configured", ...
+    # "unavailable", "deadline_exceeded", "invalid_input", "not_configured",
+    # "unsupported_language", ...
+    reason: str
     fallback: str = ""
     detail: str = ""
 
 
 @dataclass(frozen=True)
 class RuleHit:
-    """One policy rule that fired. `rule` is a stable name, e.g. "threshold.block:hate"."""
+    """One policy rule that fired. `rule` is a stable name, e.g. "threshold.block:hate",
+    "uncertainty.band:hate", "inconsistency.escalate:caption_ocr_disagreement",
+    "hash_match.block:csam", "missing_signal.escalate:image"."""
 
     rule: str
     action: Action
@@ -76,10 +92,17 @@ class Decision:
     policy_version: str
     escalation: Escalation
     hits: list[RuleHit] = field(default_factory=list)
+    # Enforced now: `action`, except for an escalation, where it is the interim restriction
+    # until review (ALLOW: the item stays up meanwhile).
+    applied: Action = Action.ALLOW
+    # For every decision other than allow.
+    statement: StatementOfReasons | None = None
+    context: PolicyContext = EMPTY_CONTEXT
+    severity: int = 0
 
     @property
     def max_severity(self) -> int:
-        return max((s.severity for s in self.categories), default=0)
+        return max(self.severity, max((s.severity for s in self.categories), default=0))
 
 
 def decide(
@@ -89,43 +112,37 @@ def decide(
     missing: Sequence[MissingSignal],
     *,
     fused: Sequence[Score] | None = None,
+    context: PolicyContext | None = None,
 ) -> Decision:
-    """Apply `policy` to the fused scores (max fusion over `results` when `fused` is None)
-    and to the missing signals, for the item's tenant and surface."""
+    """Apply `policy` to the fused scores (max fusion over `results` when `fused` is None),
+    the missing signals and the `context` (consistency signals, hash matches, uncertainty),
+    for the item's tenant and surface."""
+    ctx = context or EMPTY_CONTEXT
     tenant, surface = item.tenant, item.surface
     scores = (
         list(fused) if fused is not None else max_scores(results)
     )  # no consistency service: pass-through
-    cuts = policy.severity_cuts
     categories = sorted(
-        (Score(s.category, float(s.score), severity(float(s.score), cuts)) for s in scores),
+        (
+            Score(
+                s.category,
+                float(s.score),
+                severity(float(s.score), policy.category_cuts(s.category, tenant, surface)),
+            )
+            for s in scores
+        ),
         key=lambda s: (-s.score, s.category.value),
     )
 
     hits: list[RuleHit] = []
     for s in categories:
-        th = policy.thresholds(s.category, tenant, surface)
-        # Block wins over escalate: the first threshold the score reaches fires.
-        for action, threshold in ((Action.BLOCK, th.block), (Action.ESCALATE, th.escalate)):
-            if threshold is None or s.score < threshold:
-                continue
-            name = action.value
-            hits.append(
-                RuleHit(
-                    rule=f"threshold.{name}:{s.category.value}",
-                    action=action,
-                    reason=f"{s.category.value} score {s.score:.2f} >= {name} threshold "
-                    f"{threshold:.2f}",
-                    severity=s.severity,
-                    score=s.score,
-                    category=s.category,
-                )
-            )
-            break
+        hits += _category_hits(policy, s, tenant, surface, ctx)
+    hits += _hash_hits(policy, ctx)
+    hits += _inconsistency_hits(policy, ctx, categories)
 
     resolved_missing: list[MissingSignal] = []
     for m in sorted(missing, key=lambda m: m.modality.value):
-        fallback = policy.signal(m.modality, tenant, surface).fallback
+        fallback = policy.signal(m.modality, tenant, surface).fallback_for(m.reason)
         resolved_missing.append(MissingSignal(m.modality, m.reason, fallback, m.detail))
         hits.append(
             RuleHit(
@@ -137,32 +154,14 @@ def decide(
         )
 
     action = max((h.action for h in hits), key=lambda a: a.rank, default=Action.ALLOW)
-    max_sev = max((s.severity for s in categories), default=0)
-    esc_policy = policy.escalation
-
-    trigger: RuleHit | None = None
-    if action is Action.ESCALATE:
-        trigger = _strongest([h for h in hits if h.action is Action.ESCALATE])
-    elif action is Action.BLOCK and esc_policy.review_blocks_at_severity is not None:
-        severe = [
-            h
-            for h in hits
-            if h.action is Action.BLOCK and h.severity >= esc_policy.review_blocks_at_severity
-        ]
-        if severe:
-            trigger = _strongest(severe)
-            trigger = RuleHit(
-                rule=f"severe_block_review:{trigger.category.value if trigger.category else ''}",
-                action=Action.BLOCK,
-                reason=f"high-severity block ({trigger.reason}) needs human confirmation",
-                severity=trigger.severity,
-                score=trigger.score,
-                category=trigger.category,
-            )
-            hits.append(trigger)
+    max_sev = max([s.severity for s in categories] + [h.severity for h in hits], default=0)
+    trigger = _escalation_trigger(policy, action, hits)
+    if trigger is not None and trigger not in hits:
+        hits.append(trigger)
 
     escalation = Escalation()
     if trigger is not None:
+        esc_policy = policy.escalation
         required = (
             esc_policy.high_severity_required_verdicts
             if max_sev >= esc_policy.high_severity
@@ -175,7 +174,17 @@ def decide(
             required_verdicts=required,
         )
 
+    applied = action
+    if action is Action.ESCALATE:
+        # The strongest restriction that fired, or the surface's hold, while review is pending.
+        candidates = [h.action for h in hits if h.action.restricts]
+        candidates.append(Action(policy.hold(tenant, surface)))
+        applied = max(candidates, key=lambda a: a.rank)
+
     reasons = [h.reason for h in hits] or ["no category reached a policy threshold"]
+    statement = None
+    if action is not Action.ALLOW:
+        statement = _statement(policy, applied, hits, categories, results, missing, ctx, trigger)
     return Decision(
         action=action,
         categories=categories,
@@ -184,6 +193,217 @@ def decide(
         policy_version=policy.version,
         escalation=escalation,
         hits=hits,
+        applied=applied,
+        statement=statement,
+        context=ctx,
+        severity=max_sev,
+    )
+
+
+def _category_hits(
+    policy: Policy, s: Score, tenant: str, surface: str, ctx: PolicyContext
+) -> list[RuleHit]:
+    th = policy.thresholds(s.category, tenant, surface)
+    fired = [
+        (Action(name), value)
+        for name in THRESHOLD_FIELDS
+        if (value := getattr(th, name)) is not None and s.score >= value
+    ]
+    fired.sort(key=lambda f: f[0].rank, reverse=True)
+    out: list[RuleHit] = []
+    # The strongest threshold reached; under an escalation also the strongest restriction
+    # reached, which is enforced while review is pending.
+    shown = fired[:1]
+    if fired and fired[0][0] is Action.ESCALATE:
+        shown += [f for f in fired[1:] if f[0].restricts][:1]
+    for action, threshold in shown:
+        out.append(
+            _score_hit(
+                f"threshold.{action.value}",
+                action,
+                s,
+                f"{s.category.value} score {s.score:.2f} >= {action.value} threshold "
+                f"{threshold:.2f}",
+            )
+        )
+    strongest = fired[0][0] if fired else Action.ALLOW
+    rule = policy.escalation.uncertainty
+    if (
+        strongest is not Action.BLOCK
+        and rule.band > 0
+        and th.block is not None
+        and th.block - rule.band <= s.score
+    ):
+        out.append(
+            _score_hit(
+                "uncertainty.band",
+                Action.ESCALATE,
+                s,
+                f"{s.category.value} score {s.score:.2f} within {rule.band:.2f} of the block "
+                f"threshold {th.block:.2f}: a person decides",
+            )
+        )
+    u = ctx.uncertainty.get(s.category)
+    if (
+        u is not None
+        and rule.max_uncertainty is not None
+        and u >= rule.max_uncertainty
+        and s.score >= rule.min_score
+        and strongest is not Action.ESCALATE
+    ):
+        out.append(
+            _score_hit(
+                "uncertainty.estimate",
+                Action.ESCALATE,
+                s,
+                f"{s.category.value} score {s.score:.2f} is uncertain ({u:.2f} >= "
+                f"{rule.max_uncertainty:.2f}): a person decides",
+            )
+        )
+    return out
+
+
+def _score_hit(rule: str, action: Action, s: Score, reason: str) -> RuleHit:
+    return RuleHit(
+        rule=f"{rule}:{s.category.value}",
+        action=action,
+        reason=reason,
+        severity=s.severity,
+        score=s.score,
+        category=s.category,
+    )
+
+
+def _hash_hits(policy: Policy, ctx: PolicyContext) -> list[RuleHit]:
+    out: list[RuleHit] = []
+    seen: set[str] = set()
+    for m in sorted(ctx.hash_matches, key=lambda m: (m.bank, m.part_id)):
+        if m.bank in seen:
+            continue
+        seen.add(m.bank)
+        action, category, _ = policy.hash_matches.for_bank(m.bank)
+        where = f" ({m.modality.value} part {m.part_id})" if m.part_id else ""
+        out.append(
+            RuleHit(
+                rule=f"hash_match.{action}:{m.bank}",
+                action=Action(action),
+                reason=f"matches the known-bad hash bank {m.bank}{where}",
+                severity=3,
+                score=1.0,
+                category=category or m.category,
+                modality=m.modality,
+            )
+        )
+    return out
+
+
+def _inconsistency_hits(
+    policy: Policy, ctx: PolicyContext, categories: Sequence[Score]
+) -> list[RuleHit]:
+    rules = policy.escalation.inconsistency
+    if not rules:
+        return []
+    out: list[RuleHit] = []
+    top = categories[0] if categories else None
+    for sig in sorted(ctx.consistency, key=lambda c: c.name):
+        for r in rules:
+            if not (r.matches(sig.name) and sig.value >= r.at_least):
+                continue
+            category = r.category or (top.category if top is not None else None)
+            score = next((s for s in categories if s.category == category), None)
+            detail = f": {sig.detail}" if sig.detail else ""
+            out.append(
+                RuleHit(
+                    rule=f"inconsistency.{r.action}:{sig.name}",
+                    action=Action(r.action),
+                    reason=f"{sig.name} {sig.value:.2f} >= {r.at_least:.2f}{detail}",
+                    severity=score.severity if score is not None else 0,
+                    score=score.score if score is not None else 0.0,
+                    category=category,
+                )
+            )
+            break
+    return out
+
+
+def _escalation_trigger(policy: Policy, action: Action, hits: Sequence[RuleHit]) -> RuleHit | None:
+    if action is Action.ESCALATE:
+        return _strongest([h for h in hits if h.action is Action.ESCALATE])
+    if action is not Action.BLOCK:
+        return None
+    # A block stands, but a person confirms it when it is uncertain, severe or the bank says so.
+    blocked = {h.category for h in hits if h.action is Action.BLOCK}
+    uncertain = [
+        h
+        for h in hits
+        if h.rule.startswith("uncertainty.estimate:") and h.category in blocked
+    ]
+    if uncertain:
+        return _strongest(uncertain)
+    for h in hits:
+        if h.rule.startswith("hash_match.block:"):
+            if policy.hash_matches.for_bank(h.rule.split(":", 1)[1])[2]:
+                return h
+    threshold = policy.escalation.review_blocks_at_severity
+    if threshold is None:
+        return None
+    severe = [
+        h
+        for h in hits
+        if h.action is Action.BLOCK
+        and h.severity >= threshold
+        and not h.rule.startswith("hash_match.")
+    ]
+    if not severe:
+        return None
+    strongest = _strongest(severe)
+    return RuleHit(
+        rule=f"severe_block_review:{strongest.category.value if strongest.category else ''}",
+        action=Action.BLOCK,
+        reason=f"high-severity block ({strongest.reason}) needs human confirmation",
+        severity=strongest.severity,
+        score=strongest.score,
+        category=strongest.category,
+    )
+
+
+def _statement(
+    policy: Policy,
+    applied: Action,
+    hits: Sequence[RuleHit],
+    categories: Sequence[Score],
+    results: Sequence[ClassifierResult],
+    missing: Sequence[MissingSignal],
+    ctx: PolicyContext,
+    trigger: RuleHit | None,
+) -> StatementOfReasons:
+    decisive = [h for h in hits if h.action is not Action.ALLOW]
+    # The ground cites the category of the rule that decided: the strongest restricting one.
+    basis = max(
+        decisive,
+        key=lambda h: (h.action.rank, h.category is not None, h.severity, h.score),
+        default=None,
+    )
+    cited = sorted(
+        {h.category for h in decisive if h.category is not None}, key=lambda c: c.value
+    )
+    modalities = list(ctx.modalities) or sorted(
+        {r.modality for r in results} | {m.modality for m in missing}, key=lambda m: m.value
+    )
+    models = sorted({f"{n}/{v}" for r in results for n, v in r.models})
+    facts = "; ".join(h.reason for h in decisive)
+    facts = f"Automated analysis under policy {policy.version}: {facts}."
+    if models:
+        facts += f" Models: {', '.join(models)}."
+    return build_statement(
+        policy.statement_of_reasons,
+        applied=applied.value,
+        category=basis.category if basis is not None else None,
+        categories=cited,
+        modalities=modalities,
+        facts=facts,
+        provisional=trigger is not None,
+        automated_decision=AUTOMATED_FULLY,
     )
 
 

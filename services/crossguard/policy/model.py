@@ -1,74 +1,106 @@
-"""The policy file schema (pydantic), validated on load.
+"""The policy file schema (pydantic), validated on load (docs/policy.md is the reference).
 
-A policy maps fused per-category scores to actions:
+A policy maps fused per-category scores, consistency signals, hash matches and missing signals
+to actions:
 
-- ``defaults`` / ``categories``: thresholds ``{escalate, block}``; a score >= block blocks,
-  >= escalate escalates. ``null`` disables that action for the category.
-- ``overrides``: per tenant and/or surface; their thresholds and signal settings win over the
-  base policy. Category-specific thresholds always beat layer defaults, so an override's
-  ``defaults`` never loosens a stricter per-category rule of the base policy.
+- ``defaults`` / ``categories``: thresholds ``{age_restrict, limit_visibility, escalate,
+  block}``; every threshold a score reaches fires and the strongest action wins. ``null``
+  disables that action for the category. A category may also set its own ``severity_cuts``.
+- ``overrides``: per tenant and/or surface; their thresholds, signal settings and ``hold``
+  win over the base policy. Category-specific thresholds always beat layer defaults, so an
+  override's ``defaults`` never loosens a stricter per-category rule of the base policy.
 - ``signals``: per modality (``default`` for the rest): what to do when the signal is missing
-  (``fallback``: escalate | allow | block), bounded ``retries`` and the per-call ``deadline_ms``.
+  (``fallback``, or per missing reason in ``on_reason``, e.g. ``unsupported_language``),
+  bounded ``retries`` and the per-call ``deadline_ms``.
 - ``severity_cuts``: scores at which severity becomes 1, 2, 3.
-- ``escalation``: reviewers needed, and whether high-severity blocks also go to review.
+- ``escalation``: reviewers needed, whether high-severity blocks also go to review, the
+  uncertainty band, inconsistency rules and what is enforced while review is pending (``hold``).
+- ``hash_matches``: a known-bad hash match (vision's hash banks) blocks, per bank.
+- ``statement_of_reasons``: restriction per action, ground per category, territorial scope and
+  redress, for the DSA Art. 17 statement every non-allow decision carries.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from fnmatch import fnmatchcase
 from typing import Any, Literal, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from crossguard.core.results import Modality
 from crossguard.core.taxonomy import Category
+from crossguard.policy.schema_base import Strict, parse_category_keys
+from crossguard.policy.sor_schema import SorPolicy
 
-Fallback = Literal["escalate", "allow", "block"]
-
+# Every action a rule can take, weakest first.
+ActionName = Literal["allow", "age_restrict", "limit_visibility", "escalate", "block"]
+Fallback = ActionName
+# What may be enforced while an escalated item waits for review.
+Hold = Literal["allow", "age_restrict", "limit_visibility", "block"]
+THRESHOLD_FIELDS: tuple[str, ...] = ("age_restrict", "limit_visibility", "escalate", "block")
+SeverityCuts = tuple[float, float, float]
 
 _MAX_RESOLVED = 4096
 T = TypeVar("T")
 
+# Kept for callers that imported the private name.
+_Strict = Strict
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+def _check_cuts(cuts: SeverityCuts | None) -> SeverityCuts | None:
+    if cuts is not None and not (0.0 < cuts[0] <= cuts[1] <= cuts[2] <= 1.0):
+        raise ValueError("severity_cuts must be increasing values in (0, 1]")
+    return cuts
 
 
-class Thresholds(_Strict):
+class Thresholds(Strict):
     """Score thresholds in [0, 1]; a field left out inherits, an explicit null disables."""
 
+    age_restrict: float | None = Field(default=None, ge=0.0, le=1.0)
+    limit_visibility: float | None = Field(default=None, ge=0.0, le=1.0)
     escalate: float | None = Field(default=None, ge=0.0, le=1.0)
     block: float | None = Field(default=None, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _ordered(self) -> Thresholds:
-        if self.escalate is not None and self.block is not None and self.escalate > self.block:
-            raise ValueError(f"escalate ({self.escalate}) must be <= block ({self.block})")
+        if self.block is None:
+            return self
+        for name in ("age_restrict", "limit_visibility", "escalate"):
+            value = getattr(self, name)
+            if value is not None and value > self.block:
+                raise ValueError(f"{name} ({value}) must be <= block ({self.block})")
         return self
 
 
-class SignalPolicy(_Strict):
+class CategoryRule(Thresholds):
+    """A category's thresholds, and optionally its own severity cuts."""
+
+    severity_cuts: SeverityCuts | None = None
+
+    _cuts = field_validator("severity_cuts")(_check_cuts)
+
+
+class SignalPolicy(Strict):
     """Handling of one modality's signal; fields left out inherit from ``default``."""
 
     fallback: Fallback | None = None
+    # Fallback by missing reason ("unsupported_language", "deadline_exceeded", ...); wins over
+    # `fallback`.
+    on_reason: dict[str, Fallback] = Field(default_factory=dict)
     # gRPC caps a call at 5 attempts, so at most 4 retries.
     retries: int | None = Field(default=None, ge=0, le=4)
     deadline_ms: int | None = Field(default=None, ge=10, le=600_000)
 
 
-class ResolvedSignal(_Strict):
+class ResolvedSignal(Strict):
     fallback: Fallback
     retries: int
     deadline_ms: int
+    on_reason: dict[str, Fallback] = Field(default_factory=dict)
 
-
-def _parse_categories(value: object) -> object:
-    if not isinstance(value, dict):
-        return value
-    out: dict[Category, object] = {}
-    for key, thresholds in value.items():
-        out[Category.parse(str(key))] = thresholds
-    return out
+    def fallback_for(self, reason: str) -> Fallback:
+        return self.on_reason.get(reason, self.fallback)
 
 
 def _parse_signals(value: object) -> object:
@@ -81,7 +113,7 @@ def _parse_signals(value: object) -> object:
     return value
 
 
-class Match(_Strict):
+class Match(Strict):
     tenant: str | None = None
     surface: str | None = None
 
@@ -101,44 +133,111 @@ class Match(_Strict):
         return int(self.tenant is not None) + int(self.surface is not None)
 
 
-class Override(_Strict):
+class Override(Strict):
     name: str = Field(min_length=1)
     match: Match
     defaults: Thresholds = Thresholds()
-    categories: dict[Category, Thresholds] = Field(default_factory=dict)
+    categories: dict[Category, CategoryRule] = Field(default_factory=dict)
     signals: dict[str, SignalPolicy] = Field(default_factory=dict)
+    # What an escalated item gets while review is pending, on this tenant/surface.
+    hold: Hold | None = None
 
-    _cats = field_validator("categories", mode="before")(_parse_categories)
+    _cats = field_validator("categories", mode="before")(parse_category_keys)
     _sigs = field_validator("signals", mode="before")(_parse_signals)
 
 
-class EscalationPolicy(_Strict):
+class UncertaintyRule(Strict):
+    """Escalate instead of deciding automatically when the scores are not conclusive."""
+
+    # A score within `band` below a block (or limit/age) threshold escalates: near the line.
+    band: float = Field(default=0.0, ge=0.0, le=0.5)
+    # A fused uncertainty estimate at or above this escalates (null: ignore the estimate)...
+    max_uncertainty: float | None = Field(default=None, gt=0.0, le=1.0)
+    # ... for categories scoring at least this.
+    min_score: float = Field(default=0.2, ge=0.0, le=1.0)
+
+
+class InconsistencyRule(Strict):
+    """A consistency signal (name or glob, e.g. "*_disagreement") at or above `at_least`."""
+
+    signal: str = Field(min_length=1)
+    at_least: float = Field(ge=0.0, le=1.0)
+    action: Literal["age_restrict", "limit_visibility", "escalate", "block"] = "escalate"
+    # The category the SoR cites for this rule (none: the top-scoring category).
+    category: Category | None = None
+
+    @field_validator("category", mode="before")
+    @classmethod
+    def _category(cls, value: object) -> object:
+        return Category.parse(str(value)) if value is not None else None
+
+    def matches(self, name: str) -> bool:
+        return fnmatchcase(name, self.signal)
+
+
+class EscalationPolicy(Strict):
     high_severity: int = Field(default=3, ge=1, le=3)
     required_verdicts: int = Field(default=1, ge=1, le=5)
     high_severity_required_verdicts: int = Field(default=2, ge=1, le=5)
     # Blocks at or above this severity also go to human review (null: never).
     review_blocks_at_severity: int | None = Field(default=3, ge=1, le=3)
     sla_minutes: int = Field(default=24 * 60, ge=1)
+    # Enforced while review is pending when no restricting rule fired.
+    hold: Hold = "allow"
+    uncertainty: UncertaintyRule = UncertaintyRule()
+    inconsistency: list[InconsistencyRule] = Field(default_factory=list)
+
+
+class HashBank(Strict):
+    action: Literal["escalate", "block"] | None = None
+    category: Category | None = None
+    # Also send the (blocked) item to review.
+    review: bool | None = None
+
+    @field_validator("category", mode="before")
+    @classmethod
+    def _category(cls, value: object) -> object:
+        return Category.parse(str(value)) if value is not None else None
+
+
+class HashMatchPolicy(Strict):
+    """A match against a known-bad hash bank: the bank's action (default block), severity 3."""
+
+    action: Literal["escalate", "block"] = "block"
+    review: bool = False
+    banks: dict[str, HashBank] = Field(default_factory=dict)
+
+    def for_bank(self, bank: str) -> tuple[str, Category | None, bool]:
+        b = self.banks.get(bank)
+        if b is None:
+            return self.action, None, self.review
+        return (
+            b.action or self.action,
+            b.category,
+            self.review if b.review is None else b.review,
+        )
 
 
 BUILTIN_THRESHOLDS = Thresholds(escalate=0.5, block=0.9)
 DEFAULT_SIGNAL = SignalPolicy(fallback="escalate", retries=2, deadline_ms=3000)
 
 
-class Policy(_Strict):
+class Policy(Strict):
     version: str = Field(min_length=1, description="Named by every decision.")
     description: str = ""
     defaults: Thresholds = BUILTIN_THRESHOLDS
-    categories: dict[Category, Thresholds] = Field(default_factory=dict)
-    severity_cuts: tuple[float, float, float] = (0.3, 0.6, 0.85)
+    categories: dict[Category, CategoryRule] = Field(default_factory=dict)
+    severity_cuts: SeverityCuts = (0.3, 0.6, 0.85)
     signals: dict[str, SignalPolicy] = Field(default_factory=lambda: {"default": DEFAULT_SIGNAL})
     escalation: EscalationPolicy = EscalationPolicy()
+    hash_matches: HashMatchPolicy = HashMatchPolicy()
+    statement_of_reasons: SorPolicy = SorPolicy()
     overrides: list[Override] = Field(default_factory=list)
     # Resolutions by their arguments: the policy is immutable and the engine asks the same
     # questions for every item.
     _resolved: dict[tuple[object, ...], object] = PrivateAttr(default_factory=dict)
 
-    _cats = field_validator("categories", mode="before")(_parse_categories)
+    _cats = field_validator("categories", mode="before")(parse_category_keys)
     _sigs = field_validator("signals", mode="before")(_parse_signals)
 
     @field_validator("version", mode="before")
@@ -151,9 +250,8 @@ class Policy(_Strict):
 
     @field_validator("severity_cuts")
     @classmethod
-    def _cuts_ordered(cls, cuts: tuple[float, float, float]) -> tuple[float, float, float]:
-        if not (0.0 < cuts[0] <= cuts[1] <= cuts[2] <= 1.0):
-            raise ValueError("severity_cuts must be increasing values in (0, 1]")
+    def _cuts_ordered(cls, cuts: SeverityCuts) -> SeverityCuts:
+        _check_cuts(cuts)
         return cuts
 
     @model_validator(mode="after")
@@ -181,11 +279,11 @@ class Policy(_Strict):
 
     def _thresholds(self, category: Category, tenant: str, surface: str) -> Thresholds:
         layers = self.layers(tenant, surface)
-        specific = [o.categories.get(category) for o in reversed(layers)]
+        specific: list[Thresholds | None] = [o.categories.get(category) for o in reversed(layers)]
         specific.append(self.categories.get(category))
         general = [o.defaults for o in reversed(layers)] + [self.defaults, BUILTIN_THRESHOLDS]
         result: dict[str, float | None] = {}
-        for field in ("escalate", "block"):
+        for field in THRESHOLD_FIELDS:
             for candidate in [*specific, *general]:
                 if candidate is not None and field in candidate.model_fields_set:
                     result[field] = getattr(candidate, field)
@@ -193,6 +291,30 @@ class Policy(_Strict):
             else:
                 result[field] = None
         return Thresholds.model_construct(**result)  # type: ignore[arg-type]
+
+    def category_cuts(self, category: Category, tenant: str = "", surface: str = "") -> SeverityCuts:
+        """Severity cuts for a category: its own (most specific layer first), else the policy's."""
+        return self._memo(
+            ("cuts", category, tenant, surface),
+            lambda: self._category_cuts(category, tenant, surface),
+        )
+
+    def _category_cuts(self, category: Category, tenant: str, surface: str) -> SeverityCuts:
+        for o in reversed(self.layers(tenant, surface)):
+            rule = o.categories.get(category)
+            if rule is not None and rule.severity_cuts is not None:
+                return rule.severity_cuts
+        rule = self.categories.get(category)
+        if rule is not None and rule.severity_cuts is not None:
+            return rule.severity_cuts
+        return self.severity_cuts
+
+    def hold(self, tenant: str = "", surface: str = "") -> Hold:
+        """What an escalated item gets while review is pending."""
+        for o in reversed(self.layers(tenant, surface)):
+            if o.hold is not None:
+                return o.hold
+        return self.escalation.hold
 
     def signal(self, modality: Modality, tenant: str = "", surface: str = "") -> ResolvedSignal:
         """Effective missing-signal handling, retries and deadline for one modality."""
@@ -230,4 +352,9 @@ class Policy(_Strict):
                 if candidate is not None and getattr(candidate, field) is not None:
                     values[field] = getattr(candidate, field)
                     break
+        on_reason: dict[str, str] = {}
+        for candidate in reversed(chain):  # least specific first; the more specific overwrite
+            if candidate is not None:
+                on_reason.update(candidate.on_reason)
+        values["on_reason"] = on_reason
         return ResolvedSignal.model_validate(values)

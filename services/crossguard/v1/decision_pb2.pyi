@@ -130,6 +130,11 @@ class ModerationDecision(_message.Message):
     DECIDED_AT_FIELD_NUMBER: _builtins.int
     DECIDED_BY_FIELD_NUMBER: _builtins.int
     FINAL_FIELD_NUMBER: _builtins.int
+    APPLIED_ACTION_FIELD_NUMBER: _builtins.int
+    SEVERITY_FIELD_NUMBER: _builtins.int
+    RULE_HITS_FIELD_NUMBER: _builtins.int
+    STATEMENT_OF_REASONS_FIELD_NUMBER: _builtins.int
+    POLICY_INPUTS_FIELD_NUMBER: _builtins.int
     decision_id: _builtins.str
     content_id: _builtins.str
     tenant: _builtins.str
@@ -140,6 +145,13 @@ class ModerationDecision(_message.Message):
     """"pipeline" for automated decisions, "review" for final decisions from human verdicts."""
     final: _builtins.bool
     """True once no further decision for this content id will follow."""
+    applied_action: _taxonomy_pb2.Action.ValueType
+    """--- Policy engine (fields 30-39) ---
+    What is enforced while this decision stands: the action itself, except for an escalation,
+    where it is the interim restriction until review (ALLOW: the item stays up meanwhile).
+    """
+    severity: _builtins.int
+    """Highest severity among the categories (0 none ... 3 high)."""
     @_builtins.property
     def categories(self) -> _containers.RepeatedCompositeFieldContainer[_taxonomy_pb2.CategoryScore]: ...
     @_builtins.property
@@ -158,6 +170,20 @@ class ModerationDecision(_message.Message):
     def content_created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def decided_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def rule_hits(self) -> _containers.RepeatedCompositeFieldContainer[Global___PolicyRuleHit]:
+        """Every policy rule that fired."""
+
+    @_builtins.property
+    def statement_of_reasons(self) -> Global___StatementOfReasons:
+        """Statement of reasons (EU DSA Art. 17) for every decision other than allow."""
+
+    @_builtins.property
+    def policy_inputs(self) -> Global___PolicyInputs:
+        """What the policy consumed besides `categories`, `missing_signals` and `consistency`, so that
+        `crossguard policy simulate` can decide the item again under another policy.
+        """
+
     def __init__(
         self,
         *,
@@ -178,11 +204,324 @@ class ModerationDecision(_message.Message):
         decided_at: _timestamp_pb2.Timestamp | None = ...,
         decided_by: _builtins.str = ...,
         final: _builtins.bool = ...,
+        applied_action: _taxonomy_pb2.Action.ValueType = ...,
+        severity: _builtins.int = ...,
+        rule_hits: _abc.Iterable[Global___PolicyRuleHit] | None = ...,
+        statement_of_reasons: Global___StatementOfReasons | None = ...,
+        policy_inputs: Global___PolicyInputs | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["content_created_at", b"content_created_at", "decided_at", b"decided_at", "escalation", b"escalation"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["content_created_at", b"content_created_at", "decided_at", b"decided_at", "escalation", b"escalation", "policy_inputs", b"policy_inputs", "statement_of_reasons", b"statement_of_reasons"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "categories", b"categories", "consistency", b"consistency", "content_created_at", b"content_created_at", "content_id", b"content_id", "decided_at", b"decided_at", "decided_by", b"decided_by", "decision_id", b"decision_id", "escalation", b"escalation", "evidence", b"evidence", "final", b"final", "missing_signals", b"missing_signals", "models", b"models", "policy_version", b"policy_version", "reasons", b"reasons", "surface", b"surface", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "applied_action", b"applied_action", "categories", b"categories", "consistency", b"consistency", "content_created_at", b"content_created_at", "content_id", b"content_id", "decided_at", b"decided_at", "decided_by", b"decided_by", "decision_id", b"decision_id", "escalation", b"escalation", "evidence", b"evidence", "final", b"final", "missing_signals", b"missing_signals", "models", b"models", "policy_inputs", b"policy_inputs", "policy_version", b"policy_version", "reasons", b"reasons", "rule_hits", b"rule_hits", "severity", b"severity", "statement_of_reasons", b"statement_of_reasons", "surface", b"surface", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ModerationDecision: _TypeAlias = ModerationDecision  # noqa: Y015
+
+@_typing.final
+class PolicyRuleHit(_message.Message):
+    """One policy rule that fired, e.g. "threshold.block:hate" or "hash_match.block:csam"."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULE_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SEVERITY_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    MODALITY_FIELD_NUMBER: _builtins.int
+    rule: _builtins.str
+    action: _taxonomy_pb2.Action.ValueType
+    reason: _builtins.str
+    severity: _builtins.int
+    score: _builtins.float
+    category: _taxonomy_pb2.Category.ValueType
+    modality: _taxonomy_pb2.Modality.ValueType
+    def __init__(
+        self,
+        *,
+        rule: _builtins.str = ...,
+        action: _taxonomy_pb2.Action.ValueType = ...,
+        reason: _builtins.str = ...,
+        severity: _builtins.int = ...,
+        score: _builtins.float = ...,
+        category: _taxonomy_pb2.Category.ValueType = ...,
+        modality: _taxonomy_pb2.Modality.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "category", b"category", "modality", b"modality", "reason", b"reason", "rule", b"rule", "score", b"score", "severity", b"severity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PolicyRuleHit: _TypeAlias = PolicyRuleHit  # noqa: Y015
+
+@_typing.final
+class HashMatch(_message.Message):
+    """A part matched a known-bad hash bank."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BANK_FIELD_NUMBER: _builtins.int
+    MODALITY_FIELD_NUMBER: _builtins.int
+    PART_ID_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    bank: _builtins.str
+    modality: _taxonomy_pb2.Modality.ValueType
+    part_id: _builtins.str
+    category: _taxonomy_pb2.Category.ValueType
+    """The bank's category for the match, when it names one."""
+    def __init__(
+        self,
+        *,
+        bank: _builtins.str = ...,
+        modality: _taxonomy_pb2.Modality.ValueType = ...,
+        part_id: _builtins.str = ...,
+        category: _taxonomy_pb2.Category.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank", b"bank", "category", b"category", "modality", b"modality", "part_id", b"part_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HashMatch: _TypeAlias = HashMatch  # noqa: Y015
+
+@_typing.final
+class CategoryUncertainty(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    UNCERTAINTY_FIELD_NUMBER: _builtins.int
+    category: _taxonomy_pb2.Category.ValueType
+    uncertainty: _builtins.float
+    """Uncertainty of the fused score in [0, 1] (0: certain)."""
+    def __init__(
+        self,
+        *,
+        category: _taxonomy_pb2.Category.ValueType = ...,
+        uncertainty: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "uncertainty", b"uncertainty"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CategoryUncertainty: _TypeAlias = CategoryUncertainty  # noqa: Y015
+
+@_typing.final
+class PolicyInputs(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UNCERTAINTY_FIELD_NUMBER: _builtins.int
+    HASH_MATCHES_FIELD_NUMBER: _builtins.int
+    MODALITIES_FIELD_NUMBER: _builtins.int
+    LOCALE_FIELD_NUMBER: _builtins.int
+    locale: _builtins.str
+    @_builtins.property
+    def uncertainty(self) -> _containers.RepeatedCompositeFieldContainer[Global___CategoryUncertainty]: ...
+    @_builtins.property
+    def hash_matches(self) -> _containers.RepeatedCompositeFieldContainer[Global___HashMatch]: ...
+    @_builtins.property
+    def modalities(self) -> _containers.RepeatedScalarFieldContainer[_taxonomy_pb2.Modality.ValueType]:
+        """Modalities present in the item."""
+
+    def __init__(
+        self,
+        *,
+        uncertainty: _abc.Iterable[Global___CategoryUncertainty] | None = ...,
+        hash_matches: _abc.Iterable[Global___HashMatch] | None = ...,
+        modalities: _abc.Iterable[_taxonomy_pb2.Modality.ValueType] | None = ...,
+        locale: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hash_matches", b"hash_matches", "locale", b"locale", "modalities", b"modalities", "uncertainty", b"uncertainty"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PolicyInputs: _TypeAlias = PolicyInputs  # noqa: Y015
+
+@_typing.final
+class Restriction(_message.Message):
+    """A restriction applied to the content or its author (DSA Art. 17(1) and (3)(a))."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    TERRITORIAL_SCOPE_FIELD_NUMBER: _builtins.int
+    DURATION_DAYS_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"visibility", "monetary", "provision" or "account"."""
+    type: _builtins.str
+    """The DSA Transparency Database value, e.g. "DECISION_VISIBILITY_CONTENT_REMOVED"."""
+    detail: _builtins.str
+    """Free text for the "other" types."""
+    duration_days: _builtins.int
+    """Days it lasts; 0 = indefinite."""
+    @_builtins.property
+    def territorial_scope(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """ISO 3166-1 alpha-2 countries where it applies."""
+
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        type: _builtins.str = ...,
+        detail: _builtins.str = ...,
+        territorial_scope: _abc.Iterable[_builtins.str] | None = ...,
+        duration_days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "duration_days", b"duration_days", "kind", b"kind", "territorial_scope", b"territorial_scope", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Restriction: _TypeAlias = Restriction  # noqa: Y015
+
+@_typing.final
+class DecisionGround(_message.Message):
+    """The ground for the decision (Art. 17(3)(d) and (e))."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    LEGAL_GROUND_FIELD_NUMBER: _builtins.int
+    CLAUSE_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
+    ALSO_ILLEGAL_FIELD_NUMBER: _builtins.int
+    REFERENCE_URL_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"DECISION_GROUND_ILLEGAL_CONTENT" or "DECISION_GROUND_INCOMPATIBLE_CONTENT"."""
+    legal_ground: _builtins.str
+    """Illegal content: the legal ground relied on."""
+    clause: _builtins.str
+    """Incompatible content: the terms-and-conditions clause relied on."""
+    explanation: _builtins.str
+    also_illegal: _builtins.bool
+    """Incompatible content that is also considered illegal."""
+    reference_url: _builtins.str
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        legal_ground: _builtins.str = ...,
+        clause: _builtins.str = ...,
+        explanation: _builtins.str = ...,
+        also_illegal: _builtins.bool = ...,
+        reference_url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["also_illegal", b"also_illegal", "clause", b"clause", "explanation", b"explanation", "kind", b"kind", "legal_ground", b"legal_ground", "reference_url", b"reference_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecisionGround: _TypeAlias = DecisionGround  # noqa: Y015
+
+@_typing.final
+class Redress(_message.Message):
+    """A redress route open to the recipient (Art. 17(3)(f))."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"internal_complaint", "out_of_court_settlement" or "judicial_redress"."""
+    detail: _builtins.str
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "kind", b"kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Redress: _TypeAlias = Redress  # noqa: Y015
+
+@_typing.final
+class StatementOfReasons(_message.Message):
+    """Statement of reasons shaped after EU DSA Art. 17 and the DSA Transparency Database fields."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PUID_FIELD_NUMBER: _builtins.int
+    RESTRICTIONS_FIELD_NUMBER: _builtins.int
+    FACTS_FIELD_NUMBER: _builtins.int
+    AUTOMATED_DETECTION_FIELD_NUMBER: _builtins.int
+    AUTOMATED_DECISION_FIELD_NUMBER: _builtins.int
+    GROUND_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPES_FIELD_NUMBER: _builtins.int
+    STATEMENT_CATEGORY_FIELD_NUMBER: _builtins.int
+    CATEGORY_SPECIFICATION_FIELD_NUMBER: _builtins.int
+    CATEGORIES_FIELD_NUMBER: _builtins.int
+    REDRESS_FIELD_NUMBER: _builtins.int
+    SOURCE_TYPE_FIELD_NUMBER: _builtins.int
+    PROVISIONAL_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    puid: _builtins.str
+    """Platform-unique id of this statement (the decision id)."""
+    facts: _builtins.str
+    """Facts and circumstances relied on (Art. 17(3)(b))."""
+    automated_detection: _builtins.bool
+    automated_decision: _builtins.str
+    """"AUTOMATED_DECISION_FULLY", "AUTOMATED_DECISION_PARTIALLY", "AUTOMATED_DECISION_NOT_AUTOMATED"."""
+    statement_category: _builtins.str
+    """Transparency Database category, e.g. "STATEMENT_CATEGORY_ILLEGAL_OR_HARMFUL_SPEECH"."""
+    source_type: _builtins.str
+    """"SOURCE_VOLUNTARY" for the platform's own detection."""
+    provisional: _builtins.bool
+    """True while human review is pending: the final decision may change it."""
+    text: _builtins.str
+    """The statement as readable text for the recipient."""
+    @_builtins.property
+    def restrictions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Restriction]: ...
+    @_builtins.property
+    def ground(self) -> Global___DecisionGround: ...
+    @_builtins.property
+    def content_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """"CONTENT_TYPE_TEXT", "CONTENT_TYPE_IMAGE", "CONTENT_TYPE_AUDIO", ..."""
+
+    @_builtins.property
+    def category_specification(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def categories(self) -> _containers.RepeatedScalarFieldContainer[_taxonomy_pb2.Category.ValueType]:
+        """The Crossguard categories behind the decision."""
+
+    @_builtins.property
+    def redress(self) -> _containers.RepeatedCompositeFieldContainer[Global___Redress]: ...
+    def __init__(
+        self,
+        *,
+        puid: _builtins.str = ...,
+        restrictions: _abc.Iterable[Global___Restriction] | None = ...,
+        facts: _builtins.str = ...,
+        automated_detection: _builtins.bool = ...,
+        automated_decision: _builtins.str = ...,
+        ground: Global___DecisionGround | None = ...,
+        content_types: _abc.Iterable[_builtins.str] | None = ...,
+        statement_category: _builtins.str = ...,
+        category_specification: _abc.Iterable[_builtins.str] | None = ...,
+        categories: _abc.Iterable[_taxonomy_pb2.Category.ValueType] | None = ...,
+        redress: _abc.Iterable[Global___Redress] | None = ...,
+        source_type: _builtins.str = ...,
+        provisional: _builtins.bool = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ground", b"ground"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["automated_decision", b"automated_decision", "automated_detection", b"automated_detection", "categories", b"categories", "category_specification", b"category_specification", "content_types", b"content_types", "facts", b"facts", "ground", b"ground", "provisional", b"provisional", "puid", b"puid", "redress", b"redress", "restrictions", b"restrictions", "source_type", b"source_type", "statement_category", b"statement_category", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatementOfReasons: _TypeAlias = StatementOfReasons  # noqa: Y015

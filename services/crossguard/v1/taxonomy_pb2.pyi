@@ -102,6 +102,10 @@ class _ActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Action.ValueTy
     ACTION_ESCALATE: _Action.ValueType  # 2
     """Send to human review; the item stays up or is held as the surface's policy says."""
     ACTION_BLOCK: _Action.ValueType  # 3
+    ACTION_AGE_RESTRICT: _Action.ValueType  # 4
+    """Shown only to adults (the policy's age-restrict threshold)."""
+    ACTION_LIMIT_VISIBILITY: _Action.ValueType  # 5
+    """Kept up but demoted: left out of recommendations, search and feeds."""
 
 class Action(_Action, metaclass=_ActionEnumTypeWrapper):
     """What the policy decided."""
@@ -111,6 +115,10 @@ ACTION_ALLOW: Action.ValueType  # 1
 ACTION_ESCALATE: Action.ValueType  # 2
 """Send to human review; the item stays up or is held as the surface's policy says."""
 ACTION_BLOCK: Action.ValueType  # 3
+ACTION_AGE_RESTRICT: Action.ValueType  # 4
+"""Shown only to adults (the policy's age-restrict threshold)."""
+ACTION_LIMIT_VISIBILITY: Action.ValueType  # 5
+"""Kept up but demoted: left out of recommendations, search and feeds."""
 Global___Action: _TypeAlias = Action  # noqa: Y015
 
 @_typing.final
