@@ -12,22 +12,73 @@ import pytest
 from crossguard.core.results import Modality
 from crossguard.core.taxonomy import Category
 from crossguard.policy import PolicyError, PolicyStore, load_policy, parse_policy
+from crossguard.policy.loader import PolicyIssue
 from crossguard.policy.loader import default_policy_text
 
 pytestmark = pytest.mark.unit
 
 
-def errors_of(text: str) -> list[str]:
+def issues_of(text: str) -> list[PolicyIssue]:
     with pytest.raises(PolicyError) as info:
         parse_policy(text, "p.yaml")
     assert "p.yaml" in str(info.value)
-    return info.value.errors
+    assert all(i.source == "p.yaml" for i in info.value.issues)
+    assert info.value.errors == [str(i) for i in info.value.issues]
+    return info.value.issues
+
+
+def errors_of(text: str) -> list[str]:
+    """The issues as "field: message" (file and line are checked where they matter)."""
+    return [f"{i.field}: {i.message}" for i in issues_of(text)]
 
 
 def test_version_required_and_string() -> None:
     assert any(e.startswith("version:") for e in errors_of("defaults: {escalate: 0.5}"))
     assert any("quote it" in e for e in errors_of("version: 1.0"))
     assert any(e.startswith("version:") for e in errors_of('version: ""'))
+
+
+def test_errors_name_file_line_and_field() -> None:
+    issues = issues_of(
+        """version: "x"
+categories:
+  hate: {escalate: 1.5}
+signals:
+  text:
+    fallback: maybe
+    retries: -1
+overrides:
+  - name: a
+    match: {surface: dm}
+    defaults: {block: 2}
+escalation:
+  inconsistency:
+    - {signal: "*_disagreement"}
+"""
+    )
+    where = {(i.field, i.line) for i in issues}
+    assert ("categories.hate.escalate", 3) in where
+    assert ("signals.text.fallback", 6) in where
+    assert ("signals.text.retries", 7) in where
+    assert ("overrides[0].defaults.block", 11) in where
+    # A missing field is reported on the line of the mapping that lacks it.
+    assert ("escalation.inconsistency[0].at_least", 14) in where
+    text = {str(i) for i in issues}
+    assert any(t.startswith("p.yaml:6: signals.text.fallback: Input should be") for t in text)
+
+
+def test_duplicate_keys_are_errors_with_their_line() -> None:
+    issues = issues_of('version: "x"\ncategories:\n  hate: {block: 0.9}\n  hate: {block: 0.1}\n')
+    assert [(i.line, i.field, i.message) for i in issues] == [
+        (4, "categories.hate", "duplicate key")
+    ]
+
+
+def test_yaml_syntax_error_names_the_line() -> None:
+    issues = issues_of('version: "x"\ndefaults: {escalate: 0.5\n')
+    assert issues[0].message.startswith("YAML syntax")
+    assert issues[0].line == 3
+    assert str(issues[0]).startswith("p.yaml:3: <yaml>: YAML syntax")
 
 
 def test_error_paths_name_the_field() -> None:
@@ -57,6 +108,10 @@ def test_semantic_errors() -> None:
         for e in errors_of('version: "x"\ndefaults: {escalate: 0.9, block: 0.5}')
     )
     assert any(
+        "age_restrict (0.95) must be <= block (0.9)" in e
+        for e in errors_of('version: "x"\ncategories: {hate: {age_restrict: 0.95, block: 0.9}}')
+    )
+    assert any(
         "unknown category 'nope'" in e
         for e in errors_of('version: "x"\ncategories: {nope: {block: 0.5}}')
     )
@@ -80,11 +135,53 @@ def test_semantic_errors() -> None:
     assert any(
         "severity_cuts" in e for e in errors_of('version: "x"\nseverity_cuts: [0.9, 0.5, 1]')
     )
+    assert any(
+        e.startswith("categories.hate.severity_cuts:")
+        for e in errors_of('version: "x"\ncategories: {hate: {severity_cuts: [0.5, 0.2, 0.9]}}')
+    )
+    assert any(
+        e.startswith("signals.image.on_reason.unsupported_language:")
+        for e in errors_of('version: "x"\nsignals: {image: {on_reason: {unsupported_language: x}}}')
+    )
+    assert any(
+        e.startswith("hash_matches.banks.csam.action:")
+        for e in errors_of('version: "x"\nhash_matches: {banks: {csam: {action: allow}}}')
+    )
+    assert any(
+        e.startswith("escalation.hold:")
+        for e in errors_of('version: "x"\nescalation: {hold: escalate}')
+    )
+
+
+def test_statement_of_reasons_errors() -> None:
+    errs = errors_of(
+        """version: "x"
+statement_of_reasons:
+  territorial_scope: [EEA, US]
+  restrictions:
+    block: {}
+    limit_visibility: {visibility: [other]}
+    age_restrict: {visibility: [hidden]}
+  grounds:
+    hate: {kind: illegal_content}
+    sexual: {clause: ""}
+  redress: []
+"""
+    )
+    joined = "\n".join(errs)
+    assert "statement_of_reasons.territorial_scope: Value error, unknown territory 'US'" in joined
+    assert "statement_of_reasons.restrictions.block: Value error, a restriction needs" in joined
+    assert "restrictions.limit_visibility: Value error, visibility 'other' needs" in joined
+    assert "restrictions.age_restrict.visibility[0]:" in joined
+    assert "grounds.hate: Value error, illegal_content needs the legal ground" in joined
+    assert "grounds.sexual: Value error, incompatible_content needs the terms clause" in joined
+    assert "statement_of_reasons.redress:" in joined
 
 
 def test_yaml_syntax_and_shape_errors() -> None:
-    assert errors_of("version: [unclosed")[0].startswith("YAML syntax")
+    assert errors_of("version: [unclosed")[0].startswith("<yaml>: YAML syntax")
     assert errors_of("- a list")[0].startswith("<root>")
+    assert errors_of("")[0].startswith("<root>")
 
 
 def test_missing_file(tmp_path: Path) -> None:

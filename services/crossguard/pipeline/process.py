@@ -34,14 +34,14 @@ from crossguard.pipeline.media import by_reference, media_rejection
 from crossguard.pipeline.metrics import PipelineMetrics
 from crossguard.pipeline.settings import PipelineSettings
 from crossguard.pipeline.validate import RejectCode, Rejection, ValidItem, validate
-from crossguard.policy import Action, Decision, MissingSignal, Policy, PolicyStore, decide
+from crossguard.policy import Decision, MissingSignal, Policy, PolicyStore, decide
+from crossguard.policy.proto import action_to_proto, context_from_protos, fill_policy_fields
 from crossguard.v1 import (
     classifier_pb2,
     consistency_pb2,
     content_pb2,
     decision_pb2,
     review_pb2,
-    taxonomy_pb2,
 )
 
 log = logging.getLogger(__name__)
@@ -58,17 +58,6 @@ _MAX_REASON_BYTES = 1024
 
 # Namespace for deterministic decision and review-task ids.
 DECISION_NAMESPACE = uuid.UUID("6f1c7c1e-5b0e-4c1a-9a43-2f3f1b8f0c11")
-
-_ACTION_TO_PROTO = {
-    Action.ALLOW: taxonomy_pb2.ACTION_ALLOW,
-    Action.ESCALATE: taxonomy_pb2.ACTION_ESCALATE,
-    Action.BLOCK: taxonomy_pb2.ACTION_BLOCK,
-}
-
-
-def action_to_proto(action: Action) -> taxonomy_pb2.Action.ValueType:
-    return _ACTION_TO_PROTO[action]
-
 
 def decision_id(content_id: str, policy_version: str, content_sha256: str) -> str:
     """Deterministic: the same item under the same policy always gets the same id."""
@@ -199,6 +188,7 @@ def build_decision(
     if item.HasField("created_at"):
         msg.content_created_at.CopyFrom(item.created_at)
     msg.decided_at.CopyFrom(_ts(now))
+    fill_policy_fields(msg, decision)
     return msg
 
 
@@ -394,7 +384,14 @@ class Processor:
         t0 = time.perf_counter()
         with tracer.start_as_current_span("decide") as span:
             fused = consistency.fused if consistency is not None else None
-            decision = decide(policy, item, signals.results, signals.missing, fused=fused)
+            context = context_from_protos(
+                signals.responses,
+                consistency.response if consistency is not None else None,
+                locale=item.locale,
+            )
+            decision = decide(
+                policy, item, signals.results, signals.missing, fused=fused, context=context
+            )
             if consistency is None and self.settings.consistency_endpoint and signals.results:
                 decision.reasons.append("consistency service unavailable: local max fusion")
             now = datetime.now(UTC)

@@ -99,6 +99,8 @@ class Decision:
     statement: StatementOfReasons | None = None
     context: PolicyContext = EMPTY_CONTEXT
     severity: int = 0
+    # Modalities of the item (the context's, else those of the results and missing signals).
+    modalities: list[Modality] = field(default_factory=list)
 
     @property
     def max_severity(self) -> int:
@@ -182,9 +184,12 @@ def decide(
         applied = max(candidates, key=lambda a: a.rank)
 
     reasons = [h.reason for h in hits] or ["no category reached a policy threshold"]
+    modalities = list(ctx.modalities) or sorted(
+        {r.modality for r in results} | {m.modality for m in missing}, key=lambda m: m.value
+    )
     statement = None
     if action is not Action.ALLOW:
-        statement = _statement(policy, applied, hits, categories, results, missing, ctx, trigger)
+        statement = _statement(policy, applied, hits, results, modalities, trigger)
     return Decision(
         action=action,
         categories=categories,
@@ -197,6 +202,7 @@ def decide(
         statement=statement,
         context=ctx,
         severity=max_sev,
+        modalities=modalities,
     )
 
 
@@ -371,10 +377,8 @@ def _statement(
     policy: Policy,
     applied: Action,
     hits: Sequence[RuleHit],
-    categories: Sequence[Score],
     results: Sequence[ClassifierResult],
-    missing: Sequence[MissingSignal],
-    ctx: PolicyContext,
+    modalities: Sequence[Modality],
     trigger: RuleHit | None,
 ) -> StatementOfReasons:
     decisive = [h for h in hits if h.action is not Action.ALLOW]
@@ -386,9 +390,6 @@ def _statement(
     )
     cited = sorted(
         {h.category for h in decisive if h.category is not None}, key=lambda c: c.value
-    )
-    modalities = list(ctx.modalities) or sorted(
-        {r.modality for r in results} | {m.modality for m in missing}, key=lambda m: m.value
     )
     models = sorted({f"{n}/{v}" for r in results for n, v in r.models})
     facts = "; ".join(h.reason for h in decisive)

@@ -6,6 +6,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -18,18 +20,39 @@ from crossguard.policy.model import Policy
 log = logging.getLogger(__name__)
 
 DEFAULT_POLICY_RESOURCE = "default_policy.yaml"
+# libyaml when present: the policy simulator and hot reload parse whole files.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(frozen=True)
+class PolicyIssue:
+    """One problem in a policy file: where (file, line, dotted field path) and what."""
+
+    source: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line else self.source
+        return f"{where}: {self.field}: {self.message}"
 
 
 class PolicyError(InvalidInput):
-    """A policy file is unreadable or invalid. `errors` lists "path.to.field: message"."""
+    """A policy file is unreadable or invalid. `issues` names file, line and field of each
+    problem; `errors` are the same as "file:line: field: message" strings."""
 
-    def __init__(self, source: str, errors: list[str]) -> None:
+    def __init__(self, source: str, issues: list[PolicyIssue]) -> None:
         self.source = source
-        self.errors = errors
-        super().__init__(f"invalid policy {source}: " + "; ".join(errors))
+        self.issues = issues
+        self.errors = [str(i) for i in issues]
+        super().__init__(f"invalid policy {source}:\n  " + "\n  ".join(self.errors))
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
+Path_ = tuple[str | int, ...]
+
+
+def _loc(loc: Sequence[int | str | object]) -> str:
     parts: list[str] = []
     for p in loc:
         if isinstance(p, int):
@@ -41,28 +64,94 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return "".join(parts) or "<root>"
 
 
+def _lines(node: yaml.Node, source: str) -> dict[Path_, int]:
+    """Line (1-based) of every mapping key and sequence item, by its path. Duplicate keys
+    (which YAML loaders silently collapse) are errors."""
+    out: dict[Path_, int] = {(): node.start_mark.line + 1}
+    dupes: list[PolicyIssue] = []
+
+    def walk(n: yaml.Node, path: Path_) -> None:
+        if isinstance(n, yaml.MappingNode):
+            seen: set[str] = set()
+            for k, v in n.value:
+                key = (str(k.value),) if isinstance(k, yaml.ScalarNode) else ("?",)
+                if key[0] in seen and isinstance(k, yaml.ScalarNode):
+                    dupes.append(
+                        PolicyIssue(
+                            source, k.start_mark.line + 1, _loc(path + key), "duplicate key"
+                        )
+                    )
+                seen.add(key[0])
+                out[path + key] = k.start_mark.line + 1
+                walk(v, path + key)
+        elif isinstance(n, yaml.SequenceNode):
+            for i, v in enumerate(n.value):
+                out[path + (i,)] = v.start_mark.line + 1
+                walk(v, path + (i,))
+
+    walk(node, ())
+    if dupes:
+        raise PolicyError(source, dupes)
+    return out
+
+
+def _line_of(lines: dict[Path_, int], loc: Sequence[int | str | object]) -> int | None:
+    """The line of the deepest part of `loc` the file has (a missing field: its parent)."""
+    path: list[str | int] = [p if isinstance(p, int) else str(p) for p in loc]
+    while True:
+        line = lines.get(tuple(path))
+        if line is not None:
+            return line
+        if not path:
+            return None
+        path.pop()
+
+
 def parse_policy(text: str, source: str = "<string>") -> Policy:
-    """Parse and validate policy YAML. Raises PolicyError naming each bad field's path."""
+    """Parse and validate policy YAML. Raises PolicyError naming each problem's file, line and
+    field path."""
+    loader = _Loader(text)
     try:
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        raise PolicyError(
+            source, [PolicyIssue(source, line, "<yaml>", f"YAML syntax: {exc.problem}")]
+        ) from None
     except yaml.YAMLError as exc:
-        raise PolicyError(source, [f"YAML syntax: {exc}"]) from None
-    if not isinstance(data, dict):
-        raise PolicyError(source, ["<root>: expected a mapping with at least `version`"])
+        raise PolicyError(source, [PolicyIssue(source, None, "<yaml>", f"YAML: {exc}")]) from None
+    finally:
+        loader.dispose()
+    if node is None or not isinstance(data, dict):
+        line = node.start_mark.line + 1 if node is not None else 1
+        raise PolicyError(
+            source,
+            [PolicyIssue(source, line, "<root>", "expected a mapping with at least `version`")],
+        )
+    lines = _lines(node, source)
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
-        errors = [f"{_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise PolicyError(source, errors) from None
+        issues = [
+            PolicyIssue(source, _line_of(lines, e["loc"]), _loc(e["loc"]), e["msg"])
+            for e in exc.errors()
+        ]
+        raise PolicyError(source, issues) from None
+
+
+def read_policy_text(path: Path | str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        issue = PolicyIssue(str(path), None, "<file>", f"cannot read: {reason or exc}")
+        raise PolicyError(str(path), [issue]) from None
 
 
 def load_policy(path: Path | str) -> Policy:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyError(str(path), [f"cannot read: {exc.strerror or exc}"]) from None
-    return parse_policy(text, str(path))
+    return parse_policy(read_policy_text(path), str(path))
 
 
 def default_policy_text() -> str:
@@ -77,7 +166,11 @@ class PolicyStore:
     """The current policy, reloaded when the file's mtime (or size) changes.
 
     `current()` checks the file at most every `check_interval` seconds. An invalid new file
-    is logged and ignored: the previous policy stays in force until a valid file appears.
+    is logged and ignored: the previous policy stays in force until a valid file appears. So
+    is a file whose rules changed but whose `version` did not: every decision names the version
+    it was decided under, so one version must always mean one set of rules. The swap is a
+    single reference assignment: a caller that took `current()` decides the whole item under
+    that policy, and no item waits for or misses a reload.
     With no path, the packaged default policy is used and never reloaded.
     """
 
@@ -90,9 +183,11 @@ class PolicyStore:
         self._next_check = 0.0
         if self.path is None:
             self._policy = default_policy()
+            self._text = default_policy_text()
         else:
             self._stamp = self._file_stamp()
-            self._policy = load_policy(self.path)  # invalid at startup: fail loudly
+            self._text = read_policy_text(self.path)
+            self._policy = parse_policy(self._text, str(self.path))  # invalid: fail loudly
         self._next_check = time.monotonic() + check_interval
         log.info("policy loaded", extra={"policy_version": self._policy.version})
 
@@ -120,7 +215,19 @@ class PolicyStore:
                 return False
             self._stamp = stamp
             try:
-                policy = load_policy(self.path)
+                text = read_policy_text(self.path)
+                if text == self._text:
+                    return False
+                policy = parse_policy(text, str(self.path))
+                if policy.version == self._policy.version:
+                    issue = PolicyIssue(
+                        str(self.path),
+                        None,
+                        "version",
+                        f"the rules changed but version is still {policy.version!r}: "
+                        "bump it (decisions name the version they were decided under)",
+                    )
+                    raise PolicyError(str(self.path), [issue])
             except PolicyError as exc:
                 self.last_error = exc
                 log.error(
@@ -128,7 +235,7 @@ class PolicyStore:
                     extra={"policy_version": self._policy.version, "errors": exc.errors},
                 )
                 return False
-            old, self._policy = self._policy, policy
+            old, self._policy, self._text = self._policy, policy, text
             self.last_error = None
             log.info(
                 "policy reloaded",
