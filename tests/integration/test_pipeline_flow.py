@@ -150,9 +150,13 @@ async def test_items_in_decisions_out(
         assert (d.tenant, d.surface, d.decided_by) == ("acme", "comment", "pipeline")
         assert d.action in (
             taxonomy_pb2.ACTION_ALLOW,
+            taxonomy_pb2.ACTION_AGE_RESTRICT,
+            taxonomy_pb2.ACTION_LIMIT_VISIBILITY,
             taxonomy_pb2.ACTION_ESCALATE,
             taxonomy_pb2.ACTION_BLOCK,
         )
+        # Every decision other than allow carries its statement of reasons.
+        assert d.HasField("statement_of_reasons") == (d.action != taxonomy_pb2.ACTION_ALLOW)
         assert d.models, "decision names the models that scored it"
         assert d.categories, "fused category scores are recorded"
         assert d.reasons

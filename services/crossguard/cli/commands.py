@@ -207,7 +207,7 @@ def run_moderate(
     return 0
 
 
-def run_replay(path: Path, limit: int | None, timeout: float) -> int:
+def run_replay(path: Path, limit: int | None, timeout: float, record: Path | None = None) -> int:
     from crossguard.cli.quality import quality_table
     from crossguard.cli.stack import running_or_temporary_stack
 
@@ -225,7 +225,22 @@ def run_replay(path: Path, limit: int | None, timeout: float) -> int:
     console.print(_summary(items, got, latency, elapsed))
     if any(li.labels for li in items):
         console.print(quality_table(items, got))
+    if record is not None:
+        write_decisions(record, [got[li.item.id] for li in items if li.item.id in got])
+        _notify(f"{len(got)} decisions recorded in {record}")
     return 0 if len(got) == len(items) else 1
+
+
+def write_decisions(path: Path, decisions: Sequence[decision_pb2.ModerationDecision]) -> None:
+    """JSON Lines of decisions: what `policy simulate` and `sor export` read."""
+    import json
+
+    from google.protobuf.json_format import MessageToDict
+
+    with path.open("w", encoding="utf-8") as out:
+        for d in decisions:
+            row = MessageToDict(d, preserving_proto_field_name=True)
+            out.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
 
 
 def run_models_build(root: Path | None, force: bool, out: Console = console) -> int:

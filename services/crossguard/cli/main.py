@@ -85,7 +85,13 @@ def moderate(
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--limit", type=int, default=None, help="Only the first N items.")
 @click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for decisions.")
-def replay(path: Path, limit: int | None, timeout: float) -> None:
+@click.option(
+    "--record",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Write the decisions as JSON Lines (input of `policy simulate` and `sor export`).",
+)
+def replay(path: Path, limit: int | None, timeout: float, record: Path | None) -> None:
     """Stream a JSONL set through the stack: throughput, latency and (with labels) quality.
 
     Lines: {"id", "text", "labels": {"violence": 1, ...}} or the OpenAI moderation release
@@ -93,7 +99,84 @@ def replay(path: Path, limit: int | None, timeout: float) -> None:
     """
     from crossguard.cli.commands import run_replay
 
-    sys.exit(run_replay(path, limit, timeout))
+    sys.exit(run_replay(path, limit, timeout, record))
+
+
+@cli.group()
+def policy() -> None:
+    """Check, compare and simulate moderation policies (docs/policy.md)."""
+
+
+@policy.command("check")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+def policy_check(paths: tuple[Path, ...]) -> None:
+    """Validate policy files; errors name the file, line and field."""
+    from crossguard.cli.policy import run_policy_check
+
+    sys.exit(run_policy_check(paths))
+
+
+@policy.command("diff")
+@click.argument("a", type=click.Path(path_type=Path))
+@click.argument("b", type=click.Path(path_type=Path))
+def policy_diff(a: Path, b: Path) -> None:
+    """Rule changes from policy A to policy B, as written and per tenant/surface scope."""
+    from crossguard.cli.policy import run_policy_diff
+
+    sys.exit(run_policy_diff(a, b))
+
+
+@policy.command("simulate")
+@click.argument("new", type=click.Path(path_type=Path))
+@click.option(
+    "--against",
+    "recorded",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Recorded decisions (JSON Lines, e.g. from `crossguard replay --record`).",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Compare with this policy deciding the same inputs (default: the recorded outcomes).",
+)
+def policy_simulate(new: Path, recorded: Path, baseline: Path | None) -> None:
+    """Decide recorded items again under NEW: how actions, escalations and reviewer load change
+    per category and surface, with examples."""
+    from crossguard.cli.policy import run_policy_simulate
+
+    sys.exit(run_policy_simulate(new, recorded, baseline))
+
+
+@cli.group()
+def sor() -> None:
+    """Statements of reasons (EU DSA Art. 17)."""
+
+
+@sor.command("export")
+@click.argument("recorded", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Output: one DSA Transparency Database request body per line.",
+)
+@click.option(
+    "--batch-size",
+    default=100,
+    show_default=True,
+    help="Statements per request body ({\"statements\": [...]}, the API allows 100); 1 writes "
+    "bare statements (the single-statement endpoint).",
+)
+def sor_export(recorded: Path, out: Path, batch_size: int) -> None:
+    """Write the statements of reasons of recorded decisions in the DSA Transparency Database's
+    submission format (the decision that stands per content id; allowed and not yet restricted
+    items are left out)."""
+    from crossguard.cli.policy import run_sor_export
+
+    sys.exit(run_sor_export(recorded, out, batch_size))
 
 
 @cli.group()

@@ -382,9 +382,11 @@ def _statement(
     trigger: RuleHit | None,
 ) -> StatementOfReasons:
     decisive = [h for h in hits if h.action is not Action.ALLOW]
-    # The ground cites the category of the rule that decided: the strongest restricting one.
+    # The ground cites the rule behind the restriction applied (the strongest rule when the
+    # restriction is a hold while in review, or nothing is restricted yet).
+    behind = [h for h in decisive if h.action is applied] or decisive
     basis = max(
-        decisive,
+        behind,
         key=lambda h: (h.action.rank, h.category is not None, h.severity, h.score),
         default=None,
     )

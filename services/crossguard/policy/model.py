@@ -333,12 +333,16 @@ class Policy(Strict):
     def _memo(self, key: tuple[object, ...], compute: Callable[[], T]) -> T:
         """compute()'s result, remembered under `key` (which names what is computed, so the
         value stored under it is always a T)."""
-        if key not in self._resolved:
-            # Tenants and surfaces come from the items: bound the memo so they cannot grow it.
-            if len(self._resolved) >= _MAX_RESOLVED:
-                self._resolved.clear()
-            self._resolved[key] = compute()
-        return cast(T, self._resolved[key])
+        resolved = self._resolved  # a pydantic private attribute: one lookup, not three
+        try:
+            return cast(T, resolved[key])
+        except KeyError:
+            pass
+        # Tenants and surfaces come from the items: bound the memo so they cannot grow it.
+        if len(resolved) >= _MAX_RESOLVED:
+            resolved.clear()
+        value = resolved[key] = compute()
+        return value
 
     def _signal(self, modality: Modality, tenant: str, surface: str) -> ResolvedSignal:
         layers = self.layers(tenant, surface)
