@@ -12,8 +12,7 @@ import pytest
 from crossguard.core.results import Modality
 from crossguard.core.taxonomy import Category
 from crossguard.policy import PolicyError, PolicyStore, load_policy, parse_policy
-from crossguard.policy.loader import PolicyIssue
-from crossguard.policy.loader import default_policy_text
+from crossguard.policy.loader import PolicyIssue, default_policy_text
 
 pytestmark = pytest.mark.unit
 

@@ -253,9 +253,10 @@ def test_hot_reload_decides_each_item_under_exactly_one_version(tmp_path: Path) 
             policy = store.current()  # what the pipeline does once per item
             d = decide(policy, Item(), [text((Category.HATE, 0.7))], [])
             decided.append((d.policy_version, d.action))
-            if len(decided) >= 400 and min(
-                sum(1 for v, _ in decided if v == name) for name in blocks_at
-            ) >= 20:
+            if (
+                len(decided) >= 400
+                and min(sum(1 for v, _ in decided if v == name) for name in blocks_at) >= 20
+            ):
                 break
     finally:
         stop.set()

@@ -167,7 +167,7 @@ def sor() -> None:
     "--batch-size",
     default=100,
     show_default=True,
-    help="Statements per request body ({\"statements\": [...]}, the API allows 100); 1 writes "
+    help='Statements per request body ({"statements": [...]}, the API allows 100); 1 writes '
     "bare statements (the single-statement endpoint).",
 )
 def sor_export(recorded: Path, out: Path, batch_size: int) -> None:

@@ -59,6 +59,7 @@ _MAX_REASON_BYTES = 1024
 # Namespace for deterministic decision and review-task ids.
 DECISION_NAMESPACE = uuid.UUID("6f1c7c1e-5b0e-4c1a-9a43-2f3f1b8f0c11")
 
+
 def decision_id(content_id: str, policy_version: str, content_sha256: str) -> str:
     """Deterministic: the same item under the same policy always gets the same id."""
     return str(uuid.uuid5(DECISION_NAMESPACE, f"{content_id}\n{policy_version}\n{content_sha256}"))

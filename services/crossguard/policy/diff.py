@@ -1,6 +1,6 @@
-"""`crossguard policy diff A B`: the rule changes between two policies, as written (every
-setting with its defaults filled in) and as they take effect (the thresholds each
-tenant/surface scope resolves to, so an override's reach is visible)."""
+"""`crossguard policy diff A B`: the rule changes between two policies, as written (the settings
+each file sets: a threshold left out inherits, an explicit null disables) and as they take
+effect (what each tenant/surface scope resolves to, so an override's reach is visible)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class SettingChange:
     @staticmethod
     def show(value: object) -> str:
         if value is _MISSING:
-            return "-"
+            return "(not set)"
         if value is None:
             return "null"
         return str(value)
@@ -69,16 +69,17 @@ def _flatten(value: object, path: str, out: dict[str, object]) -> None:
 def _settings(policy: Policy, other: Policy) -> dict[str, object]:
     """Every setting by its dotted path; overrides by name (one entry for an override the other
     policy lacks)."""
-    data = policy.model_dump(mode="json", exclude={"overrides"})
+    # As written: a threshold left out (inherits) differs from an explicit null (disabled).
+    data = policy.model_dump(mode="json", exclude={"overrides"}, exclude_unset=True)
     out: dict[str, object] = {}
     _flatten(data, "", out)
     theirs = {o.name for o in other.overrides}
     for o in policy.overrides:
         path = f"overrides[{o.name}]"
         if o.name in theirs:
-            _flatten(o.model_dump(mode="json", exclude={"name"}), path, out)
+            _flatten(o.model_dump(mode="json", exclude={"name"}, exclude_unset=True), path, out)
         else:
-            out[path] = json.dumps(o.model_dump(mode="json", exclude_defaults=True))
+            out[path] = json.dumps(o.model_dump(mode="json", exclude_unset=True))
     out["overrides (order)"] = [o.name for o in policy.overrides]
     return out
 
@@ -108,7 +109,10 @@ def diff_policies(a: Policy, b: Policy) -> PolicyDiff:
         scope = f"tenant={tenant or '*'} surface={surface or '*'}"
         start = len(effective)
         for category in Category:
-            ta, tb = a.thresholds(category, tenant, surface), b.thresholds(category, tenant, surface)
+            ta, tb = (
+                a.thresholds(category, tenant, surface),
+                b.thresholds(category, tenant, surface),
+            )
             for name in THRESHOLD_FIELDS:
                 va, vb = getattr(ta, name), getattr(tb, name)
                 if va != vb:

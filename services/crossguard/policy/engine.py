@@ -340,16 +340,14 @@ def _escalation_trigger(policy: Policy, action: Action, hits: Sequence[RuleHit])
     # A block stands, but a person confirms it when it is uncertain, severe or the bank says so.
     blocked = {h.category for h in hits if h.action is Action.BLOCK}
     uncertain = [
-        h
-        for h in hits
-        if h.rule.startswith("uncertainty.estimate:") and h.category in blocked
+        h for h in hits if h.rule.startswith("uncertainty.estimate:") and h.category in blocked
     ]
     if uncertain:
         return _strongest(uncertain)
     for h in hits:
-        if h.rule.startswith("hash_match.block:"):
-            if policy.hash_matches.for_bank(h.rule.split(":", 1)[1])[2]:
-                return h
+        bank = h.rule.removeprefix("hash_match.block:")
+        if bank != h.rule and policy.hash_matches.for_bank(bank)[2]:
+            return h
     threshold = policy.escalation.review_blocks_at_severity
     if threshold is None:
         return None
@@ -390,9 +388,7 @@ def _statement(
         key=lambda h: (h.action.rank, h.category is not None, h.severity, h.score),
         default=None,
     )
-    cited = sorted(
-        {h.category for h in decisive if h.category is not None}, key=lambda c: c.value
-    )
+    cited = sorted({h.category for h in decisive if h.category is not None}, key=lambda c: c.value)
     models = sorted({f"{n}/{v}" for r in results for n, v in r.models})
     facts = "; ".join(h.reason for h in decisive)
     facts = f"Automated analysis under policy {policy.version}: {facts}."

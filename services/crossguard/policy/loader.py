@@ -86,8 +86,8 @@ def _lines(node: yaml.Node, source: str) -> dict[Path_, int]:
                 walk(v, path + key)
         elif isinstance(n, yaml.SequenceNode):
             for i, v in enumerate(n.value):
-                out[path + (i,)] = v.start_mark.line + 1
-                walk(v, path + (i,))
+                out[(*path, i)] = v.start_mark.line + 1
+                walk(v, (*path, i))
 
     walk(node, ())
     if dupes:

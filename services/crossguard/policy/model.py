@@ -292,7 +292,9 @@ class Policy(Strict):
                 result[field] = None
         return Thresholds.model_construct(**result)  # type: ignore[arg-type]
 
-    def category_cuts(self, category: Category, tenant: str = "", surface: str = "") -> SeverityCuts:
+    def category_cuts(
+        self, category: Category, tenant: str = "", surface: str = ""
+    ) -> SeverityCuts:
         """Severity cuts for a category: its own (most specific layer first), else the policy's."""
         return self._memo(
             ("cuts", category, tenant, surface),

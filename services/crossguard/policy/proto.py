@@ -107,8 +107,12 @@ def fill_policy_fields(msg: decision_pb2.ModerationDecision, decision: Decision)
                 reason=h.reason,
                 severity=h.severity,
                 score=h.score,
-                category=h.category.proto if h.category else 0,
-                modality=modality_to_proto(h.modality) if h.modality else 0,
+                category=h.category.proto if h.category else taxonomy_pb2.CATEGORY_UNSPECIFIED,
+                modality=(
+                    modality_to_proto(h.modality)
+                    if h.modality
+                    else taxonomy_pb2.MODALITY_UNSPECIFIED
+                ),
             )
         )
     if decision.statement is not None:
@@ -127,7 +131,7 @@ def fill_policy_fields(msg: decision_pb2.ModerationDecision, decision: Decision)
                 bank=m.bank,
                 modality=modality_to_proto(m.modality),
                 part_id=m.part_id,
-                category=m.category.proto if m.category else 0,
+                category=m.category.proto if m.category else taxonomy_pb2.CATEGORY_UNSPECIFIED,
             )
         )
 

@@ -9,6 +9,7 @@ decided on."""
 from __future__ import annotations
 
 import json
+import struct
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
@@ -39,6 +40,12 @@ class Outcome:
     reviews: int
     category: str
     rule: str
+    # Enforced meanwhile: the action, or an escalation's hold while in review.
+    applied: Action = Action.ALLOW
+
+    @property
+    def key(self) -> tuple[Action, bool, Action]:
+        return (self.action, self.escalated, self.applied)
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,7 @@ class GroupStats:
 
     def add(self, old: Outcome, new: Outcome) -> None:
         self.items += 1
-        self.changed += int((old.action, old.escalated) != (new.action, new.escalated))
+        self.changed += int(old.key != new.key)
         self.before[old.action] += 1
         self.after[new.action] += 1
         self.escalations_before += int(old.escalated)
@@ -129,6 +136,7 @@ def outcome_of(decision: Decision) -> Outcome:
         esc.required_verdicts if esc.escalated else 0,
         category,
         basis.rule if basis is not None else "",
+        decision.applied,
     )
 
 
@@ -138,12 +146,26 @@ class RecordedDecision:
     outcome: Outcome  # as recorded
 
 
+def recorded_from_message(msg: decision_pb2.ModerationDecision) -> RecordedDecision:
+    return recorded_from_json(json_format.MessageToDict(msg))
+
+
 def recorded_outcome(msg: decision_pb2.ModerationDecision) -> Outcome:
     """The outcome as recorded in a decision message (whatever policy version decided it)."""
-    return recorded_from_json(json_format.MessageToDict(msg)).outcome
+    return recorded_from_message(msg).outcome
 
 
 _CATEGORY_RULES = ("threshold.", "uncertainty.", "severe_block_review:")
+
+
+_F32 = struct.Struct("f")
+
+
+def _f32(value: Any) -> float:
+    """A proto `float` from JSON, as the pipeline saw it: rounded to float32 (JSON prints the
+    shortest decimal, e.g. 0.65 for 0.6499999761581421, which could cross a threshold)."""
+    result: float = _F32.unpack(_F32.pack(float(value)))[0]
+    return result
 
 
 def _get(row: dict[str, Any], snake: str, default: Any = None) -> Any:
@@ -163,7 +185,7 @@ def _enum(value: Any, prefix: str) -> str:
     return str(value).removeprefix(prefix)
 
 
-_ENUM_NAMES = {
+_ENUM_NAMES: dict[str, dict[int, str]] = {
     "ACTION_": {v: k.removeprefix("ACTION_") for k, v in taxonomy_pb2.Action.items()},
     "CATEGORY_": {v: k.removeprefix("CATEGORY_") for k, v in taxonomy_pb2.Category.items()},
     "MODALITY_": {v: k.removeprefix("MODALITY_") for k, v in taxonomy_pb2.Modality.items()},
@@ -205,12 +227,12 @@ def recorded_from_json(row: dict[str, Any]) -> RecordedDecision:
     for c in _get(row, "categories", []):
         category = _category(c.get("category"))
         if category is not None:
-            fused.append(Score(category, float(c.get("score", 0.0)), int(c.get("severity", 0))))
+            fused.append(Score(category, _f32(c.get("score", 0.0)), int(c.get("severity", 0))))
     context = PolicyContext(
         consistency=[
             ConsistencySignal(
                 str(c.get("name", "")),
-                float(c.get("value", 0.0)),
+                _f32(c.get("value", 0.0)),
                 tuple(_modality(m) for m in c.get("modalities", [])),
                 str(c.get("detail", "")),
             )
@@ -226,7 +248,7 @@ def recorded_from_json(row: dict[str, Any]) -> RecordedDecision:
             for m in _get(inputs, "hash_matches", [])
         ],
         uncertainty={
-            c: float(u.get("uncertainty", 0.0))
+            c: _f32(u.get("uncertainty", 0.0))
             for u in inputs.get("uncertainty", [])
             if (c := _category(u.get("category"))) is not None
         },
@@ -247,7 +269,7 @@ def recorded_from_json(row: dict[str, Any]) -> RecordedDecision:
     esc = row.get("escalation", {})
     escalated = bool(esc.get("escalated", False))
     rule = str(esc.get("rule", ""))
-    category = NONE
+    decisive = NONE
     hits = [
         h for h in _get(row, "rule_hits", []) if _action(h.get("action", 0)) is not Action.ALLOW
     ]
@@ -258,17 +280,25 @@ def recorded_from_json(row: dict[str, Any]) -> RecordedDecision:
                 _action(h.get("action")).rank,
                 _category(h.get("category")) is not None,
                 int(h.get("severity", 0)),
-                float(h.get("score", 0.0)),
+                _f32(h.get("score", 0.0)),
             ),
         )
         rule = str(best.get("rule", ""))
         c = _category(best.get("category"))
-        category = c.value if c is not None else NONE
+        decisive = c.value if c is not None else NONE
     elif rule.startswith(_CATEGORY_RULES):
         # Decisions recorded before rule hits were: the escalation rule names the category.
-        category = rule.split(":", 1)[1] or NONE
+        decisive = rule.split(":", 1)[1] or NONE
     reviews = int(_get(esc, "required_verdicts", 0)) if escalated else 0
-    outcome = Outcome(_action(row.get("action", 0)), escalated, reviews, category, rule)
+    action = _action(row.get("action", 0))
+    applied_value = _get(row, "applied_action")
+    # Recorded before the field existed: an escalation left the item up.
+    applied = (
+        _action(applied_value)
+        if applied_value is not None
+        else (Action.ALLOW if action is Action.ESCALATE else action)
+    )
+    outcome = Outcome(action, escalated, reviews, decisive, rule, applied)
     return RecordedDecision(item, outcome)
 
 
@@ -284,7 +314,8 @@ def _decide(policy: Policy, rec: RecordedItem) -> Decision:
 
 
 def _label(o: Outcome) -> str:
-    return f"{o.action.value}{' +review' if o.escalated else ''}"
+    held = f" (holds {o.applied.value})" if o.applied not in (o.action, Action.ALLOW) else ""
+    return f"{o.action.value}{held}{' +review' if o.escalated else ''}"
 
 
 def simulate(
@@ -317,7 +348,7 @@ def simulate(
         report.total.add(old, new)
         report.by_category[category].add(old, new)
         report.by_surface[surface].add(old, new)
-        if (old.action, old.escalated) != (new.action, new.escalated):
+        if old.key != new.key:
             change = report.changes[ChangeKey(surface, category, _label(old), _label(new))]
             change.count += 1
             if len(change.examples) < MAX_EXAMPLES:

@@ -49,9 +49,36 @@ StatementCategory = Literal[
 RedressKind = Literal["internal_complaint", "out_of_court_settlement", "judicial_redress"]
 RestrictingAction = Literal["block", "limit_visibility", "age_restrict"]
 
-EU = (
-    "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK".split()
-)
+# Country codes as the Transparency Database takes them (Greece: GR).
+EU = [
+    "AT",
+    "BE",
+    "BG",
+    "CY",
+    "CZ",
+    "DE",
+    "DK",
+    "EE",
+    "ES",
+    "FI",
+    "FR",
+    "GR",
+    "HR",
+    "HU",
+    "IE",
+    "IT",
+    "LT",
+    "LU",
+    "LV",
+    "MT",
+    "NL",
+    "PL",
+    "PT",
+    "RO",
+    "SE",
+    "SI",
+    "SK",
+]
 EEA = sorted([*EU, "IS", "LI", "NO"])
 _ALIASES = {"EU": sorted(EU), "EEA": EEA}
 
@@ -108,7 +135,7 @@ class RedressSpec(Strict):
     detail: str = Field(min_length=1)
 
 
-def _default_restrictions() -> dict[str, RestrictionSpec]:
+def _default_restrictions() -> dict[RestrictingAction, RestrictionSpec]:
     return {
         "block": RestrictionSpec(visibility=["content_removed"]),
         "limit_visibility": RestrictionSpec(visibility=["content_demoted"]),
