@@ -29,6 +29,7 @@ from crossguard.pipeline.process import (
 from crossguard.pipeline.settings import PipelineSettings
 from crossguard.pipeline.validate import validate
 from crossguard.policy import default_policy
+from crossguard.policy.simulate import recorded_from_message, simulate
 from crossguard.v1 import content_pb2, decision_pb2, review_pb2, taxonomy_pb2
 
 from .conftest import ServiceFactory
@@ -155,8 +156,11 @@ async def test_items_in_decisions_out(
             taxonomy_pb2.ACTION_ESCALATE,
             taxonomy_pb2.ACTION_BLOCK,
         )
-        # Every decision other than allow carries its statement of reasons.
+        # Every decision other than allow carries its statement of reasons, and the recorded
+        # decision replays to the same outcome (what `crossguard policy simulate` relies on).
         assert d.HasField("statement_of_reasons") == (d.action != taxonomy_pb2.ACTION_ALLOW)
+        replayed = simulate(default_policy(), [(0, recorded_from_message(d))])
+        assert (replayed.items, replayed.total.changed) == (1, 0), d
         assert d.models, "decision names the models that scored it"
         assert d.categories, "fused category scores are recorded"
         assert d.reasons

@@ -149,7 +149,7 @@ def _summary(
     table.add_column("value", justify="right")
     table.add_row("items sent", str(len(items)))
     table.add_row("decisions", str(len(got)))
-    for act in ("ALLOW", "ESCALATE", "BLOCK"):
+    for act in ("ALLOW", "AGE_RESTRICT", "LIMIT_VISIBILITY", "ESCALATE", "BLOCK"):
         table.add_row(f"  {act.lower()}", str(actions.get(act, 0)))
     table.add_row("with missing signals", str(with_missing))
     table.add_row("throughput (items/s)", f"{len(got) / elapsed:.1f}" if elapsed else "-")

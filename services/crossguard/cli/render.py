@@ -7,12 +7,19 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from crossguard.core.taxonomy import Category
 from crossguard.v1 import decision_pb2, taxonomy_pb2
 
-ACTION_STYLE = {"ALLOW": "green", "ESCALATE": "yellow", "BLOCK": "red"}
+ACTION_STYLE = {
+    "ALLOW": "green",
+    "AGE_RESTRICT": "cyan",
+    "LIMIT_VISIBILITY": "magenta",
+    "ESCALATE": "yellow",
+    "BLOCK": "red",
+}
 
 
 def action_name(value: int) -> str:
@@ -68,6 +75,9 @@ def decision_table(d: decision_pb2.ModerationDecision) -> Table:
             f"rule {d.escalation.rule}, priority {d.escalation.priority:.2f}, "
             f"{d.escalation.required_verdicts} verdict(s) needed",
         )
+        table.add_row("meanwhile", action_name(d.applied_action))
+    if d.HasField("statement_of_reasons"):
+        table.add_row("statement of reasons", escape(d.statement_of_reasons.text))
     return table
 
 
