@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from crossguard.core.results import ClassifierResult, Modality, Score
+from crossguard.core.results import ClassifierResult, HashMatchEvidence, Modality, Score
 from crossguard.core.taxonomy import Category
 from crossguard.policy import Action, MissingSignal, PolicyStore, decide, parse_policy
 from crossguard.policy.inputs import ConsistencySignal, HashMatch, PolicyContext
@@ -175,6 +175,26 @@ def test_hash_match_blocks_without_review() -> None:
     assert d.max_severity == 3
     assert not d.escalation.escalated  # known-bad: no severe-block review
     assert "matches the known-bad hash bank csam (image part image-0)" in d.reasons
+
+
+def test_hash_match_from_classifier_evidence() -> None:
+    """Vision reports bank matches as evidence; the policy takes them from the results."""
+    image = ClassifierResult(
+        Modality.IMAGE,
+        [Score(Category.SEXUAL, 0.1, 0)],
+        evidence=[HashMatchEvidence("image-0", Category.SEXUAL_MINORS, 1.0, "csam", 3, "e-17")],
+    )
+    d = decide(POLICY, Item(), [text((Category.HATE, 0.1)), image], [])
+    assert d.action is Action.BLOCK
+    assert d.hits[0].rule == "hash_match.block:csam"
+    assert d.hash_matches == [
+        HashMatch("csam", Modality.IMAGE, "image-0", Category.SEXUAL_MINORS, "e-17", 3)
+    ]
+    # The same match also named by the context counts once.
+    ctx = PolicyContext(hash_matches=d.hash_matches)
+    again = decide(POLICY, Item(), [text((Category.HATE, 0.1)), image], [], context=ctx)
+    assert again.hash_matches == d.hash_matches
+    assert [h.rule for h in again.hits] == ["hash_match.block:csam"]
 
 
 def test_hash_match_bank_settings() -> None:

@@ -386,9 +386,7 @@ class Processor:
         with tracer.start_as_current_span("decide") as span:
             fused = consistency.fused if consistency is not None else None
             context = context_from_protos(
-                signals.responses,
-                consistency.response if consistency is not None else None,
-                locale=item.locale,
+                consistency.response if consistency is not None else None, locale=item.locale
             )
             decision = decide(
                 policy, item, signals.results, signals.missing, fused=fused, context=context

@@ -9,9 +9,15 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from crossguard.core.results import ClassifierResult, Modality, Score, max_scores
+from crossguard.core.results import (
+    ClassifierResult,
+    HashMatchEvidence,
+    Modality,
+    Score,
+    max_scores,
+)
 from crossguard.core.taxonomy import Category, severity
-from crossguard.policy.inputs import EMPTY_CONTEXT, PolicyContext
+from crossguard.policy.inputs import EMPTY_CONTEXT, HashMatch, PolicyContext
 from crossguard.policy.model import THRESHOLD_FIELDS, Policy
 from crossguard.policy.sor import AUTOMATED_FULLY, StatementOfReasons, build_statement
 
@@ -101,6 +107,8 @@ class Decision:
     severity: int = 0
     # Modalities of the item (the context's, else those of the results and missing signals).
     modalities: list[Modality] = field(default_factory=list)
+    # Every hash match decided on (the context's and the results' evidence).
+    hash_matches: list[HashMatch] = field(default_factory=list)
 
     @property
     def max_severity(self) -> int:
@@ -139,7 +147,8 @@ def decide(
     hits: list[RuleHit] = []
     for s in categories:
         hits += _category_hits(policy, s, tenant, surface, ctx)
-    hits += _hash_hits(policy, ctx)
+    matches = _hash_matches(results, ctx)
+    hits += _hash_hits(policy, matches)
     hits += _inconsistency_hits(policy, ctx, categories)
 
     resolved_missing: list[MissingSignal] = []
@@ -203,6 +212,7 @@ def decide(
         context=ctx,
         severity=max_sev,
         modalities=modalities,
+        hash_matches=matches,
     )
 
 
@@ -280,10 +290,22 @@ def _score_hit(rule: str, action: Action, s: Score, reason: str) -> RuleHit:
     )
 
 
-def _hash_hits(policy: Policy, ctx: PolicyContext) -> list[RuleHit]:
+def _hash_matches(results: Sequence[ClassifierResult], ctx: PolicyContext) -> list[HashMatch]:
+    """The context's hash matches and those in the results' evidence, once each."""
+    found = list(ctx.hash_matches)
+    for r in results:
+        for e in r.evidence:
+            if isinstance(e, HashMatchEvidence):
+                found.append(
+                    HashMatch(e.bank, r.modality, e.part_id, e.category, e.entry_id, e.distance)
+                )
+    return sorted(set(found), key=lambda m: (m.bank, m.part_id, m.entry_id))
+
+
+def _hash_hits(policy: Policy, matches: Sequence[HashMatch]) -> list[RuleHit]:
     out: list[RuleHit] = []
     seen: set[str] = set()
-    for m in sorted(ctx.hash_matches, key=lambda m: (m.bank, m.part_id)):
+    for m in matches:
         if m.bank in seen:
             continue
         seen.add(m.bank)

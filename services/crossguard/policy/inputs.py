@@ -1,5 +1,6 @@
 """What the policy decides on besides the fused scores and missing signals: consistency signals,
-known-bad hash matches, per-category uncertainty of the fusion, and the item's modalities.
+known-bad hash matches (beyond those in the results' evidence), per-category uncertainty of the
+fusion, and the item's modalities.
 
 The consistency service and the vision hash banks fill these in as they land; the policy works
 with whatever subset it is given (empty: the rules that need them do not fire)."""
@@ -25,12 +26,15 @@ class ConsistencySignal:
 
 @dataclass(frozen=True)
 class HashMatch:
-    """A part matched a known-bad hash bank."""
+    """A part matched a known-bad hash bank. decide() also takes these from the results'
+    hash-match evidence."""
 
     bank: str
     modality: Modality
     part_id: str = ""
     category: Category | None = None
+    entry_id: str = ""
+    distance: int = 0
 
 
 @dataclass(frozen=True)

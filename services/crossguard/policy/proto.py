@@ -3,11 +3,10 @@ records is enough for `crossguard policy simulate` to decide the item again."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from crossguard.core.proto_convert import modality_from_proto, modality_to_proto, score_from_proto
-from crossguard.core.results import Score
+from crossguard.core.results import Modality, Score
 from crossguard.core.taxonomy import Category
 from crossguard.policy.engine import Action, Decision, MissingSignal
 from crossguard.policy.inputs import ConsistencySignal, HashMatch, PolicyContext
@@ -32,31 +31,18 @@ def action_from_proto(value: int) -> Action:
 
 
 def context_from_protos(
-    responses: Sequence[classifier_pb2.ClassifyResponse],
-    check: consistency_pb2.CheckResponse | None = None,
-    *,
-    locale: str = "",
+    check: consistency_pb2.CheckResponse | None = None, *, locale: str = ""
 ) -> PolicyContext:
-    """The policy context from the classifiers' answers (hash matches are evidence with a
-    bank) and the consistency service's (its signals). Unknown enum values are skipped."""
-    matches: list[HashMatch] = []
-    for r in responses:
-        for e in r.evidence:
-            if not e.hash_bank:
-                continue
-            try:
-                modality = modality_from_proto(r.modality)
-            except ValueError:
-                continue
-            category = Category.from_proto(e.category) if e.category else None
-            matches.append(HashMatch(e.hash_bank, modality, e.part_id, category))
+    """The policy context from the consistency service's answer (its signals). Hash matches
+    come with the classifier results' evidence. Unknown modalities are skipped."""
     signals: list[ConsistencySignal] = []
     for s in check.signals if check is not None else ():
-        modalities = tuple(
-            modality_from_proto(m) for m in s.modalities if m != taxonomy_pb2.MODALITY_UNSPECIFIED
-        )
+        modalities = tuple(_MODALITIES[m] for m in s.modalities if m in _MODALITIES)
         signals.append(ConsistencySignal(s.name, float(s.value), modalities, s.detail))
-    return PolicyContext(consistency=signals, hash_matches=matches, locale=locale)
+    return PolicyContext(consistency=signals, locale=locale)
+
+
+_MODALITIES = {modality_to_proto(m): m for m in Modality}
 
 
 def statement_to_proto(s: StatementOfReasons, puid: str) -> decision_pb2.StatementOfReasons:
@@ -125,13 +111,15 @@ def fill_policy_fields(msg: decision_pb2.ModerationDecision, decision: Decision)
         inputs.uncertainty.append(
             decision_pb2.CategoryUncertainty(category=category.proto, uncertainty=u)
         )
-    for m in ctx.hash_matches:
+    for m in decision.hash_matches:
         inputs.hash_matches.append(
-            decision_pb2.HashMatch(
-                bank=m.bank,
+            decision_pb2.PolicyHashMatch(
                 modality=modality_to_proto(m.modality),
                 part_id=m.part_id,
                 category=m.category.proto if m.category else taxonomy_pb2.CATEGORY_UNSPECIFIED,
+                match=classifier_pb2.HashMatch(
+                    bank=m.bank, distance=m.distance, entry_id=m.entry_id
+                ),
             )
         )
 
@@ -164,10 +152,12 @@ def recorded_inputs(msg: decision_pb2.ModerationDecision) -> RecordedItem:
         ],
         hash_matches=[
             HashMatch(
-                m.bank,
+                m.match.bank,
                 modality_from_proto(m.modality),
                 m.part_id,
                 Category.from_proto(m.category) if m.category else None,
+                m.match.entry_id,
+                int(m.match.distance),
             )
             for m in inputs.hash_matches
         ],

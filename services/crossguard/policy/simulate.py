@@ -240,10 +240,12 @@ def recorded_from_json(row: dict[str, Any]) -> RecordedDecision:
         ],
         hash_matches=[
             HashMatch(
-                str(m.get("bank", "")),
+                str(m.get("match", {}).get("bank", "")),
                 _modality(m.get("modality")),
                 str(_get(m, "part_id", "")),
                 _category(m.get("category")),
+                str(_get(m.get("match", {}), "entry_id", "")),
+                int(m.get("match", {}).get("distance", 0)),
             )
             for m in _get(inputs, "hash_matches", [])
         ],

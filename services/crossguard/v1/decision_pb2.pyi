@@ -258,35 +258,38 @@ class PolicyRuleHit(_message.Message):
 Global___PolicyRuleHit: _TypeAlias = PolicyRuleHit  # noqa: Y015
 
 @_typing.final
-class HashMatch(_message.Message):
-    """A part matched a known-bad hash bank."""
+class PolicyHashMatch(_message.Message):
+    """A part of the item matched a known-bad hash bank, as the policy saw it."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    BANK_FIELD_NUMBER: _builtins.int
     MODALITY_FIELD_NUMBER: _builtins.int
     PART_ID_FIELD_NUMBER: _builtins.int
     CATEGORY_FIELD_NUMBER: _builtins.int
-    bank: _builtins.str
+    MATCH_FIELD_NUMBER: _builtins.int
     modality: _taxonomy_pb2.Modality.ValueType
     part_id: _builtins.str
     category: _taxonomy_pb2.Category.ValueType
     """The bank's category for the match, when it names one."""
+    @_builtins.property
+    def match(self) -> _classifier_pb2.HashMatch:
+        """The match itself (bank, distance, entry), from the classifier's evidence."""
+
     def __init__(
         self,
         *,
-        bank: _builtins.str = ...,
         modality: _taxonomy_pb2.Modality.ValueType = ...,
         part_id: _builtins.str = ...,
         category: _taxonomy_pb2.Category.ValueType = ...,
+        match: _classifier_pb2.HashMatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["match", b"match"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank", b"bank", "category", b"category", "modality", b"modality", "part_id", b"part_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "match", b"match", "modality", b"modality", "part_id", b"part_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___HashMatch: _TypeAlias = HashMatch  # noqa: Y015
+Global___PolicyHashMatch: _TypeAlias = PolicyHashMatch  # noqa: Y015
 
 @_typing.final
 class CategoryUncertainty(_message.Message):
@@ -323,7 +326,7 @@ class PolicyInputs(_message.Message):
     @_builtins.property
     def uncertainty(self) -> _containers.RepeatedCompositeFieldContainer[Global___CategoryUncertainty]: ...
     @_builtins.property
-    def hash_matches(self) -> _containers.RepeatedCompositeFieldContainer[Global___HashMatch]: ...
+    def hash_matches(self) -> _containers.RepeatedCompositeFieldContainer[Global___PolicyHashMatch]: ...
     @_builtins.property
     def modalities(self) -> _containers.RepeatedScalarFieldContainer[_taxonomy_pb2.Modality.ValueType]:
         """Modalities present in the item."""
@@ -332,7 +335,7 @@ class PolicyInputs(_message.Message):
         self,
         *,
         uncertainty: _abc.Iterable[Global___CategoryUncertainty] | None = ...,
-        hash_matches: _abc.Iterable[Global___HashMatch] | None = ...,
+        hash_matches: _abc.Iterable[Global___PolicyHashMatch] | None = ...,
         modalities: _abc.Iterable[_taxonomy_pb2.Modality.ValueType] | None = ...,
         locale: _builtins.str = ...,
     ) -> None: ...
