@@ -110,12 +110,15 @@ def test_semantic_errors() -> None:
         "age_restrict (0.95) must be <= block (0.9)" in e
         for e in errors_of('version: "x"\ncategories: {hate: {age_restrict: 0.95, block: 0.9}}')
     )
+    # An unknown category is reported on its own line, along with the other errors.
+    issues = issues_of('version: "x"\ncategories:\n  nope: {block: 0.5}\n  hate: {block: 2}\n')
+    assert [(i.line, i.field) for i in issues] == [
+        (3, "categories.nope"),
+        (4, "categories.hate.block"),
+    ]
+    assert issues[0].message.startswith("unknown key 'nope': Input should be 'sexual', ")
     assert any(
-        "unknown category 'nope'" in e
-        for e in errors_of('version: "x"\ncategories: {nope: {block: 0.5}}')
-    )
-    assert any(
-        "unknown signal 'video'" in e
+        e.startswith("signals.video: unknown key 'video': Input should be 'default', 'text'")
         for e in errors_of('version: "x"\nsignals: {video: {retries: 1}}')
     )
     assert any(
@@ -191,6 +194,14 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_openai_codes_accepted() -> None:
     p = parse_policy('version: "x"\ncategories: {H2: {block: 0.4}}')
     assert p.thresholds(Category.HATE_THREATENING).block == 0.4
+
+
+def test_signal_keys_are_the_modalities() -> None:
+    from typing import get_args
+
+    from crossguard.policy.model import SignalKey
+
+    assert set(get_args(SignalKey)) == {"default", *(m.value for m in Modality)}
 
 
 def test_signal_inherits_from_default() -> None:

@@ -134,10 +134,13 @@ def parse_policy(text: str, source: str = "<string>") -> Policy:
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
-        issues = [
-            PolicyIssue(source, _line_of(lines, e["loc"]), _loc(e["loc"]), e["msg"])
-            for e in exc.errors()
-        ]
+        issues = []
+        for e in exc.errors():
+            loc, msg = tuple(e["loc"]), e["msg"]
+            if loc and loc[-1] == "[key]":  # a mapping key that is not allowed
+                loc = loc[:-1]
+                msg = f"unknown key {loc[-1]!r}: {msg}"
+            issues.append(PolicyIssue(source, _line_of(lines, loc), _loc(loc), msg))
         raise PolicyError(source, issues) from None
 
 

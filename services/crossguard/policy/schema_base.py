@@ -12,7 +12,15 @@ class Strict(BaseModel):
 
 
 def parse_category_keys(value: object) -> object:
-    """Category names (or OpenAI short codes) as mapping keys → Category."""
+    """Category names (or OpenAI short codes) as mapping keys → Category. An unknown key is
+    left as it is, so that pydantic reports it under its own path (and line) along with every
+    other error."""
     if not isinstance(value, dict):
         return value
-    return {Category.parse(str(key)): v for key, v in value.items()}
+    out: dict[object, object] = {}
+    for key, v in value.items():
+        try:
+            out[Category.parse(str(key))] = v
+        except ValueError:
+            out[key] = v
+    return out
