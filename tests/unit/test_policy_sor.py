@@ -16,11 +16,16 @@ from crossguard.core.proto_convert import modality_to_proto, score_to_proto
 from crossguard.core.results import ClassifierResult, Modality, Score
 from crossguard.core.taxonomy import Category
 from crossguard.policy import Action, MissingSignal, decide, default_policy, parse_policy
-from crossguard.policy.inputs import HashMatch, PolicyContext
-from crossguard.policy.proto import action_to_proto, fill_policy_fields, recorded_inputs
+from crossguard.policy.inputs import ConsistencySignal, HashMatch, PolicyContext
+from crossguard.policy.proto import (
+    action_to_proto,
+    context_from_protos,
+    fill_policy_fields,
+    recorded_inputs,
+)
 from crossguard.policy.sor import AUTOMATED_FULLY
 from crossguard.policy.sor_export import MAX_BATCH, export, read_decisions, tdb_statement
-from crossguard.v1 import decision_pb2, taxonomy_pb2
+from crossguard.v1 import consistency_pb2, decision_pb2, taxonomy_pb2
 
 pytestmark = pytest.mark.unit
 
@@ -287,3 +292,27 @@ def test_default_policy_has_statements_for_its_categories() -> None:
     assert d.action is Action.AGE_RESTRICT
     assert d.statement is not None
     assert d.statement.statement_category == "STATEMENT_CATEGORY_PORNOGRAPHY_OR_SEXUALIZED_CONTENT"
+
+
+def test_context_from_the_consistency_answer() -> None:
+    check = consistency_pb2.CheckResponse(
+        signals=[
+            consistency_pb2.ConsistencySignal(
+                name="caption_ocr_disagreement",
+                value=0.75,
+                modalities=[taxonomy_pb2.MODALITY_TEXT, taxonomy_pb2.MODALITY_IMAGE],
+                detail="caption benign, OCR text hateful",
+            )
+        ]
+    )
+    ctx = context_from_protos(check, locale="fr-FR")
+    assert ctx.locale == "fr-FR"
+    assert ctx.consistency == [
+        ConsistencySignal(
+            "caption_ocr_disagreement",
+            0.75,
+            (Modality.TEXT, Modality.IMAGE),
+            "caption benign, OCR text hateful",
+        )
+    ]
+    assert context_from_protos(None).consistency == []
