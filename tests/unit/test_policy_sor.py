@@ -23,7 +23,7 @@ from crossguard.policy.proto import (
     fill_policy_fields,
     recorded_inputs,
 )
-from crossguard.policy.sor import AUTOMATED_FULLY
+from crossguard.policy.sor import AUTOMATED_FULLY, statement_for_review
 from crossguard.policy.sor_export import MAX_BATCH, export, read_decisions, tdb_statement
 from crossguard.v1 import consistency_pb2, decision_pb2, taxonomy_pb2
 
@@ -316,3 +316,44 @@ def test_context_from_the_consistency_answer() -> None:
         )
     ]
     assert context_from_protos(None).consistency == []
+
+
+def test_tenant_override_brings_its_own_statement_section() -> None:
+    policy = parse_policy(
+        """
+version: "t"
+statement_of_reasons:
+  default_ground: {clause: "Platform terms 1"}
+overrides:
+  - name: shop
+    match: {tenant: shop}
+    statement_of_reasons:
+      territorial_scope: [AT]
+      default_ground: {clause: "Shop terms 9", statement_category: scams_and_fraud}
+      redress: [{kind: internal_complaint, detail: "shop appeals"}]
+"""
+    )
+    base = decide(policy, Item(), [text((Category.SPAM, 0.95))], [])
+    shop = decide(policy, Item(tenant="shop"), [text((Category.SPAM, 0.95))], [])
+    assert base.statement is not None and shop.statement is not None
+    assert base.statement.ground.clause == "Platform terms 1"
+    assert len(base.statement.restrictions[0].territorial_scope) == 30  # the EEA
+    assert shop.statement.ground.clause == "Shop terms 9"
+    assert shop.statement.statement_category == "STATEMENT_CATEGORY_SCAMS_AND_FRAUD"
+    assert shop.statement.restrictions[0].territorial_scope == ("AT",)
+    assert [r.detail for r in shop.statement.redress] == ["shop appeals"]
+
+
+def test_statement_for_a_review_verdict() -> None:
+    s = statement_for_review(
+        POLICY.statement_of_reasons,
+        action="block",
+        categories=[Category.SEXUAL_MINORS],
+        modalities=[Modality.IMAGE],
+        facts="A reviewer confirmed the automated finding.",
+    )
+    assert s.automated_decision == "AUTOMATED_DECISION_PARTIALLY"
+    assert not s.provisional
+    assert s.ground.kind == "DECISION_GROUND_ILLEGAL_CONTENT"
+    assert s.content_types == ["CONTENT_TYPE_IMAGE"]
+    assert "taken by a person assisted by automated means" in s.text

@@ -198,7 +198,7 @@ def decide(
     )
     statement = None
     if action is not Action.ALLOW:
-        statement = _statement(policy, applied, hits, results, modalities, trigger)
+        statement = _statement(policy, item, applied, hits, results, modalities, trigger)
     return Decision(
         action=action,
         categories=categories,
@@ -395,6 +395,7 @@ def _escalation_trigger(policy: Policy, action: Action, hits: Sequence[RuleHit])
 
 def _statement(
     policy: Policy,
+    item: ItemLike,
     applied: Action,
     hits: Sequence[RuleHit],
     results: Sequence[ClassifierResult],
@@ -417,7 +418,7 @@ def _statement(
     if models:
         facts += f" Models: {', '.join(models)}."
     return build_statement(
-        policy.statement_of_reasons,
+        policy.sor(item.tenant, item.surface),
         applied=applied.value,
         category=basis.category if basis is not None else None,
         categories=cited,

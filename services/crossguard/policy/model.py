@@ -135,6 +135,8 @@ class Override(Strict):
     signals: dict[SignalKey, SignalPolicy] = Field(default_factory=dict)
     # What an escalated item gets while review is pending, on this tenant/surface.
     hold: Hold | None = None
+    # A tenant's own terms, grounds, scope and redress (replaces the base section whole).
+    statement_of_reasons: SorPolicy | None = None
 
     _cats = field_validator("categories", mode="before")(parse_category_keys)
 
@@ -313,6 +315,14 @@ class Policy(Strict):
             if o.hold is not None:
                 return o.hold
         return self.escalation.hold
+
+    def sor(self, tenant: str = "", surface: str = "") -> SorPolicy:
+        """The statement-of-reasons section in force: the most specific override's, else the
+        base policy's."""
+        for o in reversed(self.layers(tenant, surface)):
+            if o.statement_of_reasons is not None:
+                return o.statement_of_reasons
+        return self.statement_of_reasons
 
     def signal(self, modality: Modality, tenant: str = "", surface: str = "") -> ResolvedSignal:
         """Effective missing-signal handling, retries and deadline for one modality."""

@@ -174,6 +174,30 @@ def build_statement(
     return _with_text(statement)
 
 
+def statement_for_review(
+    sor_policy: SorPolicy,
+    *,
+    action: str,
+    categories: Sequence[Category],
+    modalities: Sequence[Modality],
+    facts: str,
+    automated_decision: str = AUTOMATED_PARTIALLY,
+) -> StatementOfReasons:
+    """The final statement when people decided (a review verdict): detected by automated means,
+    decided by a person with the automated analysis at hand (partially automated), or by a
+    person alone (NOT_AUTOMATED)."""
+    return build_statement(
+        sor_policy,
+        applied=action,
+        category=categories[0] if categories else None,
+        categories=categories,
+        modalities=modalities,
+        facts=facts,
+        provisional=False,
+        automated_decision=automated_decision,
+    )
+
+
 def _with_text(s: StatementOfReasons) -> StatementOfReasons:
     from dataclasses import replace
 

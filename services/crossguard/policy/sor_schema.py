@@ -159,7 +159,7 @@ def _default_redress() -> list[RedressSpec]:
 
 
 class SorPolicy(Strict):
-    territorial_scope: list[str] = Field(default_factory=lambda: ["EEA"])
+    territorial_scope: list[str] = Field(default_factory=lambda: list(EEA))
     restrictions: dict[RestrictingAction, RestrictionSpec] = Field(
         default_factory=_default_restrictions
     )
