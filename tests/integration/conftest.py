@@ -17,7 +17,7 @@ from typing import Protocol
 import pytest
 
 from crossguard.core.broker import EmbeddedBroker
-from crossguard.core.processes import ManagedProcess
+from crossguard.core.processes import ManagedProcess, service_env
 from crossguard.core.settings import KafkaSettings
 from crossguard.core.topics import create_topics
 
@@ -33,8 +33,8 @@ class SpawnFactory(Protocol):
 
 @pytest.fixture
 def spawn(tmp_path: Path) -> Iterator[SpawnFactory]:
-    """Start `python -m module` with extra env and wait for its `ready` line; stderr goes to
-    tmp_path/<name>.log."""
+    """Start `python -m module` with extra env (service_env() for a service) and wait for its
+    `ready` line; stderr goes to tmp_path/<name>.log."""
     procs: list[ManagedProcess] = []
 
     def start(
@@ -90,19 +90,8 @@ def start_grpc_service(
     spawn: SpawnFactory, name: str, module: str, env: dict[str, str]
 ) -> ManagedProcess:
     """`python -m module` on a random loopback port, quiet, with a short drain; `.port` set."""
-    return spawn(
-        name,
-        module,
-        {
-            "CROSSGUARD_PORT": "0",
-            "CROSSGUARD_HOST": "127.0.0.1",
-            "CROSSGUARD_GRACE_SECONDS": "1",
-            "CROSSGUARD_LOG_LEVEL": "WARNING",
-            **env,
-        },
-        ready="PORT",
-        timeout=SERVICE_STARTUP_S,
-    )
+    full = {**service_env(grace_seconds=1, log_level="WARNING"), **env}
+    return spawn(name, module, full, ready="PORT", timeout=SERVICE_STARTUP_S)
 
 
 class GrpcServiceFactory(Protocol):

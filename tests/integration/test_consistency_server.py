@@ -8,10 +8,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from crossguard.consistency.server import SERVICE_NAME, build_server
 from crossguard.core.grpc_server import GrpcServer
-from crossguard.core.results import Modality
+from crossguard.core.results import ClassifierResult, Modality, Score
 from crossguard.core.settings import GrpcServerSettings
 from crossguard.core.taxonomy import Category
-from crossguard.pipeline.process import Processor
+from crossguard.pipeline.fanout import Fanout
+from crossguard.pipeline.metrics import PipelineMetrics
+from crossguard.pipeline.process import Processor, default_fanout
 from crossguard.pipeline.settings import PipelineSettings
 from crossguard.pipeline.validate import ValidItem
 from crossguard.policy import MissingSignal, Policy, PolicyStore
@@ -52,19 +54,20 @@ async def test_check_fuses_over_a_real_server(server: GrpcServer) -> None:
     assert status.status == health_pb2.HealthCheckResponse.SERVING
 
 
-class _TextOnlyProcessor(Processor):
-    """The pipeline's domain code with the text classifier answered locally (hate 0.3), so that
+class _TextOnlyFanout(Fanout):
+    """The pipeline's fan-out with the text classifier answered locally (hate 0.3), so that
     only the consistency call goes over the wire."""
 
-    async def _classify_one(
+    def __init__(self, settings: PipelineSettings) -> None:
+        real = default_fanout(settings, PipelineMetrics())
+        super().__init__(settings, real.clients, real.metrics)
+
+    async def classify_one(
         self, valid: ValidItem, modality: Modality, policy: Policy
-    ) -> classifier_pb2.ClassifyResponse | MissingSignal:
-        resp = classifier_pb2.ClassifyResponse(
-            modality=taxonomy_pb2.MODALITY_TEXT,
-            models=[classifier_pb2.ModelInfo(name="local-text", version="1")],
+    ) -> ClassifierResult | MissingSignal:
+        return ClassifierResult(
+            Modality.TEXT, [Score(Category.HATE, 0.3, 0)], models=[("local-text", "1")]
         )
-        resp.scores.add(category=Category.HATE.proto, score=0.3)
-        return resp
 
 
 class _AnsweringConsistency(consistency_pb2_grpc.ConsistencyServiceServicer):
@@ -91,10 +94,8 @@ async def _serving(servicer: _AnsweringConsistency) -> tuple[grpc.aio.Server, in
 
 
 async def _decide_via(endpoint: str) -> decision_pb2.ModerationDecision:
-    proc = _TextOnlyProcessor(
-        PipelineSettings(text_endpoint="local:1", consistency_endpoint=endpoint),
-        PolicyStore(None),
-    )
+    settings = PipelineSettings(text_endpoint="local:1", consistency_endpoint=endpoint)
+    proc = Processor(settings, PolicyStore(None), fanout=_TextOnlyFanout(settings))
     item = content_pb2.ContentItem(
         id="c1", tenant="t", surface="comment", parts=[content_pb2.ContentPart(text="hi")]
     )

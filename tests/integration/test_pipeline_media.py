@@ -36,8 +36,9 @@ from crossguard.core.serving.serving_settings import ServerSettings, ServingSett
 from crossguard.core.settings import GrpcServerSettings, KafkaSettings
 from crossguard.core.taxonomy import Category, severity
 from crossguard.core.topics import Topics
+from crossguard.pipeline.dead_letter import DLQ_ERROR_HEADER, DLQ_REASON_HEADER
 from crossguard.pipeline.io import headers_dict, iter_decisions, iter_records, publish_items
-from crossguard.pipeline.process import DLQ_ERROR_HEADER, DLQ_REASON_HEADER, Processor
+from crossguard.pipeline.process import Processor
 from crossguard.pipeline.settings import PipelineSettings
 from crossguard.v1 import classifier_pb2, content_pb2, review_pb2, taxonomy_pb2
 

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -18,8 +18,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from crossguard.core.model_repository import ModelRepository
+from crossguard.core.processes import ManagedProcess, ProcessError, service_env
 from crossguard.core.serving.servicer import SERVICE_NAME
 from crossguard.v1 import classifier_pb2, classifier_pb2_grpc, content_pb2
+
+from .conftest import SpawnFactory
 
 pytestmark = pytest.mark.integration
 
@@ -41,43 +44,26 @@ def read_port(proc: subprocess.Popen[str], timeout: float) -> int:
     raise AssertionError("server did not print PORT in time")
 
 
-ServerFactory = Callable[..., tuple[subprocess.Popen[str], int]]
+ServerFactory = Callable[..., ManagedProcess]
 
 
 @pytest.fixture
-def start_server(model_repository: ModelRepository) -> Iterator[ServerFactory]:
-    procs: list[subprocess.Popen[str]] = []
-
-    def start(**env_overrides: str) -> tuple[subprocess.Popen[str], int]:
+def start_server(model_repository: ModelRepository, spawn: SpawnFactory) -> ServerFactory:
+    def start(**env_overrides: str) -> ManagedProcess:
         env = {
-            **os.environ,
-            "CROSSGUARD_PORT": "0",
-            "CROSSGUARD_HOST": "127.0.0.1",
+            **service_env(grace_seconds=5),
             "CROSSGUARD_MODEL_REPOSITORY": str(model_repository.root),
             "CROSSGUARD_ONNX_PROVIDERS": "CPUExecutionProvider",
-            "CROSSGUARD_GRACE_SECONDS": "5",
             **env_overrides,
         }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "crossguard.text"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        procs.append(proc)
-        return proc, read_port(proc, STARTUP_SECONDS)
+        return spawn("text", "crossguard.text", env, ready="PORT", timeout=STARTUP_SECONDS)
 
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
+    return start
 
 
 def test_real_server_classifies_and_drains_on_sigterm(start_server: ServerFactory) -> None:
-    proc, port = start_server(CROSSGUARD_TEXT_MAX_PART_CHARS="5000")
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    proc = start_server(CROSSGUARD_TEXT_MAX_PART_CHARS="5000")
+    with grpc.insecure_channel(f"127.0.0.1:{proc.port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)
         for name in ("", SERVICE_NAME):
             status = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5).status
@@ -109,8 +95,7 @@ def test_real_server_classifies_and_drains_on_sigterm(start_server: ServerFactor
             stub.Classify(classifier_pb2.ClassifyRequest(content_id="none"), timeout=30)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(30) == 0
+    assert proc.stop(timeout=30) == 0
 
 
 def children(pid: int) -> list[int]:
@@ -151,14 +136,12 @@ def classify_over_connections(port: int, n: int) -> None:
             assert resp.scores
 
 
-def serving_pair(
-    start_server: ServerFactory, connections: int
-) -> tuple[subprocess.Popen[str], list[int]]:
+def serving_pair(start_server: ServerFactory, connections: int) -> tuple[ManagedProcess, list[int]]:
     """A supervisor with 2 server processes that answered `connections` separate clients."""
-    proc, port = start_server(CROSSGUARD_TEXT_PROCESSES="2")
+    proc = start_server(CROSSGUARD_TEXT_PROCESSES="2")
     kids = children(proc.pid)
     assert len(kids) == 2
-    classify_over_connections(port, connections)
+    classify_over_connections(proc.port, connections)
     return proc, kids
 
 
@@ -166,8 +149,7 @@ def serving_pair(
 def test_server_processes_share_the_port_and_stop_together(start_server: ServerFactory) -> None:
     proc, kids = serving_pair(start_server, 8)
 
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(30) == 0
+    assert proc.stop(timeout=30) == 0
     assert all(gone(k) for k in kids)
 
 
@@ -175,7 +157,6 @@ def test_server_processes_share_the_port_and_stop_together(start_server: ServerF
 def test_server_processes_die_with_a_killed_supervisor(start_server: ServerFactory) -> None:
     proc, kids = serving_pair(start_server, 2)
     proc.kill()
-    proc.wait(10)
     deadline = time.monotonic() + 10
     while not all(gone(k) for k in kids) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -185,7 +166,7 @@ def test_server_processes_die_with_a_killed_supervisor(start_server: ServerFacto
 def test_server_processes_fail_together_when_a_model_is_missing(
     start_server: ServerFactory, tmp_path: Path
 ) -> None:
-    with pytest.raises(AssertionError, match="exited early with 1"):
+    with pytest.raises(ProcessError, match="exited at startup with status 1"):
         start_server(CROSSGUARD_TEXT_PROCESSES="2", CROSSGUARD_MODEL_REPOSITORY=str(tmp_path))
 
 
@@ -200,11 +181,9 @@ def test_server_processes_start_when_the_supervisor_is_pid_1(
     take that for an orphaned start."""
     env = {
         **os.environ,
-        "CROSSGUARD_PORT": "0",
-        "CROSSGUARD_HOST": "127.0.0.1",
+        **service_env(grace_seconds=2),
         "CROSSGUARD_MODEL_REPOSITORY": str(model_repository.root),
         "CROSSGUARD_TEXT_PROCESSES": "2",
-        "CROSSGUARD_GRACE_SECONDS": "2",
     }
     proc = subprocess.Popen(
         ["unshare", "--pid", "--fork", "--kill-child", sys.executable, "-m", "crossguard.text"],

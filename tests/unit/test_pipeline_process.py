@@ -1,5 +1,6 @@
-"""Processor.process() without a broker or servers: DLQ records, missing signals, decision
-id determinism, dedupe, review tasks, trace headers."""
+"""Processor.process() without a broker or servers (the classifiers answered by FakeFanout):
+DLQ records, missing signals, decision id determinism, dedupe and the first-decision store,
+review tasks, trace headers."""
 
 from __future__ import annotations
 
@@ -11,34 +12,34 @@ from opentelemetry.trace import format_trace_id
 
 from crossguard.core.media import MediaUnavailable
 from crossguard.core.media.store import reference
-from crossguard.core.results import Modality
+from crossguard.core.results import ClassifierResult, Modality, Score
 from crossguard.core.taxonomy import Category
-from crossguard.pipeline.process import (
-    DLQ_ERROR_HEADER,
-    DLQ_REASON_HEADER,
-    DLQ_SOURCE_HEADER,
-    Processor,
-    decision_id,
-)
+from crossguard.pipeline.assemble import decision_id
+from crossguard.pipeline.dead_letter import DLQ_ERROR_HEADER, DLQ_REASON_HEADER, DLQ_SOURCE_HEADER
+from crossguard.pipeline.dedupe import MemoryDecisionStore
+from crossguard.pipeline.fanout import Fanout
+from crossguard.pipeline.metrics import PipelineMetrics
+from crossguard.pipeline.process import Processor, default_fanout
 from crossguard.pipeline.settings import PipelineSettings
 from crossguard.pipeline.validate import ValidItem
 from crossguard.policy import MissingSignal, Policy, PolicyStore
-from crossguard.v1 import classifier_pb2, content_pb2, taxonomy_pb2
+from crossguard.v1 import content_pb2, taxonomy_pb2
 
 pytestmark = pytest.mark.unit
 
 
-class FakeProcessor(Processor):
+class FakeFanout(Fanout):
     """Classifier calls answered from a table: content text → hate score."""
 
-    def __init__(self, settings: PipelineSettings, **kwargs: object) -> None:
-        super().__init__(settings, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, settings: PipelineSettings) -> None:
+        real = default_fanout(settings, PipelineMetrics())
+        super().__init__(settings, real.clients, real.metrics)
         self.calls = 0
         self.down: set[Modality] = set()
 
-    async def _classify_one(
+    async def classify_one(
         self, valid: ValidItem, modality: Modality, policy: Policy
-    ) -> classifier_pb2.ClassifyResponse | MissingSignal:
+    ) -> ClassifierResult | MissingSignal:
         self.calls += 1
         await asyncio.sleep(0)
         if modality in self.down:
@@ -47,11 +48,25 @@ class FakeProcessor(Processor):
             return MissingSignal(modality, "not_configured")
         texts = " ".join(p.text for p in valid.parts_by_modality[modality])
         score = 0.95 if "awful" in texts else 0.6 if "bad" in texts else 0.05
-        return classifier_pb2.ClassifyResponse(
-            modality=taxonomy_pb2.MODALITY_TEXT,
-            scores=[taxonomy_pb2.CategoryScore(category=Category.HATE.proto, score=score)],
-            models=[classifier_pb2.ModelInfo(name="fake-text", version="1")],
+        return ClassifierResult(
+            modality, [Score(Category.HATE, score, 0)], models=[("fake-text", "1")]
         )
+
+
+class FakeProcessor(Processor):
+    """The real orchestrator over FakeFanout."""
+
+    def __init__(self, settings: PipelineSettings, **kwargs: object) -> None:
+        self.fake = FakeFanout(settings)
+        super().__init__(settings, fanout=self.fake, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def calls(self) -> int:
+        return self.fake.calls
+
+    @property
+    def down(self) -> set[Modality]:
+        return self.fake.down
 
 
 def settings(**kw: object) -> PipelineSettings:
@@ -168,6 +183,9 @@ async def test_media_store_failure_for_a_review_task_is_dead_lettered() -> None:
     out = await proc.process(it.SerializeToString())
     assert (out.kind, out.dlq_code, out.content_id) == ("dlq", "media_unavailable", "c5b")
     assert "review task" in out.dlq_reason
+    # Nothing was kept for it: once the store is back, the item is decided (not re-emitted).
+    back = FakeProcessor(settings(), media_store=MemoryStore(), store=proc.store)
+    assert (await back.process(it.SerializeToString())).kind == "decision"
 
 
 async def test_unavailable_classifier_names_missing_signal() -> None:
@@ -204,8 +222,9 @@ async def test_dedupe_repeats_identical_decision_without_classifying() -> None:
     assert proc.calls == calls
     assert again.kind == "duplicate"
     assert again.decision == first.decision
-    assert [r.topic for r in again.records] == ["decisions"]  # no second review task
-    assert again.records[0].value == first.records[0].value
+    # The same records again: the review task is rebuilt identically from the decision.
+    assert [r.topic for r in again.records] == ["decisions", "review"]
+    assert [r.value for r in again.records] == [r.value for r in first.records]
 
 
 async def test_concurrent_duplicates_share_one_classification() -> None:
@@ -252,11 +271,12 @@ async def test_dlq_key_defaults_to_content_id() -> None:
 
 
 async def test_internal_error_goes_to_dlq_not_crash() -> None:
-    class Broken(FakeProcessor):
-        async def _classify_one(self, *args: object, **kw: object) -> MissingSignal:
+    class Broken(FakeFanout):
+        async def classify_one(self, *args: object, **kw: object) -> MissingSignal:
             raise RuntimeError("boom")
 
-    out = await Broken(settings()).process(item("c12", "x").SerializeToString())
+    s = settings()
+    out = await Processor(s, fanout=Broken(s)).process(item("c12", "x").SerializeToString())
     assert out.kind == "dlq"
     assert out.dlq_code == "internal_error"
 
@@ -294,3 +314,44 @@ async def test_policy_hot_reload_applies_to_next_item(tmp_path: Path) -> None:
         "p2",
         taxonomy_pb2.ACTION_ALLOW,
     )
+
+
+async def test_a_replay_re_emits_the_first_decision_though_signals_changed() -> None:
+    """Decided while the classifier was down; replayed (a new worker sharing the store) once it
+    is back: the stored decision again, byte for byte, not a second one."""
+    s = settings()
+    first_worker = FakeProcessor(s)
+    first_worker.down.add(Modality.TEXT)
+    raw = item("c16", "hello").SerializeToString()
+    first = await first_worker.process(raw)
+    assert first.decision is not None and first.decision.missing_signals
+
+    replayer = FakeProcessor(s, store=first_worker.store)
+    again = await replayer.process(raw)
+    assert replayer.calls == 0
+    assert again.kind == "duplicate"
+    assert [r.value for r in again.records] == [r.value for r in first.records]
+    assert [r.topic for r in again.records] == ["decisions", "review"]
+
+
+async def test_changed_content_under_a_decided_id_keeps_the_first_decision() -> None:
+    proc = FakeProcessor(settings())
+    first = await proc.process(item("c17", "hello").SerializeToString())
+    edited = await proc.process(item("c17", "awful").SerializeToString())
+    assert edited.kind == "duplicate"
+    assert first.decision is not None
+    assert edited.decision == first.decision
+
+
+async def test_memory_store_forgets_after_retention() -> None:
+    now = [1_000_000.0]
+    store = MemoryDecisionStore(10, retention_s=60.0, clock=lambda: now[0])
+    proc = FakeProcessor(settings(), store=store)
+    raw = item("c18", "hello").SerializeToString()
+    first = await proc.process(raw)
+    assert first.decision is not None
+    now[0] = first.decision.decided_at.seconds + 30.0
+    assert (await proc.process(raw)).kind == "duplicate"
+    now[0] = first.decision.decided_at.seconds + 61.0
+    assert (await proc.process(raw)).kind == "decision"
+    assert proc.calls == 2

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 
 from crossguard.core.broker import EmbeddedBroker
-from crossguard.core.processes import ManagedProcess
+from crossguard.core.processes import ManagedProcess, service_process
 from crossguard.core.settings import KafkaSettings, ModelSettings
 from crossguard.core.topics import create_topics
 
@@ -89,13 +89,11 @@ class LocalStack:
 
     def _service(self, name: str, module: str, extra: dict[str, str]) -> ManagedProcess:
         env = {
-            "CROSSGUARD_HOST": "127.0.0.1",
-            "CROSSGUARD_PORT": "0",
             "CROSSGUARD_MODEL_REPOSITORY": str(self.models.model_repository.resolve()),
             "OTEL_SERVICE_NAME": f"crossguard-{name}",
             **extra,
         }
-        return ManagedProcess(name, module, env, self.log_dir)
+        return service_process(name, module, env, log_dir=self.log_dir)
 
     def start(self) -> StackInfo:
         self.log_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,9 @@
-"""Child service processes (local stack, bench): start, wait for the ready line, stop."""
+"""Child service processes (local stack, bench, tests): start, wait for the ready line, stop.
+
+service_process() is the one way to start a Crossguard service as a child: it fills in the
+listen address, drain time and log level (CROSSGUARD_HOST/PORT/GRACE_SECONDS/LOG_LEVEL) that
+every service reads, around a ManagedProcess.
+"""
 
 from __future__ import annotations
 
@@ -94,18 +99,24 @@ class ManagedProcess:
         deadline = time.monotonic() + timeout
         while not found.wait(0.1):
             if not self.alive():
-                raise ProcessError(f"{self.name} exited at startup; see {self.log_path}")
+                status = self._proc.returncode if self._proc is not None else None
+                raise ProcessError(
+                    f"{self.name} exited at startup with status {status}; see {self.log_path}"
+                )
             if time.monotonic() > deadline:
                 self.stop()
                 raise ProcessError(
                     f"{self.name} not ready after {timeout:.0f}s; see {self.log_path}"
                 )
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM (graceful drain), then SIGKILL after `timeout` seconds."""
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM (graceful drain), then SIGKILL after `timeout` seconds; the exit status (0
+        after a clean drain), or None if it was not started."""
         proc, self._proc = self._proc, None
-        if proc is not None:
-            terminate(proc, timeout)
+        if proc is None:
+            return None
+        terminate(proc, timeout)
+        return proc.returncode
 
     def kill(self) -> int | None:
         """SIGKILL now, no drain (a crash, or a teardown with nothing to keep); the exit
@@ -115,3 +126,39 @@ class ManagedProcess:
             return None
         proc.kill()  # a no-op once it has exited
         return proc.wait()
+
+
+def service_env(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    grace_seconds: float | None = None,
+    log_level: str | None = None,
+) -> dict[str, str]:
+    """The environment every service reads for where to listen (port 0: a free port, printed
+    as `PORT <n>`), how long to drain on SIGTERM and how much to log (None: the service's
+    default)."""
+    env = {"CROSSGUARD_HOST": host, "CROSSGUARD_PORT": str(port)}
+    if grace_seconds is not None:
+        env["CROSSGUARD_GRACE_SECONDS"] = f"{grace_seconds:g}"
+    if log_level is not None:
+        env["CROSSGUARD_LOG_LEVEL"] = log_level
+    return env
+
+
+def service_process(
+    name: str,
+    module: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    log_dir: Path | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    grace_seconds: float | None = None,
+    log_level: str | None = None,
+) -> ManagedProcess:
+    """`python -m module` as a ManagedProcess (not started) with service_env() plus `env`
+    (which wins). Start a gRPC service with `.start(ready="PORT")` and read `.port`."""
+    full = service_env(host=host, port=port, grace_seconds=grace_seconds, log_level=log_level)
+    full.update(env or {})
+    return ManagedProcess(name, module, full, log_dir)

@@ -12,14 +12,25 @@ import asyncio
 import sys
 
 import faust
+from aiokafka import AIOKafkaProducer
 
 from crossguard.core.broker import EmbeddedBroker
 from crossguard.core.logging_setup import configure_logging
 from crossguard.core.settings import KafkaSettings
 from crossguard.core.telemetry import setup_telemetry
-from crossguard.core.topics import create_topics
+from crossguard.core.topics import Topics, client_kwargs, create_topics
 from crossguard.pipeline.app import create_app
 from crossguard.pipeline.settings import PipelineSettings
+
+
+async def content_partitions(kafka: KafkaSettings, bootstrap: str) -> int:
+    """The content topic's partition count on the broker (it may predate our settings)."""
+    producer = AIOKafkaProducer(**client_kwargs(kafka, bootstrap))
+    await producer.start()
+    try:
+        return len(await producer.partitions_for(Topics.from_settings(kafka).content))
+    finally:
+        await producer.stop()
 
 
 def main() -> None:
@@ -37,7 +48,8 @@ def main() -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         loop.run_until_complete(create_topics(kafka, bootstrap))
-        app = create_app(settings, kafka, bootstrap)
+        partitions = loop.run_until_complete(content_partitions(kafka, bootstrap))
+        app = create_app(settings, kafka, bootstrap, content_partitions=partitions)
         worker = faust.Worker(
             app,
             loop=loop,

@@ -3,7 +3,9 @@ produces what it returns.
 
 At-least-once: an event is acknowledged (so its offset may be committed) only after every
 record it produced is acknowledged by the broker; faust also flushes the producer before each
-commit. A crash replays uncommitted items, which get the same deterministic decision_id.
+commit. The first decision per (content id, policy version) is kept in a faust table
+(pipeline.decision_table) before it is produced, so a crash replays uncommitted items and
+they re-emit the stored decision: the same record, never a second, different one.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from faust.types import StreamT
 
 from crossguard.core.settings import KafkaSettings
 from crossguard.core.topics import Topics, ssl_context
-from crossguard.pipeline.process import OutRecord, Processor, dlq_record
+from crossguard.pipeline.decision_table import TableDecisionStore
+from crossguard.pipeline.process import Processor
+from crossguard.pipeline.records import OutRecord
 from crossguard.pipeline.settings import PipelineSettings
 from crossguard.pipeline.validate import RejectCode, Rejection
 
@@ -51,11 +55,14 @@ def create_app(
     bootstrap: str,
     *,
     processor: Processor | None = None,
+    content_partitions: int | None = None,
 ) -> faust.App:
     """Build the faust app with one agent on the content topic.
 
     `bootstrap` is the resolved "host:port[,host:port]" (the embedded broker's when
-    KafkaSettings.bootstrap_servers is empty).
+    KafkaSettings.bootstrap_servers is empty). `content_partitions`: the content topic's
+    partition count as the broker has it (default: KafkaSettings.partitions); the decision
+    table's changelog must have as many.
     """
     topics = Topics.from_settings(kafka)
     session_timeout_s = kafka.session_timeout_ms / 1000.0
@@ -89,7 +96,16 @@ def create_app(
         "review": app.topic(topics.review, key_type=bytes, value_type=bytes),
         "dlq": app.topic(topics.content_dlq, key_type=bytes, value_type=bytes),
     }
-    proc = processor or Processor(settings)
+    table_store: TableDecisionStore | None = None
+    if processor is None:
+        if settings.decision_store == "table":
+            table_store = TableDecisionStore(
+                app,
+                partitions=content_partitions or kafka.partitions,
+                retention_s=settings.decision_retention_s,
+            )
+        processor = Processor(settings, store=table_store)
+    proc = processor
 
     async def emit(records: list[OutRecord], content_id: str) -> None:
         """Produce the records and wait for the broker's acks. Transient failures are retried
@@ -137,14 +153,14 @@ def create_app(
                     f"outputs could not be produced: {type(exc).__name__}: {exc}",
                     outcome.content_id,
                 )
-                dlq = dlq_record(
+                dead = proc.dead_letter(
                     msg.value,
                     list(msg.headers or []),
                     rejection,
                     key=msg.key,
                     source=f"{msg.topic}/{msg.partition}/{msg.offset}",
                 )
-                await emit([dlq], outcome.content_id)
+                await emit(dead.records, outcome.content_id)
 
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
     async def observe_lag() -> None:
@@ -159,6 +175,15 @@ def create_app(
             lag[(tp.topic, tp.partition)] = max(0, consumer.highwater(tp) - position)
         proc.metrics.lag.clear()
         proc.metrics.lag.update(lag)
+
+    if table_store is not None:
+        store = table_store
+
+        @app.timer(interval=60.0)  # type: ignore[untyped-decorator]
+        async def prune_decisions() -> None:
+            pruned = store.prune()
+            if pruned:
+                log.info("decisions past retention pruned", extra={"count": pruned})
 
     ready = {"announced": False}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -106,11 +107,27 @@ class PipelineSettings(CrossguardSettings):
         le=256,
         description="CROSSGUARD_AGENT_CONCURRENCY: items processed concurrently per worker.",
     )
+    decision_store: Literal["table", "memory"] = Field(
+        default="table",
+        description="CROSSGUARD_DECISION_STORE: where the first decision per (content id, "
+        "policy version) is kept, so that a repeat or a replay re-emits it instead of deciding "
+        "again. 'table': a faust table backed by its changelog topic (durable: survives a "
+        "crash, a restart and a rebalance). 'memory': in the worker only (lost on restart; "
+        "bounded by CROSSGUARD_DEDUPE_CACHE_SIZE).",
+    )
+    decision_retention_s: float = Field(
+        default=6 * 3600.0,
+        ge=0,
+        description="CROSSGUARD_DECISION_RETENTION_S: how long a first decision is kept (0: "
+        "forever). Sets retention.ms of the table's changelog (cleanup.policy compact,delete) "
+        "and prunes the worker's copy; the table is held in memory, so size it: items/s x "
+        "retention x about 1 KiB. Keep it longer than any replay you expect.",
+    )
     dedupe_cache_size: int = Field(
         default=100_000,
         ge=0,
-        description="CROSSGUARD_DEDUPE_CACHE_SIZE: (content id, sha256) pairs remembered to "
-        "skip identical repeats (0 disables).",
+        description="CROSSGUARD_DEDUPE_CACHE_SIZE: decisions kept by the 'memory' decision "
+        "store (0 disables de-duplication there).",
     )
     web_enabled: bool = Field(
         default=False, description="CROSSGUARD_WEB_ENABLED: faust's HTTP server (stats)."

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.deploy
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
