@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from crossguard.core.processes import ManagedProcess
+from crossguard.core.processes import ManagedProcess, service_process
 from crossguard.core.serving.servicer import CLASSIFY, CLASSIFY_STREAM
 
 
@@ -30,17 +30,7 @@ def start_server(
     name: str, module: str, env: Mapping[str, str] | None = None, timeout: float = 120.0
 ) -> ManagedProcess:
     """`python -m <module>` on a random loopback port (`.port` once it printed `PORT <n>`)."""
-    server = ManagedProcess(
-        name,
-        module,
-        {
-            "CROSSGUARD_HOST": "127.0.0.1",
-            "CROSSGUARD_PORT": "0",
-            "CROSSGUARD_GRACE_SECONDS": "2",
-            "CROSSGUARD_LOG_LEVEL": "WARNING",
-            **(env or {}),
-        },
-    )
+    server = service_process(name, module, env, grace_seconds=2, log_level="WARNING")
     server.start(ready="PORT", timeout=timeout)
     return server
 
