@@ -173,7 +173,7 @@ class Processor:
             flight, lambda: self._first_decision(valid, policy)
         )
         if shared and outcome.decision is not None:
-            return await self._emit(valid, outcome.decision, policy, "duplicate")
+            return await self._outcome(valid, outcome.decision, policy, "duplicate")
         return outcome
 
     async def _first_decision(self, valid: ValidItem, policy: Policy) -> Outcome:
@@ -189,9 +189,9 @@ class Processor:
                     "content changed under an id already decided; the first decision stands",
                     extra={"content_id": valid.content_id, "decision_id": stored.decision_id},
                 )
-            return await self._emit(valid, stored, policy, "duplicate")
+            return await self._outcome(valid, stored, policy, "duplicate")
         decision = await self._decide(valid, policy)
-        outcome = await self._emit(valid, decision, policy, "decision")
+        outcome = await self._outcome(valid, decision, policy, "decision")
         await self.store.put(decision)
         return outcome
 
@@ -228,7 +228,7 @@ class Processor:
             self.metrics.missing.add(1, {"modality": m.modality.value, "reason": m.reason})
         return msg
 
-    async def _emit(
+    async def _outcome(
         self,
         valid: ValidItem,
         decision: decision_pb2.ModerationDecision,
