@@ -82,6 +82,12 @@ class _AnsweringConsistency(consistency_pb2_grpc.ConsistencyServiceServicer):
     ) -> consistency_pb2.CheckResponse:
         resp = consistency_pb2.CheckResponse()
         resp.fused_scores.add(category=self.category, score=self.score)
+        resp.signals.add(
+            name="caption_ocr_similarity",
+            value=0.25,
+            modalities=[taxonomy_pb2.MODALITY_TEXT, taxonomy_pb2.MODALITY_IMAGE],
+            detail="d",
+        )
         return resp
 
 
@@ -116,6 +122,14 @@ async def test_pipeline_decides_on_the_services_fused_scores() -> None:
         await server.stop(None)
     assert [(c.category, round(c.score, 3)) for c in d.categories] == [(Category.HATE.proto, 0.77)]
     assert not any("local max fusion" in r for r in d.reasons)
+    # Its cross-modal signals reach the policy (through its context) and the decision record.
+    (signal,) = d.consistency
+    assert (signal.name, round(signal.value, 3), signal.detail) == (
+        "caption_ocr_similarity",
+        0.25,
+        "d",
+    )
+    assert list(signal.modalities) == [taxonomy_pb2.MODALITY_TEXT, taxonomy_pb2.MODALITY_IMAGE]
 
 
 async def test_pipeline_falls_back_on_a_response_it_cannot_read() -> None:
