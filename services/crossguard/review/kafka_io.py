@@ -1,0 +1,123 @@
+"""The review service's Kafka side: tasks in from crossguard.review.v1, final decisions and
+feedback out (the outbox) to crossguard.decisions.v1 and crossguard.feedback.v1.
+
+At-least-once both ways: offsets are committed after the tasks are stored (ingest is
+idempotent on task id), and an outbox row is marked sent after the broker acknowledged it (a
+crash in between re-sends the same record: same key, same decision id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from crossguard.core.errors import CrossguardError
+from crossguard.core.settings import KafkaSettings
+from crossguard.core.topics import Topics, client_kwargs
+from crossguard.review.store import ReviewStore
+from crossguard.v1 import review_pb2
+
+log = logging.getLogger(__name__)
+
+
+class TaskConsumer:
+    def __init__(self, store: ReviewStore, kafka: KafkaSettings, group: str) -> None:
+        self.store = store
+        self.kafka = kafka
+        self.topic = Topics.from_settings(kafka).review
+        self.consumer = AIOKafkaConsumer(
+            self.topic,
+            **client_kwargs(kafka),
+            group_id=kafka.topic_prefix + group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=kafka.session_timeout_ms,
+            heartbeat_interval_ms=max(100, kafka.session_timeout_ms // 3),
+        )
+        self.started = asyncio.Event()
+
+    def _ingest(self, value: bytes | None, offset: int) -> None:
+        try:
+            task = review_pb2.ReviewTask.FromString(value or b"")
+            stored = self.store.ingest(task)
+        except CrossguardError as exc:
+            # Ids and reasons only: a task's content never reaches the logs.
+            log.error("review task rejected", extra={"offset": offset, "reason": str(exc)})
+            return
+        except Exception as exc:  # a record that does not parse
+            if type(exc).__name__ != "DecodeError":
+                raise
+            log.error("review record is not a ReviewTask", extra={"offset": offset})
+            return
+        if stored:
+            log.info("review task stored", extra={"task_id": task.task_id})
+
+    async def run(self) -> None:
+        await self.consumer.start()
+        try:
+            while not self.consumer.assignment():
+                await self.consumer.getmany(timeout_ms=100)
+                if self.consumer.assignment():
+                    break
+            self.started.set()
+            while True:
+                batch = await self.consumer.getmany(timeout_ms=500, max_records=100)
+                for records in batch.values():
+                    for record in records:
+                        await asyncio.to_thread(self._ingest, record.value, record.offset)
+                if batch:
+                    await self.consumer.commit()
+        finally:
+            await self.consumer.stop()
+
+
+class OutboxPublisher:
+    def __init__(self, store: ReviewStore, kafka: KafkaSettings, interval_s: float) -> None:
+        self.store = store
+        self.kafka = kafka
+        self.topics = Topics.from_settings(kafka)
+        self.interval_s = interval_s
+        self.wake = asyncio.Event()
+        self.producer = AIOKafkaProducer(
+            **client_kwargs(kafka),
+            acks="all",
+            max_batch_size=kafka.producer_max_batch_size,
+            enable_idempotence=False,  # tansu: aiokafka's InitProducerId is not supported
+        )
+
+    async def flush(self) -> int:
+        """Send every unsent outbox record; returns how many were sent."""
+        sent = 0
+        while True:
+            records = await asyncio.to_thread(self.store.unsent, 100)
+            if not records:
+                return sent
+            futures = []
+            for rec in records:
+                topic = self.topics.decisions if rec.kind == "decision" else self.topics.feedback
+                futures.append(
+                    await self.producer.send(topic, value=rec.payload, key=rec.key.encode())
+                )
+            await asyncio.gather(*futures)
+            await asyncio.to_thread(self.store.mark_sent, [r.id for r in records])
+            sent += len(records)
+
+    async def run(self) -> None:
+        await self.producer.start()
+        try:
+            while True:
+                try:
+                    sent = await self.flush()
+                    if sent:
+                        log.info("published final decisions and feedback", extra={"records": sent})
+                except Exception:
+                    log.exception("outbox publish failed; retrying")
+                    await asyncio.sleep(1.0)
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), self.interval_s)
+        finally:
+            await self.producer.stop()
