@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 import sqlalchemy
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -75,7 +76,7 @@ def make_store(
 
 
 def users(store: ReviewStore) -> dict[str, User]:
-    accounts = Accounts(store)
+    accounts = Accounts(store, PasswordHasher(time_cost=1, memory_cost=1024))
     out = {}
     for name, role in (
         ("ann", "reviewer"),
@@ -126,7 +127,13 @@ def test_ingest_is_idempotent_and_keeps_media_references_only(make_store: StoreF
         stored = conn.execute(sqlalchemy.select(task_content.c.item)).scalar_one()
     assert b"PNG-bytes" not in stored
     store.ingest(make_task(2, media_uri="file:///media/x.png"))
-    lead = User(Accounts(store).create_user("lee", "correct horse", "lead"), "lee", "lead")
+    lead = User(
+        Accounts(store, PasswordHasher(time_cost=1, memory_cost=1024)).create_user(
+            "lee", "correct horse", "lead"
+        ),
+        "lee",
+        "lead",
+    )
     view = store.view(lead, "task-2")
     assert view.item is not None
     assert view.item.parts[1].media.uri == "file:///media/x.png"

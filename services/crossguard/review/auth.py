@@ -26,8 +26,6 @@ from crossguard.review.schema import sessions, users
 from crossguard.review.store import ROLES, ReviewStore, User
 
 _hasher = PasswordHasher()
-# Verified against when the user does not exist, so a login takes as long either way.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 1024
 USERNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
@@ -49,9 +47,13 @@ def _check_username(username: str) -> None:
 
 
 class Accounts:
-    def __init__(self, store: ReviewStore) -> None:
+    def __init__(self, store: ReviewStore, hasher: PasswordHasher | None = None) -> None:
         self.store = store
         self.engine = store.engine
+        # Tests pass a cheaper (still argon2id) hasher; production uses the defaults.
+        self.hasher = hasher or _hasher
+        # Verified against when the user does not exist, so a login takes as long either way.
+        self._dummy_hash = self.hasher.hash(secrets.token_hex(16))
 
     def create_user(self, username: str, password: str, role: str, *, actor: str = "system") -> int:
         _check_username(username)
@@ -69,7 +71,7 @@ class Accounts:
                     insert(users)
                     .values(
                         username=username,
-                        password_hash=_hasher.hash(password),
+                        password_hash=self.hasher.hash(password),
                         role=role,
                         reveal_media=False,
                         active=True,
@@ -102,18 +104,18 @@ class Accounts:
                 select(users).where(users.c.username == username, users.c.active.is_(True))
             ).first()
             try:
-                _hasher.verify(row.password_hash if row else _DUMMY_HASH, password)
+                self.hasher.verify(row.password_hash if row else self._dummy_hash, password)
                 ok = row is not None
             except (VerificationError, InvalidHashError):
                 ok = False
             if not ok or row is None:
                 self.store._audit(conn, now, username[:64] or "?", "login_failed")
                 return None
-            if _hasher.check_needs_rehash(row.password_hash):
+            if self.hasher.check_needs_rehash(row.password_hash):
                 conn.execute(
                     update(users)
                     .where(users.c.id == row.id)
-                    .values(password_hash=_hasher.hash(password))
+                    .values(password_hash=self.hasher.hash(password))
                 )
             self.store._audit(conn, now, row.username, "login")
         return User(row.id, row.username, row.role, row.reveal_media)
