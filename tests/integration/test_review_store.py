@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 import sqlalchemy
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from argon2 import PasswordHasher
 
 from crossguard.review.auth import Accounts
 from crossguard.review.db import make_engine, migrate

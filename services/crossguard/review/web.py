@@ -75,6 +75,50 @@ class WebContext:
     on_final: Callable[[], None]  # wakes the outbox publisher
 
 
+def _ctx(request: Request) -> WebContext:
+    ctx: WebContext = request.app.state.ctx
+    return ctx
+
+
+def current(request: Request) -> Session:
+    ctx = _ctx(request)
+    session = ctx.accounts.session(request.cookies.get(ctx.cookie_name, ""))
+    if session is None:
+        raise AuthRequired()
+    request.state.session = session
+    return session
+
+
+async def checked(request: Request, session: Annotated[Session, Depends(current)]) -> Session:
+    """A session whose request carries its CSRF token (every POST)."""
+    given = request.headers.get("x-csrf-token")
+    if given is None:
+        form = await request.form()
+        value = form.get("csrf_token")
+        given = value if isinstance(value, str) else None
+    if not csrf_ok(session.csrf_token, given):
+        raise CsrfRejected()
+    return session
+
+
+def lead_only(session: Annotated[Session, Depends(current)]) -> Session:
+    if session.user.role not in ("lead", "admin"):
+        raise Forbidden("your role does not allow this page")
+    return session
+
+
+def admin_only(session: Annotated[Session, Depends(current)]) -> Session:
+    if session.user.role != "admin":
+        raise Forbidden("your role does not allow this page")
+    return session
+
+
+Current = Annotated[Session, Depends(current)]
+Checked = Annotated[Session, Depends(checked)]
+Lead = Annotated[Session, Depends(lead_only)]
+Admin = Annotated[Session, Depends(admin_only)]
+
+
 def _status_for(exc: CrossguardError) -> int:
     for kind, status in STATUS.items():
         if isinstance(exc, kind):
@@ -84,6 +128,7 @@ def _status_for(exc: CrossguardError) -> int:
 
 def create_app(ctx: WebContext) -> FastAPI:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.ctx = ctx
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.globals["categories"] = [c.value for c in Category if c != Category.PROFANITY]
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
@@ -121,40 +166,6 @@ def create_app(ctx: WebContext) -> FastAPI:
                 status_code=status,
             )
         return JSONResponse({"error": str(exc)}, status_code=status)
-
-    # -- dependencies --------------------------------------------------------------------
-
-    def current(request: Request) -> Session:
-        token = request.cookies.get(ctx.cookie_name, "")
-        session = ctx.accounts.session(token)
-        if session is None:
-            raise AuthRequired()
-        request.state.session = session
-        return session
-
-    async def checked(request: Request, session: Annotated[Session, Depends(current)]) -> Session:
-        """A session whose request carries its CSRF token (every POST)."""
-        given = request.headers.get("x-csrf-token")
-        if given is None:
-            form = await request.form()
-            value = form.get("csrf_token")
-            given = value if isinstance(value, str) else None
-        if not csrf_ok(session.csrf_token, given):
-            raise CsrfRejected()
-        return session
-
-    def role(*allowed: str) -> Callable[[Session], Session]:
-        def dep(session: Annotated[Session, Depends(current)]) -> Session:
-            if session.user.role not in allowed:
-                raise Forbidden("your role does not allow this page")
-            return session
-
-        return dep
-
-    lead_only = role("lead", "admin")
-    admin_only = role("admin")
-    Current = Annotated[Session, Depends(current)]
-    Checked = Annotated[Session, Depends(checked)]
 
     def page(request: Request, name: str, session: Session | None, **values: Any) -> Response:
         msg = request.query_params.get("msg", "")
@@ -333,7 +344,7 @@ def create_app(ctx: WebContext) -> FastAPI:
     # -- lead ----------------------------------------------------------------------------
 
     @app.get("/lead", response_class=HTMLResponse)
-    def lead_page(request: Request, session: Annotated[Session, Depends(lead_only)]) -> Response:
+    def lead_page(request: Request, session: Lead) -> Response:
         return page(
             request,
             "lead.html",
@@ -356,7 +367,7 @@ def create_app(ctx: WebContext) -> FastAPI:
     # -- admin ---------------------------------------------------------------------------
 
     @app.get("/admin", response_class=HTMLResponse)
-    def admin_page(request: Request, session: Annotated[Session, Depends(admin_only)]) -> Response:
+    def admin_page(request: Request, session: Admin) -> Response:
         return page(
             request,
             "admin.html",
@@ -417,7 +428,7 @@ def create_app(ctx: WebContext) -> FastAPI:
         return {"final": result.final, "action": result.action, "to_lead": result.to_lead}
 
     @app.get("/api/admin/users")
-    def api_users(session: Annotated[Session, Depends(admin_only)]) -> list[dict[str, str]]:
+    def api_users(session: Admin) -> list[dict[str, str]]:
         return [{"username": u.username, "role": u.role} for u in ctx.accounts.list_users()]
 
     return app
