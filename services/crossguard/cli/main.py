@@ -37,11 +37,21 @@ def up() -> None:
     help="JSONL of items to stream (default: the bundled sample set).",
 )
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for decisions.")
-def demo(samples: Path | None, timeout: float) -> None:
-    """Bring the stack up, stream a sample set through it, print decisions live, summarise."""
+@click.option(
+    "--serve/--no-serve",
+    "keep_serving",
+    default=None,
+    help="Keep the stack and the review UI up after the summary until Ctrl-C "
+    "(default: when run from a terminal).",
+)
+def demo(samples: Path | None, timeout: float, keep_serving: bool | None) -> None:
+    """Bring the stack up, stream a sample set through it, print decisions live, summarise,
+    and serve the review UI (its address and a demo login are printed)."""
     from crossguard.cli.commands import run_demo
 
-    sys.exit(run_demo(samples, timeout))
+    if keep_serving is None:
+        keep_serving = sys.stdin.isatty()
+    sys.exit(run_demo(samples, timeout, keep_serving))
 
 
 @cli.command()
