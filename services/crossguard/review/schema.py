@@ -107,6 +107,8 @@ tasks = Table(
     Column("automated_action", String(16), nullable=False, default=""),
     Column("appeal_of", String(64), nullable=True),
     Column("final_action", String(16), nullable=True),
+    # Categories the final decision confirmed (calibration labels; names only).
+    Column("final_categories", String(512), nullable=True),
     Column("final_decision_id", String(64), nullable=True),
     Column("decided_at", UTCDateTime, nullable=True),
     Column("content_deleted_at", UTCDateTime, nullable=True),

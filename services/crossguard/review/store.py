@@ -443,6 +443,7 @@ class ReviewStore:
             .values(
                 state="decided",
                 final_action=resolution.action,
+                final_categories=",".join(resolution.categories),
                 final_decision_id=final.decision_id,
                 decided_at=now,
                 lease_owner=None,

@@ -75,6 +75,7 @@ def upgrade() -> None:
         sa.Column("automated_action", sa.String(length=16), nullable=False),
         sa.Column("appeal_of", sa.String(length=64), nullable=True),
         sa.Column("final_action", sa.String(length=16), nullable=True),
+        sa.Column("final_categories", sa.String(length=512), nullable=True),
         sa.Column("final_decision_id", sa.String(length=64), nullable=True),
         sa.Column("decided_at", sa.DateTime(), nullable=True),
         sa.Column("content_deleted_at", sa.DateTime(), nullable=True),
