@@ -18,7 +18,7 @@ def test_point_counts_precision_and_recall() -> None:
 
 def test_suggestions_meet_their_targets_and_show_the_current_thresholds() -> None:
     # Harm above 0.6 except one miss at 0.45; one false alarm at 0.65.
-    samples = [(s / 100, s >= 60 and s != 65 or s == 45) for s in range(30, 100, 5)]
+    samples = [(s / 100, (s >= 60 and s != 65) or s == 45) for s in range(30, 100, 5)]
     s = suggest("violence", samples, target_recall=0.9, target_precision=1.0, current=(0.5, 0.9))
     assert s.escalate is not None and point(samples, s.escalate).recall >= 0.9
     assert s.block == 0.7  # lowest threshold with no false block

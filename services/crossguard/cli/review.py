@@ -7,8 +7,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
-from sqlalchemy.engine import Engine
 from rich.table import Table
+from sqlalchemy.engine import Engine
 
 from crossguard.review.calibrate import Suggestion
 
