@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from crossguard.core.errors import CrossguardError
 from crossguard.core.settings import KafkaSettings
 from crossguard.core.topics import Topics, client_kwargs
-from crossguard.review.store import ReviewStore
+from crossguard.review.store import OutboxRecord, ReviewStore
 from crossguard.v1 import review_pb2
 
 log = logging.getLogger(__name__)
@@ -88,22 +88,28 @@ class OutboxPublisher:
             enable_idempotence=False,  # tansu: aiokafka's InitProducerId is not supported
         )
 
+    async def _send(self, records: list[OutboxRecord]) -> None:
+        futures = []
+        for rec in records:
+            topic = self.topics.decisions if rec.kind == "decision" else self.topics.feedback
+            futures.append(await self.producer.send(topic, value=rec.payload, key=rec.key.encode()))
+        await asyncio.gather(*futures)
+
     async def flush(self) -> int:
         """Send every unsent outbox record; returns how many were sent."""
+        loop = asyncio.get_running_loop()
+
+        def send(records: list[OutboxRecord]) -> None:
+            # Called in the store's worker thread inside its transaction; the producer lives
+            # on this loop.
+            asyncio.run_coroutine_threadsafe(self._send(records), loop).result()
+
         sent = 0
         while True:
-            records = await asyncio.to_thread(self.store.unsent, 100)
-            if not records:
+            n = await asyncio.to_thread(self.store.publish_unsent, send, 100)
+            if not n:
                 return sent
-            futures = []
-            for rec in records:
-                topic = self.topics.decisions if rec.kind == "decision" else self.topics.feedback
-                futures.append(
-                    await self.producer.send(topic, value=rec.payload, key=rec.key.encode())
-                )
-            await asyncio.gather(*futures)
-            await asyncio.to_thread(self.store.mark_sent, [r.id for r in records])
-            sent += len(records)
+            sent += n
 
     async def run(self) -> None:
         await self.producer.start()

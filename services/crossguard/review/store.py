@@ -699,13 +699,33 @@ class ReviewStore:
 
     def unsent(self, limit: int = 100) -> list[OutboxRecord]:
         with self.engine.begin() as conn:
-            rows = conn.execute(
-                select(outbox.c.id, outbox.c.kind, outbox.c.key, outbox.c.payload)
-                .where(outbox.c.sent_at.is_(None))
-                .order_by(outbox.c.id)
-                .limit(limit)
-            ).all()
-        return [OutboxRecord(r.id, r.kind, r.key, r.payload or b"") for r in rows]
+            return self._unsent(conn, limit)
+
+    def _unsent(self, conn: Connection, limit: int) -> list[OutboxRecord]:
+        query = (
+            select(outbox.c.id, outbox.c.kind, outbox.c.key, outbox.c.payload)
+            .where(outbox.c.sent_at.is_(None))
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        if self._pg:  # replicas publish disjoint rows
+            query = query.with_for_update(skip_locked=True, of=outbox)
+        return [OutboxRecord(r.id, r.kind, r.key, r.payload or b"") for r in conn.execute(query)]
+
+    def publish_unsent(self, send: Callable[[list[OutboxRecord]], None], limit: int = 100) -> int:
+        """Hand up to `limit` unsent records to `send` (which returns once the broker has
+        them) and mark them sent, holding their row locks meanwhile so that another replica
+        skips them. A crash before the commit re-sends them later (same records)."""
+        with self.engine.begin() as conn:
+            records = self._unsent(conn, limit)
+            if records:
+                send(records)
+                conn.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_([r.id for r in records]))
+                    .values(sent_at=self.clock())
+                )
+        return len(records)
 
     def mark_sent(self, ids: Sequence[int]) -> None:
         if not ids:
