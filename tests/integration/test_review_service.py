@@ -76,7 +76,7 @@ class Browserless:
         return self.http.get(path, headers={"Cookie": self.cookie})
 
     def post(self, path: str, csrf: str | None = "session", **kw: Any) -> httpx.Response:
-        headers = {"Cookie": self.cookie}
+        headers = {"Cookie": self.cookie, **kw.pop("headers", {})}
         if csrf:
             headers["X-CSRF-Token"] = self.csrf if csrf == "session" else csrf
         return self.http.post(path, headers=headers, **kw)
@@ -156,6 +156,9 @@ def test_every_route_is_authenticated_and_authorized(
         == 403
     )
     assert "evil" not in admin.get("/admin").text
+    # A cross-site form post carries the browser's Origin: refused even with the token.
+    evil = {"Origin": "https://evil.example"}
+    assert reviewer.post("/api/claim", headers=evil).status_code == 403
     assert reviewer.post("/api/claim").json() == {"task_id": None}  # the real token works
 
     # Logout ends the session server-side.

@@ -61,6 +61,7 @@ async def serve(settings: ReviewSettings, kafka: KafkaSettings) -> None:
             cookie_name=cookie_name(settings.cookie_secure),
             cookie_secure=settings.cookie_secure,
             on_final=publisher.wake.set,
+            public_url=settings.public_url,
         )
     )
     config = uvicorn.Config(

@@ -38,8 +38,9 @@ class ReviewSettings(CrossguardSettings):
     )
     public_url: str = Field(
         default="",
-        description="CROSSGUARD_REVIEW_PUBLIC_URL: the address reviewers use (printed and used "
-        "for the Origin check); empty means http://HOST:PORT.",
+        description="CROSSGUARD_REVIEW_PUBLIC_URL: the address reviewers use (e.g. behind an "
+        "ingress). A state-changing request whose Origin header names another host than this "
+        "one or the request's Host is refused (with the CSRF token check).",
     )
     cookie_secure: bool = Field(
         default=True,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlparse
 
 from fastapi import Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -52,7 +53,8 @@ SECURITY_HEADERS = {
     "style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: browsers then send a real Origin on our own form posts.
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
@@ -73,6 +75,7 @@ class WebContext:
     cookie_name: str
     cookie_secure: bool
     on_final: Callable[[], None]  # wakes the outbox publisher
+    public_url: str = ""
 
 
 def _ctx(request: Request) -> WebContext:
@@ -89,8 +92,19 @@ def current(request: Request) -> Session:
     return session
 
 
+def _origin_ok(request: Request) -> bool:
+    """A browser's Origin header, when sent, must name this service (defence in depth)."""
+    origin = request.headers.get("origin")
+    if not origin:
+        return True
+    allowed = {request.headers.get("host", ""), urlparse(_ctx(request).public_url).netloc}
+    return urlparse(origin).netloc in allowed - {""}
+
+
 async def checked(request: Request, session: Annotated[Session, Depends(current)]) -> Session:
     """A session whose request carries its CSRF token (every POST)."""
+    if not _origin_ok(request):
+        raise CsrfRejected()
     given = request.headers.get("x-csrf-token")
     if given is None:
         form = await request.form()
@@ -213,7 +227,9 @@ def create_app(ctx: WebContext) -> FastAPI:
         password: Annotated[str, Form(max_length=1024)],
         csrf_token: Annotated[str, Form(max_length=128)] = "",
     ) -> Response:
-        if not csrf_ok(request.cookies.get(LOGIN_CSRF_COOKIE, ""), csrf_token):
+        if not _origin_ok(request) or not csrf_ok(
+            request.cookies.get(LOGIN_CSRF_COOKIE, ""), csrf_token
+        ):
             raise CsrfRejected()
         user = ctx.accounts.authenticate(username.strip(), password)
         if user is None:
