@@ -1,7 +1,7 @@
-"""Many reviewers at once on a real PostgreSQL: 12 concurrent reviewers (threads, each with
-its own connections) drain 1,000 tasks. No task is leased to two reviewers, no verdict is
-lost, and exactly one final decision per task reaches crossguard.decisions.v1 on the real
-broker."""
+"""Many reviewers at once: on a real PostgreSQL, 12 concurrent reviewers (threads, each with
+its own connections) drain 1,000 tasks; on the embedded SQLite store, 4 reviewers drain 150.
+No task is leased to two reviewers, no verdict is lost, and exactly one final decision per task
+reaches crossguard.decisions.v1 on the real broker."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import asyncio
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy
@@ -30,30 +31,32 @@ from .review_tasks import make_task
 
 pytestmark = pytest.mark.integration
 
-TASKS = 1000
-REVIEWERS = 12
+SIZES = {"postgresql": (1000, 12), "sqlite": (150, 4)}  # tasks, reviewers
 
 
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
 def test_concurrent_reviewers_never_share_a_task_or_lose_a_verdict(
-    postgres_database: DatabaseFactory, kafka: KafkaSettings
+    backend: str, postgres_database: DatabaseFactory, kafka: KafkaSettings, tmp_path: Path
 ) -> None:
-    engine = make_engine(postgres_database(), pool_size=REVIEWERS + 2)
+    n_tasks, n_reviewers = SIZES[backend]
+    url = postgres_database() if backend == "postgresql" else f"sqlite:///{tmp_path}/r.db"
+    engine = make_engine(url, pool_size=n_reviewers + 2)
     migrate(engine)
     store = ReviewStore(engine, ReviewSettings(lease_seconds=300))
     accounts = Accounts(store, PasswordHasher(time_cost=1, memory_cost=1024))
     reviewers = [
         User(accounts.create_user(f"r{i}", "correct horse", "reviewer"), f"r{i}", "reviewer")
-        for i in range(REVIEWERS)
+        for i in range(n_reviewers)
     ]
     start = datetime.now(UTC) - timedelta(hours=1)
-    for n in range(TASKS):
+    for n in range(n_tasks):
         store.ingest(make_task(n, created=start + timedelta(seconds=n)))
 
     claims: list[tuple[str, str]] = []  # (task, reviewer), every successful claim
     results: list[tuple[str, bool]] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
-    barrier = threading.Barrier(REVIEWERS)
+    barrier = threading.Barrier(n_reviewers)
 
     def review(user: User) -> None:
         try:
@@ -80,17 +83,17 @@ def test_concurrent_reviewers_never_share_a_task_or_lose_a_verdict(
     assert not any(t.is_alive() for t in threads)
 
     leased = Counter(task for task, _ in claims)
-    assert len(leased) == TASKS
+    assert len(leased) == n_tasks
     assert max(leased.values()) == 1, "a task was leased twice"
     assert len({who for _, who in claims}) > 1  # the work really was shared
-    assert all(final for _, final in results) and len(results) == TASKS
+    assert all(final for _, final in results) and len(results) == n_tasks
     with engine.connect() as conn:
         count = conn.execute(sqlalchemy.select(sqlalchemy.func.count()).select_from(verdicts))
-        assert count.scalar() == TASKS
+        assert count.scalar() == n_tasks
         decided = conn.execute(
             sqlalchemy.select(sqlalchemy.func.count()).where(tasks.c.state == "decided")
         ).scalar()
-        assert decided == TASKS
+        assert decided == n_tasks
         audited = conn.execute(
             sqlalchemy.select(audit_log.c.task_id).where(audit_log.c.action == "claim")
         ).scalars()
@@ -98,13 +101,13 @@ def test_concurrent_reviewers_never_share_a_task_or_lose_a_verdict(
         finals = conn.execute(
             sqlalchemy.select(outbox.c.task_id).where(outbox.c.kind == "decision")
         ).scalars()
-        assert sorted(Counter(finals).values()) == [1] * TASKS
+        assert sorted(Counter(finals).values()) == [1] * n_tasks
 
     async def publish_and_read() -> Counter[str]:
         publisher = OutboxPublisher(store, kafka, 0.1)
         await publisher.producer.start()
         try:
-            assert await publisher.flush() == 2 * TASKS  # decision + feedback per task
+            assert await publisher.flush() == 2 * n_tasks  # decision + feedback per task
             assert await publisher.flush() == 0  # nothing twice
         finally:
             await publisher.producer.stop()
@@ -119,6 +122,6 @@ def test_concurrent_reviewers_never_share_a_task_or_lose_a_verdict(
         return seen
 
     on_topic = asyncio.run(publish_and_read())
-    assert len(on_topic) == TASKS
+    assert len(on_topic) == n_tasks
     assert set(on_topic.values()) == {1}, "a final decision was published twice"
     engine.dispose()
