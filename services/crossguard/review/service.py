@@ -17,6 +17,7 @@ import uvicorn
 
 from crossguard.core.logging_setup import configure_logging
 from crossguard.core.settings import KafkaSettings
+from crossguard.core.telemetry import setup_telemetry, shutdown_telemetry
 from crossguard.review.auth import Accounts, bootstrap_users
 from crossguard.review.db import make_engine, migrate
 from crossguard.review.kafka_io import OutboxPublisher, TaskConsumer
@@ -115,4 +116,8 @@ def main() -> None:
     if not kafka.bootstrap_servers:
         print("CROSSGUARD_KAFKA_BOOTSTRAP_SERVERS is required", file=sys.stderr)
         sys.exit(2)
-    asyncio.run(serve(settings, kafka))
+    setup_telemetry("crossguard-review")
+    try:
+        asyncio.run(serve(settings, kafka))
+    finally:
+        shutdown_telemetry()
