@@ -198,6 +198,13 @@ def test_skip_and_escalate(make_store: StoreFactory) -> None:
     assert final.decided_by == "review" and final.final
     assert final.supersedes_decision_id == "auto-2"
     assert final.content_id == "c-2"
+    assert final.applied_action == taxonomy_pb2.ACTION_BLOCK
+    # The statement of reasons of a human decision (DSA Art. 17), from the policy's section.
+    sor = final.statement_of_reasons
+    assert sor.automated_decision == "AUTOMATED_DECISION_PARTIALLY" and not sor.provisional
+    assert sor.puid == final.decision_id and sor.restrictions
+    assert list(sor.categories) == [taxonomy_pb2.CATEGORY_HARASSMENT]
+    assert "lead decided block for harassment" in sor.facts.replace("a lead", "lead")
 
 
 def test_consensus_needs_two_agreeing_reviewers_and_a_lead_breaks_ties(

@@ -14,7 +14,12 @@ from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from crossguard.core.proto_convert import modality_from_proto
+from crossguard.core.results import Modality
 from crossguard.core.taxonomy import Category
+from crossguard.policy.model import Policy
+from crossguard.policy.proto import statement_to_proto
+from crossguard.policy.sor import AUTOMATED_PARTIALLY, statement_for_review
 from crossguard.v1 import decision_pb2, review_pb2, taxonomy_pb2
 
 REVIEW_NAMESPACE = uuid.UUID("0b9c8a57-8f3e-4f0e-9d52-6a9a1f4c2e77")
@@ -51,11 +56,50 @@ def _ts(dt: datetime) -> Timestamp:
     return ts
 
 
+def _modalities(decision: decision_pb2.ModerationDecision) -> list[Modality]:
+    values = list(decision.policy_inputs.modalities) or [e.modality for e in decision.evidence]
+    out: list[Modality] = []
+    for v in values:
+        try:
+            m = modality_from_proto(v)
+        except ValueError:
+            continue
+        if m not in out:
+            out.append(m)
+    return out
+
+
+def statement(
+    policy: Policy,
+    decision: decision_pb2.ModerationDecision,
+    resolution: Resolution,
+) -> decision_pb2.StatementOfReasons:
+    """The DSA statement of reasons for a human decision (the policy workstream's builder):
+    detected by automated means, decided by people with the automated analysis at hand."""
+    who = "a lead" if resolution.lead_decided else f"{resolution.verdicts} reviewer(s)"
+    facts = (
+        f"Human review by {who} decided {resolution.action}"
+        + (f" for {', '.join(resolution.categories)}" if resolution.categories else "")
+        + f", after automated decision {decision.supersedes_decision_id} under policy "
+        f"{decision.policy_version or 'unknown'}."
+    )
+    built = statement_for_review(
+        policy.sor(decision.tenant, decision.surface),
+        action=resolution.action,
+        categories=[Category(c) for c in resolution.categories],
+        modalities=_modalities(decision),
+        facts=facts,
+        automated_decision=AUTOMATED_PARTIALLY,
+    )
+    return statement_to_proto(built, decision.decision_id)
+
+
 def final_decision(
     task_id: str,
     under_review: decision_pb2.ModerationDecision,
     resolution: Resolution,
     now: datetime,
+    policy: Policy | None = None,
 ) -> decision_pb2.ModerationDecision:
     out = decision_pb2.ModerationDecision()
     out.CopyFrom(under_review)
@@ -70,6 +114,10 @@ def final_decision(
     cats = f" ({', '.join(resolution.categories)})" if resolution.categories else ""
     agreement = ", unanimous" if resolution.unanimous else ""
     out.reasons.append(f"human review: {resolution.action}{cats} by {who}{agreement}")
+    out.applied_action = out.action
+    out.ClearField("statement_of_reasons")
+    if policy is not None and resolution.action != "allow":
+        out.statement_of_reasons.CopyFrom(statement(policy, out, resolution))
     return out
 
 

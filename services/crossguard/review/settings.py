@@ -125,6 +125,12 @@ class ReviewSettings(CrossguardSettings):
         description="CROSSGUARD_REVIEW_MEDIA_ROOT: directory that file:// media references "
         "must lie under to be shown (unset: file:// media are not shown).",
     )
+    policy_path: Path | None = Field(
+        default=None,
+        description="CROSSGUARD_REVIEW_POLICY_PATH: the policy file (the pipeline's) whose "
+        "statement_of_reasons section words the statements of reasons of final decisions "
+        "(hot-reloaded); unset: the bundled default policy.",
+    )
     consumer_group: str = Field(
         default="crossguard-review",
         description="CROSSGUARD_REVIEW_CONSUMER_GROUP: Kafka consumer group for the review topic.",

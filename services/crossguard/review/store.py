@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
 from crossguard.core.errors import InvalidInput
+from crossguard.policy.loader import PolicyStore
 from crossguard.review import outcomes, priority
 from crossguard.review.errors import BadVerdict, Conflict, Forbidden, LeaseLost, TaskNotFound
 from crossguard.review.schema import (
@@ -111,6 +112,8 @@ class ReviewStore:
         self.settings = settings
         self.clock = clock
         self._pg = engine.dialect.name == "postgresql"
+        # Words the statements of reasons of final decisions (hot-reloaded like the pipeline's).
+        self.policies = PolicyStore(settings.policy_path)
 
     # -- audit ---------------------------------------------------------------------------
 
@@ -435,7 +438,9 @@ class ReviewStore:
             under_review.content_id = row.content_id
             under_review.tenant = row.tenant
             under_review.surface = row.surface
-        final = outcomes.final_decision(row.task_id, under_review, resolution, now)
+        final = outcomes.final_decision(
+            row.task_id, under_review, resolution, now, self.policies.current()
+        )
         fb = outcomes.feedback(row.task_id, under_review, resolution, row.appeal_of, now)
         conn.execute(
             update(tasks)
