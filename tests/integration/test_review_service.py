@@ -180,9 +180,9 @@ def test_verdict_survives_sigkill_and_becomes_one_final_decision(
     postgres_database: DatabaseFactory, start_review: ReviewFactory, kafka: KafkaSettings
 ) -> None:
     url = postgres_database()
-    proc = start_review(url)
     task = make_task("kill-1", scores={"violence": (0.6, 2)})
     topics = Topics.from_settings(kafka)
+    # Published before the service starts: its first poll must not drop them.
     asyncio.run(
         publish_raw(
             kafka.bootstrap_servers,
@@ -191,6 +191,7 @@ def test_verdict_survives_sigkill_and_becomes_one_final_decision(
             kafka=kafka,
         )
     )
+    proc = start_review(url)
     reviewer = Browserless(f"http://127.0.0.1:{proc.port}", "demo-reviewer")
     task_id = _wait_for_task(reviewer)
     assert task_id == task.task_id

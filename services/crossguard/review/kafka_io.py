@@ -58,18 +58,29 @@ class TaskConsumer:
     async def run(self) -> None:
         await self.consumer.start()
         try:
-            while not self.consumer.assignment():
-                await self.consumer.getmany(timeout_ms=100)
-                if self.consumer.assignment():
-                    break
-            self.started.set()
             while True:
                 batch = await self.consumer.getmany(timeout_ms=500, max_records=100)
-                for records in batch.values():
-                    for record in records:
-                        await asyncio.to_thread(self._ingest, record.value, record.offset)
-                if batch:
-                    await self.consumer.commit()
+                if self.consumer.assignment():
+                    self.started.set()
+                if not batch:
+                    continue
+                try:
+                    for records in batch.values():
+                        for record in records:
+                            await asyncio.to_thread(self._ingest, record.value, record.offset)
+                except Exception:
+                    # The store is unreachable (or worse): nothing is committed; read the batch
+                    # again from the last commit once it is back.
+                    log.exception("storing review tasks failed; retrying from the last commit")
+                    await asyncio.sleep(1.0)
+                    for tp in batch:
+                        committed = await self.consumer.committed(tp)
+                        if committed is None:  # ingest is idempotent: re-reading is safe
+                            await self.consumer.seek_to_beginning(tp)
+                        else:
+                            self.consumer.seek(tp, committed)
+                    continue
+                await self.consumer.commit()
         finally:
             await self.consumer.stop()
 
