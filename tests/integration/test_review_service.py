@@ -8,6 +8,7 @@ import asyncio
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,12 +28,12 @@ from .review_tasks import make_task
 pytestmark = pytest.mark.integration
 
 PASSWORD = "demo-password-1"
-ReviewFactory = Callable[[str], ManagedProcess]
+ReviewFactory = Callable[..., ManagedProcess]
 
 
 @pytest.fixture
 def start_review(spawn: SpawnFactory, kafka: KafkaSettings) -> ReviewFactory:
-    def start(database_url: str) -> ManagedProcess:
+    def start(database_url: str, log_level: str = "WARNING") -> ManagedProcess:
         return spawn(
             "review",
             "crossguard.review",
@@ -41,7 +42,7 @@ def start_review(spawn: SpawnFactory, kafka: KafkaSettings) -> ReviewFactory:
                 "CROSSGUARD_REVIEW_DATABASE_URL": database_url,
                 "CROSSGUARD_REVIEW_PORT": "0",
                 "CROSSGUARD_REVIEW_BOOTSTRAP_PASSWORD": PASSWORD,
-                "CROSSGUARD_REVIEW_LOG_LEVEL": "WARNING",
+                "CROSSGUARD_REVIEW_LOG_LEVEL": log_level,
             },
             ready="PORT",
             timeout=SERVICE_STARTUP_S,
@@ -177,7 +178,10 @@ def _wait_for_task(client: Browserless, timeout_s: float = 60) -> str:
 
 
 def test_verdict_survives_sigkill_and_becomes_one_final_decision(
-    postgres_database: DatabaseFactory, start_review: ReviewFactory, kafka: KafkaSettings
+    postgres_database: DatabaseFactory,
+    start_review: ReviewFactory,
+    kafka: KafkaSettings,
+    tmp_path: Path,
 ) -> None:
     url = postgres_database()
     task = make_task("kill-1", scores={"violence": (0.6, 2)})
@@ -191,7 +195,7 @@ def test_verdict_survives_sigkill_and_becomes_one_final_decision(
             kafka=kafka,
         )
     )
-    proc = start_review(url)
+    proc = start_review(url, "INFO")
     reviewer = Browserless(f"http://127.0.0.1:{proc.port}", "demo-reviewer")
     task_id = _wait_for_task(reviewer)
     assert task_id == task.task_id
@@ -201,7 +205,7 @@ def test_verdict_survives_sigkill_and_becomes_one_final_decision(
     assert resp.json() == {"final": True, "action": "block", "to_lead": False}
     assert proc.kill() is not None  # SIGKILL right after the answer: no drain, no flush
 
-    proc = start_review(url)
+    proc = start_review(url, "INFO")
     engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
     with engine.connect() as conn:
         rows = conn.execute(sqlalchemy.select(verdicts.c.task_id, verdicts.c.action)).all()
@@ -228,6 +232,10 @@ def test_verdict_survives_sigkill_and_becomes_one_final_decision(
     # The restarted service knows the task is closed: nothing to claim.
     again = Browserless(f"http://127.0.0.1:{proc.port}", "demo-reviewer")
     assert again.post("/api/claim").json() == {"task_id": None}
+    # The logs (INFO) name ids, never the content.
+    logs = (tmp_path / "review.log").read_text()
+    assert task.task_id in logs and "review task stored" in logs
+    assert task.item.parts[0].text not in logs
 
 
 async def _feedback(kafka: KafkaSettings) -> list[review_pb2.ReviewFeedback]:
