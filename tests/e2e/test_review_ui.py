@@ -311,6 +311,11 @@ def test_reviewer_claims_reveals_and_decides_with_the_keyboard(
     audit = admin.locator("section[aria-labelledby=audit-h] table")
     for action in ("view", "reveal", "verdict", "claim"):
         expect(audit.locator("td", has_text=re.compile(f"^{action}$")).first).to_be_visible()
+    # The lead view counts the reviewer's verdict and lists the decision with an appeal form.
+    admin.goto(f"{base}/lead")
+    expect(admin.locator("section[aria-labelledby=tp-h] tbody")).to_contain_text("demo-reviewer")
+    expect(admin.locator("section[aria-labelledby=decided-h]")).to_contain_text(task.item.id)
+    admin.screenshot(path=str(tmp_path / "lead.png"), full_page=True)
     # A reviewer cannot open the admin page, whatever the URL.
     response = page.goto(f"{base}/admin")
     assert response is not None and response.status == 403

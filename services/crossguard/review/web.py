@@ -366,6 +366,7 @@ def create_app(ctx: WebContext) -> FastAPI:
             "lead.html",
             session,
             health=ctx.store.health(),
+            duration=lambda age: _duration(int(age.total_seconds())) if age else "—",
             throughput=ctx.store.throughput(),
             agreement=ctx.store.agreement(),
             decided=ctx.store.recent_decided(),
