@@ -20,7 +20,7 @@ from argon2 import PasswordHasher
 
 from crossguard.review.auth import Accounts
 from crossguard.review.db import make_engine, migrate
-from crossguard.review.errors import BadVerdict, Forbidden, LeaseLost, TaskNotFound
+from crossguard.review.errors import BadVerdict, Conflict, Forbidden, LeaseLost, TaskNotFound
 from crossguard.review.schema import audit_log, metadata, outbox, task_content, tasks
 from crossguard.review.settings import ReviewSettings
 from crossguard.review.store import ReviewStore, User
@@ -252,6 +252,8 @@ def test_appeal_reenters_with_the_original_decision(make_store: StoreFactory) ->
     store.submit_verdict(u["ann"], "task-1", "block", ["harassment"])
     clock.advance(hours=2)
     appeal_id = store.appeal(u["lee"], "c-1", "author says it was a quote")
+    with pytest.raises(Conflict, match="already in the queue"):  # a second click
+        store.appeal(u["lee"], "c-1")
     assert store.claim(u["ann"]) is None  # a fresh pair of eyes
     assert store.claim(u["bob"]) == appeal_id
     view = store.view(u["bob"], appeal_id)

@@ -493,6 +493,13 @@ class ReviewStore:
             ).first()
             if original is None:
                 raise TaskNotFound(f"no decided review for content {content_id}")
+            pending = conn.execute(
+                select(tasks.c.task_id).where(
+                    tasks.c.content_id == content_id, tasks.c.state == "open"
+                )
+            ).first()
+            if pending is not None:
+                raise Conflict(f"content {content_id} is already in the queue")
             content = conn.execute(
                 select(task_content.c.item).where(task_content.c.task_id == original.task_id)
             ).first()
