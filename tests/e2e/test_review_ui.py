@@ -75,6 +75,7 @@ def review_task(media_dir: Path) -> review_pb2.ReviewTask:
     image = png(96, 64)
     (media_dir / "post.png").write_bytes(image)
     silent_wav(media_dir / "clip.wav")
+    audio = (media_dir / "clip.wav").read_bytes()
     text = "Meet me after school, I will hurt you badly."
     item = content_pb2.ContentItem(id=f"ui-{uuid.uuid4().hex[:8]}", tenant="t1", surface="comment")
     item.parts.append(content_pb2.ContentPart(part_id="caption", text=text))
@@ -85,13 +86,19 @@ def review_task(media_dir: Path) -> review_pb2.ReviewTask:
                 mime_type="image/png",
                 uri=(media_dir / "post.png").as_uri(),
                 sha256=hashlib.sha256(image).hexdigest(),
+                size=len(image),
             ),
         )
     )
     item.parts.append(
         content_pb2.ContentPart(
             part_id="audio-0",
-            media=content_pb2.Media(mime_type="audio/wav", uri=(media_dir / "clip.wav").as_uri()),
+            media=content_pb2.Media(
+                mime_type="audio/wav",
+                uri=(media_dir / "clip.wav").as_uri(),
+                sha256=hashlib.sha256(audio).hexdigest(),
+                size=len(audio),
+            ),
         )
     )
     threat = Category.HARASSMENT_THREATENING.proto
@@ -187,7 +194,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Kafka
                 "CROSSGUARD_KAFKA_PRODUCER_MAX_BATCH_SIZE": "64",
                 "CROSSGUARD_REVIEW_DATABASE_URL": f"sqlite:///{tmp}/review.db",
                 "CROSSGUARD_REVIEW_PORT": "0",
-                "CROSSGUARD_REVIEW_MEDIA_ROOT": str(media),
+                "CROSSGUARD_MEDIA_FILE_ROOT": str(media),
                 "CROSSGUARD_REVIEW_BOOTSTRAP_PASSWORD": PASSWORD,
                 "CROSSGUARD_REVIEW_LOG_LEVEL": "WARNING",
             },

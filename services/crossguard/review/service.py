@@ -16,6 +16,7 @@ import sys
 import uvicorn
 
 from crossguard.core.logging_setup import configure_logging
+from crossguard.core.media import MediaSettings
 from crossguard.core.settings import KafkaSettings
 from crossguard.core.telemetry import setup_telemetry, shutdown_telemetry
 from crossguard.review.auth import Accounts, bootstrap_users
@@ -63,6 +64,7 @@ async def serve(settings: ReviewSettings, kafka: KafkaSettings) -> None:
             cookie_secure=settings.cookie_secure,
             on_final=publisher.wake.set,
             public_url=settings.public_url,
+            media=MediaSettings(),
         )
     )
     config = uvicorn.Config(

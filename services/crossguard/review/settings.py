@@ -115,16 +115,6 @@ class ReviewSettings(CrossguardSettings):
         description="CROSSGUARD_REVIEW_MAX_TASK_BYTES: largest ReviewTask record accepted (after "
         "inline media is dropped); larger ones are skipped with an error log.",
     )
-    max_media_bytes: int = Field(
-        default=20 * 1024 * 1024,
-        ge=1,
-        description="CROSSGUARD_REVIEW_MAX_MEDIA_BYTES: largest referenced media file shown.",
-    )
-    media_root: Path | None = Field(
-        default=None,
-        description="CROSSGUARD_REVIEW_MEDIA_ROOT: directory that file:// media references "
-        "must lie under to be shown (unset: file:// media are not shown).",
-    )
     policy_path: Path | None = Field(
         default=None,
         description="CROSSGUARD_REVIEW_POLICY_PATH: the policy file (the pipeline's) whose "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,11 +24,12 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import text
 
 from crossguard.core.errors import CrossguardError, InvalidInput
+from crossguard.core.media import MediaSettings
 from crossguard.core.taxonomy import Category
 from crossguard.review import evidence, priority
 from crossguard.review.auth import Accounts, Session, csrf_ok
 from crossguard.review.errors import Conflict, Forbidden, LeaseLost, TaskNotFound
-from crossguard.review.media import read_media
+from crossguard.review.media import read_shown_media
 from crossguard.review.store import ROLES, ReviewStore, User
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class WebContext:
     cookie_secure: bool
     on_final: Callable[[], None]  # wakes the outbox publisher
     public_url: str = ""
+    media: MediaSettings = field(default_factory=MediaSettings)
 
 
 def _ctx(request: Request) -> WebContext:
@@ -313,9 +315,7 @@ def create_app(ctx: WebContext) -> FastAPI:
             raise TaskNotFound("content expired")
         for part in view.item.parts:
             if part.part_id == part_id and part.HasField("media"):
-                data = read_media(
-                    part.media, ctx.store.settings.media_root, ctx.store.settings.max_media_bytes
-                )
+                data = read_shown_media(part.media, ctx.media)
                 return Response(
                     data,
                     media_type=part.media.mime_type,
