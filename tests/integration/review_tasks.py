@@ -1,5 +1,4 @@
-"""Builders of ReviewTask protos for the review tests (imported by path-free name through
-the tests' own package layout; no fixtures here)."""
+"""ReviewTask protos for the review tests (a plain builder, imported relatively)."""
 
 from __future__ import annotations
 
