@@ -23,6 +23,7 @@ from crossguard.review.auth import Accounts, bootstrap_users
 from crossguard.review.db import make_engine, migrate
 from crossguard.review.kafka_io import OutboxPublisher, TaskConsumer
 from crossguard.review.settings import ReviewSettings
+from crossguard.review.stats import LeadStats
 from crossguard.review.store import ReviewStore
 from crossguard.review.web import WebContext, create_app
 
@@ -63,6 +64,7 @@ async def serve(settings: ReviewSettings, kafka: KafkaSettings) -> None:
             cookie_name=cookie_name(settings.cookie_secure),
             cookie_secure=settings.cookie_secure,
             on_final=publisher.wake.set,
+            stats=LeadStats(engine, store.clock),
             public_url=settings.public_url,
             media=MediaSettings(),
         )

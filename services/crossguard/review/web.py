@@ -30,6 +30,7 @@ from crossguard.review import evidence, priority
 from crossguard.review.auth import Accounts, Session, csrf_ok
 from crossguard.review.errors import Conflict, Forbidden, LeaseLost, TaskNotFound
 from crossguard.review.media import read_shown_media
+from crossguard.review.stats import LeadStats
 from crossguard.review.store import ROLES, ReviewStore, User
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class WebContext:
     cookie_name: str
     cookie_secure: bool
     on_final: Callable[[], None]  # wakes the outbox publisher
+    stats: LeadStats
     public_url: str = ""
     media: MediaSettings = field(default_factory=MediaSettings)
 
@@ -365,11 +367,11 @@ def create_app(ctx: WebContext) -> FastAPI:
             request,
             "lead.html",
             session,
-            health=ctx.store.health(),
+            health=ctx.stats.health(),
             duration=lambda age: _duration(int(age.total_seconds())) if age else "—",
-            throughput=ctx.store.throughput(),
-            agreement=ctx.store.agreement(),
-            decided=ctx.store.recent_decided(),
+            throughput=ctx.stats.throughput(),
+            agreement=ctx.stats.agreement(),
+            decided=ctx.stats.recent_decided(),
         )
 
     @app.post("/appeals")
@@ -391,7 +393,7 @@ def create_app(ctx: WebContext) -> FastAPI:
             session,
             users=ctx.accounts.list_users(),
             roles=ROLES,
-            audit=ctx.store.audit_entries(),
+            audit=ctx.stats.audit_entries(),
         )
 
     @app.post("/admin/users")
