@@ -23,6 +23,17 @@ if [ ! -x tools/s3server/.venv/bin/python ] || ! tools/s3server/.venv/bin/python
     "moto[s3]==5.2.5" "flask==3.1.3" "flask-cors==6.0.5"
 fi
 
+# Debian's chromium drives the review UI browser tests (Playwright, no browser download).
+if ! command -v chromium >/dev/null; then
+  echo "==> chromium (apt)"
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    echo "warning: chromium missing and apt-get unavailable (or not root); review UI tests will fail" >&2
+  fi
+fi
+
 if command -v npm >/dev/null; then
   echo "==> tools (buf) via npm"
   npm ci --prefix tools --no-audit --no-fund --loglevel=error

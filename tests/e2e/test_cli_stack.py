@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from crossguard.core.model_repository import ModelRepository
@@ -120,6 +122,17 @@ def test_moderate_blocks_a_threat_and_allows_a_friendly_sentence(
     violence_row = next(line for line in replay.stdout.splitlines() if "violence" in line)
     assert "1.000" in violence_row, replay.stdout  # AUC on an easy, separable set
 
+    # The review service is up with the stack, serves its login page, and escalations reach
+    # its store (SQLite next to the state file).
+    review_url = json.loads((tmp_path / ".crossguard" / "stack.json").read_text())["review_url"]
+    assert httpx.get(f"{review_url}/login").status_code == 200
+    store = sqlite3.connect(tmp_path / ".crossguard" / "review.db")
+    deadline = time.monotonic() + 60
+    while store.execute("SELECT count(*) FROM tasks").fetchone()[0] == 0:
+        assert time.monotonic() < deadline, "no escalation reached the review store"
+        time.sleep(0.5)
+    store.close()
+
     # Ctrl-C stops the whole stack cleanly and removes its state file.
     running_stack.send_signal(signal.SIGINT)
     assert running_stack.wait(60) == 0
@@ -136,6 +149,7 @@ def test_demo_prints_a_decision_for_every_sample(
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout + result.stderr
     assert "summary" in out
+    assert "review UI http://localhost:" in out and "demo-lead" in out
     printed = [
         line
         for line in out.splitlines()

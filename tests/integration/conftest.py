@@ -189,3 +189,59 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+# -- PostgreSQL (review store) ----------------------------------------------------------------
+
+POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def _ensure_postgres() -> None:
+    """Start the machine's PostgreSQL cluster if it is down (CI starts it this way)."""
+    import glob
+
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(POSTGRES_ADMIN_URL, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect():
+            return
+    except sqlalchemy.exc.OperationalError:
+        versions = sorted(p.rsplit("/", 1)[-1] for p in glob.glob("/etc/postgresql/*"))
+        if not versions:
+            raise
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"],
+            check=True,
+        )
+    finally:
+        engine.dispose()
+
+
+class DatabaseFactory(Protocol):
+    def __call__(self) -> str: ...
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[DatabaseFactory]:
+    """Factory of fresh, empty PostgreSQL databases (SQLAlchemy URLs), dropped at teardown."""
+    import sqlalchemy
+
+    _ensure_postgres()
+    admin = sqlalchemy.create_engine(
+        POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool
+    )
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"crossguard_test_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+        made.append(name)
+        return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+    yield make
+    with admin.connect() as conn:
+        for name in made:
+            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()

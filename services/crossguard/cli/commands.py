@@ -9,6 +9,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -24,6 +25,9 @@ from crossguard.cli.render import (
 )
 from crossguard.core.settings import KafkaSettings, ModelSettings
 from crossguard.v1 import content_pb2, decision_pb2
+
+if TYPE_CHECKING:
+    from crossguard.cli.stack import LocalStack
 
 console = Console(stderr=False)
 note = Console(stderr=True)
@@ -49,6 +53,37 @@ def _ensure_models() -> None:
         run_models_build(None, False, out=note)
 
 
+def _print_review(stack: LocalStack) -> None:
+    from crossguard.cli.stack import REVIEW_DEMO_USER, review_demo_password
+
+    assert stack.info is not None
+    console.print(
+        f"[bold]review UI[/] {stack.info.review_url}  login [bold]{REVIEW_DEMO_USER}[/] / "
+        f"{review_demo_password(stack.state_dir)}  (also demo-reviewer, demo-admin; same password)"
+    )
+
+
+def _serve_until_interrupted(stack: LocalStack) -> int:
+    stop = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stop:
+            dead = stack.check()
+            if dead:
+                note.print(f"[red]stopped unexpectedly: {', '.join(dead)}; shutting down[/]")
+                return 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    _notify("shutting down")
+    return 0
+
+
 def run_up() -> int:
     from crossguard.cli.stack import LocalStack
 
@@ -59,25 +94,9 @@ def run_up() -> int:
             f"[bold green]crossguard is up[/]  broker {stack.info.bootstrap}  "
             f"text {stack.info.text_endpoint}  consistency {stack.info.consistency_endpoint}"
         )
+        _print_review(stack)
         console.print("send items with `crossguard moderate --text ...`; Ctrl-C stops everything")
-        stop = False
-
-        def _stop(*_: object) -> None:
-            nonlocal stop
-            stop = True
-
-        signal.signal(signal.SIGTERM, _stop)
-        try:
-            while not stop:
-                dead = stack.check()
-                if dead:
-                    note.print(f"[red]stopped unexpectedly: {', '.join(dead)}; shutting down[/]")
-                    return 1
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            pass
-        _notify("shutting down")
-    return 0
+        return _serve_until_interrupted(stack)
 
 
 async def _stream(
@@ -159,7 +178,7 @@ def _summary(
     return table
 
 
-def run_demo(samples: Path | None, timeout: float) -> int:
+def run_demo(samples: Path | None, timeout: float, keep_serving: bool) -> int:
     from crossguard.cli.stack import LocalStack
 
     _ensure_models()
@@ -169,10 +188,16 @@ def run_demo(samples: Path | None, timeout: float) -> int:
     _notify(f"{len(items)} items from {path}")
     with LocalStack(notify=_notify, write_state=False) as stack:
         assert stack.info is not None
+        _print_review(stack)
         got, latency, elapsed = asyncio.run(
             _stream(stack.info.kafka_settings(), items, timeout, live=True)
         )
-    console.print(_summary(items, got, latency, elapsed))
+        console.print(_summary(items, got, latency, elapsed))
+        if keep_serving:
+            console.print("escalated items wait in the review UI above; Ctrl-C stops everything")
+            _print_review(stack)
+            if _serve_until_interrupted(stack):
+                return 1
     return 0 if len(got) == len(items) else 1
 
 

@@ -37,11 +37,21 @@ def up() -> None:
     help="JSONL of items to stream (default: the bundled sample set).",
 )
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for decisions.")
-def demo(samples: Path | None, timeout: float) -> None:
-    """Bring the stack up, stream a sample set through it, print decisions live, summarise."""
+@click.option(
+    "--serve/--no-serve",
+    "keep_serving",
+    default=None,
+    help="Keep the stack and the review UI up after the summary until Ctrl-C "
+    "(default: when run from a terminal).",
+)
+def demo(samples: Path | None, timeout: float, keep_serving: bool | None) -> None:
+    """Bring the stack up, stream a sample set through it, print decisions live, summarise,
+    and serve the review UI (its address and a demo login are printed)."""
     from crossguard.cli.commands import run_demo
 
-    sys.exit(run_demo(samples, timeout))
+    if keep_serving is None:
+        keep_serving = sys.stdin.isatty()
+    sys.exit(run_demo(samples, timeout, keep_serving))
 
 
 @cli.command()
@@ -254,6 +264,58 @@ def eval_text(precision: str) -> None:
     from crossguard.cli.commands import run_eval_text
 
     sys.exit(run_eval_text(precision))
+
+
+@cli.command()
+@click.option(
+    "--database-url",
+    default=None,
+    help="Review store (default: CROSSGUARD_REVIEW_DATABASE_URL or the local SQLite store).",
+)
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Policy whose thresholds are compared (default: the bundled policy).",
+)
+@click.option("--target-recall", default=0.95, show_default=True, help="For escalate.")
+@click.option("--target-precision", default=0.95, show_default=True, help="For block.")
+@click.option("--min-samples", default=20, show_default=True, help="Reviewed tasks needed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the suggestions as JSON.")
+def calibrate(
+    database_url: str | None,
+    policy_path: Path | None,
+    target_recall: float,
+    target_precision: float,
+    min_samples: int,
+    as_json: bool,
+) -> None:
+    """Suggest per-category thresholds from human verdicts vs model scores (never applies)."""
+    from crossguard.cli.review import run_calibrate
+
+    sys.exit(
+        run_calibrate(
+            database_url, policy_path, target_recall, target_precision, min_samples, as_json
+        )
+    )
+
+
+@cli.group()
+def review() -> None:
+    """The human review store."""
+
+
+@review.command("add-user")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["reviewer", "lead", "admin"]), default="reviewer")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--database-url", default=None, help="Default: CROSSGUARD_REVIEW_DATABASE_URL.")
+def review_add_user(username: str, role: str, password: str, database_url: str | None) -> None:
+    """Create a review account (the password is hashed with argon2id)."""
+    from crossguard.cli.review import run_add_user
+
+    sys.exit(run_add_user(database_url, username, role, password))
 
 
 def main() -> None:

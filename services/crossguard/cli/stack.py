@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ class StackInfo:
     consistency_endpoint: str
     supervisor_pid: int
     embedded_broker: bool
+    review_url: str = ""
 
     def kafka_settings(self) -> KafkaSettings:
         update: dict[str, object] = {
@@ -65,6 +68,42 @@ def read_running_stack(state_file: Path = STATE_FILE) -> StackInfo | None:
 
 
 Notify = Callable[[str], None]
+
+REVIEW_DEMO_USER = "demo-lead"
+REVIEW_PREFERRED_PORT = 8080
+
+
+def review_demo_password(state_dir: Path) -> str:
+    """The local review store's first-start password, generated once and kept (0600) next to
+    the store, so the login printed by `up`/`demo` works on every run."""
+    path = state_dir / "review-demo-password"
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(12))
+    return path.read_text().strip()
+
+
+def review_env(state_dir: Path, bootstrap: str, tuning: dict[str, str]) -> dict[str, str]:
+    """The review service on SQLite in the state dir, on port 8080 when free (else any)."""
+    port = os.environ.get("CROSSGUARD_REVIEW_PORT")
+    if port is None:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", REVIEW_PREFERRED_PORT))
+                port = str(REVIEW_PREFERRED_PORT)
+            except OSError:
+                port = "0"
+    return {
+        **tuning,
+        "CROSSGUARD_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "CROSSGUARD_REVIEW_DATABASE_URL": os.environ.get(
+            "CROSSGUARD_REVIEW_DATABASE_URL", f"sqlite:///{state_dir.resolve()}/review.db"
+        ),
+        "CROSSGUARD_REVIEW_PORT": port,
+        "CROSSGUARD_REVIEW_BOOTSTRAP_PASSWORD": review_demo_password(state_dir),
+    }
 
 
 class LocalStack:
@@ -133,6 +172,13 @@ class LocalStack:
         )
         self.procs.append(worker)
         worker.start(ready="READY")
+
+        self.notify("starting review service (SQLite store)")
+        review = self._service(
+            "review", "crossguard.review", review_env(self.state_dir, bootstrap, tuning)
+        )
+        self.procs.append(review)
+        review.start(ready="PORT")
         self.info = StackInfo(
             bootstrap=bootstrap,
             topic_prefix=self.kafka.topic_prefix,
@@ -140,6 +186,7 @@ class LocalStack:
             consistency_endpoint=consistency_ep,
             supervisor_pid=os.getpid(),
             embedded_broker=self.broker is not None,
+            review_url=f"http://localhost:{review.port}",
         )
         if self.write_state:
             (self.state_dir / "stack.json").write_text(json.dumps(asdict(self.info)))

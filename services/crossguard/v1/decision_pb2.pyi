@@ -130,6 +130,7 @@ class ModerationDecision(_message.Message):
     DECIDED_AT_FIELD_NUMBER: _builtins.int
     DECIDED_BY_FIELD_NUMBER: _builtins.int
     FINAL_FIELD_NUMBER: _builtins.int
+    SUPERSEDES_DECISION_ID_FIELD_NUMBER: _builtins.int
     APPLIED_ACTION_FIELD_NUMBER: _builtins.int
     SEVERITY_FIELD_NUMBER: _builtins.int
     RULE_HITS_FIELD_NUMBER: _builtins.int
@@ -145,6 +146,10 @@ class ModerationDecision(_message.Message):
     """"pipeline" for automated decisions, "review" for final decisions from human verdicts."""
     final: _builtins.bool
     """True once no further decision for this content id will follow."""
+    supersedes_decision_id: _builtins.str
+    """decision_id of the decision this one replaces (a human verdict supersedes the automated
+    decision; an appeal's verdict supersedes the earlier human one); empty if none.
+    """
     applied_action: _taxonomy_pb2.Action.ValueType
     """--- Policy engine (fields 30-39) ---
     What is enforced while this decision stands: the action itself, except for an escalation,
@@ -204,6 +209,7 @@ class ModerationDecision(_message.Message):
         decided_at: _timestamp_pb2.Timestamp | None = ...,
         decided_by: _builtins.str = ...,
         final: _builtins.bool = ...,
+        supersedes_decision_id: _builtins.str = ...,
         applied_action: _taxonomy_pb2.Action.ValueType = ...,
         severity: _builtins.int = ...,
         rule_hits: _abc.Iterable[Global___PolicyRuleHit] | None = ...,
@@ -212,7 +218,7 @@ class ModerationDecision(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["content_created_at", b"content_created_at", "decided_at", b"decided_at", "escalation", b"escalation", "policy_inputs", b"policy_inputs", "statement_of_reasons", b"statement_of_reasons"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "applied_action", b"applied_action", "categories", b"categories", "consistency", b"consistency", "content_created_at", b"content_created_at", "content_id", b"content_id", "decided_at", b"decided_at", "decided_by", b"decided_by", "decision_id", b"decision_id", "escalation", b"escalation", "evidence", b"evidence", "final", b"final", "missing_signals", b"missing_signals", "models", b"models", "policy_inputs", b"policy_inputs", "policy_version", b"policy_version", "reasons", b"reasons", "rule_hits", b"rule_hits", "severity", b"severity", "statement_of_reasons", b"statement_of_reasons", "surface", b"surface", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "applied_action", b"applied_action", "categories", b"categories", "consistency", b"consistency", "content_created_at", b"content_created_at", "content_id", b"content_id", "decided_at", b"decided_at", "decided_by", b"decided_by", "decision_id", b"decision_id", "escalation", b"escalation", "evidence", b"evidence", "final", b"final", "missing_signals", b"missing_signals", "models", b"models", "policy_inputs", b"policy_inputs", "policy_version", b"policy_version", "reasons", b"reasons", "rule_hits", b"rule_hits", "severity", b"severity", "statement_of_reasons", b"statement_of_reasons", "supersedes_decision_id", b"supersedes_decision_id", "surface", b"surface", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

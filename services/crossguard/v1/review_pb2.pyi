@@ -107,3 +107,64 @@ class ReviewVerdict(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReviewVerdict: _TypeAlias = ReviewVerdict  # noqa: Y015
+
+@_typing.final
+class ReviewFeedback(_message.Message):
+    """A closed review on crossguard.feedback.v1 (keyed by content id): what the automated decision
+    said next to what humans decided, for calibration and training export.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    CONTENT_ID_FIELD_NUMBER: _builtins.int
+    AUTOMATED_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    CATEGORIES_FIELD_NUMBER: _builtins.int
+    VERDICTS_FIELD_NUMBER: _builtins.int
+    UNANIMOUS_FIELD_NUMBER: _builtins.int
+    LEAD_DECIDED_FIELD_NUMBER: _builtins.int
+    APPEAL_OF_TASK_ID_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    content_id: _builtins.str
+    action: _taxonomy_pb2.Action.ValueType
+    """The final decision the verdicts produced."""
+    verdicts: _builtins.int
+    """Distinct verdicts that went into the decision, and whether they all agreed."""
+    unanimous: _builtins.bool
+    lead_decided: _builtins.bool
+    """True when a lead decided (escalation or tie-break)."""
+    appeal_of_task_id: _builtins.str
+    """Set when the task was an appeal: the task it re-opened."""
+    @_builtins.property
+    def automated(self) -> _decision_pb2.ModerationDecision:
+        """The automated decision the verdict supersedes (scores, models, policy version)."""
+
+    @_builtins.property
+    def categories(self) -> _containers.RepeatedScalarFieldContainer[_taxonomy_pb2.Category.ValueType]:
+        """Categories the reviewers confirmed (empty when the content is allowed)."""
+
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        content_id: _builtins.str = ...,
+        automated: _decision_pb2.ModerationDecision | None = ...,
+        action: _taxonomy_pb2.Action.ValueType = ...,
+        categories: _abc.Iterable[_taxonomy_pb2.Category.ValueType] | None = ...,
+        verdicts: _builtins.int = ...,
+        unanimous: _builtins.bool = ...,
+        lead_decided: _builtins.bool = ...,
+        appeal_of_task_id: _builtins.str = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["automated", b"automated", "decided_at", b"decided_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "appeal_of_task_id", b"appeal_of_task_id", "automated", b"automated", "categories", b"categories", "content_id", b"content_id", "decided_at", b"decided_at", "lead_decided", b"lead_decided", "task_id", b"task_id", "unanimous", b"unanimous", "verdicts", b"verdicts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReviewFeedback: _TypeAlias = ReviewFeedback  # noqa: Y015

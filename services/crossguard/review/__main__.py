@@ -1,0 +1,3 @@
+from crossguard.review.service import main
+
+main()
