@@ -4,18 +4,66 @@ from __future__ import annotations
 
 import asyncio
 
+from crossguard.consistency.config import load_fusion_config
+from crossguard.consistency.embedding import SentenceEncoder
+from crossguard.consistency.service import ConsistencyChecker, Embedder
 from crossguard.consistency.servicer import ConsistencyServicer
+from crossguard.consistency.settings import ConsistencySettings
+from crossguard.consistency.text_client import TextServiceScorer
+from crossguard.core.errors import ModelError
 from crossguard.core.grpc_server import GrpcServer, ServiceRegistration, serve_forever
 from crossguard.core.logging_setup import configure_logging
-from crossguard.core.settings import GrpcServerSettings
+from crossguard.core.model_repository import ModelRepository
+from crossguard.core.settings import GrpcServerSettings, ModelSettings
 from crossguard.core.telemetry import setup_telemetry, shutdown_telemetry
 from crossguard.v1 import consistency_pb2, consistency_pb2_grpc
 
 SERVICE_NAME = consistency_pb2.DESCRIPTOR.services_by_name["ConsistencyService"].full_name
 
 
-def build_server(settings: GrpcServerSettings) -> GrpcServer:
-    servicer = ConsistencyServicer()
+def build_checker(
+    settings: ConsistencySettings, models: ModelSettings, max_message_bytes: int
+) -> tuple[ConsistencyChecker, list[tuple[str, str]], TextServiceScorer | None]:
+    """The checker as configured, the (name, version) of every model it uses, and the text
+    client to close on shutdown."""
+    config = load_fusion_config(settings.fusion_config)
+    used = [(config.name, config.version)]
+    embedder: Embedder | None = None
+    if settings.semantic_agreement:
+        encoder = SentenceEncoder(ModelRepository(models.model_repository), models)
+        embedder = encoder
+        used.append(encoder.model)
+    if settings.clip_model:
+        raise ModelError(
+            f"CROSSGUARD_CONSISTENCY_CLIP_MODEL={settings.clip_model!r}: no CLIP backend is "
+            "installed in this build; leave it empty (docs/fusion.md)"
+        )
+    combiner = (
+        TextServiceScorer(
+            settings.text_endpoint, settings.text_deadline_ms / 1000.0, max_message_bytes
+        )
+        if settings.text_endpoint
+        else None
+    )
+    checker = ConsistencyChecker(
+        config,
+        embedder=embedder,
+        combiner=combiner,
+        max_text_chars=settings.max_text_chars,
+        max_results=settings.max_responses,
+    )
+    return checker, used, combiner
+
+
+def build_server(
+    settings: GrpcServerSettings,
+    consistency: ConsistencySettings | None = None,
+    models: ModelSettings | None = None,
+) -> GrpcServer:
+    checker, used, combiner = build_checker(
+        consistency or ConsistencySettings(), models or ModelSettings(), settings.max_message_bytes
+    )
+    servicer = ConsistencyServicer(checker, used)
     return GrpcServer(
         settings,
         [
@@ -26,6 +74,7 @@ def build_server(settings: GrpcServerSettings) -> GrpcServer:
                 ),
             )
         ],
+        on_close=[combiner.close] if combiner is not None else [],
     )
 
 

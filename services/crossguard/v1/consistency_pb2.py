@@ -27,7 +27,7 @@ from crossguard.v1 import content_pb2 as crossguard_dot_v1_dot_content__pb2
 from crossguard.v1 import taxonomy_pb2 as crossguard_dot_v1_dot_taxonomy__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63rossguard/v1/consistency.proto\x12\rcrossguard.v1\x1a\x1e\x63rossguard/v1/classifier.proto\x1a\x1b\x63rossguard/v1/content.proto\x1a\x1c\x63rossguard/v1/taxonomy.proto\"l\n\x0c\x43heckRequest\x12(\n\x04item\x18\x01 \x01(\x0b\x32\x1a.crossguard.v1.ContentItem\x12\x32\n\tresponses\x18\x02 \x03(\x0b\x32\x1f.crossguard.v1.ClassifyResponse\"m\n\x11\x43onsistencySignal\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02\x12+\n\nmodalities\x18\x03 \x03(\x0e\x32\x17.crossguard.v1.Modality\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"\xa0\x01\n\rCheckResponse\x12\x31\n\x07signals\x18\x01 \x03(\x0b\x32 .crossguard.v1.ConsistencySignal\x12\x32\n\x0c\x66used_scores\x18\x02 \x03(\x0b\x32\x1c.crossguard.v1.CategoryScore\x12(\n\x06models\x18\x03 \x03(\x0b\x32\x18.crossguard.v1.ModelInfo2X\n\x12\x43onsistencyService\x12\x42\n\x05\x43heck\x12\x1b.crossguard.v1.CheckRequest\x1a\x1c.crossguard.v1.CheckResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63rossguard/v1/consistency.proto\x12\rcrossguard.v1\x1a\x1e\x63rossguard/v1/classifier.proto\x1a\x1b\x63rossguard/v1/content.proto\x1a\x1c\x63rossguard/v1/taxonomy.proto\"l\n\x0c\x43heckRequest\x12(\n\x04item\x18\x01 \x01(\x0b\x32\x1a.crossguard.v1.ContentItem\x12\x32\n\tresponses\x18\x02 \x03(\x0b\x32\x1f.crossguard.v1.ClassifyResponse\"\xaa\x01\n\x11\x43onsistencySignal\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02\x12+\n\nmodalities\x18\x03 \x03(\x0e\x32\x17.crossguard.v1.Modality\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x10\n\x08part_ids\x18\x05 \x03(\t\x12)\n\x08\x63\x61tegory\x18\x06 \x01(\x0e\x32\x17.crossguard.v1.Category\"s\n\rFusedCategory\x12)\n\x08\x63\x61tegory\x18\x01 \x01(\x0e\x32\x17.crossguard.v1.Category\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x13\n\x0buncertainty\x18\x03 \x01(\x02\x12\x13\n\x0b\x65xplanation\x18\x04 \x01(\t\"\xe2\x01\n\rCheckResponse\x12\x31\n\x07signals\x18\x01 \x03(\x0b\x32 .crossguard.v1.ConsistencySignal\x12\x32\n\x0c\x66used_scores\x18\x02 \x03(\x0b\x32\x1c.crossguard.v1.CategoryScore\x12(\n\x06models\x18\x03 \x03(\x0b\x32\x18.crossguard.v1.ModelInfo\x12+\n\x05\x66used\x18\x04 \x03(\x0b\x32\x1c.crossguard.v1.FusedCategory\x12\x13\n\x0b\x65xplanation\x18\x05 \x01(\t2X\n\x12\x43onsistencyService\x12\x42\n\x05\x43heck\x12\x1b.crossguard.v1.CheckRequest\x1a\x1c.crossguard.v1.CheckResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,10 +36,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CHECKREQUEST']._serialized_start=141
   _globals['_CHECKREQUEST']._serialized_end=249
-  _globals['_CONSISTENCYSIGNAL']._serialized_start=251
-  _globals['_CONSISTENCYSIGNAL']._serialized_end=360
-  _globals['_CHECKRESPONSE']._serialized_start=363
-  _globals['_CHECKRESPONSE']._serialized_end=523
-  _globals['_CONSISTENCYSERVICE']._serialized_start=525
-  _globals['_CONSISTENCYSERVICE']._serialized_end=613
+  _globals['_CONSISTENCYSIGNAL']._serialized_start=252
+  _globals['_CONSISTENCYSIGNAL']._serialized_end=422
+  _globals['_FUSEDCATEGORY']._serialized_start=424
+  _globals['_FUSEDCATEGORY']._serialized_end=539
+  _globals['_CHECKRESPONSE']._serialized_start=542
+  _globals['_CHECKRESPONSE']._serialized_end=768
+  _globals['_CONSISTENCYSERVICE']._serialized_start=770
+  _globals['_CONSISTENCYSERVICE']._serialized_end=858
 # @@protoc_insertion_point(module_scope)

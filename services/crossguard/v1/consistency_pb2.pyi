@@ -55,12 +55,21 @@ class ConsistencySignal(_message.Message):
     VALUE_FIELD_NUMBER: _builtins.int
     MODALITIES_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
+    PART_IDS_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Signal name, e.g. "caption_ocr_similarity"."""
     value: _builtins.float
     detail: _builtins.str
+    """One line: what was compared and what it found."""
+    category: _taxonomy_pb2.Category.ValueType
+    """The category it is about (CATEGORY_UNSPECIFIED: none, e.g. semantic agreement)."""
     @_builtins.property
     def modalities(self) -> _containers.RepeatedScalarFieldContainer[_taxonomy_pb2.Modality.ValueType]: ...
+    @_builtins.property
+    def part_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The part ids it compared (item part ids; an OCR or ASR text carries its media part's id)."""
+
     def __init__(
         self,
         *,
@@ -68,14 +77,50 @@ class ConsistencySignal(_message.Message):
         value: _builtins.float = ...,
         modalities: _abc.Iterable[_taxonomy_pb2.Modality.ValueType] | None = ...,
         detail: _builtins.str = ...,
+        part_ids: _abc.Iterable[_builtins.str] | None = ...,
+        category: _taxonomy_pb2.Category.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "modalities", b"modalities", "name", b"name", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "detail", b"detail", "modalities", b"modalities", "name", b"name", "part_ids", b"part_ids", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ConsistencySignal: _TypeAlias = ConsistencySignal  # noqa: Y015
+
+@_typing.final
+class FusedCategory(_message.Message):
+    """How one category's fused score came about."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    UNCERTAINTY_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
+    category: _taxonomy_pb2.Category.ValueType
+    score: _builtins.float
+    uncertainty: _builtins.float
+    """Uncertainty of the fused score in [0, 1] (0: every source agrees); the policy's
+    escalation.uncertainty.max_uncertainty reads it.
+    """
+    explanation: _builtins.str
+    """One line: what drove the score."""
+    def __init__(
+        self,
+        *,
+        category: _taxonomy_pb2.Category.ValueType = ...,
+        score: _builtins.float = ...,
+        uncertainty: _builtins.float = ...,
+        explanation: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "explanation", b"explanation", "score", b"score", "uncertainty", b"uncertainty"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FusedCategory: _TypeAlias = FusedCategory  # noqa: Y015
 
 @_typing.final
 class CheckResponse(_message.Message):
@@ -84,6 +129,10 @@ class CheckResponse(_message.Message):
     SIGNALS_FIELD_NUMBER: _builtins.int
     FUSED_SCORES_FIELD_NUMBER: _builtins.int
     MODELS_FIELD_NUMBER: _builtins.int
+    FUSED_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
+    explanation: _builtins.str
+    """A short human-readable account of what drove the result."""
     @_builtins.property
     def signals(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConsistencySignal]: ...
     @_builtins.property
@@ -92,16 +141,22 @@ class CheckResponse(_message.Message):
 
     @_builtins.property
     def models(self) -> _containers.RepeatedCompositeFieldContainer[_classifier_pb2.ModelInfo]: ...
+    @_builtins.property
+    def fused(self) -> _containers.RepeatedCompositeFieldContainer[Global___FusedCategory]:
+        """Per fused category: uncertainty and explanation (same categories as fused_scores)."""
+
     def __init__(
         self,
         *,
         signals: _abc.Iterable[Global___ConsistencySignal] | None = ...,
         fused_scores: _abc.Iterable[_taxonomy_pb2.CategoryScore] | None = ...,
         models: _abc.Iterable[_classifier_pb2.ModelInfo] | None = ...,
+        fused: _abc.Iterable[Global___FusedCategory] | None = ...,
+        explanation: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["fused_scores", b"fused_scores", "models", b"models", "signals", b"signals"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["explanation", b"explanation", "fused", b"fused", "fused_scores", b"fused_scores", "models", b"models", "signals", b"signals"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,61 @@
+"""Settings of the consistency service (CROSSGUARD_CONSISTENCY_*). Bind address and grace
+period come from GrpcServerSettings, the model repository and onnxruntime options from
+ModelSettings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from crossguard.core.settings import CrossguardSettings
+
+
+class ConsistencySettings(CrossguardSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CROSSGUARD_CONSISTENCY_", frozen=True, extra="ignore"
+    )
+
+    fusion_config: Path | None = Field(
+        default=None,
+        description="CROSSGUARD_CONSISTENCY_FUSION_CONFIG: YAML/JSON file with the fusion rule's "
+        "reliabilities, cut-offs and combination weights (docs/fusion.md); empty: the packaged "
+        "defaults fitted by `crossguard eval fusion`.",
+    )
+    text_endpoint: str = Field(
+        default="",
+        description="CROSSGUARD_CONSISTENCY_TEXT_ENDPOINT: host:port of the text "
+        "ClassifierService that scores an item's texts read together (caption + OCR text + "
+        "transcript) for the harmful-combination check; empty: that check is off.",
+    )
+    text_deadline_ms: int = Field(
+        default=1500,
+        ge=10,
+        description="CROSSGUARD_CONSISTENCY_TEXT_DEADLINE_MS: deadline of that call; on a "
+        "timeout or error the item is fused without the combination (and says so).",
+    )
+    semantic_agreement: bool = Field(
+        default=True,
+        description="CROSSGUARD_CONSISTENCY_SEMANTIC_AGREEMENT: load the sentence encoder "
+        "(minilm-l6-encoder from CROSSGUARD_MODEL_REPOSITORY) and measure how the item's texts "
+        "agree; false: no text_agreement signals.",
+    )
+    clip_model: str = Field(
+        default="",
+        description="CROSSGUARD_CONSISTENCY_CLIP_MODEL: model repository entry of a CLIP model "
+        "for image vs caption agreement; empty: off (no CLIP backend is bundled yet: setting it "
+        "fails at start-up until one is).",
+    )
+    max_text_chars: int = Field(
+        default=6000,
+        ge=1,
+        description="CROSSGUARD_CONSISTENCY_MAX_TEXT_CHARS: most characters of each of an item's "
+        "caption, OCR text and transcript (a longer one is refused: INVALID_ARGUMENT).",
+    )
+    max_responses: int = Field(
+        default=16,
+        ge=1,
+        description="CROSSGUARD_CONSISTENCY_MAX_RESPONSES: most classifier responses in one "
+        "Check request.",
+    )
