@@ -33,16 +33,23 @@ def action_from_proto(value: int) -> Action:
 def context_from_protos(
     check: consistency_pb2.CheckResponse | None = None, *, locale: str = ""
 ) -> PolicyContext:
-    """The policy context from the consistency service's answer (its signals). Hash matches
-    come with the classifier results' evidence. Unknown modalities are skipped."""
+    """The policy context from the consistency service's answer (its signals and the fusion's
+    per-category uncertainty). Hash matches come with the classifier results' evidence. Unknown
+    modalities and categories are skipped."""
     signals: list[ConsistencySignal] = []
     for s in check.signals if check is not None else ():
         modalities = tuple(_MODALITIES[m] for m in s.modalities if m in _MODALITIES)
         signals.append(ConsistencySignal(s.name, float(s.value), modalities, s.detail))
-    return PolicyContext(consistency=signals, locale=locale)
+    uncertainty = {
+        Category.from_proto(f.category): float(f.uncertainty)
+        for f in (check.fused if check is not None else ())
+        if f.category in _CATEGORY_VALUES
+    }
+    return PolicyContext(consistency=signals, uncertainty=uncertainty, locale=locale)
 
 
 _MODALITIES = {modality_to_proto(m): m for m in Modality}
+_CATEGORY_VALUES = {c.proto for c in Category}
 
 
 def statement_to_proto(s: StatementOfReasons, puid: str) -> decision_pb2.StatementOfReasons:

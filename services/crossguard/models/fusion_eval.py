@@ -1,0 +1,402 @@
+"""Fit the fusion rule's combination weights on the multimodal development set's fit part and
+report fusion quality on its report part (`crossguard eval fusion`; the holdout part only with
+`--holdout`). Recipe: docs/fusion.md.
+
+Every text is scored as the services score it: the text service's domain code over the text
+model (as vision and audio score OCR and ASR text, and as the consistency service has the text
+service score the combination), semantic agreement with the consistency service's encoder, and
+the fused result through the consistency service's own fuse() and the default policy's decide().
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crossguard.consistency.config import (
+    CombinationWeights,
+    FusionConfig,
+    dump_fusion_config,
+    load_fusion_config,
+)
+from crossguard.consistency.fusion import FusionInputs, FusionResult, fuse, logit, mean_agreement
+from crossguard.consistency.parts import KIND_MODALITY, TextKind, TextView, combined_text
+from crossguard.core.model_repository import ModelRepository
+from crossguard.core.results import ClassifierResult, Score
+from crossguard.core.settings import ModelSettings
+from crossguard.core.taxonomy import Category
+from crossguard.models.evaluate import _predict, average_precision
+from crossguard.models.fusion_data import DevItem, Part, build_dev_set
+from crossguard.policy import Action, Policy, decide, default_policy
+from crossguard.policy.inputs import ConsistencySignal, PolicyContext
+
+Scores = dict[Category, float]
+
+
+@dataclass(frozen=True)
+class ScoredItem:
+    item: DevItem
+    parts: dict[TextKind, Scores]
+    combined: Scores | None
+    agreement: dict[tuple[TextKind, TextKind], float]
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def score_dev_set(
+    items: Sequence[DevItem],
+    repository: ModelRepository,
+    settings: ModelSettings,
+    cache: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[ScoredItem]:
+    """Text-model scores of every text and every combination, and the pairwise semantic
+    agreement of each item's texts. `cache` (JSON, keyed by text sha256 and model versions)
+    saves re-scoring between runs."""
+    from crossguard.consistency.embedding import SentenceEncoder, similarity
+    from crossguard.text.model import TextModel
+
+    model = TextModel(repository, settings)
+    model.load()
+    encoder = SentenceEncoder(repository, settings)
+    versions = sorted({*model.model_infos, encoder.model})
+    stored: dict[str, Any] = {}
+    if cache is not None and cache.is_file():
+        stored = json.loads(cache.read_text())
+        if stored.get("models") != [list(v) for v in versions]:
+            stored = {}
+    scores: dict[str, dict[str, float]] = stored.get("scores", {})
+    embeds: dict[str, list[float]] = stored.get("embeddings", {})
+    try:
+        texts = {t for it in items for _, t in it.texts}
+        texts |= {combined_text(_views(it)) for it in items if len(it.texts) >= 2}
+        todo = sorted(t for t in texts if _sha(t) not in scores)
+        if progress:
+            progress(f"scoring {len(todo)} texts with the text model ({len(texts)} in all)")
+        for text, got in zip(todo, _predict(model, todo), strict=True):
+            scores[_sha(text)] = {c.value: float(v) for c, v in got.items()}
+        multi = {t for it in items if len(it.texts) >= 2 for _, t in it.texts}
+        todo = sorted(t for t in multi if _sha(t) not in embeds)
+        if progress:
+            progress(f"embedding {len(todo)} texts for semantic agreement")
+        for start in range(0, len(todo), 32):
+            chunk = todo[start : start + 32]
+            for text, row in zip(chunk, encoder.embed(chunk), strict=True):
+                embeds[_sha(text)] = [float(x) for x in row]
+    finally:
+        model.close()
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(
+            json.dumps(
+                {"models": [list(v) for v in versions], "scores": scores, "embeddings": embeds}
+            )
+        )
+
+    def cats(text: str) -> Scores:
+        return {Category(k): v for k, v in scores[_sha(text)].items()}
+
+    out: list[ScoredItem] = []
+    for it in items:
+        parts = {kind: cats(text) for kind, text in it.texts}
+        combined = cats(combined_text(_views(it))) if len(it.texts) >= 2 else None
+        agreement: dict[tuple[TextKind, TextKind], float] = {}
+        for i, (ka, ta) in enumerate(it.texts):
+            for kb, tb in it.texts[i + 1 :]:
+                agreement[(ka, kb)] = similarity(
+                    np.asarray(embeds[_sha(ta)]), np.asarray(embeds[_sha(tb)])
+                )
+        out.append(ScoredItem(it, parts, combined, agreement))
+    return out
+
+
+def _views(it: DevItem) -> list[TextView]:
+    return [TextView(kind, (kind.value,), text) for kind, text in it.texts]
+
+
+def fusion_inputs(s: ScoredItem) -> FusionInputs:
+    results = [
+        ClassifierResult(KIND_MODALITY[k], [Score(c, v, 0) for c, v in sorted(sc.items())])
+        for k, sc in s.parts.items()
+    ]
+    return FusionInputs(
+        results=results, views=_views(s.item), combined=s.combined, agreement=s.agreement
+    )
+
+
+@dataclass(frozen=True)
+class _Item:
+    tenant: str = ""
+    surface: str = "comment"
+
+
+def decision_of(policy: Policy, s: ScoredItem, fused: FusionResult | None) -> Action:
+    """The default policy's action on the item: on the fusion's result (signals, uncertainty),
+    or on pass-through max fusion when `fused` is None."""
+    inputs = fusion_inputs(s)
+    if fused is None:
+        return decide(policy, _Item(), inputs.results, []).action
+    context = PolicyContext(
+        consistency=[
+            ConsistencySignal(g.name, g.value, g.modalities, g.detail) for g in fused.signals
+        ],
+        uncertainty=fused.uncertainty,
+    )
+    return decide(policy, _Item(), inputs.results, [], fused=fused.fused, context=context).action
+
+
+# --- fitting ------------------------------------------------------------------------------
+
+
+def _features(s: ScoredItem, cat: Category) -> list[float] | None:
+    if s.combined is None:
+        return None
+    ranked = sorted((sc.get(cat, 0.0) for sc in s.parts.values()), reverse=True)
+    second = ranked[1] if len(ranked) > 1 else 0.0
+    agree = mean_agreement(s.agreement)
+    return [
+        logit(ranked[0]),
+        logit(second),
+        logit(s.combined.get(cat, 0.0)),
+        0.5 if agree is None else agree,
+    ]
+
+
+def fit_combination(
+    scored: Sequence[ScoredItem], c: float = 1.0, below: float = 1.0
+) -> CombinationWeights:
+    """L2 logistic regression over (item, labeled category) rows of the multi-text items whose
+    highest part score for the category is below `below` (the estimate only matters where it
+    exceeds every part: 1.0 fits every row)."""
+    from sklearn.linear_model import LogisticRegression
+
+    x: list[list[float]] = []
+    y: list[int] = []
+    for s in scored:
+        for cat, label in s.item.labels.items():
+            f = _features(s, cat)
+            if f is not None and max(sc.get(cat, 0.0) for sc in s.parts.values()) < below:
+                x.append(f)
+                y.append(label)
+    lr = LogisticRegression(C=c, max_iter=1000)
+    lr.fit(np.asarray(x), np.asarray(y))
+    w = lr.coef_[0]
+    return CombinationWeights(
+        intercept=round(float(lr.intercept_[0]), 4),
+        max_part=round(float(w[0]), 4),
+        second_part=round(float(w[1]), 4),
+        combined=round(float(w[2]), 4),
+        agreement=round(float(w[3]), 4),
+    )
+
+
+MAX_BENIGN_SIGNAL = 0.04
+
+
+def signal_cut(scored: Sequence[ScoredItem], config: FusionConfig, policy: Policy) -> float:
+    """The lowest harmful_combination value (0.05 steps) at which at most MAX_BENIGN_SIGNAL of
+    the benign combinations would raise the signal: the policy's `at_least` for it."""
+    values = []
+    for s in benign_combinations(scored, policy):
+        r = fuse(fusion_inputs(s), config)
+        values.append(
+            max((g.value for g in r.signals if g.name.startswith("harmful_combination/")), default=0)
+        )
+    arr = np.asarray(values)
+    for cut in np.arange(0.2, 0.95, 0.05):
+        if len(arr) == 0 or float(np.mean(arr >= cut)) <= MAX_BENIGN_SIGNAL:
+            return round(float(cut), 2)
+    return 0.95
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    value: float
+    detail: str = ""
+
+
+def _labeled_max(scores: Scores, item: DevItem) -> float:
+    return max((scores.get(c, 0.0) for c in item.labels), default=0.0)
+
+
+def _parts_allowed(s: ScoredItem, policy: Policy) -> bool:
+    """Whether the policy allows every part of the item on its own."""
+    alone = [
+            decide(
+                policy,
+                _Item(),
+                [ClassifierResult(KIND_MODALITY[k], [Score(c, v, 0) for c, v in sc.items()])],
+                [],
+            ).action
+            for k, sc in s.parts.items()
+        ]
+    return all(a == Action.ALLOW for a in alone)
+
+
+def combination_items(scored: Sequence[ScoredItem], policy: Policy) -> list[ScoredItem]:
+    """Harmful split/turn items whose every part alone the policy would allow (benign parts,
+    harmful combination)."""
+    return [
+        s
+        for s in scored
+        if s.item.kind in ("split", "turn") and s.item.harmful and _parts_allowed(s, policy)
+    ]
+
+
+def benign_combinations(scored: Sequence[ScoredItem], policy: Policy) -> list[ScoredItem]:
+    """Benign items of two or more parts, each allowed on its own: what fusion alone could
+    wrongly escalate."""
+    return [
+        s
+        for s in scored
+        if not s.item.harmful and len(s.item.texts) >= 2 and _parts_allowed(s, policy)
+    ]
+
+
+def report(scored: Sequence[ScoredItem], config: FusionConfig, policy: Policy) -> list[Row]:
+    fused = {s.item.id: fuse(fusion_inputs(s), config) for s in scored}
+    y = np.asarray([int(s.item.harmful) for s in scored])
+    rows = [Row("items", len(scored), f"{int(y.sum())} harmful")]
+
+    def auprc(score: Callable[[ScoredItem], float]) -> float:
+        return average_precision(y, np.asarray([score(s) for s in scored], dtype=np.float64))
+
+    singles = {
+        k: auprc(lambda s, k=k: _labeled_max(s.parts.get(k, {}), s.item)) for k in TextKind
+    }
+    for k, v in singles.items():
+        rows.append(Row(f"AUPRC {KIND_MODALITY[k].value} only ({k.value})", v))
+    rows.append(
+        Row(
+            "AUPRC max fusion (pass-through)",
+            auprc(lambda s: max(_labeled_max(p, s.item) for p in s.parts.values())),
+        )
+    )
+    rows.append(
+        Row(
+            "AUPRC context-aware fusion",
+            auprc(
+                lambda s: max(
+                    (f.score for f in fused[s.item.id].fused if f.category in s.item.labels),
+                    default=0.0,
+                )
+            ),
+        )
+    )
+    combos = combination_items(scored, policy)
+    benign_combos = benign_combinations(scored, policy)
+    benign_multi = [s for s in scored if not s.item.harmful and len(s.item.texts) >= 2]
+    for label, use_fusion in (("max fusion", False), ("context-aware fusion", True)):
+
+        def flagged(s: ScoredItem, use_fusion: bool = use_fusion) -> bool:
+            fr = fused[s.item.id] if use_fusion else None
+            return decision_of(policy, s, fr) != Action.ALLOW
+
+        def rate(name: str, group: Sequence[ScoredItem], extra: str = "") -> None:
+            hit = sum(flagged(s) for s in group)
+            value = hit / len(group) if group else math.nan
+            rows.append(Row(f"{name} ({label})", value, f"{hit}/{len(group)}{extra}"))
+
+        rate(
+            "benign parts, harmful combination: flagged",
+            combos,
+            "".join(
+                f"; {kind} {sum(flagged(s) for s in combos if s.item.kind == kind)}/"
+                f"{sum(s.item.kind == kind for s in combos)}"
+                for kind in ("split", "turn")
+            ),
+        )
+        rate("benign combinations (parts allowed alone): flagged", benign_combos)
+        rate("all benign multi-part items: flagged", benign_multi)
+    return rows
+
+
+def format_rows(title: str, rows: Sequence[Row]) -> str:
+    lines = [title]
+    for r in rows:
+        value = f"{r.value:.3f}" if isinstance(r.value, float) else str(r.value)
+        lines.append(f"  {r.name:<62} {value:>7}  {r.detail}")
+    return "\n".join(lines)
+
+
+def eval_fusion(
+    repository: ModelRepository | Path,
+    *,
+    data_dir: Path | None = None,
+    cache: Path | None = None,
+    write_config: Path | None = None,
+    holdout: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> str:
+    """Fit on the fit part, report on the report part (and the holdout part with `holdout`);
+    write the fitted configuration to `write_config` when given. Returns the printed report."""
+    repo = repository if isinstance(repository, ModelRepository) else ModelRepository(repository)
+    settings = ModelSettings(model_repository=repo.root)
+    t0 = time.perf_counter()
+    items = build_dev_set(data_dir)
+    scored = score_dev_set(items, repo, settings, cache, progress)
+    by_part: dict[Part, list[ScoredItem]] = {"fit": [], "report": [], "holdout": []}
+    for s in scored:
+        by_part[s.item.part].append(s)
+    policy = default_policy()
+    base = load_fusion_config()
+    # Fitted where the estimate matters: rows whose parts all score below the flag cut.
+    weights = fit_combination(by_part["fit"], below=base.flag_at)
+    config = base.model_copy(
+        update={
+            "version": "1",
+            "combination": {"default": weights},
+            "provenance": {
+                "fitted_by": "crossguard eval fusion --write-config (docs/fusion.md)",
+                "data": "multimodal development set at derived-text level, fit part "
+                f"({len(by_part['fit'])} items) of crossguard.models.fusion_data",
+                "text_models": sorted({m for m in _model_names(repo)}),
+            },
+        }
+    )
+    out = [
+        f"multimodal development set: {len(items)} items (fit {len(by_part['fit'])}, report "
+        f"{len(by_part['report'])}, holdout {len(by_part['holdout'])}); derived texts only: no "
+        "OCR/ASR noise",
+        f"fitted combination weights (fit part): {weights.model_dump()}",
+        "suggested policy cut for harmful_combination/* (fit part, at most "
+        f"{MAX_BENIGN_SIGNAL:.0%} of benign combinations): "
+        f"{signal_cut(by_part['fit'], config, policy)}",
+        format_rows("fit part (in-sample)", report(by_part["fit"], config, policy)),
+        format_rows("report part", report(by_part["report"], config, policy)),
+    ]
+    if holdout:
+        out.append(format_rows("HOLDOUT part", report(by_part["holdout"], config, policy)))
+    if write_config is not None:
+        header = (
+            "# Fusion rule of the consistency service (docs/fusion.md). Written by\n"
+            "# `crossguard eval fusion --write-config`: combination weights fitted on the fit part\n"
+            "# of the multimodal development set; the other values are chosen by hand.\n"
+        )
+        dump_fusion_config(config, write_config, header)
+        out.append(f"wrote {write_config}")
+    out.append(f"({time.perf_counter() - t0:.0f} s)")
+    return "\n".join(out)
+
+
+def _model_names(repo: ModelRepository) -> list[str]:
+    names = []
+    for name in ("minilm-l6-encoder", "text-heads", "profanity"):
+        versions = repo.versions(name)
+        if versions:
+            names.append(f"{name}/{versions[-1]}")
+    return names
