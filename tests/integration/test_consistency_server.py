@@ -7,6 +7,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from crossguard.consistency.server import SERVICE_NAME, build_server
+from crossguard.consistency.settings import ConsistencySettings
 from crossguard.core.grpc_server import GrpcServer
 from crossguard.core.results import ClassifierResult, Modality, Score
 from crossguard.core.settings import GrpcServerSettings
@@ -31,7 +32,10 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def server() -> AsyncIterator[GrpcServer]:
-    srv = build_server(GrpcServerSettings(port=0, grace_seconds=0.5))
+    srv = build_server(
+        GrpcServerSettings(port=0, grace_seconds=0.5),
+        ConsistencySettings(semantic_agreement=False, max_text_chars=50, max_responses=3),
+    )
     await srv.start()
     yield srv
     await srv.stop()
@@ -39,7 +43,7 @@ async def server() -> AsyncIterator[GrpcServer]:
 
 async def test_check_fuses_over_a_real_server(server: GrpcServer) -> None:
     text = classifier_pb2.ClassifyResponse(modality=taxonomy_pb2.MODALITY_TEXT)
-    text.scores.add(category=Category.HATE.proto, score=0.2)
+    text.scores.add(category=Category.HATE.proto, score=0.1)
     image = classifier_pb2.ClassifyResponse(modality=taxonomy_pb2.MODALITY_IMAGE)
     image.scores.add(category=Category.HATE.proto, score=0.9)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
@@ -51,7 +55,25 @@ async def test_check_fuses_over_a_real_server(server: GrpcServer) -> None:
         (Category.HATE.proto, 0.9)
     ]
     assert resp.signals[0].name == "modality_disagreement/hate"
+    assert resp.fused[0].explanation == "hate 0.90 from image; text 0.10"
     assert status.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_check_refuses_input_over_its_limits(server: GrpcServer) -> None:
+    text = classifier_pb2.ClassifyResponse(modality=taxonomy_pb2.MODALITY_TEXT)
+    long_caption = content_pb2.ContentItem(
+        id="x", parts=[content_pb2.ContentPart(part_id="c", text="word " * 20)]
+    )
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = consistency_pb2_grpc.ConsistencyServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as many:
+            await stub.Check(consistency_pb2.CheckRequest(responses=[text] * 4))
+        with pytest.raises(grpc.aio.AioRpcError) as long:
+            await stub.Check(consistency_pb2.CheckRequest(item=long_caption, responses=[text]))
+    assert many.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "CROSSGUARD_CONSISTENCY_MAX_RESPONSES" in (many.value.details() or "")
+    assert long.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "CROSSGUARD_CONSISTENCY_MAX_TEXT_CHARS" in (long.value.details() or "")
 
 
 class _TextOnlyFanout(Fanout):

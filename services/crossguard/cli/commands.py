@@ -310,6 +310,19 @@ def run_bench_text(seconds: float, concurrency: int, precision: str = "both") ->
     return 0
 
 
+def run_eval_fusion(write_config: Path | None, holdout: bool, cache: Path) -> int:
+    from crossguard.core.model_repository import ModelRepository
+    from crossguard.models.fusion_eval import eval_fusion
+
+    _ensure_models()
+    repo = ModelRepository(ModelSettings().model_repository)
+    out = eval_fusion(
+        repo, cache=cache, write_config=write_config, holdout=holdout, progress=_notify
+    )
+    console.print(out, highlight=False, markup=False)
+    return 0
+
+
 def run_eval_text(precision: str = "auto") -> int:
     from crossguard.core.model_repository import ModelRepository
     from crossguard.core.taxonomy import Category

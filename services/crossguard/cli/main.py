@@ -318,6 +318,31 @@ def review_add_user(username: str, role: str, password: str, database_url: str |
     sys.exit(run_add_user(database_url, username, role, password))
 
 
+@eval_.command("fusion")
+@click.option(
+    "--write-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the fitted fusion configuration here (the packaged default is "
+    "services/crossguard/consistency/fusion_default.yaml).",
+)
+@click.option(
+    "--holdout", is_flag=True, help="Also report the untouched holdout part (once, at the end)."
+)
+@click.option(
+    "--cache",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path(".crossguard/fusion-scores.json"),
+    show_default=True,
+    help="Text-model scores and embeddings of the set's texts, reused between runs.",
+)
+def eval_fusion(write_config: Path | None, holdout: bool, cache: Path) -> None:
+    """Fit fusion on the multimodal development set's fit part; report on its report part."""
+    from crossguard.cli.commands import run_eval_fusion
+
+    sys.exit(run_eval_fusion(write_config, holdout, cache))
+
+
 def main() -> None:
     from crossguard.core.errors import CrossguardError
     from crossguard.core.processes import ProcessError

@@ -210,7 +210,9 @@ def signal_cut(scored: Sequence[ScoredItem], config: FusionConfig, policy: Polic
     for s in benign_combinations(scored, policy):
         r = fuse(fusion_inputs(s), config)
         values.append(
-            max((g.value for g in r.signals if g.name.startswith("harmful_combination/")), default=0)
+            max(
+                (g.value for g in r.signals if g.name.startswith("harmful_combination/")), default=0
+            )
         )
     arr = np.asarray(values)
     for cut in np.arange(0.2, 0.95, 0.05):
@@ -236,14 +238,14 @@ def _labeled_max(scores: Scores, item: DevItem) -> float:
 def _parts_allowed(s: ScoredItem, policy: Policy) -> bool:
     """Whether the policy allows every part of the item on its own."""
     alone = [
-            decide(
-                policy,
-                _Item(),
-                [ClassifierResult(KIND_MODALITY[k], [Score(c, v, 0) for c, v in sc.items()])],
-                [],
-            ).action
-            for k, sc in s.parts.items()
-        ]
+        decide(
+            policy,
+            _Item(),
+            [ClassifierResult(KIND_MODALITY[k], [Score(c, v, 0) for c, v in sc.items()])],
+            [],
+        ).action
+        for k, sc in s.parts.items()
+    ]
     return all(a == Action.ALLOW for a in alone)
 
 
@@ -275,11 +277,12 @@ def report(scored: Sequence[ScoredItem], config: FusionConfig, policy: Policy) -
     def auprc(score: Callable[[ScoredItem], float]) -> float:
         return average_precision(y, np.asarray([score(s) for s in scored], dtype=np.float64))
 
-    singles = {
-        k: auprc(lambda s, k=k: _labeled_max(s.parts.get(k, {}), s.item)) for k in TextKind
-    }
-    for k, v in singles.items():
-        rows.append(Row(f"AUPRC {KIND_MODALITY[k].value} only ({k.value})", v))
+    for kind in TextKind:
+
+        def single(s: ScoredItem, kind: TextKind = kind) -> float:
+            return _labeled_max(s.parts.get(kind, {}), s.item)
+
+        rows.append(Row(f"AUPRC {KIND_MODALITY[kind].value} only ({kind.value})", auprc(single)))
     rows.append(
         Row(
             "AUPRC max fusion (pass-through)",
@@ -306,7 +309,9 @@ def report(scored: Sequence[ScoredItem], config: FusionConfig, policy: Policy) -
             fr = fused[s.item.id] if use_fusion else None
             return decision_of(policy, s, fr) != Action.ALLOW
 
-        def rate(name: str, group: Sequence[ScoredItem], extra: str = "") -> None:
+        def rate(
+            name: str, group: Sequence[ScoredItem], extra: str = "", label: str = label
+        ) -> None:
             hit = sum(flagged(s) for s in group)
             value = hit / len(group) if group else math.nan
             rows.append(Row(f"{name} ({label})", value, f"{hit}/{len(group)}{extra}"))
@@ -384,8 +389,8 @@ def eval_fusion(
     if write_config is not None:
         header = (
             "# Fusion rule of the consistency service (docs/fusion.md). Written by\n"
-            "# `crossguard eval fusion --write-config`: combination weights fitted on the fit part\n"
-            "# of the multimodal development set; the other values are chosen by hand.\n"
+            "# `crossguard eval fusion --write-config`: combination weights fitted on the fit\n"
+            "# part of the multimodal development set; the other values are chosen by hand.\n"
         )
         dump_fusion_config(config, write_config, header)
         out.append(f"wrote {write_config}")

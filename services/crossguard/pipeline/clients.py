@@ -207,6 +207,7 @@ class ServiceClients:
             fused=fused,
             context=context_from_protos(response, locale=item.locale),
             models=[(m.name, m.version) for m in response.models],
+            explanation=response.explanation,
         )
 
     async def close(self) -> None:

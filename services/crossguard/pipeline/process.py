@@ -213,6 +213,8 @@ class Processor:
             )
             if consistency is None and self.settings.consistency_endpoint and signals.results:
                 decision.reasons.append("consistency service unavailable: local max fusion")
+            elif consistency is not None and consistency.explanation:
+                decision.reasons.append(f"fusion: {consistency.explanation}")
             msg = build_decision(valid, decision, signals.results, consistency, datetime.now(UTC))
             span.set_attribute("crossguard.action", decision.action.value)
             span.set_attribute("crossguard.policy_version", decision.policy_version)

@@ -25,3 +25,5 @@ class Consistency:
     fused: list[Score]
     context: PolicyContext
     models: list[tuple[str, str]]
+    # What drove the fused result, in a line (the decision's reasons carry it).
+    explanation: str = ""
