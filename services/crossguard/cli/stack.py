@@ -145,13 +145,20 @@ class LocalStack:
         asyncio.run(create_topics(self.kafka, bootstrap))
 
         text = self._service("text", "crossguard.text", {})
-        consistency = self._service("consistency", "crossguard.consistency", {})
-        for proc, label in ((text, "text classifier"), (consistency, "consistency")):
-            self.notify(f"starting {label} service")
-            self.procs.append(proc)
-            proc.start(ready="PORT")
+        self.notify("starting text classifier service")
+        self.procs.append(text)
+        text.start(ready="PORT")
         # `PORT` is printed only once health is SERVING (models loaded): no extra wait needed.
         text_ep = f"127.0.0.1:{text.port}"
+        # The consistency service has the text service score an item's texts read together.
+        consistency = self._service(
+            "consistency",
+            "crossguard.consistency",
+            {"CROSSGUARD_CONSISTENCY_TEXT_ENDPOINT": text_ep},
+        )
+        self.notify("starting consistency service")
+        self.procs.append(consistency)
+        consistency.start(ready="PORT")
         consistency_ep = f"127.0.0.1:{consistency.port}"
 
         self.notify("starting pipeline worker")
