@@ -126,9 +126,20 @@ def start_text(spawn: SpawnFactory, request: pytest.FixtureRequest) -> ServiceFa
 
 
 @pytest.fixture
-def start_consistency(spawn: SpawnFactory) -> ServiceFactory:
+def start_consistency(spawn: SpawnFactory, request: pytest.FixtureRequest) -> ServiceFactory:
+    """`python -m crossguard.consistency` on a random port (its sentence encoder from the test
+    model repository)."""
+
     def start(**env: str) -> ManagedProcess:
-        return start_grpc_service(spawn, "consistency", "crossguard.consistency", env)
+        repo = request.getfixturevalue("model_repository")
+        model_env = {
+            "CROSSGUARD_MODEL_REPOSITORY": str(repo.root),
+            "CROSSGUARD_ONNX_PROVIDERS": "CPUExecutionProvider",
+            "CROSSGUARD_ONNX_INTRA_OP_THREADS": "1",
+        }
+        return start_grpc_service(
+            spawn, "consistency", "crossguard.consistency", {**model_env, **env}
+        )
 
     return start
 
