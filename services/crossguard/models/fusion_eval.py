@@ -203,17 +203,27 @@ def fit_combination(
 MAX_BENIGN_SIGNAL = 0.04
 
 
-def signal_cut(scored: Sequence[ScoredItem], config: FusionConfig, policy: Policy) -> float:
+def signal_cut(
+    scored: Sequence[ScoredItem], config: FusionConfig, policy: Policy, folds: int = 5
+) -> float:
     """The lowest harmful_combination value (0.05 steps) at which at most MAX_BENIGN_SIGNAL of
-    the benign combinations would raise the signal: the policy's `at_least` for it."""
+    the benign combinations would raise the signal: the policy's `at_least` for it. The values
+    are out-of-fold (weights fitted on the other folds of `scored`), so the cut does not rest on
+    the weights having seen the very items it is chosen on."""
     values = []
-    for s in benign_combinations(scored, policy):
-        r = fuse(fusion_inputs(s), config)
-        values.append(
-            max(
-                (g.value for g in r.signals if g.name.startswith("harmful_combination/")), default=0
+    for k in range(folds):
+        train = [s for i, s in enumerate(scored) if i % folds != k]
+        held = [s for i, s in enumerate(scored) if i % folds == k]
+        weights = fit_combination(train, below=config.flag_at)
+        fold_config = config.model_copy(update={"combination": {"default": weights}})
+        for s in benign_combinations(held, policy):
+            r = fuse(fusion_inputs(s), fold_config)
+            values.append(
+                max(
+                    (g.value for g in r.signals if g.name.startswith("harmful_combination/")),
+                    default=0.0,
+                )
             )
-        )
     arr = np.asarray(values)
     for cut in np.arange(0.2, 0.95, 0.05):
         if len(arr) == 0 or float(np.mean(arr >= cut)) <= MAX_BENIGN_SIGNAL:
