@@ -51,6 +51,7 @@ def build_checker(
         combiner=combiner,
         max_text_chars=settings.max_text_chars,
         max_results=settings.max_responses,
+        embed_max_batch=settings.embed_max_batch,
     )
     return checker, used, combiner
 
@@ -74,7 +75,7 @@ def build_server(
                 ),
             )
         ],
-        on_close=[combiner.close] if combiner is not None else [],
+        on_close=[checker.close, *([combiner.close] if combiner is not None else [])],
     )
 
 

@@ -19,6 +19,7 @@ from crossguard.consistency.config import FusionConfig
 from crossguard.consistency.embedding import similarity
 from crossguard.consistency.fusion import FusionInputs, FusionResult, fuse
 from crossguard.consistency.parts import TextKind, combined_text, text_views
+from crossguard.core.batcher import MicroBatcher
 from crossguard.core.errors import CrossguardError, InvalidInput
 from crossguard.core.results import ClassifierResult, Modality
 from crossguard.core.taxonomy import Category
@@ -80,13 +81,33 @@ class ConsistencyChecker:
         image_caption: ImageCaptionScorer | None = None,
         max_text_chars: int = 6000,
         max_results: int = 16,
+        embed_max_batch: int = 32,
     ) -> None:
         self.config = config
         self.embedder = embedder
+        # Concurrent checks' texts share encoder calls (one thread, as the model is blocking).
+        self._embeddings: MicroBatcher[str, np.ndarray] | None = (
+            MicroBatcher(
+                lambda texts: list(embedder.embed(texts)),
+                max_batch=embed_max_batch,
+                max_delay=0.002,
+                name="consistency-embed",
+            )
+            if embedder is not None
+            else None
+        )
         self.combiner = combiner
         self.image_caption = image_caption
         self.max_text_chars = max_text_chars
         self.max_results = max_results
+
+    async def _embed(self, texts: list[str]) -> np.ndarray:
+        assert self._embeddings is not None
+        return np.stack(await self._embeddings.submit_many(texts))
+
+    async def close(self) -> None:
+        if self._embeddings is not None:
+            await self._embeddings.stop()
 
     async def check(self, item: CheckInput) -> FusionResult:
         if len(item.results) > self.max_results:
@@ -103,12 +124,8 @@ class ConsistencyChecker:
         combined: Mapping[Category, float] | None = None
         image_caption: float | None = None
         jobs: list[asyncio.Future[object]] = []
-        if self.embedder is not None and len(views) >= 2:
-            jobs.append(
-                asyncio.ensure_future(
-                    asyncio.to_thread(self.embedder.embed, [v.text for v in views])
-                )
-            )
+        if self._embeddings is not None and len(views) >= 2:
+            jobs.append(asyncio.ensure_future(self._embed([v.text for v in views])))
         if self.combiner is not None and len(views) >= 2:
             jobs.append(
                 asyncio.ensure_future(

@@ -41,6 +41,13 @@ class ConsistencySettings(CrossguardSettings):
         "(minilm-l6-encoder from CROSSGUARD_MODEL_REPOSITORY) and measure how the item's texts "
         "agree; false: no text_agreement signals.",
     )
+    embed_max_batch: int = Field(
+        default=32,
+        ge=1,
+        le=1024,
+        description="CROSSGUARD_CONSISTENCY_EMBED_MAX_BATCH: most texts per sentence-encoder "
+        "call; the texts of concurrent checks are batched together.",
+    )
     clip_model: str = Field(
         default="",
         description="CROSSGUARD_CONSISTENCY_CLIP_MODEL: model repository entry of a CLIP model "
