@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from crossguard.consistency.config import (
 from crossguard.consistency.fusion import FusionInputs, combination_estimate, fuse
 from crossguard.consistency.parts import TextKind, TextView, combined_text, text_views
 from crossguard.consistency.service import CheckInput, ConsistencyChecker
-from crossguard.consistency.servicer import response_of
+from crossguard.consistency.servicer import check_input, response_of
 from crossguard.core.errors import DeadlineExceeded, InvalidInput, LimitExceeded
 from crossguard.core.results import (
     AudioRange,
@@ -27,6 +29,7 @@ from crossguard.core.results import (
 )
 from crossguard.core.taxonomy import Category
 from crossguard.policy.proto import context_from_protos
+from crossguard.v1 import classifier_pb2, consistency_pb2, taxonomy_pb2
 
 pytestmark = pytest.mark.unit
 
@@ -230,3 +233,36 @@ def test_config_files(tmp_path: Path) -> None:
         load_fusion_config(path)
     with pytest.raises(ValueError, match="cannot read"):
         load_fusion_config(tmp_path / "missing.yaml")
+
+
+@dataclass(frozen=True)
+class _AudioWithTranscripts(ClassifierResult):
+    """A result as the audio service sends once ClassifierResult.transcripts lands."""
+
+    transcripts: list[SimpleNamespace] = field(default_factory=list)
+
+
+def test_full_transcripts_are_preferred_to_flagged_pieces() -> None:
+    audio = _AudioWithTranscripts(
+        Modality.AUDIO,
+        [Score(HATE, 0.6, 2)],
+        evidence=[DerivedTextEvidence("clip", HATE, 0.6, "you will pay", AudioRange(900, 1500))],
+        transcripts=[
+            SimpleNamespace(
+                part_id="clip",
+                segments=[
+                    SimpleNamespace(text=" Nice talk. "),
+                    SimpleNamespace(text="you will pay"),
+                ],
+            )
+        ],
+    )
+    (view,) = text_views([], [audio], max_chars=100)
+    assert (view.kind, view.text) == (TextKind.TRANSCRIPT, "Nice talk. you will pay")
+
+
+def test_a_response_with_an_unknown_category_is_invalid_input() -> None:
+    resp = classifier_pb2.ClassifyResponse(modality=taxonomy_pb2.MODALITY_TEXT)
+    resp.scores.add(category=999, score=0.5)
+    with pytest.raises(InvalidInput, match="unreadable classifier response"):
+        check_input(consistency_pb2.CheckRequest(responses=[resp]))

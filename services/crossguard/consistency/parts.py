@@ -73,6 +73,21 @@ def _derived(results: Sequence[ClassifierResult], modality: Modality) -> list[tu
     return [(part, text) for part, _, text in sorted(seen)]
 
 
+def _transcripts(results: Sequence[ClassifierResult]) -> list[tuple[str, str]]:
+    """(part id, text) of the full transcripts audio results carry. The audio service is adding
+    `ClassifierResult.transcripts` (its derived-text evidence holds only the flagged pieces); read
+    by attribute so that this works before and after it lands."""
+    out: list[tuple[str, str]] = []
+    for r in results:
+        if r.modality != Modality.AUDIO:
+            continue
+        for t in getattr(r, "transcripts", None) or ():
+            text = " ".join(s.text.strip() for s in t.segments if s.text.strip())
+            if text:
+                out.append((t.part_id, text))
+    return out
+
+
 def text_views(
     captions: Sequence[tuple[str, str]],
     results: Sequence[ClassifierResult],
@@ -83,7 +98,7 @@ def text_views(
     pieces = {
         TextKind.CAPTION: [(p, t.strip()) for p, t in captions if t.strip()],
         TextKind.OCR: _derived(results, Modality.IMAGE),
-        TextKind.TRANSCRIPT: _derived(results, Modality.AUDIO),
+        TextKind.TRANSCRIPT: _transcripts(results) or _derived(results, Modality.AUDIO),
     }
     views: list[TextView] = []
     for kind, found in pieces.items():
