@@ -319,7 +319,7 @@ def run_eval_fusion(write_config: Path | None, holdout: bool, cache: Path) -> in
     out = eval_fusion(
         repo, cache=cache, write_config=write_config, holdout=holdout, progress=_notify
     )
-    console.print(out, highlight=False, markup=False)
+    console.print(out, highlight=False, markup=False, soft_wrap=True)
     return 0
 
 

@@ -344,7 +344,7 @@ def format_rows(title: str, rows: Sequence[Row]) -> str:
     lines = [title]
     for r in rows:
         value = f"{r.value:.3f}" if isinstance(r.value, float) else str(r.value)
-        lines.append(f"  {r.name:<62} {value:>7}  {r.detail}")
+        lines.append(f"  {r.name:<72} {value:>7}  {r.detail}")
     return "\n".join(lines)
 
 
