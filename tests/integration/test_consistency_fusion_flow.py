@@ -37,6 +37,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 CAPTION = "Had a great weekend with friends at the lake"
 HATEFUL_OCR = "People like you are subhuman garbage and should be wiped out."
 CALM_OCR = "Happy weekend at the lake with friends"
+# Benign parts, harmful combination (an item of the development set's fit part, docs/fusion.md).
+TURN_CAPTION = "Not human, not welcome"
+TURN_OCR = "Refugees arriving at the harbour this morning"
 THREAT = "I know where you live and I will hurt you and your family."
 
 
@@ -149,6 +152,7 @@ async def test_consistency_server_signals_and_fusion_on_mixed_items(
     meme = mixed_item("m1", CAPTION, "image-0", HATEFUL_OCR, "image/png")
     voice = mixed_item("v1", CAPTION, "audio-0", THREAT, "audio/wav")
     calm = mixed_item("c1", CAPTION, "image-0", CALM_OCR, "image/png")
+    turn = mixed_item("t1", TURN_CAPTION, "image-0", TURN_OCR, "image/png")
     answers = {}
     async with grpc.aio.insecure_channel(f"127.0.0.1:{consistency.port}") as channel:
         stub = consistency_pb2_grpc.ConsistencyServiceStub(channel)
@@ -156,6 +160,7 @@ async def test_consistency_server_signals_and_fusion_on_mixed_items(
             (meme, vision_endpoint),
             (voice, audio_endpoint),
             (calm, vision_endpoint),
+            (turn, vision_endpoint),
         ):
             responses = [
                 await _classify(text_endpoint, item, "text"),
@@ -196,6 +201,13 @@ async def test_consistency_server_signals_and_fusion_on_mixed_items(
     assert max(f.score for f in c.fused if f.category != Category.PROFANITY.proto) < 0.4
     assert not [n for n in signals(c) if not n.startswith("text_agreement/")]
     assert signals(c)["text_agreement/caption~ocr"].value > agree.value  # lake ~ lake
+    # A caption that turns the image's meaning: each part alone is allowed, read together
+    # they are hateful; fusion lifts hate and raises the signal the policy escalates on.
+    t = answers["t1"]
+    combo = signals(t)["harmful_combination/hate"]
+    assert combo.value >= 0.2 and list(combo.part_ids) == ["caption", "image-0"]
+    hate = fused(t)[Category.HATE.proto]
+    assert "read together score" in hate.explanation and hate.uncertainty > 0.1
 
 
 async def test_pipeline_decides_on_fused_scores_with_explanations(
@@ -215,12 +227,13 @@ async def test_pipeline_decides_on_fused_scores_with_explanations(
         mixed_item("p-meme", CAPTION, "image-0", HATEFUL_OCR, "image/png"),
         mixed_item("p-voice", CAPTION, "audio-0", THREAT, "audio/wav"),
         mixed_item("p-calm", CAPTION, "image-0", CALM_OCR, "image/png"),
+        mixed_item("p-turn", TURN_CAPTION, "image-0", TURN_OCR, "image/png"),
     ]
     await publish_items(kafka.bootstrap_servers, items, kafka=kafka)
     got = await collect_decisions(
         kafka.bootstrap_servers, [i.id for i in items], kafka=kafka, timeout_s=90
     )
-    meme, voice, calm = got["p-meme"], got["p-voice"], got["p-calm"]
+    meme, voice, calm, turn = got["p-meme"], got["p-voice"], got["p-calm"], got["p-turn"]
     for d in (meme, voice):
         assert d.action != taxonomy_pb2.ACTION_ALLOW
         assert not d.missing_signals
@@ -232,3 +245,8 @@ async def test_pipeline_decides_on_fused_scores_with_explanations(
     assert calm.action == taxonomy_pb2.ACTION_ALLOW
     assert {s.name for s in calm.consistency} == {"text_agreement/caption~ocr"}
     assert {(m.name, m.version) for m in meme.models} >= {("context-fusion", "1")}
+    # Benign parts, harmful combination: escalated by the policy's inconsistency rule.
+    assert turn.action == taxonomy_pb2.ACTION_ESCALATE
+    assert any(s.name == "harmful_combination/hate" for s in turn.consistency)
+    assert any(h.rule == "inconsistency.escalate:harmful_combination/hate" for h in turn.rule_hits)
+    assert turn.escalation.escalated and not turn.final
