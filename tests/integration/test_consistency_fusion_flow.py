@@ -234,6 +234,9 @@ async def test_pipeline_decides_on_fused_scores_with_explanations(
         kafka.bootstrap_servers, [i.id for i in items], kafka=kafka, timeout_s=90
     )
     meme, voice, calm, turn = got["p-meme"], got["p-voice"], got["p-calm"], got["p-turn"]
+    # The fusion's uncertainty reaches the policy: image hate vs a benign caption.
+    assert "uncertainty.estimate:hate" in {h.rule for h in meme.rule_hits}
+    assert not [s for s in meme.consistency if s.name.endswith("/profanity")]
     for d in (meme, voice):
         assert d.action != taxonomy_pb2.ACTION_ALLOW
         assert not d.missing_signals

@@ -28,8 +28,10 @@ from crossguard.core.results import (
     Score,
 )
 from crossguard.core.taxonomy import Category
+from crossguard.policy import decide, default_policy
+from crossguard.policy.inputs import PolicyContext
 from crossguard.policy.proto import context_from_protos
-from crossguard.v1 import classifier_pb2, consistency_pb2, taxonomy_pb2
+from crossguard.v1 import classifier_pb2, consistency_pb2, content_pb2, taxonomy_pb2
 
 pytestmark = pytest.mark.unit
 
@@ -266,3 +268,21 @@ def test_a_response_with_an_unknown_category_is_invalid_input() -> None:
     resp.scores.add(category=999, score=0.5)
     with pytest.raises(InvalidInput, match="unreadable classifier response"):
         check_input(consistency_pb2.CheckRequest(responses=[resp]))
+
+
+def test_informational_categories_raise_no_signals_and_no_uncertainty_escalation() -> None:
+    results = [
+        _result(Modality.TEXT, profanity=0.02, hate=0.05),
+        _result(Modality.IMAGE, profanity=0.9, hate=0.93),
+    ]
+    out = fuse(results, CONFIG)
+    assert {s.name for s in out.signals} == {"modality_disagreement/hate"}
+    assert out.uncertainty[Category.PROFANITY] > 0.35  # reported all the same
+    # The default policy acts on hate's uncertainty, not on profanity's (it sets no thresholds).
+    context = PolicyContext(uncertainty=out.uncertainty)
+    d = decide(
+        default_policy(), content_pb2.ContentItem(), results, [], fused=out.fused, context=context
+    )
+    rules = {h.rule for h in d.hits}
+    assert "uncertainty.estimate:hate" in rules
+    assert "uncertainty.estimate:profanity" not in rules

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crossguard.core.results import Modality
+from crossguard.core.taxonomy import Category
 
 DEFAULT_CONFIG = Path(__file__).with_name("fusion_default.yaml")
 
@@ -51,6 +52,9 @@ class FusionConfig(_Strict):
     # A harmful_combination signal is raised when the combination estimate exceeds every part's
     # score by at least this while no part flags the category.
     combination_margin: float = Field(default=0.1, ge=0.0, le=1.0)
+    # Categories that are not harms by themselves (the policy only reports them): fused like the
+    # others, but no disagreement or harmful-combination signal is raised for them.
+    informational: list[Category] = Field(default_factory=lambda: [Category.PROFANITY])
     # Added to a category's uncertainty per modality the item has but no result for.
     missing_uncertainty: float = Field(default=0.25, ge=0.0, le=1.0)
     # Below this semantic similarity two texts are called unrelated in explanations.

@@ -210,6 +210,8 @@ def fuse(inputs: FusionInputs | Sequence[ClassifierResult], config: FusionConfig
             why += f"; no result from {_names(inputs.missing)}"
         details.append(FusedCategory(cat, fused, uncertainty, why, estimate))
 
+        if cat in config.informational:
+            continue
         # One modality flags, every other looks benign.
         if len(ranked) >= 2 and top >= config.flag_at and second < config.benign_below:
             assert top_mod is not None

@@ -266,6 +266,10 @@ def _category_hits(
         and u >= rule.max_uncertainty
         and s.score >= rule.min_score
         and strongest is not Action.ESCALATE
+        # A category the policy sets no threshold for (e.g. profanity) is only reported.
+        and any(
+            t is not None for t in (th.age_restrict, th.limit_visibility, th.escalate, th.block)
+        )
     ):
         out.append(
             _score_hit(
