@@ -8,7 +8,7 @@ import pytest
 
 from .test_deploy_manifests import DEPLOYABLE, Resource, by_name, of_kind, pod_labels, render
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.deploy
 
 
 @pytest.fixture(scope="module", params=DEPLOYABLE)

@@ -51,7 +51,9 @@ def test_bench_runs_every_path_for_the_int8_encoder(model_repository: ModelRepos
     streamed = table.grpc_cost_stream
     assert streamed is not None and streamed.stream and streamed.server_ms > 0
     floor = table.grpc_floor
-    assert floor is not None and floor.floor and not floor.stream and floor.server_ms > 0
+    # The server's CPU comes from /proc in clock ticks (10 ms): over a one-second window on a
+    # busy machine the bare floor server can read as 0.
+    assert floor is not None and floor.floor and not floor.stream and floor.server_ms >= 0
 
     out = io.StringIO()
     print_bench(table, Console(file=out, width=120))
