@@ -89,6 +89,17 @@ class TextServiceSettings(ServingSettings):
         description="CROSSGUARD_TEXT_EVIDENCE_PASSES: most extra model forward passes (occluded "
         "variants) spent on evidence per request; 0 disables evidence.",
     )
+    evidence_threshold: float = Field(
+        default=0.3,
+        ge=0.0,
+        le=1.0,
+        description="CROSSGUARD_TEXT_EVIDENCE_THRESHOLD: evidence (extra model passes) is "
+        "computed only for items with a category scoring at or above this or its own "
+        "threshold, whichever is lower, unless the request asks for it (max_evidence > 0); "
+        "default 0.3, the lowest escalate threshold of the default policy, so every item the "
+        "policy may escalate carries evidence for review. Set it to the lowest escalate "
+        "threshold of your policy.",
+    )
     default_evidence: int = Field(
         default=5,
         ge=0,

@@ -117,7 +117,15 @@ def build_server(
     draining = asyncio.Event()
     return GrpcServer(
         settings.grpc,
-        [registration(classifier, parse_parts, settings.grpc.stream_max_in_flight, draining)],
+        [
+            registration(
+                classifier,
+                parse_parts,
+                settings.grpc.stream_max_in_flight,
+                draining,
+                settings.service.batch_call_max_items,
+            )
+        ],
         on_drain=[draining.set],
         on_close=[classifier.close],
     )

@@ -51,6 +51,12 @@ class ServingSettings(CrossguardSettings):
         "(each gets the process's share of CPUs / workers onnxruntime threads unless "
         "CROSSGUARD_ONNX_INTRA_OP_THREADS is set).",
     )
+    batch_call_max_items: int = Field(
+        default=1024,
+        ge=1,
+        description=f"{_ENV}BATCH_CALL_MAX_ITEMS: most requests in one ClassifyBatch call; a "
+        "larger batch fails whole with INVALID_ARGUMENT (each item's own limits apply too).",
+    )
     queue_max: int = Field(
         default=4096,
         ge=1,
