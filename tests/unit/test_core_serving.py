@@ -249,7 +249,9 @@ async def test_batches_from_two_callers_meet_in_one_model_call() -> None:
     second = asyncio.ensure_future(
         servicer.classify_batch(batch_request(request("b1", "three"), request("b2", "FOUR")))
     )
-    while classifier.batcher.queued < 4:  # both batches wait behind the plug
+    for _ in range(1000):  # both batches wait behind the plug
+        if classifier.batcher.queued >= 4:
+            break
         await asyncio.sleep(0.01)
     model.gate.set()
     answers = await asyncio.gather(first, second, plug)
