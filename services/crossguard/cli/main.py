@@ -253,7 +253,7 @@ def eval_() -> None:
 @eval_.command("text")
 @click.option(
     "--precision",
-    type=click.Choice(["auto", "fp32", "int8"]),
+    type=click.Choice(["auto", "fp32", "int8", "fp16"]),
     default="auto",
     show_default=True,
     help="Encoder variant: int8 (dynamically quantised) or fp32; auto = int8 on CPU, fp32 on "
