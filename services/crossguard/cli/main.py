@@ -245,6 +245,20 @@ def bench_text(seconds: float, concurrency: int, precision: str) -> None:
     sys.exit(run_bench_text(seconds, concurrency, precision))
 
 
+@bench.command("pipeline")
+@click.option("--items", default=1000, show_default=True, help="Labeled texts at full load.")
+@click.option("--batch-items", default=64, show_default=True, help="Items per ClassifyBatch call.")
+@click.option(
+    "--agent-concurrency", default=128, show_default=True, help="The worker's concurrent items."
+)
+def bench_pipeline(items: int, batch_items: int, agent_concurrency: int) -> None:
+    """The whole text stream (broker, worker, text service): items/s, end-to-end latency at
+    full and half load, raw predict, the classifier's CPU per item besides the model."""
+    from crossguard.cli.commands import run_bench_pipeline
+
+    sys.exit(run_bench_pipeline(items, batch_items, agent_concurrency))
+
+
 @cli.group("eval")
 def eval_() -> None:
     """Quality on the labeled data's validation split."""
