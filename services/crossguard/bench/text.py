@@ -8,8 +8,10 @@
 (b) service: `python -m crossguard.text` with its default settings (it may use every CPU, as
     raw may) on a random loopback port under `concurrency` closed-loop gRPC clients (one text
     per request), and also under `extra_concurrency` clients: throughput and p50/p99 latency;
-    evidence off for the like-for-like comparison, and once more with the default evidence
-    budget; the ratios use the `concurrency` row; the same clients once more over
+    evidence off for the like-for-like comparison, and once more with the service's default
+    evidence (on demand: occlusion passes only for the texts scoring at or above
+    CROSSGUARD_TEXT_EVIDENCE_THRESHOLD or their category's threshold; most of the labeled
+    texts here); the ratios use the `concurrency` row; the same clients once more over
     ClassifyStream (one stream per client, one request in flight each: the same load with
     less gRPC work per item);
 (c) naive: the same encoder in PyTorch (sentence-transformers all-MiniLM-L6-v2 from the
@@ -307,7 +309,8 @@ def run_text_bench(
                 row.items_per_s,
                 row.p50_ms,
                 row.p99_ms,
-                f"{concurrency} clients, occlusion evidence on (extra forward passes)",
+                f"{concurrency} clients, default evidence: on demand (extra forward passes for "
+                "texts at or above the evidence threshold)",
             )
         )
     return table
