@@ -48,7 +48,7 @@ from crossguard.bench.text import _load_text_model, measure_raw, service_config,
 from crossguard.core.broker import EmbeddedBroker, free_port
 from crossguard.core.cpus import available_cpus
 from crossguard.core.model_repository import ModelRepository
-from crossguard.core.processes import ManagedProcess
+from crossguard.core.processes import ManagedProcess, service_process
 from crossguard.core.settings import KafkaSettings
 from crossguard.core.topics import Topics, client_kwargs, create_topics
 from crossguard.pipeline.settings import PipelineSettings
@@ -277,7 +277,7 @@ class _Stream:
         try:
             asyncio.run(create_topics(self.kafka, self.bootstrap))
             self.text = start_text_server(self.repository, self.server_env)
-            self.worker = ManagedProcess(
+            self.worker = service_process(
                 f"bench-worker-{self.tag}",
                 "crossguard.pipeline",
                 {
@@ -289,9 +289,9 @@ class _Stream:
                     "CROSSGUARD_CONSISTENCY_ENDPOINT": "",
                     "CROSSGUARD_DATA_DIR": str(self.tmp / self.tag),
                     "CROSSGUARD_WEB_PORT": str(free_port()),
-                    "CROSSGUARD_LOG_LEVEL": "WARNING",
                     **self.worker_env,
                 },
+                log_level="WARNING",
             )
             self.worker.start(ready="READY")
         except BaseException:
