@@ -232,11 +232,12 @@ def bench() -> None:
 @click.option("--concurrency", default=16, show_default=True, help="Concurrent gRPC clients.")
 @click.option(
     "--precision",
-    type=click.Choice(["both", "auto", "fp32", "int8"]),
+    type=click.Choice(["both", "auto", "fp32", "int8", "fp16"]),
     default="both",
     show_default=True,
     help="Encoder variant(s) raw and the service run: both = fp32 then int8, each against the "
-    "naive PyTorch path of the same precision; auto = what the service would choose here.",
+    "naive PyTorch path of the same precision; fp16 = the optimizer-fused fp16 encoder (for "
+    "GPUs; against naive fp32); auto = what the service would choose here.",
 )
 def bench_text(seconds: float, concurrency: int, precision: str) -> None:
     """Raw onnxruntime vs the gRPC service vs naive PyTorch, one run, one machine."""
@@ -270,8 +271,8 @@ def eval_() -> None:
     type=click.Choice(["auto", "fp32", "int8", "fp16"]),
     default="auto",
     show_default=True,
-    help="Encoder variant: int8 (dynamically quantised) or fp32; auto = int8 on CPU, fp32 on "
-    "CUDA (as the service).",
+    help="Encoder variant: int8 (dynamically quantised), fp32 or fp16 (fused, for GPUs); auto = "
+    "int8 on CPU, on CUDA fp16 when its parity holds else fp32 (as the service).",
 )
 def eval_text(precision: str) -> None:
     """Per-category AUC, AUPRC, precision/recall at the policy thresholds."""
