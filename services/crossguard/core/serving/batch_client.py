@@ -12,6 +12,10 @@ different timeouts go in different batches: a batch's deadline is the earliest o
 deadlines (each counted from its own Classify call), so no item waits longer than it asked.
 Against a server without ClassifyBatch (UNIMPLEMENTED) the client falls back to one unary call
 per item from then on.
+
+Tracing: each batch call runs in a span "classify batch" in the trace of the item that opened
+the batch, linked to the span of every item in it (OpenTelemetry span links), so each item's
+trace leads to the call that classified it.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from opentelemetry import trace
 
 from crossguard.v1 import classifier_pb2
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("crossguard.serving.batch_client")
 
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
@@ -47,6 +53,7 @@ class _Waiting:
     request: classifier_pb2.ClassifyRequest
     future: asyncio.Future[classifier_pb2.ClassifyResponse]
     deadline: float | None  # loop time
+    span: trace.SpanContext  # the caller's span, linked from the batch call's
 
 
 @dataclass
@@ -87,7 +94,8 @@ class BatchingClassifierClient:
         group = self._groups.get(timeout)
         if group is None:
             group = self._groups[timeout] = _Group()
-        group.items.append(_Waiting(request, future, deadline))
+        span = trace.get_current_span().get_span_context()
+        group.items.append(_Waiting(request, future, deadline, span))
         if len(group.items) >= self.max_items:
             self._flush(timeout)
         elif group.timer is None:
@@ -114,10 +122,14 @@ class BatchingClassifierClient:
         batch = classifier_pb2.ClassifyBatchRequest(requests=[w.request for w in live])
         self.batches += 1
         self.items += len(live)
+        links = [trace.Link(w.span) for w in live if w.span.is_valid]
         try:
-            response: classifier_pb2.ClassifyBatchResponse = await self._stubs().ClassifyBatch(
-                batch, timeout=timeout
-            )
+            with tracer.start_as_current_span(
+                "classify batch", links=links, attributes={"crossguard.batch.items": len(live)}
+            ):
+                response: classifier_pb2.ClassifyBatchResponse = await self._stubs().ClassifyBatch(
+                    batch, timeout=timeout
+                )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNIMPLEMENTED and not self._unary:
                 log.warning("the classifier has no ClassifyBatch; sending one call per item")
