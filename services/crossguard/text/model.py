@@ -99,6 +99,11 @@ def encoder_variant(
     The entry's preprocessing["variants"] maps precision -> file. An entry without it (made by
     `crossguard models export`, or minilm-l6-encoder before version 3) has only model.onnx:
     used for "fp32" and "auto"; "int8" is a ModelError."""
+    if requested == "fp16":
+        raise ModelError(
+            f"the fp16 encoder is its own entry ({ENCODER_FP16}), not a variant of {entry_name}; "
+            "build it with `crossguard models build`"
+        )
     variants = preprocessing.get("variants")
     if not variants:
         if requested == "int8":
