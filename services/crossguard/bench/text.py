@@ -78,8 +78,15 @@ def service_config(env: dict[str, str] | None = None) -> dict[str, str]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+    cuda = serving.uses_cuda(settings)
+    settings = serving.for_device(settings)  # the GPU batch settings on CUDA
     text = settings.text
     threads = serving.intra_op_threads(settings)
+    sub_batch, max_padding = (
+        (text.gpu_sub_batch, text.gpu_max_padding)
+        if cuda
+        else (text.model_sub_batch, text.model_max_padding)
+    )
     return {
         "processes": str(serving.server_processes(settings)),
         "precision": text.encoder_precision,
@@ -88,8 +95,8 @@ def service_config(env: dict[str, str] | None = None) -> dict[str, str]:
         "workers": str(text.batch_workers),
         "ort_threads/worker": str(threads),
         "ort_spinning": str(text.onnx_spinning).lower(),
-        "sub_batch": str(text.model_sub_batch),
-        "max_padding": f"{text.model_max_padding:g}",
+        "sub_batch": str(sub_batch),
+        "max_padding": f"{max_padding:g}",
         "cpus": str(available_cpus()),
     }
 
