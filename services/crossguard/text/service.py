@@ -130,22 +130,28 @@ class TextClassifier(BatchedClassifier[TextParts, str, Probabilities]):
         at once, then evidence for the requests that need it (_evidence_categories)."""
         t_start = time.perf_counter()
         prepared: list[list[_Part] | Exception] = []
-        heavy: list[int] = []  # long requests: sanitised off the event loop
+        valid: list[int] = []
+        chars = 0
         for k, item in enumerate(items):
             try:
-                if self._validate(item.content_id, item.request) > _INLINE_SANITIZE_CHARS:
-                    heavy.append(k)
-                    prepared.append([])
-                else:
-                    prepared.append(self._prepare_checked(item.request))
+                chars += self._validate(item.content_id, item.request)
             except (InvalidInput, LimitExceeded) as exc:
                 prepared.append(exc)
-        if heavy:
-            done = await asyncio.to_thread(
-                lambda: [self._try_prepare(items[k].request) for k in heavy]
-            )
-            for k, got in zip(heavy, done, strict=True):
-                prepared[k] = got
+                continue
+            prepared.append([])
+            valid.append(k)
+
+        def prepare_valid() -> list[list[_Part] | Exception]:
+            return [self._try_prepare(items[k].request) for k in valid]
+
+        # Much text in all (one long request or many): sanitised off the event loop.
+        done = (
+            await asyncio.to_thread(prepare_valid)
+            if chars > _INLINE_SANITIZE_CHARS
+            else prepare_valid()
+        )
+        for k, got in zip(valid, done, strict=True):
+            prepared[k] = got
         t_prep = time.perf_counter()
 
         # One forward pass per chunk, all through the batcher (coalesced with other requests).
