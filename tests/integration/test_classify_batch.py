@@ -156,3 +156,16 @@ async def test_falls_back_to_unary_calls_without_classify_batch() -> None:
         await server.stop(0)
     assert len(first) == 3 and later.modality == taxonomy_pb2.MODALITY_TEXT
     assert client.batches == 1  # the one that found no ClassifyBatch; then unary calls
+
+
+async def test_items_with_other_deadlines_go_in_other_batches(endpoint: str) -> None:
+    async with grpc.aio.insecure_channel(endpoint) as channel:
+        stub = classifier_pb2_grpc.ClassifierServiceStub(channel)
+        client = BatchingClassifierClient(lambda: stub, max_items=8, max_delay=0.05)
+        calls = [
+            client.Classify(text_request(str(k), FRIENDLY), timeout=20 if k % 2 else 30)
+            for k in range(6)
+        ]
+        answers = await asyncio.gather(*calls)
+        await client.close()
+    assert len(answers) == 6 and client.batches == 2  # one per deadline, 3 items each
