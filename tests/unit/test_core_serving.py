@@ -6,13 +6,16 @@ the servicer is called directly)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import pytest
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from crossguard.core.errors import InvalidInput, NotReady
+from crossguard.core.classifier_metrics import ClassifierMetrics
+from crossguard.core.errors import InvalidInput, LimitExceeded, NotReady
 from crossguard.core.results import ClassifierResult, Modality, Score, TextSpanEvidence
 from crossguard.core.serving.classifier import BatchedClassifier
 from crossguard.core.serving.servicer import ClassifierServicer, part_id
@@ -20,6 +23,9 @@ from crossguard.core.serving.serving_settings import ServerSettings, ServingSett
 from crossguard.core.settings_doc import env_name
 from crossguard.core.taxonomy import Category, severity
 from crossguard.v1 import classifier_pb2, content_pb2
+
+if TYPE_CHECKING:
+    from conftest import MetricsCapture
 
 pytestmark = pytest.mark.unit
 
@@ -172,3 +178,102 @@ def test_shared_settings_read_and_name_the_modality_s_variables(
         assert (info.description or "").startswith(env_name(ShoutSettings, name)), name
     bound = ServerSettings(settings).with_port(5555)
     assert bound.grpc.port == 5555 and bound.service is settings
+
+
+class GatedShoutModel(ShoutModel):
+    """ShoutModel whose calls wait for `gate` (so callers queue up) and remember their texts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.calls: list[list[str]] = []
+
+    def predict(self, batch: Sequence[str]) -> list[Probabilities]:
+        self.gate.wait(timeout=10)
+        self.calls.append(list(batch))
+        return super().predict(batch)
+
+
+def batch_request(*requests: classifier_pb2.ClassifyRequest) -> classifier_pb2.ClassifyBatchRequest:
+    return classifier_pb2.ClassifyBatchRequest(requests=list(requests))
+
+
+async def test_a_batch_answers_each_item_with_its_result_or_its_own_error(
+    metrics_capture: Callable[[], MetricsCapture],
+) -> None:
+    capture = metrics_capture()
+    metrics = ClassifierMetrics("text", capture.meter())
+    classifier = ShoutClassifier(ShoutModel(), ShoutSettings(), Modality.TEXT, metrics=metrics)
+    servicer = ClassifierServicer(classifier, parse_shout, 8, asyncio.Event(), 4)
+    not_ready = await servicer.classify_batch(batch_request(request("x", "hi")))
+    assert not_ready.results[0].error.code == 14  # UNAVAILABLE, as a unary call
+
+    await classifier.start()
+    media = classifier_pb2.ClassifyRequest(
+        content_id="m", parts=[content_pb2.ContentPart(part_id="m0", media=content_pb2.Media())]
+    )
+    response = await servicer.classify_batch(
+        batch_request(request("a", "calm"), request("b"), media, request("d", "LOUD"))
+    )
+    assert [r.content_id for r in response.results] == ["a", "b", "m", "d"]
+    outcomes = [r.WhichOneof("outcome") for r in response.results]
+    assert outcomes == ["response", "error", "error", "response"]
+    assert response.results[1].error.code == 3 and "no parts" in response.results[1].error.message
+    assert "not text" in response.results[2].error.message
+    assert response.results[3].response.scores[0].score == 1.0
+    assert response.results[0].response.scores[0].score == 0.0
+
+    with pytest.raises(LimitExceeded, match="BATCH_CALL_MAX_ITEMS"):
+        await servicer.classify_batch(batch_request(*(request(str(k), "x") for k in range(5))))
+    await classifier.close()
+
+    points = capture.points()
+    # Two calls reached the classifier (1 item, then the 2 items that parsed): each item is a
+    # request with its own outcome.
+    assert [v for _, v in points["crossguard.classifier.call.items"]] == [2]
+    assert [v for _, v in points["crossguard.classifier.call.items.sum"]] == [3]
+    by_outcome = {a["outcome"]: v for a, v in points["crossguard.classifier.duration"]}
+    assert by_outcome == {"not_ready": 1, "ok": 2, "invalid": 2}
+
+
+async def test_batches_from_two_callers_meet_in_one_model_call() -> None:
+    model = GatedShoutModel()
+    classifier = ShoutClassifier(model, ShoutSettings(batch_max=16), Modality.TEXT)
+    await classifier.start()
+    servicer = ClassifierServicer(classifier, parse_shout, 8, asyncio.Event())
+    plug = asyncio.ensure_future(classifier.predict(["plug"]))  # holds the model's one worker
+    await asyncio.sleep(0.05)
+    first = asyncio.ensure_future(
+        servicer.classify_batch(batch_request(request("a1", "one"), request("a2", "TWO")))
+    )
+    second = asyncio.ensure_future(
+        servicer.classify_batch(batch_request(request("b1", "three"), request("b2", "FOUR")))
+    )
+    for _ in range(1000):  # both batches wait behind the plug
+        if classifier.batcher.queued >= 4:
+            break
+        await asyncio.sleep(0.01)
+    model.gate.set()
+    answers = await asyncio.gather(first, second, plug)
+    await classifier.close()
+    assert model.calls[1] == ["one", "TWO", "three", "FOUR"]  # one model call for both
+    assert [r.response.scores[0].score for r in answers[0].results] == [0.0, 1.0]
+    assert [r.response.scores[0].score for r in answers[1].results] == [0.0, 1.0]
+
+
+async def test_a_cancelled_batch_leaves_its_model_work_undone() -> None:
+    """The deadline covers the batch: when it passes, the call is cancelled and the items it
+    queued are dropped before they reach the model."""
+    model = GatedShoutModel()
+    classifier = ShoutClassifier(model, ShoutSettings(batch_max=16), Modality.TEXT)
+    await classifier.start()
+    servicer = ClassifierServicer(classifier, parse_shout, 8, asyncio.Event())
+    plug = asyncio.ensure_future(classifier.predict(["plug"]))
+    await asyncio.sleep(0.05)
+    late = batch_request(request("a", "one"), request("b", "two"))
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(servicer.classify_batch(late), timeout=0.1)
+    model.gate.set()
+    await plug
+    await classifier.close()
+    assert model.calls == [["plug"]]

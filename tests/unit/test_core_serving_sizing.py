@@ -40,7 +40,27 @@ def test_an_explicit_count_wins() -> None:
     assert server.default_intra_op_threads(2, server.cpus_per_process(settings(processes=2))) == 2
 
 
-def test_cuda_auto_is_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(server, "available_cpus", lambda: 8)
+def test_cuda_auto_is_a_few_front_ends_per_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(server, "uses_cuda", lambda _settings: True)
-    assert server.server_processes(settings()) == 1
+    for cpus, processes in ((2, 1), (8, 2), (16, 4), (64, 8)):
+        monkeypatch.setattr(server, "available_cpus", lambda cpus=cpus: cpus)
+        assert server.server_processes(settings()) == processes
+    gpu = TextServerSettings(text=TextServiceSettings(gpu_processes=3))
+    assert server.server_processes(gpu) == 3
+    assert server.server_processes(settings(processes=5)) == 5  # an explicit count wins
+
+
+def test_cuda_serves_with_the_gpu_batch_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from crossguard.text.server import build_model
+
+    plain = settings()
+    monkeypatch.setattr(server, "uses_cuda", lambda _settings: False)
+    assert server.for_device(plain) is plain
+    assert build_model(plain).sub_batch == 16  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(server, "uses_cuda", lambda _settings: True)
+    on_gpu = server.for_device(plain)
+    assert (on_gpu.text.batch_max, on_gpu.text.batch_workers) == (256, 2)
+    assert (plain.text.batch_max, plain.text.batch_workers) == (32, 1)  # not changed
+    model = build_model(on_gpu)
+    assert (model.sub_batch, model.max_padding) == (128, 0.5)  # type: ignore[attr-defined]

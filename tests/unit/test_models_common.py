@@ -22,6 +22,7 @@ def test_default_models_and_unknown_name(tmp_path: object) -> None:
         ("minilm-l6-encoder", "3"),
         ("profanity", "1"),
         ("text-heads", "3"),
+        ("minilm-l6-encoder-fp16", "3"),
     ]
     from pathlib import Path
 

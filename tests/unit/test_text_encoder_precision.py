@@ -36,11 +36,14 @@ def test_explicit_precision_wins_over_providers() -> None:
 
 def test_unknown_precision_is_refused() -> None:
     with pytest.raises(ModelError, match="not one of"):
-        resolve_precision("fp16", [CPU])
+        resolve_precision("bf16", [CPU])
     with pytest.raises(ModelError, match="not one of"):
-        encoder_variant(ENTRY, {}, "fp16", [CPU])
+        encoder_variant(ENTRY, {}, "bf16", [CPU])
     with pytest.raises(ModelError, match="not one of"):
         TextModel(precision="bf16")
+    # fp16 is an entry of its own (minilm-l6-encoder-fp16), never a variant of the fp32 one.
+    with pytest.raises(ModelError, match="its own entry"):
+        encoder_variant(ENTRY, {}, "fp16", [CPU])
 
 
 def test_entry_without_variants_serves_model_onnx_and_refuses_int8() -> None:
@@ -66,10 +69,12 @@ def test_setting_default_and_choices(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CROSSGUARD_TEXT_ENCODER_PRECISION", "int8")
     assert TextServiceSettings().encoder_precision == "int8"
     monkeypatch.setenv("CROSSGUARD_TEXT_ENCODER_PRECISION", "fp16")
+    assert TextServiceSettings().encoder_precision == "fp16"
+    monkeypatch.setenv("CROSSGUARD_TEXT_ENCODER_PRECISION", "bf16")
     with pytest.raises(ValueError, match="encoder_precision"):
         TextServiceSettings()
     field = TextServiceSettings.model_fields["encoder_precision"]
-    assert set(PRECISIONS) == {"auto", "fp32", "int8"}
+    assert set(PRECISIONS) == {"auto", "fp32", "int8", "fp16"}
     assert field.description and field.description.startswith("CROSSGUARD_TEXT_ENCODER_PRECISION")
 
 

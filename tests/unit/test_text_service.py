@@ -14,6 +14,8 @@ import pytest
 
 from crossguard.core.classifier_metrics import ClassifierMetrics
 from crossguard.core.errors import InvalidInput, LimitExceeded, NotReady
+from crossguard.core.results import ClassifierResult
+from crossguard.core.serving.classifier import BatchItem
 from crossguard.core.taxonomy import Category, severity
 from crossguard.text.service import TextClassifier
 from crossguard.text.settings import TextServiceSettings
@@ -440,3 +442,58 @@ async def test_requests_and_model_calls_are_measured(
     assert got["crossguard.classifier.batch.size"] == [({"modality": "text"}, len(model.batches))]
     assert got["crossguard.classifier.batch.size.sum"] == [({"modality": "text"}, 3)]
     assert "crossguard.classifier.queue.depth" not in got  # closed: its queue is not watched
+
+
+# --- batches and evidence on demand ----------------------------------------------------------
+
+
+async def test_a_batch_scores_every_chunk_at_once_and_keeps_errors_per_item(
+    make_classifier: ClassifierFactory,
+) -> None:
+    clf = await started(make_classifier, max_part_chars=100, max_total_chars=100)
+    outcomes = await clf.classify_batch(
+        [
+            BatchItem("a", [("t", "have a lovely day")]),
+            BatchItem("b", [("t", " \x00 ")]),
+            BatchItem("c", [("t", "x" * 101)]),
+            BatchItem("d", [("t", "you idiot")]),
+        ]
+    )
+    assert isinstance(outcomes[1], InvalidInput) and isinstance(outcomes[2], LimitExceeded)
+    good = [o for o in outcomes if isinstance(o, ClassifierResult)]
+    assert [max(s.score for s in r.scores) for r in good] == [0.01, 0.8]
+    # The two good items' texts went to the model together.
+    assert clf.model.batches[0] == 2  # type: ignore[attr-defined]
+    await clf.close()
+
+
+async def test_evidence_only_for_items_that_need_it(make_classifier: ClassifierFactory) -> None:
+    clf = await started(make_classifier)
+    calm = [BatchItem(f"calm{k}", [("t", "have a lovely day, my friend")]) for k in range(3)]
+    outcomes = await clf.classify_batch([*calm, BatchItem("bad", [("t", "I will kill you")])])
+    results = [o for o in outcomes if isinstance(o, ClassifierResult)]
+    assert [bool(r.evidence) for r in results] == [False, False, False, True]
+    seen = clf.model.seen  # type: ignore[attr-defined]
+    assert seen.count("have a lovely day, my friend") == 3  # calm items: one pass each
+    assert len(seen) > 4  # the flagged item's occluded variants
+
+    # A caller that asks (max_evidence > 0) gets evidence work whatever the scores.
+    seen.clear()
+    (asked,) = await clf.classify_batch([BatchItem("q", [("t", "lovely day")], max_evidence=3)])
+    assert isinstance(asked, ClassifierResult) and len(seen) > 1
+    await clf.close()
+
+
+async def test_evidence_threshold_below_the_model_threshold(
+    make_classifier: ClassifierFactory,
+) -> None:
+    """An item scoring between the evidence threshold and its category's threshold (one the
+    policy may escalate) gets evidence; one below both does not."""
+    clf = make_classifier(evidence_threshold=0.85)
+    clf.model.thresholds = dict.fromkeys(KeywordModel.categories, 0.95)  # type: ignore[attr-defined]
+    await clf.start()
+    kill = await clf.classify("k", [("t", "I will kill you")])  # violence 0.9
+    idiot = await clf.classify("i", [("t", "you are an idiot")])  # harassment 0.8
+    assert {e.category for e in kill.evidence} == {Category.VIOLENCE}
+    assert idiot.evidence == []
+    await clf.close()

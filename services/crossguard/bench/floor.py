@@ -73,6 +73,18 @@ class FloorServicer:
         await self.pacer.wait()
         return self.answer
 
+    async def classify_batch_bytes(
+        self, raw: bytes, context: Any
+    ) -> classifier_pb2.ClassifyBatchResponse:
+        batch = parse(classifier_pb2.ClassifyBatchRequest, raw)
+        await asyncio.gather(*(self.pacer.wait() for _ in batch.requests))
+        return classifier_pb2.ClassifyBatchResponse(
+            results=[
+                classifier_pb2.ClassifyBatchResult(content_id=r.content_id, response=self.answer)
+                for r in batch.requests
+            ]
+        )
+
     async def classify_stream(
         self, requests: AsyncIterator[bytes], context: Any
     ) -> AsyncIterator[classifier_pb2.ClassifyStreamResponse]:

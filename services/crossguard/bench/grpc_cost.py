@@ -49,6 +49,7 @@ class GrpcCost:
     concurrency: int
     stream: bool = False  # measured over ClassifyStream (one stream per client)
     floor: bool = False  # grpc.aio alone, a fixed answer (no servicer, interceptors, batcher)
+    batch: int = 0  # measured over ClassifyBatch calls of this many items (costs per item)
 
     @property
     def total_ms(self) -> float:
@@ -70,11 +71,11 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _tree_cpu_seconds(pid: int) -> float:
+def tree_cpu_seconds(pid: int) -> float:
     """CPU seconds of a process and all its descendants (the server processes under their
     supervisor, and anything they start)."""
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return _cpu_seconds(pid) + sum(_tree_cpu_seconds(int(c)) for c in children)
+    return _cpu_seconds(pid) + sum(tree_cpu_seconds(int(c)) for c in children)
 
 
 def measure_grpc_cost(
@@ -85,11 +86,13 @@ def measure_grpc_cost(
     env: dict[str, str] | None = None,
     stream: bool = False,
     floor: bool = False,
+    batch: int = 0,
 ) -> GrpcCost:
     """Start the server over ConstantModel(seconds_per_text) with the service's `env` (with
     `floor`, the bare grpc.aio server instead), drive it with `concurrency` clients (unary
-    calls, or with `stream` one ClassifyStream each) for `seconds` after a warm-up, and return
-    the CPU per request on both sides (Linux /proc)."""
+    calls, with `stream` one ClassifyStream each, or with `batch` ClassifyBatch calls of that
+    many items) for `seconds` after a warm-up, and return the CPU per request (per item of a
+    batch) on both sides (Linux /proc)."""
     server = start_server(
         "text-grpc-cost",
         "crossguard.bench.grpc_cost",
@@ -102,14 +105,19 @@ def measure_grpc_cost(
         timeout=60,
     )
     try:
-        measure_service(server.port, texts, 1.0, concurrency, warmup=0.5, stream=stream)
+        measure_service(
+            server.port, texts, 1.0, concurrency, warmup=0.5, stream=stream, batch=batch
+        )
         # The CPU window also holds the clients' connecting (16 channels, a few ms of CPU).
-        server0, client0 = _tree_cpu_seconds(server.pid), time.process_time()
-        row = measure_service(server.port, texts, seconds, concurrency, warmup=0.0, stream=stream)
-        server1, client1 = _tree_cpu_seconds(server.pid), time.process_time()
+        server0, client0 = tree_cpu_seconds(server.pid), time.process_time()
+        row = measure_service(
+            server.port, texts, seconds, concurrency, warmup=0.0, stream=stream, batch=batch
+        )
+        server1, client1 = tree_cpu_seconds(server.pid), time.process_time()
     finally:
         server.stop()
-    requests = len(row.latencies)  # the requests answered in the measured window
+    # The requests (batch items) answered in the measured window.
+    requests = len(row.latencies) * max(1, batch)
     return GrpcCost(
         requests_per_s=row.items_per_s,
         server_ms=(server1 - server0) / requests * 1000.0,
@@ -117,6 +125,7 @@ def measure_grpc_cost(
         concurrency=concurrency,
         stream=stream,
         floor=floor,
+        batch=batch,
     )
 
 

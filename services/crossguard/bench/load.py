@@ -1,5 +1,6 @@
 """A reusable gRPC load generator for ClassifierService: closed-loop clients over unary
-Classify or ClassifyStream against a server on a loopback port, and the rows it measures.
+Classify, ClassifyStream or ClassifyBatch (`batch` items per call) against a server on a
+loopback port, and the rows it measures.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from crossguard.core.processes import ManagedProcess, service_process
-from crossguard.core.serving.servicer import CLASSIFY, CLASSIFY_STREAM
+from crossguard.core.serving.servicer import CLASSIFY, CLASSIFY_BATCH, CLASSIFY_STREAM
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,9 @@ def start_server(
     return server
 
 
-def classify_requests(texts: Sequence[str], stream: bool = False) -> list[bytes]:
+def classify_requests(texts: Sequence[str], stream: bool = False, batch: int = 0) -> list[bytes]:
+    """Serialised requests: ClassifyRequest each, ClassifyStreamRequest with `stream`, or
+    ClassifyBatchRequest of `batch` texts each."""
     from crossguard.v1 import classifier_pb2, content_pb2
 
     requests = [
@@ -44,6 +47,13 @@ def classify_requests(texts: Sequence[str], stream: bool = False) -> list[bytes]
         )
         for i, t in enumerate(texts)
     ]
+    if batch:
+        return [
+            classifier_pb2.ClassifyBatchRequest(
+                requests=[requests[(k + j) % len(requests)] for j in range(batch)]
+            ).SerializeToString()
+            for k in range(0, len(requests), batch)
+        ]
     if stream:
         return [
             classifier_pb2.ClassifyStreamRequest(request=r).SerializeToString() for r in requests
@@ -58,10 +68,12 @@ async def _drive(
     concurrency: int,
     warmup: float,
     stream: bool = False,
+    batch: int = 0,
 ) -> tuple[float, list[float]]:
     """`concurrency` closed-loop clients, one request in flight each: unary Classify calls, or
-    with `stream` one ClassifyStream per client carrying its requests one after another.
-    Returns the measured seconds and the latency of every request answered in them."""
+    with `stream` one ClassifyStream per client carrying its requests one after another, or
+    with `batch` ClassifyBatch calls (the payloads are batches). Returns the measured seconds
+    and the latency of every call answered in them."""
     import grpc
 
     # Pre-serialised requests and undecoded responses: the client's CPU (same machine) stays
@@ -74,7 +86,7 @@ async def _drive(
         )
         for _ in range(concurrency)
     ]
-    calls = [ch.unary_unary(CLASSIFY) for ch in channels]
+    calls = [ch.unary_unary(CLASSIFY_BATCH if batch else CLASSIFY) for ch in channels]
     streams = [ch.stream_stream(CLASSIFY_STREAM) for ch in channels]
     latencies: list[float] = []
     counter = 0
@@ -139,14 +151,18 @@ def measure_service(
     concurrency: int,
     warmup: float = 1.5,
     stream: bool = False,
+    batch: int = 0,
 ) -> BenchRow:
+    """Closed-loop load (see _drive); items/s counts `batch` items per ClassifyBatch call and
+    the latencies are per call."""
+    payloads = classify_requests(texts, stream, batch)
     elapsed, latencies = asyncio.run(
-        _drive(port, classify_requests(texts, stream), seconds, concurrency, warmup, stream)
+        _drive(port, payloads, seconds, concurrency, warmup, stream, batch)
     )
     lat = np.asarray(latencies) * 1000.0
     return BenchRow(
-        name="service-stream" if stream else "service",
-        items_per_s=len(lat) / elapsed,
+        name="service-stream" if stream else "service-batch" if batch else "service",
+        items_per_s=len(lat) * max(1, batch) / elapsed,
         p50_ms=float(np.percentile(lat, 50)) if len(lat) else None,
         p99_ms=float(np.percentile(lat, 99)) if len(lat) else None,
         note=f"{concurrency} clients",

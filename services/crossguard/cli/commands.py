@@ -323,6 +323,19 @@ def run_eval_fusion(write_config: Path | None, holdout: bool, cache: Path) -> in
     return 0
 
 
+def run_bench_pipeline(items: int, batch_items: int, agent_concurrency: int) -> int:
+    from crossguard.bench.pipeline import print_pipeline_bench, run_pipeline_bench
+    from crossguard.core.model_repository import ModelRepository
+
+    _ensure_models()
+    repo = ModelRepository(ModelSettings().model_repository)
+    bench = run_pipeline_bench(
+        repo, items=items, batch_items=batch_items, agent_concurrency=agent_concurrency
+    )
+    print_pipeline_bench(bench, console)
+    return 0
+
+
 def run_eval_text(precision: str = "auto") -> int:
     from crossguard.core.model_repository import ModelRepository
     from crossguard.core.taxonomy import Category

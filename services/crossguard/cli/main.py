@@ -232,17 +232,32 @@ def bench() -> None:
 @click.option("--concurrency", default=16, show_default=True, help="Concurrent gRPC clients.")
 @click.option(
     "--precision",
-    type=click.Choice(["both", "auto", "fp32", "int8"]),
+    type=click.Choice(["both", "auto", "fp32", "int8", "fp16"]),
     default="both",
     show_default=True,
     help="Encoder variant(s) raw and the service run: both = fp32 then int8, each against the "
-    "naive PyTorch path of the same precision; auto = what the service would choose here.",
+    "naive PyTorch path of the same precision; fp16 = the optimizer-fused fp16 encoder (for "
+    "GPUs; against naive fp32); auto = what the service would choose here.",
 )
 def bench_text(seconds: float, concurrency: int, precision: str) -> None:
     """Raw onnxruntime vs the gRPC service vs naive PyTorch, one run, one machine."""
     from crossguard.cli.commands import run_bench_text
 
     sys.exit(run_bench_text(seconds, concurrency, precision))
+
+
+@bench.command("pipeline")
+@click.option("--items", default=1000, show_default=True, help="Labeled texts at full load.")
+@click.option("--batch-items", default=64, show_default=True, help="Items per ClassifyBatch call.")
+@click.option(
+    "--agent-concurrency", default=128, show_default=True, help="The worker's concurrent items."
+)
+def bench_pipeline(items: int, batch_items: int, agent_concurrency: int) -> None:
+    """The whole text stream (broker, worker, text service): items/s, end-to-end latency at
+    full and half load, raw predict, the classifier's CPU per item besides the model."""
+    from crossguard.cli.commands import run_bench_pipeline
+
+    sys.exit(run_bench_pipeline(items, batch_items, agent_concurrency))
 
 
 @cli.group("eval")
@@ -253,11 +268,11 @@ def eval_() -> None:
 @eval_.command("text")
 @click.option(
     "--precision",
-    type=click.Choice(["auto", "fp32", "int8"]),
+    type=click.Choice(["auto", "fp32", "int8", "fp16"]),
     default="auto",
     show_default=True,
-    help="Encoder variant: int8 (dynamically quantised) or fp32; auto = int8 on CPU, fp32 on "
-    "CUDA (as the service).",
+    help="Encoder variant: int8 (dynamically quantised), fp32 or fp16 (fused, for GPUs); auto = "
+    "int8 on CPU, on CUDA fp16 when its parity holds else fp32 (as the service).",
 )
 def eval_text(precision: str) -> None:
     """Per-category AUC, AUPRC, precision/recall at the policy thresholds."""

@@ -79,6 +79,13 @@ class EmbeddedBroker:
         return f"{self.host}:{self.port}"
 
     @property
+    def pid(self) -> int:
+        """tansu's pid while started (for /proc readings such as its CPU time)."""
+        if self._proc is None:
+            raise RuntimeError("broker not started")
+        return self._proc.pid
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 

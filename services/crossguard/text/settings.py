@@ -89,6 +89,17 @@ class TextServiceSettings(ServingSettings):
         description="CROSSGUARD_TEXT_EVIDENCE_PASSES: most extra model forward passes (occluded "
         "variants) spent on evidence per request; 0 disables evidence.",
     )
+    evidence_threshold: float = Field(
+        default=0.3,
+        ge=0.0,
+        le=1.0,
+        description="CROSSGUARD_TEXT_EVIDENCE_THRESHOLD: evidence (extra model passes) is "
+        "computed only for items with a category scoring at or above this or its own "
+        "threshold, whichever is lower, unless the request asks for it (max_evidence > 0); "
+        "default 0.3, the lowest escalate threshold of the default policy, so every item the "
+        "policy may escalate carries evidence for review. Set it to the lowest escalate "
+        "threshold of your policy.",
+    )
     default_evidence: int = Field(
         default=5,
         ge=0,
@@ -117,12 +128,14 @@ class TextServiceSettings(ServingSettings):
     )
 
     # --- model -------------------------------------------------------------------------------
-    encoder_precision: Literal["auto", "fp32", "int8"] = Field(
+    encoder_precision: Literal["auto", "fp32", "int8", "fp16"] = Field(
         default="auto",
         description="CROSSGUARD_TEXT_ENCODER_PRECISION: which MiniLM encoder variant to serve: "
         "int8 (dynamically quantised, about 2x faster on CPU; validation 'any' AUPRC 0.860 vs "
-        "0.858 with fp32), fp32, or auto = int8 unless the onnxruntime providers include CUDA "
-        "(then fp32: the int8 kernels are CPU-only). The same text heads serve both.",
+        "0.858 with fp32), fp32, fp16 (fused by onnxruntime's transformer optimizer, for GPUs; "
+        "entry minilm-l6-encoder-fp16), or auto = int8 unless the onnxruntime providers include "
+        "CUDA, then fp16 when its entry's recorded parity with fp32 holds, else fp32 (the int8 "
+        "kernels are CPU-only). The same text heads serve all.",
     )
 
     # --- micro-batching ----------------------------------------------------------------------
@@ -147,6 +160,20 @@ class TextServiceSettings(ServingSettings):
         description="CROSSGUARD_TEXT_MODEL_MAX_PADDING: most padding tokens per real token in one "
         "onnxruntime call (on 2 CPU cores, 0.1-0.25 was best; 0.5 ~15% slower; fixed "
         "sub-batches of 8 ~25% slower at batch 16, ~35% at batch 4).",
+    )
+    gpu_sub_batch: int = Field(
+        default=128,
+        ge=1,
+        description="CROSSGUARD_TEXT_GPU_SUB_BATCH: on CUDA, most texts per onnxruntime call "
+        "(instead of CROSSGUARD_TEXT_MODEL_SUB_BATCH): a GPU wants large calls; texts are still "
+        "sorted by token length and cut where padding would exceed "
+        "CROSSGUARD_TEXT_GPU_MAX_PADDING (length buckets).",
+    )
+    gpu_max_padding: float = Field(
+        default=0.5,
+        ge=0.0,
+        description="CROSSGUARD_TEXT_GPU_MAX_PADDING: on CUDA, most padding tokens per real "
+        "token in one onnxruntime call (padding costs a GPU less than a smaller call).",
     )
     onnx_spinning: bool = Field(
         default=False,

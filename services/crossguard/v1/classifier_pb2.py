@@ -26,37 +26,43 @@ from crossguard.v1 import content_pb2 as crossguard_dot_v1_dot_content__pb2
 from crossguard.v1 import taxonomy_pb2 as crossguard_dot_v1_dot_taxonomy__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63rossguard/v1/classifier.proto\x12\rcrossguard.v1\x1a\x1b\x63rossguard/v1/content.proto\x1a\x1c\x63rossguard/v1/taxonomy.proto\"H\n\x15\x43lassifyStreamRequest\x12/\n\x07request\x18\x01 \x01(\x0b\x32\x1e.crossguard.v1.ClassifyRequest\".\n\rClassifyError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x9b\x01\n\x16\x43lassifyStreamResponse\x12\x12\n\ncontent_id\x18\x01 \x01(\t\x12\x33\n\x08response\x18\x02 \x01(\x0b\x32\x1f.crossguard.v1.ClassifyResponseH\x00\x12-\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1c.crossguard.v1.ClassifyErrorH\x00\x42\t\n\x07outcome\"v\n\x0f\x43lassifyRequest\x12\x12\n\ncontent_id\x18\x01 \x01(\t\x12)\n\x05parts\x18\x02 \x03(\x0b\x32\x1a.crossguard.v1.ContentPart\x12\x0e\n\x06locale\x18\x03 \x01(\t\x12\x14\n\x0cmax_evidence\x18\x04 \x01(\r\"4\n\x08TextSpan\x12\r\n\x05start\x18\x01 \x01(\r\x12\x0b\n\x03\x65nd\x18\x02 \x01(\r\x12\x0c\n\x04text\x18\x03 \x01(\t\"B\n\x0bImageRegion\x12\t\n\x01x\x18\x01 \x01(\r\x12\t\n\x01y\x18\x02 \x01(\r\x12\r\n\x05width\x18\x03 \x01(\r\x12\x0e\n\x06height\x18\x04 \x01(\r\".\n\nAudioRange\x12\x10\n\x08start_ms\x18\x01 \x01(\r\x12\x0e\n\x06\x65nd_ms\x18\x02 \x01(\r\"=\n\tHashMatch\x12\x0c\n\x04\x62\x61nk\x18\x01 \x01(\t\x12\x10\n\x08\x64istance\x18\x02 \x01(\r\x12\x10\n\x08\x65ntry_id\x18\x03 \x01(\t\"\xc1\x02\n\x08\x45vidence\x12\x0f\n\x07part_id\x18\x01 \x01(\t\x12)\n\x08\x63\x61tegory\x18\x02 \x01(\x0e\x32\x17.crossguard.v1.Category\x12\x0e\n\x06weight\x18\x03 \x01(\x02\x12\'\n\x04span\x18\x04 \x01(\x0b\x32\x17.crossguard.v1.TextSpanH\x00\x12,\n\x06region\x18\x05 \x01(\x0b\x32\x1a.crossguard.v1.ImageRegionH\x00\x12/\n\ntime_range\x18\x06 \x01(\x0b\x32\x19.crossguard.v1.AudioRangeH\x00\x12\x14\n\x0c\x64\x65rived_text\x18\x07 \x01(\t\x12\x11\n\thash_bank\x18\x08 \x01(\t\x12,\n\nhash_match\x18\t \x01(\x0b\x32\x18.crossguard.v1.HashMatchB\n\n\x08location\"*\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\",\n\x0bStageTiming\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0e\n\x06millis\x18\x02 \x01(\x02\"\xed\x01\n\x10\x43lassifyResponse\x12)\n\x08modality\x18\x01 \x01(\x0e\x32\x17.crossguard.v1.Modality\x12,\n\x06scores\x18\x02 \x03(\x0b\x32\x1c.crossguard.v1.CategoryScore\x12)\n\x08\x65vidence\x18\x03 \x03(\x0b\x32\x17.crossguard.v1.Evidence\x12(\n\x06models\x18\x04 \x03(\x0b\x32\x18.crossguard.v1.ModelInfo\x12+\n\x07timings\x18\x05 \x03(\x0b\x32\x1a.crossguard.v1.StageTiming2\xc3\x01\n\x11\x43lassifierService\x12K\n\x08\x43lassify\x12\x1e.crossguard.v1.ClassifyRequest\x1a\x1f.crossguard.v1.ClassifyResponse\x12\x61\n\x0e\x43lassifyStream\x12$.crossguard.v1.ClassifyStreamRequest\x1a%.crossguard.v1.ClassifyStreamResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63rossguard/v1/classifier.proto\x12\rcrossguard.v1\x1a\x1b\x63rossguard/v1/content.proto\x1a\x1c\x63rossguard/v1/taxonomy.proto\"H\n\x14\x43lassifyBatchRequest\x12\x30\n\x08requests\x18\x01 \x03(\x0b\x32\x1e.crossguard.v1.ClassifyRequest\"\x98\x01\n\x13\x43lassifyBatchResult\x12\x12\n\ncontent_id\x18\x01 \x01(\t\x12\x33\n\x08response\x18\x02 \x01(\x0b\x32\x1f.crossguard.v1.ClassifyResponseH\x00\x12-\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1c.crossguard.v1.ClassifyErrorH\x00\x42\t\n\x07outcome\"L\n\x15\x43lassifyBatchResponse\x12\x33\n\x07results\x18\x01 \x03(\x0b\x32\".crossguard.v1.ClassifyBatchResult\"H\n\x15\x43lassifyStreamRequest\x12/\n\x07request\x18\x01 \x01(\x0b\x32\x1e.crossguard.v1.ClassifyRequest\".\n\rClassifyError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x9b\x01\n\x16\x43lassifyStreamResponse\x12\x12\n\ncontent_id\x18\x01 \x01(\t\x12\x33\n\x08response\x18\x02 \x01(\x0b\x32\x1f.crossguard.v1.ClassifyResponseH\x00\x12-\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1c.crossguard.v1.ClassifyErrorH\x00\x42\t\n\x07outcome\"v\n\x0f\x43lassifyRequest\x12\x12\n\ncontent_id\x18\x01 \x01(\t\x12)\n\x05parts\x18\x02 \x03(\x0b\x32\x1a.crossguard.v1.ContentPart\x12\x0e\n\x06locale\x18\x03 \x01(\t\x12\x14\n\x0cmax_evidence\x18\x04 \x01(\r\"4\n\x08TextSpan\x12\r\n\x05start\x18\x01 \x01(\r\x12\x0b\n\x03\x65nd\x18\x02 \x01(\r\x12\x0c\n\x04text\x18\x03 \x01(\t\"B\n\x0bImageRegion\x12\t\n\x01x\x18\x01 \x01(\r\x12\t\n\x01y\x18\x02 \x01(\r\x12\r\n\x05width\x18\x03 \x01(\r\x12\x0e\n\x06height\x18\x04 \x01(\r\".\n\nAudioRange\x12\x10\n\x08start_ms\x18\x01 \x01(\r\x12\x0e\n\x06\x65nd_ms\x18\x02 \x01(\r\"=\n\tHashMatch\x12\x0c\n\x04\x62\x61nk\x18\x01 \x01(\t\x12\x10\n\x08\x64istance\x18\x02 \x01(\r\x12\x10\n\x08\x65ntry_id\x18\x03 \x01(\t\"\xc1\x02\n\x08\x45vidence\x12\x0f\n\x07part_id\x18\x01 \x01(\t\x12)\n\x08\x63\x61tegory\x18\x02 \x01(\x0e\x32\x17.crossguard.v1.Category\x12\x0e\n\x06weight\x18\x03 \x01(\x02\x12\'\n\x04span\x18\x04 \x01(\x0b\x32\x17.crossguard.v1.TextSpanH\x00\x12,\n\x06region\x18\x05 \x01(\x0b\x32\x1a.crossguard.v1.ImageRegionH\x00\x12/\n\ntime_range\x18\x06 \x01(\x0b\x32\x19.crossguard.v1.AudioRangeH\x00\x12\x14\n\x0c\x64\x65rived_text\x18\x07 \x01(\t\x12\x11\n\thash_bank\x18\x08 \x01(\t\x12,\n\nhash_match\x18\t \x01(\x0b\x32\x18.crossguard.v1.HashMatchB\n\n\x08location\"*\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\",\n\x0bStageTiming\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0e\n\x06millis\x18\x02 \x01(\x02\"\xed\x01\n\x10\x43lassifyResponse\x12)\n\x08modality\x18\x01 \x01(\x0e\x32\x17.crossguard.v1.Modality\x12,\n\x06scores\x18\x02 \x03(\x0b\x32\x1c.crossguard.v1.CategoryScore\x12)\n\x08\x65vidence\x18\x03 \x03(\x0b\x32\x17.crossguard.v1.Evidence\x12(\n\x06models\x18\x04 \x03(\x0b\x32\x18.crossguard.v1.ModelInfo\x12+\n\x07timings\x18\x05 \x03(\x0b\x32\x1a.crossguard.v1.StageTiming2\x9f\x02\n\x11\x43lassifierService\x12K\n\x08\x43lassify\x12\x1e.crossguard.v1.ClassifyRequest\x1a\x1f.crossguard.v1.ClassifyResponse\x12\x61\n\x0e\x43lassifyStream\x12$.crossguard.v1.ClassifyStreamRequest\x1a%.crossguard.v1.ClassifyStreamResponse(\x01\x30\x01\x12Z\n\rClassifyBatch\x12#.crossguard.v1.ClassifyBatchRequest\x1a$.crossguard.v1.ClassifyBatchResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crossguard.v1.classifier_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CLASSIFYSTREAMREQUEST']._serialized_start=108
-  _globals['_CLASSIFYSTREAMREQUEST']._serialized_end=180
-  _globals['_CLASSIFYERROR']._serialized_start=182
-  _globals['_CLASSIFYERROR']._serialized_end=228
-  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_start=231
-  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_end=386
-  _globals['_CLASSIFYREQUEST']._serialized_start=388
-  _globals['_CLASSIFYREQUEST']._serialized_end=506
-  _globals['_TEXTSPAN']._serialized_start=508
-  _globals['_TEXTSPAN']._serialized_end=560
-  _globals['_IMAGEREGION']._serialized_start=562
-  _globals['_IMAGEREGION']._serialized_end=628
-  _globals['_AUDIORANGE']._serialized_start=630
-  _globals['_AUDIORANGE']._serialized_end=676
-  _globals['_HASHMATCH']._serialized_start=678
-  _globals['_HASHMATCH']._serialized_end=739
-  _globals['_EVIDENCE']._serialized_start=742
-  _globals['_EVIDENCE']._serialized_end=1063
-  _globals['_MODELINFO']._serialized_start=1065
-  _globals['_MODELINFO']._serialized_end=1107
-  _globals['_STAGETIMING']._serialized_start=1109
-  _globals['_STAGETIMING']._serialized_end=1153
-  _globals['_CLASSIFYRESPONSE']._serialized_start=1156
-  _globals['_CLASSIFYRESPONSE']._serialized_end=1393
-  _globals['_CLASSIFIERSERVICE']._serialized_start=1396
-  _globals['_CLASSIFIERSERVICE']._serialized_end=1591
+  _globals['_CLASSIFYBATCHREQUEST']._serialized_start=108
+  _globals['_CLASSIFYBATCHREQUEST']._serialized_end=180
+  _globals['_CLASSIFYBATCHRESULT']._serialized_start=183
+  _globals['_CLASSIFYBATCHRESULT']._serialized_end=335
+  _globals['_CLASSIFYBATCHRESPONSE']._serialized_start=337
+  _globals['_CLASSIFYBATCHRESPONSE']._serialized_end=413
+  _globals['_CLASSIFYSTREAMREQUEST']._serialized_start=415
+  _globals['_CLASSIFYSTREAMREQUEST']._serialized_end=487
+  _globals['_CLASSIFYERROR']._serialized_start=489
+  _globals['_CLASSIFYERROR']._serialized_end=535
+  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_start=538
+  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_end=693
+  _globals['_CLASSIFYREQUEST']._serialized_start=695
+  _globals['_CLASSIFYREQUEST']._serialized_end=813
+  _globals['_TEXTSPAN']._serialized_start=815
+  _globals['_TEXTSPAN']._serialized_end=867
+  _globals['_IMAGEREGION']._serialized_start=869
+  _globals['_IMAGEREGION']._serialized_end=935
+  _globals['_AUDIORANGE']._serialized_start=937
+  _globals['_AUDIORANGE']._serialized_end=983
+  _globals['_HASHMATCH']._serialized_start=985
+  _globals['_HASHMATCH']._serialized_end=1046
+  _globals['_EVIDENCE']._serialized_start=1049
+  _globals['_EVIDENCE']._serialized_end=1370
+  _globals['_MODELINFO']._serialized_start=1372
+  _globals['_MODELINFO']._serialized_end=1414
+  _globals['_STAGETIMING']._serialized_start=1416
+  _globals['_STAGETIMING']._serialized_end=1460
+  _globals['_CLASSIFYRESPONSE']._serialized_start=1463
+  _globals['_CLASSIFYRESPONSE']._serialized_end=1700
+  _globals['_CLASSIFIERSERVICE']._serialized_start=1703
+  _globals['_CLASSIFIERSERVICE']._serialized_end=1990
 # @@protoc_insertion_point(module_scope)

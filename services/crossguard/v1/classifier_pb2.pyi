@@ -21,6 +21,82 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class ClassifyBatchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClassifyRequest]: ...
+    def __init__(
+        self,
+        *,
+        requests: _abc.Iterable[Global___ClassifyRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClassifyBatchRequest: _TypeAlias = ClassifyBatchRequest  # noqa: Y015
+
+@_typing.final
+class ClassifyBatchResult(_message.Message):
+    """The outcome of one request of a batch: its response, or what a unary call would have ended
+    with.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTENT_ID_FIELD_NUMBER: _builtins.int
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    content_id: _builtins.str
+    """The request's content_id."""
+    @_builtins.property
+    def response(self) -> Global___ClassifyResponse: ...
+    @_builtins.property
+    def error(self) -> Global___ClassifyError: ...
+    def __init__(
+        self,
+        *,
+        content_id: _builtins.str = ...,
+        response: Global___ClassifyResponse | None = ...,
+        error: Global___ClassifyError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "outcome", b"outcome", "response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_id", b"content_id", "error", b"error", "outcome", b"outcome", "response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["response", "error"]  # noqa: Y015
+    _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_outcome) -> _WhichOneofReturnType_outcome | None: ...
+
+Global___ClassifyBatchResult: _TypeAlias = ClassifyBatchResult  # noqa: Y015
+
+@_typing.final
+class ClassifyBatchResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClassifyBatchResult]:
+        """One per request, in the requests' order."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___ClassifyBatchResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClassifyBatchResponse: _TypeAlias = ClassifyBatchResponse  # noqa: Y015
+
+@_typing.final
 class ClassifyStreamRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -106,7 +182,11 @@ class ClassifyRequest(_message.Message):
     content_id: _builtins.str
     locale: _builtins.str
     max_evidence: _builtins.int
-    """Cap on evidence returned (0 = server default)."""
+    """Cap on evidence returned (0 = server default). Evidence costs extra model passes, so a
+    service computes it only for items that need it (e.g. the text service: a score at or
+    above its evidence threshold, CROSSGUARD_TEXT_EVIDENCE_THRESHOLD) unless the caller asks:
+    max_evidence > 0 asks for evidence whatever the scores.
+    """
     @_builtins.property
     def parts(self) -> _containers.RepeatedCompositeFieldContainer[_content_pb2.ContentPart]:
         """The parts of the item this classifier's modality handles."""

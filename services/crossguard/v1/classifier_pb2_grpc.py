@@ -45,6 +45,11 @@ class ClassifierServiceStub:
                 request_serializer=crossguard_dot_v1_dot_classifier__pb2.ClassifyStreamRequest.SerializeToString,
                 response_deserializer=crossguard_dot_v1_dot_classifier__pb2.ClassifyStreamResponse.FromString,
                 _registered_method=True)
+        self.ClassifyBatch = channel.unary_unary(
+                '/crossguard.v1.ClassifierService/ClassifyBatch',
+                request_serializer=crossguard_dot_v1_dot_classifier__pb2.ClassifyBatchRequest.SerializeToString,
+                response_deserializer=crossguard_dot_v1_dot_classifier__pb2.ClassifyBatchResponse.FromString,
+                _registered_method=True)
 
 
 class ClassifierServiceServicer:
@@ -73,6 +78,19 @@ class ClassifierServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ClassifyBatch(self, request, context):
+        """Many items in one call, the unit for a pipeline that holds many items at once: far less
+        gRPC and Python work per item than a unary call each. The n-th result answers the n-th
+        request; an item that fails (bad input, a limit, an overloaded model queue) is answered
+        with its own error and the others are classified. The call's deadline covers the whole
+        batch. The server's micro-batcher merges the items of concurrent batches (from several
+        pipeline workers) into its model calls. A batch with more items than the server's limit
+        (<PREFIX>BATCH_CALL_MAX_ITEMS) fails as a whole with INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClassifierServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -85,6 +103,11 @@ def add_ClassifierServiceServicer_to_server(servicer, server):
                     servicer.ClassifyStream,
                     request_deserializer=crossguard_dot_v1_dot_classifier__pb2.ClassifyStreamRequest.FromString,
                     response_serializer=crossguard_dot_v1_dot_classifier__pb2.ClassifyStreamResponse.SerializeToString,
+            ),
+            'ClassifyBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClassifyBatch,
+                    request_deserializer=crossguard_dot_v1_dot_classifier__pb2.ClassifyBatchRequest.FromString,
+                    response_serializer=crossguard_dot_v1_dot_classifier__pb2.ClassifyBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -142,6 +165,33 @@ class ClassifierService:
             '/crossguard.v1.ClassifierService/ClassifyStream',
             crossguard_dot_v1_dot_classifier__pb2.ClassifyStreamRequest.SerializeToString,
             crossguard_dot_v1_dot_classifier__pb2.ClassifyStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClassifyBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crossguard.v1.ClassifierService/ClassifyBatch',
+            crossguard_dot_v1_dot_classifier__pb2.ClassifyBatchRequest.SerializeToString,
+            crossguard_dot_v1_dot_classifier__pb2.ClassifyBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

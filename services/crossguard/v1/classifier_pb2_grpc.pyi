@@ -46,6 +46,15 @@ class ClassifierServiceStub:
     again. (A client with a write in flight may see INTERNAL instead of the server's
     UNAVAILABLE: grpc issue 36066.)
     """
+    ClassifyBatch: _grpc.UnaryUnaryMultiCallable[_classifier_pb2.ClassifyBatchRequest, _classifier_pb2.ClassifyBatchResponse]
+    """Many items in one call, the unit for a pipeline that holds many items at once: far less
+    gRPC and Python work per item than a unary call each. The n-th result answers the n-th
+    request; an item that fails (bad input, a limit, an overloaded model queue) is answered
+    with its own error and the others are classified. The call's deadline covers the whole
+    batch. The server's micro-batcher merges the items of concurrent batches (from several
+    pipeline workers) into its model calls. A batch with more items than the server's limit
+    (<PREFIX>BATCH_CALL_MAX_ITEMS) fails as a whole with INVALID_ARGUMENT.
+    """
 
 @_typing.type_check_only
 class ClassifierServiceAsyncStub(ClassifierServiceStub):
@@ -64,6 +73,15 @@ class ClassifierServiceAsyncStub(ClassifierServiceStub):
     age. A stream that ends with any status but OK: send the requests after the last answer
     again. (A client with a write in flight may see INTERNAL instead of the server's
     UNAVAILABLE: grpc issue 36066.)
+    """
+    ClassifyBatch: _aio.UnaryUnaryMultiCallable[_classifier_pb2.ClassifyBatchRequest, _classifier_pb2.ClassifyBatchResponse]  # type: ignore[assignment]
+    """Many items in one call, the unit for a pipeline that holds many items at once: far less
+    gRPC and Python work per item than a unary call each. The n-th result answers the n-th
+    request; an item that fails (bad input, a limit, an overloaded model queue) is answered
+    with its own error and the others are classified. The call's deadline covers the whole
+    batch. The server's micro-batcher merges the items of concurrent batches (from several
+    pipeline workers) into its model calls. A batch with more items than the server's limit
+    (<PREFIX>BATCH_CALL_MAX_ITEMS) fails as a whole with INVALID_ARGUMENT.
     """
 
 class ClassifierServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -92,6 +110,21 @@ class ClassifierServiceServicer(metaclass=_abc_1.ABCMeta):
         age. A stream that ends with any status but OK: send the requests after the last answer
         again. (A client with a write in flight may see INTERNAL instead of the server's
         UNAVAILABLE: grpc issue 36066.)
+        """
+
+    @_abc_1.abstractmethod
+    def ClassifyBatch(
+        self,
+        request: _classifier_pb2.ClassifyBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_classifier_pb2.ClassifyBatchResponse, _abc.Awaitable[_classifier_pb2.ClassifyBatchResponse]]:
+        """Many items in one call, the unit for a pipeline that holds many items at once: far less
+        gRPC and Python work per item than a unary call each. The n-th result answers the n-th
+        request; an item that fails (bad input, a limit, an overloaded model queue) is answered
+        with its own error and the others are classified. The call's deadline covers the whole
+        batch. The server's micro-batcher merges the items of concurrent batches (from several
+        pipeline workers) into its model calls. A batch with more items than the server's limit
+        (<PREFIX>BATCH_CALL_MAX_ITEMS) fails as a whole with INVALID_ARGUMENT.
         """
 
 def add_ClassifierServiceServicer_to_server(servicer: ClassifierServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -4,7 +4,11 @@ ready / close, and request timing and outcome counting around each classify call
 
 A modality subclasses BatchedClassifier and implements `_classify(content_id, request,
 max_evidence)`: its validation, preparation, model calls (through `self.batcher`) and
-evidence. Domain code only: no gRPC here (crossguard.core.serving.servicer is the edge).
+evidence. `classify_batch` classifies many requests at once (the ClassifyBatch RPC): each item
+gets its own outcome, and by default the items run concurrently so that their model inputs
+meet in the micro-batcher; a modality may override `_classify_many` with a cheaper path for
+many items (the text classifier does). Domain code only: no gRPC here
+(crossguard.core.serving.servicer is the edge).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from crossguard.core.batcher import MicroBatcher
@@ -29,6 +34,22 @@ log = logging.getLogger(__name__)
 RequestT = TypeVar("RequestT")  # the domain input of one request (what the part parser returns)
 ItemT = TypeVar("ItemT")  # one model input (a text, an image tensor, an audio window)
 OutT = TypeVar("OutT")  # one model output (e.g. probabilities per category)
+
+
+RequestT_co = TypeVar("RequestT_co", covariant=True)
+
+
+@dataclass(frozen=True)
+class BatchItem(Generic[RequestT_co]):
+    """One request of a batch: what `classify` takes for one item."""
+
+    content_id: str
+    request: RequestT_co
+    max_evidence: int = 0
+
+
+# One item's outcome in a batch: its result, or the error it ended with.
+Outcome = ClassifierResult | Exception
 
 
 class BatchedClassifier(ABC, Generic[RequestT, ItemT, OutT]):
@@ -132,6 +153,45 @@ class BatchedClassifier(ABC, Generic[RequestT, ItemT, OutT]):
         self, content_id: str, request: RequestT, max_evidence: int
     ) -> ClassifierResult:
         """The modality's work: validate, prepare, score through `self.batcher`, evidence."""
+
+    async def classify_batch(self, items: Sequence[BatchItem[RequestT]]) -> list[Outcome]:
+        """Classify many requests at once: one outcome per item, in order, its result or the
+        error it ended with (one item's failure never fails the others). Each item is timed
+        and counted as a request; the batch's size is recorded. Cancellation (the caller went
+        away, the deadline passed) ends the whole batch, and its queued model work is
+        dropped."""
+        started = time.perf_counter()
+        self.metrics.batch_call(len(items))
+        outcomes: list[Outcome]
+        try:
+            if not self.ready():
+                error = NotReady(f"{self.modality.value} model is not loaded yet")
+                outcomes = [error] * len(items)
+            else:
+                outcomes = await self._classify_many(items)
+        except BaseException as exc:
+            elapsed = time.perf_counter() - started
+            for _ in items:
+                self.metrics.request(elapsed, exc)
+            raise
+        elapsed = time.perf_counter() - started
+        for outcome in outcomes:
+            self.metrics.request(elapsed, outcome if isinstance(outcome, Exception) else None)
+        return outcomes
+
+    async def _classify_many(self, items: Sequence[BatchItem[RequestT]]) -> list[Outcome]:
+        """Every item's `_classify`, concurrently (their model inputs meet in the micro-batcher).
+        A modality may override this with a path that costs less per item."""
+        done = await asyncio.gather(
+            *(self._classify(i.content_id, i.request, i.max_evidence) for i in items),
+            return_exceptions=True,
+        )
+        outcomes: list[Outcome] = []
+        for outcome in done:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+                raise outcome  # cancellation and the like end the batch
+            outcomes.append(outcome)
+        return outcomes
 
     async def predict(self, items: Sequence[ItemT]) -> list[OutT]:
         """Score `items` through the micro-batcher (coalesced with other requests' items)."""

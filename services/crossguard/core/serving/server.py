@@ -14,6 +14,7 @@ call about 1.5× one process × 2).
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import logging
 from collections.abc import Callable
@@ -72,16 +73,40 @@ def uses_cuda(settings: ServerSettings[Any]) -> bool:
     return CUDA in providers
 
 
+def gpu_processes(cpus: int) -> int:
+    """Front-end processes for one GPU when <PREFIX>GPU_PROCESSES is 0: a quarter of the CPUs,
+    1 to 8. Each process parses, tokenises and answers for the GPU (about 0.2 ms of CPU per
+    item in batches, against a few microseconds of GPU time per short text), with its own
+    GPU context. Not measured on a GPU yet (docs/deployment.md)."""
+    return max(1, min(8, cpus // 4))
+
+
 def server_processes(settings: ServerSettings[Any]) -> int:
-    """<PREFIX>PROCESSES, with 0 resolved: 1 on CUDA (one GPU context; batching is what pays
-    there), else one process per available CPU, or per CROSSGUARD_ONNX_INTRA_OP_THREADS CPUs
-    when that is set."""
+    """<PREFIX>PROCESSES, with 0 resolved: on CUDA <PREFIX>GPU_PROCESSES (0: gpu_processes),
+    else one process per available CPU, or per CROSSGUARD_ONNX_INTRA_OP_THREADS CPUs when that
+    is set."""
     if settings.service.processes:
         return int(settings.service.processes)
     if uses_cuda(settings):
-        return 1
+        return int(settings.service.gpu_processes) or gpu_processes(available_cpus())
     threads = settings.model.onnx_intra_op_threads or 1
     return max(1, available_cpus() // threads)
+
+
+def for_device(settings: SS) -> SS:
+    """The settings a process serves with: on CUDA the GPU batch size and batch workers
+    (<PREFIX>GPU_BATCH_MAX, <PREFIX>GPU_BATCH_WORKERS) replace the CPU ones."""
+    if not uses_cuda(settings):
+        return settings
+    service = settings.service.model_copy(
+        update={
+            "batch_max": settings.service.gpu_batch_max,
+            "batch_workers": settings.service.gpu_batch_workers,
+        }
+    )
+    adjusted = copy.copy(settings)
+    adjusted.service = service
+    return adjusted
 
 
 def default_intra_op_threads(workers: int, cpus: int | None = None) -> int:
@@ -117,7 +142,15 @@ def build_server(
     draining = asyncio.Event()
     return GrpcServer(
         settings.grpc,
-        [registration(classifier, parse_parts, settings.grpc.stream_max_in_flight, draining)],
+        [
+            registration(
+                classifier,
+                parse_parts,
+                settings.grpc.stream_max_in_flight,
+                draining,
+                settings.service.batch_call_max_items,
+            )
+        ],
         on_drain=[draining.set],
         on_close=[classifier.close],
     )
@@ -129,7 +162,7 @@ async def run(
     on_ready: Callable[[int], None] | None = None,
 ) -> None:
     """Serve `app` in this process until SIGTERM: model, classifier started, server."""
-    settings = settings or app.settings()
+    settings = for_device(settings or app.settings())
     classifier = app.make_classifier(app.build_model(settings), settings)
     await classifier.start()
     server = build_server(classifier, app.parse_parts, settings)

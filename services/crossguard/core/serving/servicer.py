@@ -1,6 +1,7 @@
 """The gRPC edge of every classifier service: ClassifyRequest → the modality's part parser →
-its classifier → ClassifyResponse, one per unary Classify call or one per message of a
-ClassifyStream.
+its classifier → ClassifyResponse, one per unary Classify call, one per message of a
+ClassifyStream, or one result per request of a ClassifyBatch call (each item its response or
+its own error).
 
 Thin on purpose: the part parser turns a request's parts into the modality's domain input (or
 raises InvalidInput / LimitExceeded); everything else is domain code. Domain errors raised here,
@@ -13,23 +14,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError
 
 from crossguard.core.classifier_metrics import ClassifierMetrics
-from crossguard.core.errors import InvalidInput
+from crossguard.core.errors import InvalidInput, LimitExceeded
 from crossguard.core.grpc_server import ServiceRegistration, error_status
 from crossguard.core.ordered_stream import StreamStopped, answer_in_order
 from crossguard.core.proto_convert import result_to_proto
 from crossguard.core.results import ClassifierResult
+from crossguard.core.serving.classifier import BatchItem, Outcome
 from crossguard.v1 import classifier_pb2, content_pb2
 
 SERVICE_NAME = classifier_pb2.DESCRIPTOR.services_by_name["ClassifierService"].full_name
 CLASSIFY = f"/{SERVICE_NAME}/Classify"
 CLASSIFY_STREAM = f"/{SERVICE_NAME}/ClassifyStream"
+CLASSIFY_BATCH = f"/{SERVICE_NAME}/ClassifyBatch"
 STREAM_STOPPED = (
     "the server is stopping: every request before this status was answered; send the rest "
     "again (another server process or pod will take them)"
@@ -54,13 +57,22 @@ class Classifier(Protocol[RequestT_contra]):
         self, content_id: str, request: RequestT_contra, max_evidence: int = 0
     ) -> ClassifierResult: ...
 
+    async def classify_batch(
+        self, items: Sequence[BatchItem[RequestT_contra]]
+    ) -> list[Outcome]: ...
+
 
 def part_id(part: content_pb2.ContentPart, index: int) -> str:
     """A part's id; the part's index in the request when it has none."""
     return part.part_id or str(index)
 
 
-M = TypeVar("M", classifier_pb2.ClassifyRequest, classifier_pb2.ClassifyStreamRequest)
+M = TypeVar(
+    "M",
+    classifier_pb2.ClassifyRequest,
+    classifier_pb2.ClassifyStreamRequest,
+    classifier_pb2.ClassifyBatchRequest,
+)
 
 
 def parse(message: type[M], raw: bytes) -> M:
@@ -88,11 +100,13 @@ class ClassifierServicer(Generic[RequestT]):
         parse_parts: PartParser[RequestT],
         stream_max_in_flight: int,
         draining: asyncio.Event,
+        batch_call_max_items: int = 1024,
     ) -> None:
         self.classifier = classifier
         self.parse_parts = parse_parts
         self.stream_max_in_flight = stream_max_in_flight
         self.draining = draining
+        self.batch_call_max_items = batch_call_max_items
 
     async def classify(
         self, request: classifier_pb2.ClassifyRequest
@@ -109,6 +123,45 @@ class ClassifierServicer(Generic[RequestT]):
         with self.classifier.metrics.rejections():
             request = parse(classifier_pb2.ClassifyRequest, raw)
         return await self.classify(request)
+
+    async def classify_batch(
+        self, batch: classifier_pb2.ClassifyBatchRequest
+    ) -> classifier_pb2.ClassifyBatchResponse:
+        """ClassifyBatch: every request parsed and classified, each answered with its response
+        or its own error; only a batch over the item limit fails as a whole."""
+        requests = batch.requests
+        if len(requests) > self.batch_call_max_items:
+            raise LimitExceeded(
+                f"batch has {len(requests)} requests; the limit is {self.batch_call_max_items} "
+                "per ClassifyBatch call (<PREFIX>BATCH_CALL_MAX_ITEMS of the service)"
+            )
+        # Parsers may work off the event loop (media): run them concurrently.
+        parsed = await asyncio.gather(
+            *(self._parse_item(r) for r in requests), return_exceptions=True
+        )
+        items: list[BatchItem[RequestT]] = []
+        for request, parts in zip(requests, parsed, strict=True):
+            if isinstance(parts, BaseException):
+                continue
+            items.append(BatchItem(request.content_id, parts, int(request.max_evidence)))
+        outcomes = iter(await self.classifier.classify_batch(items) if items else [])
+        results = []
+        for request, parts in zip(requests, parsed, strict=True):
+            outcome = parts if isinstance(parts, BaseException) else next(outcomes)
+            results.append(_batch_result(request.content_id, outcome))
+        return classifier_pb2.ClassifyBatchResponse(results=results)
+
+    async def _parse_item(self, request: classifier_pb2.ClassifyRequest) -> RequestT:
+        with self.classifier.metrics.rejections():
+            return await self.parse_parts(request)
+
+    async def classify_batch_bytes(
+        self, raw: bytes, context: Any
+    ) -> classifier_pb2.ClassifyBatchResponse:
+        """ClassifyBatch, from its wire bytes (see parse)."""
+        with self.classifier.metrics.rejections():
+            batch = parse(classifier_pb2.ClassifyBatchRequest, raw)
+        return await self.classify_batch(batch)
 
     async def classify_stream(
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
@@ -146,6 +199,20 @@ class ClassifierServicer(Generic[RequestT]):
         return classifier_pb2.ClassifyStreamResponse(content_id=content_id, response=response)
 
 
+def _batch_result(
+    content_id: str, outcome: ClassifierResult | BaseException
+) -> classifier_pb2.ClassifyBatchResult:
+    if isinstance(outcome, ClassifierResult):
+        return classifier_pb2.ClassifyBatchResult(
+            content_id=content_id, response=result_to_proto(outcome)
+        )
+    code, message = error_status(outcome, CLASSIFY_BATCH, content_id)
+    return classifier_pb2.ClassifyBatchResult(
+        content_id=content_id,
+        error=classifier_pb2.ClassifyError(code=code.value[0], message=message),
+    )
+
+
 class ClassifierHandlers(Protocol):
     """The ClassifierService methods as add_to_server mounts them (requests as wire bytes)."""
 
@@ -156,6 +223,10 @@ class ClassifierHandlers(Protocol):
     def classify_stream(
         self, requests: AsyncIterator[bytes], context: Any
     ) -> AsyncIterator[classifier_pb2.ClassifyStreamResponse]: ...
+
+    def classify_batch_bytes(
+        self, raw: bytes, context: Any
+    ) -> Awaitable[classifier_pb2.ClassifyBatchResponse]: ...
 
 
 def add_to_server(servicer: ClassifierHandlers, server: grpc.aio.Server) -> None:
@@ -172,6 +243,11 @@ def add_to_server(servicer: ClassifierHandlers, server: grpc.aio.Server) -> None
             request_deserializer=None,
             response_serializer=classifier_pb2.ClassifyStreamResponse.SerializeToString,
         ),
+        "ClassifyBatch": grpc.unary_unary_rpc_method_handler(
+            servicer.classify_batch_bytes,
+            request_deserializer=None,
+            response_serializer=classifier_pb2.ClassifyBatchResponse.SerializeToString,
+        ),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
@@ -182,8 +258,11 @@ def registration(
     parse_parts: PartParser[RequestT],
     stream_max_in_flight: int,
     draining: asyncio.Event,
+    batch_call_max_items: int = 1024,
 ) -> ServiceRegistration:
-    servicer = ClassifierServicer(classifier, parse_parts, stream_max_in_flight, draining)
+    servicer = ClassifierServicer(
+        classifier, parse_parts, stream_max_in_flight, draining, batch_call_max_items
+    )
     return ServiceRegistration(
         full_name=SERVICE_NAME,
         add_to_server=lambda server: add_to_server(servicer, server),

@@ -51,6 +51,32 @@ class ServingSettings(CrossguardSettings):
         "(each gets the process's share of CPUs / workers onnxruntime threads unless "
         "CROSSGUARD_ONNX_INTRA_OP_THREADS is set).",
     )
+    gpu_processes: int = Field(
+        default=0,
+        ge=0,
+        description=f"{_ENV}GPU_PROCESSES: server processes when the model runs on CUDA and "
+        f"{_ENV}PROCESSES is 0: front ends (gRPC, parsing, tokenisation) that keep one GPU "
+        "busy; 0 = auto: a quarter of the available CPUs, 1 to 8 (one GPU context each).",
+    )
+    gpu_batch_max: int = Field(
+        default=256,
+        ge=1,
+        description=f"{_ENV}GPU_BATCH_MAX: most items per model call on CUDA (instead of "
+        f"{_ENV}BATCH_MAX).",
+    )
+    gpu_batch_workers: int = Field(
+        default=2,
+        ge=1,
+        description=f"{_ENV}GPU_BATCH_WORKERS: model calls in flight per process on CUDA "
+        f"(instead of {_ENV}BATCH_WORKERS): one prepares (tokenises) a batch while another "
+        "runs on the GPU.",
+    )
+    batch_call_max_items: int = Field(
+        default=1024,
+        ge=1,
+        description=f"{_ENV}BATCH_CALL_MAX_ITEMS: most requests in one ClassifyBatch call; a "
+        "larger batch fails whole with INVALID_ARGUMENT (each item's own limits apply too).",
+    )
     queue_max: int = Field(
         default=4096,
         ge=1,
