@@ -36,6 +36,7 @@ from crossguard.core.model_repository import MODEL_FILE, ModelEntry, ModelReposi
 from crossguard.core.onnx_session import CUDA, choose_providers, create_session
 from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
+from crossguard.text.normalise import Normaliser, vocabulary_from_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -371,11 +372,14 @@ class TextModel:
         max_padding: float | None = DEFAULT_MAX_PADDING,
         allow_spinning: bool | None = None,
         precision: str = "auto",
+        normalise: bool = True,
     ) -> None:
         """`sub_batch`: most texts per encoder call; `max_padding`: most padded tokens per real
         token in one call (None: fixed sub-batches of `sub_batch`), see plan_sub_batches;
         `allow_spinning`: onnxruntime's intra-op spin-wait (None: onnxruntime's default);
-        `precision`: encoder variant, "auto" (int8 on CPU, fp32 on CUDA), "fp32" or "int8"."""
+        `precision`: encoder variant, "auto" (int8 on CPU, fp32 on CUDA), "fp32" or "int8";
+        `normalise`: undo obfuscation (crossguard.text.normalise) before the models read a
+        text (off only to measure what it does)."""
         check_precision(precision)
         self.settings = settings or ModelSettings()
         self.repository = repository or ModelRepository(self.settings.model_repository)
@@ -383,6 +387,8 @@ class TextModel:
         self.max_padding = max_padding
         self.allow_spinning = allow_spinning
         self.precision = precision
+        self.normalise = normalise
+        self._normaliser: Normaliser | None = None
         self.version = "unloaded"
         self._lock = threading.Lock()
         self._encoder: TextEncoder | None = None
@@ -430,6 +436,10 @@ class TextModel:
             profanity = ProfanityScorer(prof_entry, self.settings, allow_spinning=spin)
             # A few small matmuls: cheaper on the CPU than a round trip to the GPU.
             heads = _session(heads_entry, self.settings, allow_spinning=spin, cpu=True)
+            if self.normalise:
+                tokenizer_file = enc_entry.file(enc_entry.manifest.preprocessing["tokenizer"])
+                vocabulary = vocabulary_from_tokenizer(tokenizer_file.read_text("utf-8"))
+                self._normaliser = Normaliser(vocabulary)
 
             self._head_categories = categories
             self._thresholds = thresholds
@@ -461,6 +471,8 @@ class TextModel:
         texts = [t if isinstance(t, str) else str(t) for t in batch]
         if not texts:
             return []
+        if self._normaliser is not None:
+            texts = [self._normaliser(t) for t in texts]
         prof = profanity.score(texts)
         feats = encoder.features(texts)
         probs = heads.run(["probabilities"], {"features": feats, "profanity": prof})[0]
@@ -476,6 +488,7 @@ class TextModel:
             self._encoder = None
             self._profanity = None
             self._heads = None
+            self._normaliser = None
             self.version = "unloaded"
 
     # -- extras -------------------------------------------------------------------------------
