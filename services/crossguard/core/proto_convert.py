@@ -16,6 +16,7 @@ from crossguard.core.results import (
     StageTime,
     TextSpan,
     TextSpanEvidence,
+    UnreadPart,
 )
 from crossguard.core.taxonomy import Category
 from crossguard.v1 import classifier_pb2, taxonomy_pb2
@@ -131,6 +132,8 @@ def result_to_proto(r: ClassifierResult) -> classifier_pb2.ClassifyResponse:
         resp.models.add(name=name, version=version)
     for t in r.timings:
         resp.timings.add(stage=t.stage, millis=t.millis)
+    for u in r.unread:
+        resp.unread.add(part_id=u.part_id, reason=u.reason, detail=u.detail)
     return resp
 
 
@@ -141,4 +144,5 @@ def result_from_proto(p: classifier_pb2.ClassifyResponse) -> ClassifierResult:
         evidence=[evidence_from_proto(e) for e in p.evidence],
         models=[(m.name, m.version) for m in p.models],
         timings=[StageTime(t.stage, t.millis) for t in p.timings],
+        unread=[UnreadPart(u.part_id, u.reason, u.detail) for u in p.unread],
     )

@@ -131,6 +131,17 @@ class StageTime:
 
 
 @dataclass(frozen=True)
+class UnreadPart:
+    """A part the classifier could not read, so its scores say nothing about it (`reason`
+    e.g. "unsupported_language", `detail` e.g. "de 0.99"). The pipeline turns each into a
+    missing signal of the modality, which the policy's fallback decides (never a silent allow)."""
+
+    part_id: str
+    reason: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class ClassifierResult:
     modality: Modality
     scores: list[Score]
@@ -138,6 +149,7 @@ class ClassifierResult:
     # (name, version) of every model that contributed.
     models: list[tuple[str, str]] = field(default_factory=list)
     timings: list[StageTime] = field(default_factory=list)
+    unread: list[UnreadPart] = field(default_factory=list)
 
     def score_of(self, category: Category) -> float | None:
         for s in self.scores:

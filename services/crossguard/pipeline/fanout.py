@@ -49,6 +49,13 @@ class Fanout:
         outcomes = await asyncio.gather(*(self.classify_one(valid, m, policy) for m in modalities))
         results = [o for o in outcomes if isinstance(o, ClassifierResult)]
         missing = [o for o in outcomes if isinstance(o, MissingSignal)]
+        # Parts a classifier could not read (e.g. unsupported_language): the policy's fallback
+        # for a missing signal applies, never a silent allow.
+        missing += [
+            MissingSignal(r.modality, u.reason, detail=f"part {u.part_id}: {u.detail}")
+            for r in results
+            for u in r.unread
+        ]
         return Signals(results, missing)
 
     async def classify_one(

@@ -36,6 +36,7 @@ from crossguard.core.model_repository import MODEL_FILE, ModelEntry, ModelReposi
 from crossguard.core.onnx_session import CUDA, choose_providers, create_session
 from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
+from crossguard.text.language import LanguageIdentifier, LanguageVerdict
 from crossguard.text.normalise import Normaliser, vocabulary_from_tokenizer
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ DEFAULT_MAX_PADDING = 0.25
 PROFANITY_THRESHOLD = 0.5
 # Characters looked at by the encoder; 256 word pieces never need more (cheap guard on huge input).
 MAX_ENCODER_CHARS = 16_384
+# Languages the encoder reads when its manifest does not say (all-MiniLM-L6-v2: English only).
+DEFAULT_LANGUAGES = ("en",)
 
 Precision = Literal["auto", "fp32", "int8", "fp16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
@@ -389,6 +392,7 @@ class TextModel:
         self.precision = precision
         self.normalise = normalise
         self._normaliser: Normaliser | None = None
+        self._languages: LanguageIdentifier | None = None
         self.version = "unloaded"
         self._lock = threading.Lock()
         self._encoder: TextEncoder | None = None
@@ -436,6 +440,10 @@ class TextModel:
             profanity = ProfanityScorer(prof_entry, self.settings, allow_spinning=spin)
             # A few small matmuls: cheaper on the CPU than a round trip to the GPU.
             heads = _session(heads_entry, self.settings, allow_spinning=spin, cpu=True)
+            reads = enc_entry.manifest.preprocessing.get("languages") or DEFAULT_LANGUAGES
+            languages = LanguageIdentifier([str(x) for x in reads])
+            languages.load()
+            self._languages = languages
             if self.normalise:
                 tokenizer_file = enc_entry.file(enc_entry.manifest.preprocessing["tokenizer"])
                 vocabulary = vocabulary_from_tokenizer(tokenizer_file.read_text("utf-8"))
@@ -489,9 +497,19 @@ class TextModel:
             self._profanity = None
             self._heads = None
             self._normaliser = None
+            self._languages = None
             self.version = "unloaded"
 
     # -- extras -------------------------------------------------------------------------------
+
+    def identify_language(self, text: str) -> LanguageVerdict:
+        """The language of `text` (after the same normalisation `predict` applies) and whether
+        the encoder reads it (crossguard.text.language)."""
+        languages = self._languages
+        if languages is None:
+            raise NotReady("text model is not loaded; call load() first")
+        normaliser = self._normaliser
+        return languages.identify(normaliser(text) if normaliser is not None else text)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised MiniLM sentence embeddings, [len(texts), 384] float32 (cosine = dot)."""

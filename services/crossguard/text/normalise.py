@@ -166,9 +166,7 @@ class Normaliser:
         words = text.split(" ")
         latin_words = sum(1 for w in words if w and any("a" <= c.lower() <= "z" for c in w))
         foreign_words = sum(
-            1
-            for w in words
-            if any(c.isalpha() and not c.isascii() and c not in table for c in w)
+            1 for w in words if any(c.isalpha() and not c.isascii() and c not in table for c in w)
         )
         out: list[str] = []
         for w in words:

@@ -44,7 +44,10 @@ def build_model(settings: TextServerSettings) -> Model[str, Probabilities]:
 def make_classifier(
     model: Model[str, Probabilities], settings: TextServerSettings
 ) -> TextClassifier:
-    return TextClassifier(model, settings.text)
+    # Models that identify languages (TextModel) report the parts they cannot read.
+    return TextClassifier(
+        model, settings.text, language_of=getattr(model, "identify_language", None)
+    )
 
 
 def build_server(classifier: TextClassifier, settings: TextServerSettings) -> GrpcServer:

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from crossguard.core.classifier_metrics import ClassifierMetrics
@@ -22,9 +22,11 @@ from crossguard.core.results import (
     Score,
     StageTime,
     TextSpanEvidence,
+    UnreadPart,
 )
 from crossguard.core.serving.classifier import BatchedClassifier, BatchItem, Outcome
 from crossguard.core.taxonomy import Category, severity
+from crossguard.text.language import UNSUPPORTED_LANGUAGE, LanguageVerdict
 from crossguard.text.settings import TextServiceSettings
 from crossguard.text.textprep import Chunk, SanitizedText, plan_chunks, sanitize, units
 
@@ -45,6 +47,7 @@ class _Part:
     clean: SanitizedText
     spans: list[tuple[int, int]]
     chunks: list[Chunk]
+    unread: UnreadPart | None = None
 
 
 @dataclass
@@ -103,7 +106,12 @@ class TextClassifier(BatchedClassifier[TextParts, str, Probabilities]):
         *,
         owns_model: bool = True,
         metrics: ClassifierMetrics | None = None,
+        language_of: Callable[[str], LanguageVerdict] | None = None,
     ) -> None:
+        """`language_of`: identifies a piece's language (TextModel.identify_language); a
+        part with a piece the model does not read is reported in the result's `unread` (None:
+        no check)."""
+        self.language_of = language_of
         self.settings = settings or TextServiceSettings()
         super().__init__(
             model,
@@ -214,11 +222,14 @@ class TextClassifier(BatchedClassifier[TextParts, str, Probabilities]):
             scores = scored[index]
             ordered = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0].value))
             spent = (t_end - t_model) * 1000.0 if index in evidence else 0.0
+            parts = prepared[index]
+            unread = [] if isinstance(parts, Exception) else [p.unread for p in parts if p.unread]
             result = ClassifierResult(
                 modality=Modality.TEXT,
                 scores=[Score(cat, value, severity(value)) for cat, value in ordered],
                 evidence=evidence.get(index, []),
                 models=list(self.model_infos),
+                unread=unread,
                 timings=[
                     StageTime("prepare", prep_ms),
                     StageTime("model", model_ms),
@@ -306,7 +317,21 @@ class TextClassifier(BatchedClassifier[TextParts, str, Probabilities]):
         return total_chars
 
     def _prepare(self, parts: Sequence[tuple[str, str]]) -> list[_Part]:
-        return [_Part(part_id, *prepare_text(text, self.settings)) for part_id, text in parts]
+        prepared = [_Part(part_id, *prepare_text(text, self.settings)) for part_id, text in parts]
+        if self.language_of is not None:
+            for part in prepared:
+                part.unread = self._unread(part, self.language_of)
+        return prepared
+
+    @staticmethod
+    def _unread(part: _Part, language_of: Callable[[str], LanguageVerdict]) -> UnreadPart | None:
+        """The part's first piece in a language the model does not read, if any."""
+        for ch in part.chunks:
+            verdict = language_of(part.clean.text[ch.start : ch.end])
+            if not verdict.supported:
+                detail = f"{verdict.language} {verdict.confidence:.2f}"
+                return UnreadPart(part.part_id, UNSUPPORTED_LANGUAGE, detail)
+        return None
 
     def _prepare_checked(self, parts: Sequence[tuple[str, str]]) -> list[_Part]:
         prepared = self._prepare(parts)

@@ -425,6 +425,35 @@ class StageTiming(_message.Message):
 Global___StageTiming: _TypeAlias = StageTiming  # noqa: Y015
 
 @_typing.final
+class UnreadPart(_message.Message):
+    """A part the classifier could not read: its scores say nothing about that part."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PART_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    part_id: _builtins.str
+    reason: _builtins.str
+    """Machine-readable: "unsupported_language" (the text is in a language its models do not read)."""
+    detail: _builtins.str
+    """Human-readable, e.g. "de 0.99" (language identified and its probability)."""
+    def __init__(
+        self,
+        *,
+        part_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "part_id", b"part_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnreadPart: _TypeAlias = UnreadPart  # noqa: Y015
+
+@_typing.final
 class ClassifyResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -433,6 +462,7 @@ class ClassifyResponse(_message.Message):
     EVIDENCE_FIELD_NUMBER: _builtins.int
     MODELS_FIELD_NUMBER: _builtins.int
     TIMINGS_FIELD_NUMBER: _builtins.int
+    UNREAD_FIELD_NUMBER: _builtins.int
     modality: _taxonomy_pb2.Modality.ValueType
     @_builtins.property
     def scores(self) -> _containers.RepeatedCompositeFieldContainer[_taxonomy_pb2.CategoryScore]: ...
@@ -442,6 +472,12 @@ class ClassifyResponse(_message.Message):
     def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelInfo]: ...
     @_builtins.property
     def timings(self) -> _containers.RepeatedCompositeFieldContainer[Global___StageTiming]: ...
+    @_builtins.property
+    def unread(self) -> _containers.RepeatedCompositeFieldContainer[Global___UnreadPart]:
+        """Parts not read; the pipeline records each as a missing signal of this modality, so the
+        policy's fallback (escalate by default) applies instead of a silent allow.
+        """
+
     def __init__(
         self,
         *,
@@ -450,10 +486,11 @@ class ClassifyResponse(_message.Message):
         evidence: _abc.Iterable[Global___Evidence] | None = ...,
         models: _abc.Iterable[Global___ModelInfo] | None = ...,
         timings: _abc.Iterable[Global___StageTiming] | None = ...,
+        unread: _abc.Iterable[Global___UnreadPart] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "modality", b"modality", "models", b"models", "scores", b"scores", "timings", b"timings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "modality", b"modality", "models", b"models", "scores", b"scores", "timings", b"timings", "unread", b"unread"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
