@@ -33,7 +33,8 @@ from crossguard.models._common import OPSET, ProgressFn, onnx_parity, require, s
 
 NAME = "text-heads"
 # 3: same weights as 2, for minilm-l6-encoder/3 (which adds the int8 variant).
-VERSION = "3"
+# 4: trained on normalised text with the contrastive development cases (train split).
+VERSION = "4"
 WEIGHTS_FILE = "heads.npz"
 META_FILE = "heads.json"
 FEATURES_DIM = _encoder.FEATURES_DIM
