@@ -102,7 +102,7 @@ def test_fp32_and_int8_agree(text_model: TextModel, int8_model: TextModel) -> No
     assert int8_model.encoder_precision == "int8" and text_model.encoder_precision == "fp32"
     assert int8_model.model_infos[0] == ("minilm-l6-encoder", "3-int8")
     assert text_model.model_infos[0] == ("minilm-l6-encoder", "3-fp32")
-    assert int8_model.version.startswith("minilm-l6-encoder:3-int8+text-heads:3")
+    assert int8_model.version.startswith("minilm-l6-encoder:3-int8+text-heads:4")
     # Over the validation rows x categories |int8 - fp32| is 0.005 on average, 0.05 at p99,
     # 0.09 at most; these ordinary texts measured 0.03 at most.
     texts = [
@@ -222,7 +222,7 @@ def test_contract_and_odd_inputs(text_model: TextModel) -> None:
     assert text_model.categories == [*OPENAI_CATEGORIES, Category.PROFANITY]
     assert text_model.model_infos == [
         ("minilm-l6-encoder", "3-fp32"),
-        ("text-heads", "3"),
+        ("text-heads", "4"),
         ("profanity", "1"),
     ]
     odd = [

@@ -21,7 +21,7 @@ def test_default_models_and_unknown_name(tmp_path: object) -> None:
     assert [(m.name, m.version) for m in DEFAULT_MODELS] == [
         ("minilm-l6-encoder", "3"),
         ("profanity", "1"),
-        ("text-heads", "3"),
+        ("text-heads", "4"),
         ("minilm-l6-encoder-fp16", "3"),
     ]
     from pathlib import Path

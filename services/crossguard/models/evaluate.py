@@ -21,6 +21,7 @@ from crossguard.core.model_repository import ModelRepository
 from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
 from crossguard.models.data import default_data_dir, load_davidson, load_openai, select
+from crossguard.models.devcases import load_devcases
 
 ANY = "any"
 
@@ -38,6 +39,28 @@ class CategoryMetrics:
     f1: float
 
 
+@dataclass(frozen=True)
+class RateRow:
+    """One row of a contrastive table: how often benign cases were flagged and harmful ones
+    caught. Flagged = some category at or above its threshold, or the text marked unread
+    (unsupported language: the policy escalates it)."""
+
+    table: str
+    name: str
+    benign: int
+    benign_flagged: int
+    harmful: int
+    harmful_caught: int
+    unread: int
+    note: str = ""
+
+    @property
+    def correct(self) -> float:
+        n = self.benign + self.harmful
+        ok = self.benign - self.benign_flagged + self.harmful_caught
+        return ok / n if n else math.nan
+
+
 @dataclass
 class EvalReport:
     split: str
@@ -49,6 +72,8 @@ class EvalReport:
     extra: list[CategoryMetrics] = field(default_factory=list)
     # Encoder variant scored: "fp32" or "int8".
     precision: str = ""
+    # Per family / identity group / language, on the development cases and validation.
+    rates: list[RateRow] = field(default_factory=list)
 
     def by_name(self) -> dict[str, CategoryMetrics]:
         return {m.name: m for m in [*self.metrics, *self.extra]}
@@ -117,6 +142,7 @@ def eval_text(
     data_dir: Path | None = None,
     settings: ModelSettings | None = None,
     include_davidson: bool = False,
+    include_devcases: bool = True,
     progress: Callable[[str], None] | None = None,
     precision: str = "auto",
 ) -> EvalReport:
@@ -127,6 +153,9 @@ def eval_text(
     thresholds: per-category overrides; defaults to the model's (chosen on the train split).
       "any" fires when any head category is at or above its threshold.
     include_davidson: also report the hate head on Davidson's validation tweets (slower, ~20 s).
+    include_devcases: also score the contrastive development cases (crossguard.models.devcases)
+      and report per family, identity group and language; validation is always reported per
+      language (crossguard.text.language).
     precision: encoder variant, "auto" (int8 on CPU, fp32 on CUDA), "fp32" or "int8".
     """
     from crossguard.text.model import TextModel
@@ -141,7 +170,8 @@ def eval_text(
         rows = select(load_openai(data_dir or default_data_dir()), "validation")
         if progress:
             progress(f"scoring {len(rows)} validation rows")
-        scores = _predict(model, [r.text for r in rows])
+        classified = _classify_all(model, [r.text for r in rows])
+        scores = [c for c, _ in classified]
         head_cats = [c for c in model.categories if c != Category.PROFANITY]
         metrics: list[CategoryMetrics] = []
         for cat in head_cats:
@@ -177,6 +207,58 @@ def eval_text(
             y = np.array([t.labels[Category.HATE] for t in tweets], dtype=np.int64)
             p = np.array([s[Category.HATE] for s in dscores], dtype=np.float64)
             extra.append(_metrics("davidson:hate", y, p, cuts[Category.HATE]))
+
+        def flagged(probs: dict[Category, float], unread: str) -> bool:
+            return bool(unread) or any(probs[c] >= cuts[c] for c in head_cats)
+
+        languages = [model.identify_language(r.text).language for r in rows]
+        rates = _rates(
+            "validation language",
+            [
+                (lang, r.any_positive, flagged(p, u), bool(u), "")
+                for lang, r, (p, u) in zip(languages, rows, classified, strict=True)
+            ],
+        )
+        if include_devcases:
+            cases = load_devcases()
+            if progress:
+                progress(f"scoring {len(cases)} development cases")
+            dev = _classify_all(model, [c.text for c in cases])
+            outcome = [flagged(p, u) for p, u in dev]
+            unread = [bool(u) for _, u in dev]
+            held = {c.family for c in cases} - {c.family for c in cases if c.split == "train"}
+            held_groups = {c.group for c in cases if c.group} - {
+                c.group for c in cases if c.group and c.split == "train"
+            }
+            both = list(zip(cases, outcome, unread, strict=True))
+            test = [(c, f, u) for c, f, u in both if c.split == "dev"]
+            rates += _rates(
+                "family (dev split)",
+                [
+                    (c.family, bool(c.label), f, u, "held out" if c.family in held else "")
+                    for c, f, u in test
+                ],
+            )
+            rates += _rates(
+                "family (train split)",
+                [(c.family, bool(c.label), f, u, "") for c, f, u in both if c.split == "train"],
+            )
+            rates += _rates(
+                "identity group (benign, dev split)",
+                [
+                    (c.group, False, f, u, "held out" if c.group in held_groups else "")
+                    for c, f, u in test
+                    if c.family == "identity_benign"
+                ],
+            )
+            rates += _rates(
+                "language (dev cases)", [(c.lang, bool(c.label), f, u, "") for c, f, u in test]
+            )
+            english = [(c, f, u) for c, f, u in test if c.lang == "en"]
+            rates += _rates(
+                "all English dev cases",
+                [("all", bool(c.label), f, u, "") for c, f, u in english],
+            )
         return EvalReport(
             "validation",
             len(rows),
@@ -185,36 +267,70 @@ def eval_text(
             time.perf_counter() - t0,
             extra,
             model.encoder_precision,
+            rates,
         )
     finally:
         model.close()
 
 
+def _rates(table: str, cases: Sequence[tuple[str, bool, bool, bool, str]]) -> list[RateRow]:
+    """(name, harmful, flagged, unread, note) per case -> one RateRow per name, sorted."""
+    rows: dict[str, list[int]] = {}
+    notes: dict[str, str] = {}
+    for name, harmful, flagged, unread, note in cases:
+        r = rows.setdefault(name, [0, 0, 0, 0, 0])
+        if harmful:
+            r[2] += 1
+            r[3] += int(flagged)
+        else:
+            r[0] += 1
+            r[1] += int(flagged)
+        r[4] += int(unread)
+        notes[name] = note
+    return [
+        RateRow(table, name, r[0], r[1], r[2], r[3], r[4], notes[name])
+        for name, r in sorted(rows.items())
+    ]
+
+
 def _predict(
     model: object, texts: Sequence[str], in_flight: int = 256
 ) -> list[dict[Category, float]]:
+    return [scores for scores, _ in _classify_all(model, texts, in_flight)]
+
+
+def _classify_all(
+    model: object, texts: Sequence[str], in_flight: int = 256
+) -> list[tuple[dict[Category, float], str]]:
     """Scores as the text service computes them: the same domain code (crossguard.text.service:
     limits, control-character stripping, NFKC, sentence/window chunking with max over chunks)
-    over `model`, evidence off. A text the service would refuse (empty once sanitised, over a
-    limit) scores 0 in every category, as nothing would flag it."""
+    over `model`, evidence off, each with the reason it was not read ("" when it was: the
+    service's language check, TextModel.identify_language). A text the service would refuse
+    (empty once sanitised, over a limit) scores 0 in every category, as nothing would flag it."""
     from crossguard.core.errors import InvalidInput
     from crossguard.text.service import TextClassifier
     from crossguard.text.settings import TextServiceSettings
 
-    async def run() -> list[dict[Category, float]]:
+    async def run() -> list[tuple[dict[Category, float], str]]:
         # The environment's CROSSGUARD_TEXT_* settings apply, as in the service being evaluated.
         settings = TextServiceSettings(evidence_passes=0)
-        classifier = TextClassifier(model, settings, owns_model=False)  # type: ignore[arg-type]
+        classifier = TextClassifier(
+            model,  # type: ignore[arg-type]
+            settings,
+            owns_model=False,
+            language_of=getattr(model, "identify_language", None),
+        )
         await classifier.start()
         gate = asyncio.Semaphore(max(1, min(in_flight, settings.queue_max)))
 
-        async def one(k: int, text: str) -> dict[Category, float]:
+        async def one(k: int, text: str) -> tuple[dict[Category, float], str]:
             async with gate:
                 try:
                     result = await classifier.classify(f"eval-{k}", [("text", text)])
                 except InvalidInput:
-                    return {}
-            return {s.category: s.score for s in result.scores}
+                    return {}, ""
+            unread = ",".join(u.reason for u in result.unread)
+            return {s.category: s.score for s in result.scores}, unread
 
         try:
             return list(await asyncio.gather(*(one(k, t) for k, t in enumerate(texts))))
@@ -223,7 +339,7 @@ def _predict(
 
     scored = asyncio.run(run())
     categories = list(getattr(model, "categories", []))
-    return [{c: s.get(c, 0.0) for c in categories} for s in scored]
+    return [({c: s.get(c, 0.0) for c in categories}, unread) for s, unread in scored]
 
 
 def format_eval_report(report: EvalReport) -> str:
@@ -245,6 +361,26 @@ def format_eval_report(report: EvalReport) -> str:
         lines.append(
             f"{m.name:<18} {m.n:>5} {m.positives:>4} {f(m.auc)} {f(m.auprc)} {thr:>7} "
             f"{f(m.precision)} {f(m.recall)} {f(m.f1)}"
+        )
+    table = ""
+    for r in report.rates:
+        if r.table != table:
+            table = r.table
+            lines += [
+                "",
+                f"{table}: flagged = some category at its threshold, or marked unread "
+                "(unsupported language)",
+                f"{'name':<22} {'benign':>6} {'flagged':>7} {'harmful':>7} {'caught':>6} "
+                f"{'unread':>6} {'correct':>7}",
+            ]
+
+        def pct(k: int, n: int) -> str:
+            return f"{'-':>6}" if n == 0 else f"{100.0 * k / n:>5.0f}%"
+
+        lines.append(
+            f"{r.name:<22} {r.benign:>6} {pct(r.benign_flagged, r.benign):>7} {r.harmful:>7} "
+            f"{pct(r.harmful_caught, r.harmful)} {r.unread:>6} {f(r.correct, 7, 2)}"
+            + (f"  {r.note}" if r.note else "")
         )
     return "\n".join(lines)
 
