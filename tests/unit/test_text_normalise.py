@@ -38,8 +38,10 @@ def normalise() -> Normaliser:
         ("you f*cking b!tch", "you fucking bitch"),
         ("kіll yоursеlf", "kill yourself"),  # Cyrillic і, о, е
         ("уоu аrе а wоrthlеss", "you are a worthless"),  # whole words of look-alikes
-        ("I'm going to 🔪 you", "I'm going to knife you"),
-        ("🔫 you tomorrow", "gun you tomorrow"),
+        ("I'm going to 🔪 you", "I'm going to stab you"),
+        ("🔫 you tomorrow", "shoot you tomorrow"),
+        ("a new 🔪 for the kitchen", "a new knife for the kitchen"),
+        ("I lost my 🔫 again", "I lost my gun again"),
     ],
 )
 def test_evasions_are_undone(normalise: Normaliser, text: str, expected: str) -> None:
@@ -62,6 +64,17 @@ def test_evasions_are_undone(normalise: Normaliser, text: str, expected: str) ->
 )
 def test_ordinary_text_is_left_alone(normalise: Normaliser, text: str) -> None:
     assert normalise(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("🔥🔥 you are amazing", "fire fire you are amazing"),
+        ("Happy birthday 🎂🎉", "Happy birthday birthday cake party popper"),
+    ],
+)
+def test_emoji_become_their_names(normalise: Normaliser, text: str, expected: str) -> None:
+    assert normalise(text) == expected
 
 
 def test_zero_width_and_styled_letters_are_handled_by_sanitize_first(normalise: Normaliser) -> None:

@@ -14,6 +14,7 @@ applies NFKC, folding mathematical alphanumerics such as 𝐤𝐢𝐥𝐥 to "ki
   (so "4pm", "h4x0r" and "101" stay as they are);
 - emoji become their names (the emoji package's CLDR names; a few whose names hide what they are
   used to say, such as 🔫 "water pistol", are overridden), so a knife emoji reads as "knife";
+  a weapon emoji directly before a person ("🔪 you", "🔫 him") reads as the act ("stab you");
 - a handful of abbreviations that only exist to evade ("kys") are spelled out.
 
 The vocabulary is the encoder tokenizer's whole-word pieces (lower case). Ordinary text passes
@@ -61,6 +62,20 @@ _EMOJI_OVERRIDES: Mapping[str, str] = {
     "\U0001f52a": "knife",
     "\U0001f480": "skull",
 }
+
+# Weapon emoji used as a verb ("I'm going to 🔪 you"): read as the act when a person follows.
+_EMOJI_VERBS: Mapping[str, str] = {
+    "\U0001f52a": "stab",  # kitchen knife
+    "\U0001f5e1": "stab",  # dagger
+    "\U0001f52b": "shoot",  # pistol
+    "\U0001faa2": "hang",  # knot
+    "\U0001f4a3": "bomb",  # bomb
+}
+_EMOJI_VERB = re.compile(
+    "([" + "".join(_EMOJI_VERBS) + "])\ufe0f? *(?=(?:you|u|ya|him|her|them|yourself|myself|"
+    "themselves|everyone)\\b)",
+    re.IGNORECASE,
+)
 
 # A token: a run of non-space characters.
 _TOKEN = re.compile(r"\S+")
@@ -137,6 +152,7 @@ class Normaliser:
     def _emoji(text: str) -> str:
         if text.isascii():
             return text
+        text = _EMOJI_VERB.sub(lambda m: _EMOJI_VERBS[m.group(1)] + " ", text)
         names = _emoji_names()
         pieces: list[str] = []
         changed = False
