@@ -30,6 +30,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 # Letters that evasions put in place of others, and what each can stand for (tried in order).
 _LEET: Mapping[str, str] = {
@@ -77,8 +78,9 @@ _EMOJI_VERB = re.compile(
     re.IGNORECASE,
 )
 
-# A token: a run of non-space characters.
-_TOKEN = re.compile(r"\S+")
+# Tokens the leetspeak/abbreviation pass looks at: those with a character of _LEET, and the
+# abbreviations (every other token would come back unchanged; skipping them keeps the pass cheap).
+_CANDIDATE = re.compile(r"\S*[0134578@$!|+*#9]\S*|(?<!\S)\S*\b(?:kys|kms)\b\S*", re.IGNORECASE)
 # Three or more single letters separated by single spaces ("k i l l"); once a text has such a
 # run, two letters ("o f") are joined too.
 _SPACED = re.compile(r"(?<!\S)(?:[^\W\d_] ){2,}[^\W\d_](?!\S)")
@@ -104,6 +106,12 @@ def _confusable_latin() -> dict[str, str]:
                 out[char] = c
                 break
     return out
+
+
+@functools.cache
+def _confusable_pattern() -> re.Pattern[str]:
+    """Matches any character of _confusable_latin() (a fast test before the word loop)."""
+    return re.compile("[" + "".join(re.escape(c) for c in sorted(_confusable_latin())) + "]")
 
 
 @functools.cache
@@ -140,10 +148,10 @@ class Normaliser:
         if spaced != out:
             spaced = _SPACED_PAIR.sub(lambda m: self._join(m.group(0).replace(" ", "")), spaced)
         out = spaced
-        decoded = _TOKEN.sub(lambda m: self._token(m.group(0), short=False), out)
+        decoded = _CANDIDATE.sub(lambda m: self._token(m.group(0), short=False), out)
         if decoded != out:
             # The text is written in leetspeak: short tokens ("1", "4", "0f", "t0") are too.
-            decoded = _TOKEN.sub(lambda m: self._token(m.group(0), short=True), decoded)
+            decoded = _CANDIDATE.sub(lambda m: self._token(m.group(0), short=True), decoded)
         return decoded
 
     # -- rules ------------------------------------------------------------------------------
@@ -152,33 +160,27 @@ class Normaliser:
     def _emoji(text: str) -> str:
         if text.isascii():
             return text
+        import emoji
+
         text = _EMOJI_VERB.sub(lambda m: _EMOJI_VERBS[m.group(1)] + " ", text)
         names = _emoji_names()
-        pieces: list[str] = []
-        changed = False
-        i = 0
-        while i < len(text):
-            # Longest match first: sequences (ZWJ, skin tones, keycaps) before single code points.
-            for width in (8, 7, 6, 5, 4, 3, 2, 1):
-                piece = text[i : i + width]
-                name = names.get(piece) if len(piece) == width else None
-                if name:
-                    pieces.append(f" {name} ")
-                    i += width
-                    changed = True
-                    break
-            else:
-                pieces.append(text[i])
-                i += 1
-        if not changed:
+
+        def name(chars: str, data: dict[str, Any]) -> str:
+            found = names.get(chars) or names.get(chars.replace("\ufe0f", ""))
+            return f" {found} " if found else chars
+
+        out = emoji.replace_emoji(text, replace=name)
+        if out == text:
             return text
-        return re.sub(r" {2,}", " ", "".join(pieces)).strip()
+        return re.sub(r" {2,}", " ", out).strip()
 
     @staticmethod
     def _homoglyphs(text: str, vocabulary: frozenset[str]) -> str:
         if text.isascii():
             return text
         table = _confusable_latin()
+        if not _confusable_pattern().search(text):
+            return text
         words = text.split(" ")
         latin_words = sum(1 for w in words if w and any("a" <= c.lower() <= "z" for c in w))
         foreign_words = sum(
