@@ -14,6 +14,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -54,6 +55,17 @@ class Accounts:
         self.hasher = hasher or _hasher
         # Verified against when the user does not exist, so a login takes as long either way.
         self._dummy_hash = self.hasher.hash(secrets.token_hex(16))
+        # Keys the audit tag of unknown usernames; never stored, so a tag cannot be reversed.
+        self._unknown_key = secrets.token_bytes(32)
+
+    def _failed_actor(self, row: Any, typed: str) -> str:
+        """The audit actor of a failed login: a known account's name; otherwise an HMAC tag of
+        what was typed (a password typed into the username field must not reach the log),
+        which still groups repeated attempts with one name within this process's life."""
+        if row is not None:
+            return str(row.username)
+        tag = hmac.new(self._unknown_key, typed.encode(), hashlib.sha256).hexdigest()[:12]
+        return f"unknown user {tag}"
 
     def create_user(self, username: str, password: str, role: str, *, actor: str = "system") -> int:
         _check_username(username)
@@ -109,7 +121,7 @@ class Accounts:
             except (VerificationError, InvalidHashError):
                 ok = False
             if not ok or row is None:
-                self.store._audit(conn, now, username[:64] or "?", "login_failed")
+                self.store._audit(conn, now, self._failed_actor(row, username), "login_failed")
                 return None
             if self.hasher.check_needs_rehash(row.password_hash):
                 conn.execute(

@@ -13,6 +13,9 @@ import contextlib
 import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from google.protobuf.message import DecodeError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from crossguard.core.errors import CrossguardError
 from crossguard.core.settings import KafkaSettings
@@ -40,17 +43,30 @@ class TaskConsumer:
         self.started = asyncio.Event()
 
     def _ingest(self, value: bytes | None, offset: int) -> None:
+        """Store one record. A record that cannot be stored is logged and skipped (its offset
+        is committed): only a database connectivity error propagates, so run() retries it
+        instead of blocking the partition on one bad record forever."""
         try:
             task = review_pb2.ReviewTask.FromString(value or b"")
+        except DecodeError:
+            log.error("review record is not a ReviewTask", extra={"offset": offset})
+            return
+        try:
             stored = self.store.ingest(task)
         except CrossguardError as exc:
             # Ids and reasons only: a task's content never reaches the logs.
-            log.error("review task rejected", extra={"offset": offset, "reason": str(exc)})
+            log.error(
+                "review task rejected",
+                extra={"task_id": task.task_id[:64], "offset": offset, "reason": str(exc)},
+            )
             return
-        except Exception as exc:  # a record that does not parse
-            if type(exc).__name__ != "DecodeError":
-                raise
-            log.error("review record is not a ReviewTask", extra={"offset": offset})
+        except (OperationalError, InterfaceError):
+            raise  # the database is unreachable: retried from the last commit
+        except Exception:
+            log.exception(
+                "review task could not be stored; skipped",
+                extra={"task_id": task.task_id[:64], "offset": offset},
+            )
             return
         if stored:
             log.info("review task stored", extra={"task_id": task.task_id})
@@ -68,9 +84,9 @@ class TaskConsumer:
                     for records in batch.values():
                         for record in records:
                             await asyncio.to_thread(self._ingest, record.value, record.offset)
-                except Exception:
-                    # The store is unreachable (or worse): nothing is committed; read the batch
-                    # again from the last commit once it is back.
+                except (OperationalError, InterfaceError):
+                    # The store is unreachable: nothing is committed; read the batch again from
+                    # the last commit once it is back.
                     log.exception("storing review tasks failed; retrying from the last commit")
                     await asyncio.sleep(1.0)
                     for tp in batch:
@@ -80,7 +96,16 @@ class TaskConsumer:
                         else:
                             self.consumer.seek(tp, committed)
                     continue
-                await self.consumer.commit()
+                try:
+                    await self.consumer.commit()
+                except KafkaError as exc:
+                    # CommitFailedError during a rebalance (or a broker hiccup): the records are
+                    # stored, and ingest is idempotent, so whoever owns the partitions next
+                    # re-reads them harmlessly; keep consuming.
+                    log.warning(
+                        "offset commit failed; records will be re-read",
+                        extra={"reason": f"{type(exc).__name__}: {exc}"[:300]},
+                    )
         finally:
             await self.consumer.stop()
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+from collections.abc import Callable
 
 import uvicorn
 
@@ -37,12 +38,45 @@ def cookie_name(secure: bool) -> str:
     return f"__Host-{SESSION_COOKIE}" if secure else SESSION_COOKIE
 
 
-async def _retention(store: ReviewStore, interval_s: float) -> None:
+class LoopTaskEnded(RuntimeError):
+    """A background loop (consumer, outbox, retention) ended while the web server ran: the
+    process exits non-zero so its supervisor restarts it, rather than serving without it."""
+
+
+async def retention_loop(store: ReviewStore, interval_s: float) -> None:
     while True:
-        purged = await asyncio.to_thread(store.purge_expired)
-        if purged:
-            log.info("retention purged task content", extra={"tasks": purged})
+        try:
+            purged = await asyncio.to_thread(store.purge_expired)
+        except Exception:
+            # A database error must not end the sweep for the process's life: try again later.
+            log.exception("retention sweep failed; retrying next interval")
+        else:
+            if purged:
+                log.info("retention purged task content", extra={"tasks": purged})
         await asyncio.sleep(interval_s)
+
+
+async def supervise(
+    web: asyncio.Task[None], loop_tasks: list[asyncio.Task[None]], stop_web: Callable[[], None]
+) -> None:
+    """Wait until the web server or any loop task ends. The loops never end on their own, so
+    one that does (with an error or not) stops the web server and raises LoopTaskEnded."""
+    done, _ = await asyncio.wait([web, *loop_tasks], return_when=asyncio.FIRST_COMPLETED)
+    ended = [t for t in loop_tasks if t in done]
+    if not ended:
+        web.result()
+        return
+    task = ended[0]
+    error = None if task.cancelled() else task.exception()
+    log.error(
+        "review loop task ended; stopping the service",
+        extra={"task": task.get_name(), "reason": repr(error)[:300]},
+        exc_info=error,
+    )
+    stop_web()
+    with contextlib.suppress(Exception):
+        await web
+    raise LoopTaskEnded(f"the {task.get_name()} loop ended: {error!r}") from error
 
 
 async def serve(settings: ReviewSettings, kafka: KafkaSettings) -> None:
@@ -82,7 +116,9 @@ async def serve(settings: ReviewSettings, kafka: KafkaSettings) -> None:
     loop_tasks = [
         asyncio.create_task(publisher.run(), name="outbox"),
         asyncio.create_task(consumer.run(), name="consumer"),
-        asyncio.create_task(_retention(store, settings.retention_interval_seconds)),
+        asyncio.create_task(
+            retention_loop(store, settings.retention_interval_seconds), name="retention"
+        ),
     ]
     web = asyncio.create_task(server.serve(), name="web")
     try:
@@ -101,7 +137,11 @@ async def serve(settings: ReviewSettings, kafka: KafkaSettings) -> None:
         port = server.servers[0].sockets[0].getsockname()[1]
         print(f"PORT {port}", flush=True)
         log.info("review service ready", extra={"port": port})
-        await web
+
+        def stop_web() -> None:
+            server.should_exit = True
+
+        await supervise(web, loop_tasks, stop_web)
     finally:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(publisher.flush(), 5)
@@ -123,5 +163,8 @@ def main() -> None:
     setup_telemetry("crossguard-review")
     try:
         asyncio.run(serve(settings, kafka))
+    except LoopTaskEnded as exc:
+        print(str(exc), file=sys.stderr)
+        sys.exit(1)
     finally:
         shutdown_telemetry()

@@ -115,6 +115,19 @@ class ReviewSettings(CrossguardSettings):
         description="CROSSGUARD_REVIEW_MAX_TASK_BYTES: largest ReviewTask record accepted (after "
         "inline media is dropped); larger ones are skipped with an error log.",
     )
+    preview_max_side: int = Field(
+        default=64,
+        ge=8,
+        le=512,
+        description="CROSSGUARD_REVIEW_PREVIEW_MAX_SIDE: longest side in pixels of the blurred, "
+        "greyscale preview served for an image until the reviewer reveals the task.",
+    )
+    preview_max_pixels: int = Field(
+        default=40_000_000,
+        ge=1,
+        description="CROSSGUARD_REVIEW_PREVIEW_MAX_PIXELS: largest image (width x height) the "
+        "service decodes to make a preview; larger ones are not shown until revealed.",
+    )
     policy_path: Path | None = Field(
         default=None,
         description="CROSSGUARD_REVIEW_POLICY_PATH: the policy file (the pipeline's) whose "

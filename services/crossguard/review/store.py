@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import and_, delete, exists, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection, Engine, Row
@@ -99,6 +99,19 @@ def strip_inline_media(item: content_pb2.ContentItem) -> content_pb2.ContentItem
     return out
 
 
+def _timestamp(
+    task: review_pb2.ReviewTask, name: Literal["created_at", "sla_deadline"]
+) -> datetime | None:
+    """A task's timestamp field as an aware datetime; InvalidInput when it is out of range
+    (a datetime holds years 1-9999; protobuf accepts any int64 seconds)."""
+    if not task.HasField(name):
+        return None
+    try:
+        return getattr(task, name).ToDatetime(UTC)  # type: ignore[no-any-return]
+    except (ValueError, OverflowError, OSError):
+        raise InvalidInput(f"review task {task.task_id} has an out-of-range {name}") from None
+
+
 class ReviewStore:
     def __init__(
         self,
@@ -135,6 +148,23 @@ class ReviewStore:
         with self.engine.begin() as conn:
             self._audit(conn, self.clock(), actor, action, task_id, detail)
 
+    def revealed(self, user: User, task_id: str) -> bool:
+        """Whether this reviewer may see the task's media unblurred: their no-blur preference,
+        or a reveal of this task recorded in the audit log."""
+        if user.reveal_media:
+            return True
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(audit_log.c.id)
+                .where(
+                    audit_log.c.task_id == task_id,
+                    audit_log.c.actor == user.username,
+                    audit_log.c.action == "reveal",
+                )
+                .limit(1)
+            ).first()
+        return row is not None
+
     # -- ingest --------------------------------------------------------------------------
 
     def ingest(self, task: review_pb2.ReviewTask) -> bool:
@@ -146,13 +176,19 @@ class ReviewStore:
         now = self.clock()
         decision = task.decision
         tri = priority.triage(decision)
-        created = task.created_at.ToDatetime(UTC) if task.HasField("created_at") else now
+        created = _timestamp(task, "created_at") or now
         sla = priority.sla_minutes(
             tri.categories, self.settings.sla_minutes, self.settings.default_sla_minutes
         )
-        due = created + timedelta(minutes=sla)
-        if task.HasField("sla_deadline"):
-            due = min(due, task.sla_deadline.ToDatetime(UTC))
+        try:
+            due = created + timedelta(minutes=sla)
+        except OverflowError:
+            raise InvalidInput(
+                f"review task {task.task_id} has an out-of-range created_at"
+            ) from None
+        deadline = _timestamp(task, "sla_deadline")
+        if deadline is not None:
+            due = min(due, deadline)
         required = max(1, int(task.required_verdicts), self._consensus_needed(tri))
         item = strip_inline_media(task.item)
         item_bytes = item.SerializeToString()

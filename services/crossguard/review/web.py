@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
 
 from crossguard.core.errors import CrossguardError, InvalidInput
 from crossguard.core.media import MediaSettings
@@ -29,7 +30,7 @@ from crossguard.core.taxonomy import Category
 from crossguard.review import evidence, priority
 from crossguard.review.auth import Accounts, Session, csrf_ok
 from crossguard.review.errors import Conflict, Forbidden, LeaseLost, TaskNotFound
-from crossguard.review.media import read_shown_media
+from crossguard.review.media import PREVIEW_TYPE, concealed_preview, read_shown_media
 from crossguard.review.stats import LeadStats
 from crossguard.review.store import ROLES, ReviewStore, User
 
@@ -298,6 +299,7 @@ def create_app(ctx: WebContext) -> FastAPI:
             task=view.row,
             shown=evidence.present(view.item, view.decision),
             verdicts=view.verdicts,
+            revealed=ctx.store.revealed(session.user, task_id),
             remaining=_remaining(view.row.due_at, now),
             holds=view.row.lease_owner == session.user.id
             and view.row.lease_until is not None
@@ -317,13 +319,22 @@ def create_app(ctx: WebContext) -> FastAPI:
             raise TaskNotFound("content expired")
         for part in view.item.parts:
             if part.part_id == part_id and part.HasField("media"):
-                data = read_shown_media(part.media, ctx.media)
-                return Response(
-                    data,
-                    media_type=part.media.mime_type,
-                    headers={"Content-Disposition": "inline"},
-                )
-        raise TaskNotFound(f"no media part {part_id}")
+                break
+        else:
+            raise TaskNotFound(f"no media part {part_id[:64]}")
+        revealed = ctx.store.revealed(session.user, task_id)
+        # Every fetch is audited (ids only, never content), before any byte leaves.
+        variant = "original" if revealed else "preview"
+        ctx.store.audit(session.user.username, "media", task_id, f"part={part_id[:64]} {variant}")
+        mime = part.media.mime_type
+        if not revealed and not mime.startswith("image/"):
+            raise Forbidden("reveal the task's media before playing it")
+        data = read_shown_media(part.media, ctx.media)
+        if not revealed:
+            settings = ctx.store.settings
+            data = concealed_preview(data, settings.preview_max_side, settings.preview_max_pixels)
+            mime = PREVIEW_TYPE
+        return Response(data, media_type=mime, headers={"Content-Disposition": "inline"})
 
     @app.post("/tasks/{task_id}/verdict")
     def verdict(
@@ -429,18 +440,13 @@ def create_app(ctx: WebContext) -> FastAPI:
 
     @app.post("/api/tasks/{task_id}/verdict")
     async def api_verdict(task_id: str, request: Request, session: Checked) -> dict[str, Any]:
-        body = await request.json()
-        if not isinstance(body, dict):
-            raise InvalidInput("expected a JSON object")
-        from starlette.concurrency import run_in_threadpool
-
+        try:
+            body = await request.json()
+        except ValueError:  # JSONDecodeError, UnicodeDecodeError
+            raise InvalidInput("the request body is not valid JSON") from None
+        action, categories, note = _verdict_body(body)
         result = await run_in_threadpool(
-            ctx.store.submit_verdict,
-            session.user,
-            task_id,
-            str(body.get("action", "")),
-            [str(c) for c in body.get("categories", [])],
-            str(body.get("note", "")),
+            ctx.store.submit_verdict, session.user, task_id, action, categories, note
         )
         if result.final:
             ctx.on_final()
@@ -451,6 +457,24 @@ def create_app(ctx: WebContext) -> FastAPI:
         return [{"username": u.username, "role": u.role} for u in ctx.accounts.list_users()]
 
     return app
+
+
+def _verdict_body(body: Any) -> tuple[str, list[str], str]:
+    """The JSON API's verdict body, {"action": str, "categories": [str], "note": str}: wrong
+    shapes are InvalidInput (400), never coerced (a string is not a list of characters). The
+    store checks the values (known action and category names, note length)."""
+    if not isinstance(body, dict):
+        raise InvalidInput("expected a JSON object")
+    action = body.get("action", "")
+    note = body.get("note", "")
+    categories = body.get("categories", [])
+    if not isinstance(action, str):
+        raise InvalidInput('"action" must be a string')
+    if not isinstance(note, str):
+        raise InvalidInput('"note" must be a string')
+    if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
+        raise InvalidInput('"categories" must be a list of category names')
+    return action, categories, note
 
 
 def _remaining(due: datetime, now: datetime) -> dict[str, Any]:

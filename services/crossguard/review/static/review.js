@@ -9,11 +9,23 @@
       if (!w.classList.contains("concealed")) return;
       w.classList.remove("concealed");
       w.setAttribute("aria-pressed", "true");
-      fetch(w.dataset.revealUrl, { method: "POST", headers: { "X-CSRF-Token": csrf() }, credentials: "same-origin" });
+      fetch(w.dataset.revealUrl, { method: "POST", headers: { "X-CSRF-Token": csrf() }, credentials: "same-origin" })
+        .then((r) => { if (r.ok) showOriginal(w); });
     });
   }
 
-  document.querySelectorAll(".media-wrap").forEach((w) => {
+  // The server serves a blurred preview until the reveal is recorded; then load the original.
+  function showOriginal(w) {
+    const img = w.querySelector("img[data-original]");
+    if (img) img.src = img.dataset.original;
+    const audio = w.nextElementSibling;
+    if (audio instanceof HTMLAudioElement && audio.dataset.src) {
+      audio.src = audio.dataset.src;
+      w.hidden = true;
+    }
+  }
+
+  document.querySelectorAll(".media-wrap, .audio-reveal").forEach((w) => {
     w.addEventListener("click", () => revealAll([w]));
   });
 
@@ -36,7 +48,7 @@
       else if (key === "b") done = click("verdict-block");
       else if (key === "e") done = click("escalate");
       else if (key === "s") done = click("skip");
-      else if (key === "r") { revealAll(document.querySelectorAll(".media-wrap")); done = true; }
+      else if (key === "r") { revealAll(document.querySelectorAll(".media-wrap, .audio-reveal")); done = true; }
       else if (key === "n") { document.getElementById("note")?.focus(); done = true; }
       else if (/^[1-9]$/.test(key)) {
         const box = document.getElementById("cat-" + key);
