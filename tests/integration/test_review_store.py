@@ -18,6 +18,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from argon2 import PasswordHasher
 
+from crossguard.core.errors import InvalidInput
 from crossguard.review.auth import Accounts
 from crossguard.review.db import make_engine, migrate
 from crossguard.review.errors import BadVerdict, Conflict, Forbidden, LeaseLost, TaskNotFound
@@ -312,3 +313,19 @@ def test_retention_deletes_content_and_media_references(make_store: StoreFactory
     assert state == "expired"
     actions = [a.action for a in LeadStats(store.engine, clock).audit_entries()]
     assert "retention" in actions and "verdict" in actions and "view" in actions
+
+
+@pytest.mark.parametrize("field", ["created_at", "sla_deadline"])
+def test_out_of_range_timestamps_are_invalid_input(make_store: StoreFactory, field: str) -> None:
+    # protobuf accepts any int64 seconds; a datetime ends at year 9999. Such a record is bad
+    # input (skipped by the consumer), not an unexpected error that blocks its partition.
+    store, _ = make_store()
+    task = make_task("far")
+    getattr(task, field).seconds = 2**62
+    with pytest.raises(InvalidInput, match=f"out-of-range {field}"):
+        store.ingest(task)
+    task.created_at.seconds = 253402300799  # 9999-12-31T23:59:59: the SLA window overflows
+    task.ClearField("sla_deadline")
+    with pytest.raises(InvalidInput, match="out-of-range created_at"):
+        store.ingest(task)
+    assert store.ingest(make_task("ok"))
