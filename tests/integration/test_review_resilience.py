@@ -18,7 +18,7 @@ from aiokafka.errors import CommitFailedError
 
 from crossguard.core.settings import KafkaSettings
 from crossguard.core.topics import Topics
-from crossguard.pipeline.io import publish_raw
+from crossguard.pipeline.io import RawRecord, publish_raw
 from crossguard.review.db import make_engine, migrate
 from crossguard.review.kafka_io import TaskConsumer
 from crossguard.review.schema import tasks
@@ -56,7 +56,7 @@ async def test_consumer_skips_a_bad_record_and_survives_a_failed_commit(
     bad.created_at.seconds = 2**62  # out of a datetime's range
     topic = Topics.from_settings(kafka).review
     # One key: the bad record and the good one behind it share a partition.
-    records = [(b"c-1", t.SerializeToString(), []) for t in (bad, make_task("ok"))]
+    records: list[RawRecord] = [(b"c-1", t.SerializeToString(), []) for t in (bad, make_task("ok"))]
     await publish_raw(kafka.bootstrap_servers, records, topic=topic, kafka=kafka)
 
     consumer = TaskConsumer(store, kafka, "review-resilience")
@@ -70,13 +70,13 @@ async def test_consumer_skips_a_bad_record_and_survives_a_failed_commit(
             raise CommitFailedError()
         return await real_commit(*args, **kw)
 
-    consumer.consumer.commit = commit_failing_once  # type: ignore[method-assign]
+    consumer.consumer.commit = commit_failing_once
     caplog.set_level(logging.INFO, logger="crossguard.review.kafka_io")
     run = asyncio.create_task(consumer.run())
     try:
         await _until(lambda: "task-ok" in _stored(store), run, 60)
         await _until(lambda: bool(failed), run, 30)
-        later = [(b"c-2", make_task("later").SerializeToString(), [])]
+        later: list[RawRecord] = [(b"c-2", make_task("later").SerializeToString(), [])]
         await publish_raw(kafka.bootstrap_servers, later, topic=topic, kafka=kafka)
         await _until(lambda: "task-later" in _stored(store), run, 60)
     finally:

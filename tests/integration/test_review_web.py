@@ -11,6 +11,7 @@ import re
 import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy
@@ -69,12 +70,15 @@ class App:
             client.headers["X-CSRF-Token"] = client.get("/api/me").json()["csrf_token"]
         return client
 
-    def audit(self) -> list[sqlalchemy.Row[tuple[str, str, str | None, str]]]:
+    def audit(self) -> list[Any]:
         with self.engine.connect() as conn:
             return list(
                 conn.execute(
                     sqlalchemy.select(
-                        audit_log.c.actor, audit_log.c.action, audit_log.c.task_id, audit_log.c.detail
+                        audit_log.c.actor,
+                        audit_log.c.action,
+                        audit_log.c.task_id,
+                        audit_log.c.detail,
                     ).order_by(audit_log.c.id)
                 ).all()
             )
