@@ -291,9 +291,12 @@ def test_reviewer_claims_reveals_and_decides_with_the_keyboard(
     # Before the reveal the server sent only a small blurred preview, not the original.
     assert image.evaluate("e => e.naturalWidth") <= 64
     original_url = f"{base}/tasks/{task.task_id}/media/image-0?v=original"
-    with page.expect_response(original_url) as original:
-        with page.expect_response(f"{base}/tasks/{task.task_id}/reveal") as revealed:
-            wrap.click()  # reveal on click
+    reveal_url = f"{base}/tasks/{task.task_id}/reveal"
+    with (
+        page.expect_response(original_url) as original,
+        page.expect_response(reveal_url) as revealed,
+    ):
+        wrap.click()  # reveal on click
     assert revealed.value.status == 200
     assert original.value.headers["content-type"] == "image/png"  # then the page loads it
     assert image.evaluate("e => getComputedStyle(e).filter") == "none"
