@@ -203,6 +203,62 @@ def test_bad_lines_are_skipped_with_their_line(tmp_path: Path) -> None:
     assert report.items == 2 and len(report.skipped) == 2
 
 
+MALFORMED = [
+    '{"categories": "x"}',
+    '{"categories": [1]}',
+    '{"escalation": "x"}',
+    '{"policyInputs": []}',
+    '{"policyInputs": {"hashMatches": [{"match": "x"}]}}',
+    '{"policyInputs": {"uncertainty": [3]}}',
+    '{"policyInputs": {"modalities": 3}}',
+    '{"consistency": [{"modalities": 1}]}',
+    '{"missingSignals": {"a": 1}}',
+    '{"ruleHits": ["x"]}',
+    "[" * 100_000,
+]
+
+
+def test_malformed_lines_are_bad_lines_not_a_crash(tmp_path: Path) -> None:
+    path = write(tmp_path / "rec.jsonl", RECORDED[:1], camel=True)
+    with path.open("ab") as f:
+        f.write("\n".join(MALFORMED).encode() + b"\n")
+        f.write(b'{"content_id": "\xff"}\n')  # not UTF-8
+    rows = list(read_recorded(path))
+    errors = [r for _, r in rows if isinstance(r, str)]
+    lines = [f"{path}:{n}" for n in range(2, 3 + len(MALFORMED))]
+    assert [e.split(": ", 1)[0] for e in errors] == lines
+    assert "categories: expected a list of objects" in errors[0]
+    assert "escalation: expected an object, got str" in errors[2]
+    new = tmp_path / "new.yaml"
+    new.write_text(NEW_TEXT)
+    out = CliRunner().invoke(
+        cli, ["policy", "simulate", str(new), "--against", str(path)], env={"COLUMNS": "200"}
+    )
+    assert out.exception is None, out.exception
+    assert out.exit_code == 0, out.output
+
+
+def test_sor_export_reports_malformed_lines(tmp_path: Path) -> None:
+    path = write(tmp_path / "rec.jsonl", RECORDED[:1], camel=True)
+    with path.open("ab") as f:
+        f.write(b'{"content_id": "\xff"}\n')
+        f.write(b'"just a string"\n')
+        restricted = {
+            "action": "ACTION_BLOCK",
+            "statementOfReasons": {"restrictions": [{"kind": "bogus", "durationDays": 3}]},
+        }
+        f.write(json.dumps(restricted).encode() + b"\n")
+    out = CliRunner().invoke(
+        cli, ["sor", "export", str(path), "-o", str(tmp_path / "sor.jsonl")], env={"COLUMNS": "300"}
+    )
+    assert out.exception is None, out.exception
+    assert out.exit_code == 0, out.output
+    assert "from 1 decisions" in out.output
+    for n in (2, 3, 4):
+        assert f"rec.jsonl:{n}: not a ModerationDecision" in out.output.replace("\n", "")
+    assert "restriction kind 'bogus'" in out.output.replace("\n", "")
+
+
 def test_diff_as_written_and_effective() -> None:
     d = diff_policies(OLD, NEW)
     settings = {c.path: (c.kind, c.before, c.after) for c in d.settings}

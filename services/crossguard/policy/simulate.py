@@ -106,19 +106,19 @@ class SimulationReport:
 def read_recorded(path: Path) -> Iterator[tuple[int, RecordedDecision | str]]:
     """(line number, decision) per non-empty line, or (line number, error) for a bad one."""
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open("rb")  # decoded per line: bad UTF-8 is one bad line
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from None
     with handle:
-        for n, line in enumerate(handle, 1):
-            if not line.strip():
+        for n, raw in enumerate(handle, 1):
+            if not raw.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(raw.decode("utf-8"))
                 if not isinstance(row, dict):
                     raise ValueError("not a JSON object")
                 yield n, recorded_from_json(row)
-            except (ValueError, TypeError, KeyError) as exc:
+            except (ValueError, TypeError, KeyError, RecursionError) as exc:
                 yield n, f"{path}:{n}: not a recorded ModerationDecision: {exc}"
 
 
@@ -219,12 +219,39 @@ def _action(value: Any) -> Action:
         raise ValueError(f"unknown action {value!r}") from None
 
 
+def _obj(value: Any, field: str) -> dict[str, Any]:
+    """A JSON object field (absent: empty); anything else is a bad line, not a crash."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{field}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def _objs(value: Any, field: str) -> list[dict[str, Any]]:
+    """A repeated message field: a JSON list of objects (absent: empty)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ValueError(f"{field}: expected a list of objects")
+    return value
+
+
+def _values(value: Any, field: str) -> list[Any]:
+    """A repeated scalar field: a JSON list (absent: empty)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"{field}: expected a list, got {type(value).__name__}")
+    return value
+
+
 def recorded_from_json(row: dict[str, Any]) -> RecordedDecision:
     """What simulate needs from a ModerationDecision in proto3 JSON, read straight from the
     parsed JSON (json_format.Parse would take most of a simulation's time)."""
-    inputs = _get(row, "policy_inputs", {})
+    inputs = _obj(_get(row, "policy_inputs"), "policy_inputs")
     fused = []
-    for c in _get(row, "categories", []):
+    for c in _objs(_get(row, "categories"), "categories"):
         category = _category(c.get("category"))
         if category is not None:
             fused.append(Score(category, _f32(c.get("score", 0.0)), int(c.get("severity", 0))))
@@ -233,28 +260,29 @@ def recorded_from_json(row: dict[str, Any]) -> RecordedDecision:
             ConsistencySignal(
                 str(c.get("name", "")),
                 _f32(c.get("value", 0.0)),
-                tuple(_modality(m) for m in c.get("modalities", [])),
+                tuple(_modality(m) for m in _values(c.get("modalities"), "modalities")),
                 str(c.get("detail", "")),
             )
-            for c in _get(row, "consistency", [])
+            for c in _objs(_get(row, "consistency"), "consistency")
         ],
         hash_matches=[
             HashMatch(
-                str(m.get("match", {}).get("bank", "")),
+                str(match.get("bank", "")),
                 _modality(m.get("modality")),
                 str(_get(m, "part_id", "")),
                 _category(m.get("category")),
-                str(_get(m.get("match", {}), "entry_id", "")),
-                int(m.get("match", {}).get("distance", 0)),
+                str(_get(match, "entry_id", "")),
+                int(match.get("distance", 0)),
             )
-            for m in _get(inputs, "hash_matches", [])
+            for m in _objs(_get(inputs, "hash_matches"), "hash_matches")
+            for match in (_obj(m.get("match"), "match"),)
         ],
         uncertainty={
             c: _f32(u.get("uncertainty", 0.0))
-            for u in inputs.get("uncertainty", [])
+            for u in _objs(inputs.get("uncertainty"), "uncertainty")
             if (c := _category(u.get("category"))) is not None
         },
-        modalities=[_modality(m) for m in inputs.get("modalities", [])],
+        modalities=[_modality(m) for m in _values(inputs.get("modalities"), "modalities")],
         locale=str(inputs.get("locale", "")),
     )
     item = RecordedItem(
@@ -264,16 +292,18 @@ def recorded_from_json(row: dict[str, Any]) -> RecordedDecision:
         fused=fused,
         missing=[
             MissingSignal(_modality(m.get("modality")), str(m.get("reason", "")))
-            for m in _get(row, "missing_signals", [])
+            for m in _objs(_get(row, "missing_signals"), "missing_signals")
         ],
         context=context,
     )
-    esc = row.get("escalation", {})
+    esc = _obj(row.get("escalation"), "escalation")
     escalated = bool(esc.get("escalated", False))
     rule = str(esc.get("rule", ""))
     decisive = NONE
     hits = [
-        h for h in _get(row, "rule_hits", []) if _action(h.get("action", 0)) is not Action.ALLOW
+        h
+        for h in _objs(_get(row, "rule_hits"), "rule_hits")
+        if _action(h.get("action", 0)) is not Action.ALLOW
     ]
     if hits:
         best = max(

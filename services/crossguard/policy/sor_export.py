@@ -110,20 +110,32 @@ def tdb_statement(d: decision_pb2.ModerationDecision) -> dict[str, Any]:
 def read_decisions(path: Path) -> Iterator[tuple[int, decision_pb2.ModerationDecision | str]]:
     """(line number, decision) per non-empty JSON line, or (line number, error)."""
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open("rb")  # decoded per line: bad UTF-8 is one bad line
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from None
     with handle:
-        for n, line in enumerate(handle, 1):
-            if not line.strip():
+        for n, raw in enumerate(handle, 1):
+            if not raw.strip():
                 continue
             msg = decision_pb2.ModerationDecision()
             try:
+                line = raw.decode("utf-8")
+                if not line.lstrip().startswith("{"):
+                    raise ValueError("not a JSON object")
                 json_format.Parse(line, msg, ignore_unknown_fields=True)
-            except json_format.ParseError as exc:
+                _check_restrictions(msg)
+            except (json_format.ParseError, ValueError) as exc:
                 yield n, f"{path}:{n}: not a ModerationDecision: {exc}"
                 continue
             yield n, msg
+
+
+def _check_restrictions(d: decision_pb2.ModerationDecision) -> None:
+    """tdb_statement maps each restriction by its kind: an unknown one is a bad record."""
+    for r in d.statement_of_reasons.restrictions:
+        if r.kind not in _END_DATE_FIELD:
+            known = ", ".join(_END_DATE_FIELD)
+            raise ValueError(f"restriction kind {r.kind!r} is not one of {known}")
 
 
 def latest_per_content(
