@@ -5,9 +5,11 @@ review tasks, trace headers."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from opentelemetry.trace import format_trace_id
 
 from crossguard.core.media import MediaUnavailable
@@ -16,14 +18,14 @@ from crossguard.core.results import ClassifierResult, Modality, Score
 from crossguard.core.taxonomy import Category
 from crossguard.pipeline.assemble import decision_id
 from crossguard.pipeline.dead_letter import DLQ_ERROR_HEADER, DLQ_REASON_HEADER, DLQ_SOURCE_HEADER
-from crossguard.pipeline.dedupe import MemoryDecisionStore
+from crossguard.pipeline.dedupe import DecisionStoreUnavailable, MemoryDecisionStore
 from crossguard.pipeline.fanout import Fanout
 from crossguard.pipeline.metrics import PipelineMetrics
 from crossguard.pipeline.process import Processor, default_fanout
 from crossguard.pipeline.settings import PipelineSettings
 from crossguard.pipeline.validate import ValidItem
 from crossguard.policy import MissingSignal, Policy, PolicyStore
-from crossguard.v1 import content_pb2, taxonomy_pb2
+from crossguard.v1 import content_pb2, decision_pb2, taxonomy_pb2
 
 pytestmark = pytest.mark.unit
 
@@ -279,6 +281,51 @@ async def test_internal_error_goes_to_dlq_not_crash() -> None:
     out = await Processor(s, fanout=Broken(s)).process(item("c12", "x").SerializeToString())
     assert out.kind == "dlq"
     assert out.dlq_code == "internal_error"
+
+
+class FlakyDecisionStore(MemoryDecisionStore):
+    """The memory store whose writes fail as the table's changelog send does while the
+    broker is unavailable, `failures` times."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(100, 0.0, time.time)
+        self.failures = failures
+        self.puts = 0
+
+    async def put(self, decision: decision_pb2.ModerationDecision) -> None:
+        self.puts += 1
+        if self.failures > 0:
+            self.failures -= 1
+            raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 9)]")
+        await super().put(decision)
+
+
+async def test_a_store_failure_is_retried_not_dead_lettered() -> None:
+    store = FlakyDecisionStore(failures=2)
+    proc = FakeProcessor(settings(decision_store_backoff_ms=1), store=store)
+    out = await proc.process(item("c-store", "hello").SerializeToString())
+    assert out.kind == "decision" and out.decision is not None
+    assert store.puts == 3
+    assert await store.get("c-store", out.decision.policy_version) == out.decision
+
+
+async def test_a_store_that_stays_down_leaves_the_item_for_redelivery() -> None:
+    store = FlakyDecisionStore(failures=3)
+    proc = FakeProcessor(
+        settings(decision_store_attempts=3, decision_store_backoff_ms=1), store=store
+    )
+    raw = item("c-down", "bad words").SerializeToString()
+    with pytest.raises(DecisionStoreUnavailable, match="write failed 3 times") as caught:
+        await proc.process(raw)
+    assert isinstance(caught.value.__cause__, KafkaConnectionError)
+    # Redelivered once the broker is back: decided as usual.
+    again = await proc.process(raw)
+    assert again.kind == "decision" and again.decision is not None
+    assert [r.topic for r in again.records] == ["decisions", "review"]
+    # Bad input still goes to the DLQ, store or no store.
+    store.failures = 10
+    bad = await proc.process(b"\xff not a ContentItem")
+    assert bad.kind == "dlq" and bad.dlq_code != "internal_error"
 
 
 async def test_trace_context_continues_from_headers() -> None:

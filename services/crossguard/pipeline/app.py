@@ -5,7 +5,9 @@ At-least-once: an event is acknowledged (so its offset may be committed) only af
 record it produced is acknowledged by the broker; faust also flushes the producer before each
 commit. The first decision per (content id, policy version) is kept in a faust table
 (pipeline.decision_table) before it is produced, so a crash replays uncommitted items and
-they re-emit the stored decision: the same record, never a second, different one.
+they re-emit the stored decision: the same record, never a second, different one. When that
+table cannot be written (the broker is down), the item is processed again later, never
+dead-lettered: bad input goes to the DLQ, a broker outage does not.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from faust.types import StreamT
 from crossguard.core.settings import KafkaSettings
 from crossguard.core.topics import Topics, ssl_context
 from crossguard.pipeline.decision_table import TableDecisionStore
+from crossguard.pipeline.dedupe import DecisionStoreUnavailable
 from crossguard.pipeline.process import Processor
 from crossguard.pipeline.records import OutRecord
 from crossguard.pipeline.settings import PipelineSettings
@@ -135,12 +138,26 @@ def create_app(
     async def moderate(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             msg = event.message
-            outcome = await proc.process(
-                msg.value,
-                list(msg.headers or []),
-                key=msg.key,
-                source=f"{msg.topic}/{msg.partition}/{msg.offset}",
-            )
+            backoff = 1.0
+            while True:
+                try:
+                    outcome = await proc.process(
+                        msg.value,
+                        list(msg.headers or []),
+                        key=msg.key,
+                        source=f"{msg.topic}/{msg.partition}/{msg.offset}",
+                    )
+                    break
+                except DecisionStoreUnavailable:
+                    # A good item the store could not record: not dead-lettered. The event
+                    # stays unacknowledged (its offset uncommitted, so a restart redelivers
+                    # it) and it is processed again once the broker is back.
+                    log.exception(
+                        "decision store unavailable; the item will be processed again",
+                        extra={"source": f"{msg.topic}/{msg.partition}/{msg.offset}"},
+                    )
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, _SEND_BACKOFF_MAX_S)
             try:
                 await emit(outcome.records, outcome.content_id)
             except KafkaError as exc:

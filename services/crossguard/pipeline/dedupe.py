@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, Protocol, TypeVar
@@ -17,6 +18,8 @@ from crossguard.v1 import decision_pb2
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+
+log = logging.getLogger(__name__)
 
 
 class SingleFlight(Generic[K, V]):
@@ -52,6 +55,38 @@ class SingleFlight(Generic[K, V]):
             if self._inflight.get(key) is future:
                 del self._inflight[key]
         return value, False
+
+
+class DecisionStoreUnavailable(Exception):
+    """The decision store kept failing (a transient broker or storage fault, not the item's):
+    the item is neither decided nor dead-lettered, and must not be committed."""
+
+
+_BACKOFF_MAX_S = 5.0
+
+
+async def with_retries(
+    operation: Callable[[], Awaitable[V]], *, what: str, attempts: int, backoff_s: float
+) -> V:
+    """`operation` tried up to `attempts` times, waiting `backoff_s` (doubling, at most 5 s)
+    between tries; then DecisionStoreUnavailable from the last error."""
+    wait = backoff_s
+    for attempt in range(1, attempts + 1):
+        try:
+            return await operation()
+        except Exception as exc:
+            if attempt == attempts:
+                raise DecisionStoreUnavailable(
+                    f"decision store {what} failed {attempts} times: {type(exc).__name__}: {exc}"
+                ) from exc
+            log.warning(
+                "decision store %s failed; retrying",
+                what,
+                extra={"attempt": attempt, "error": f"{type(exc).__name__}: {exc}"},
+            )
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, _BACKOFF_MAX_S)
+    raise AssertionError("unreachable")  # attempts >= 1
 
 
 def store_key(content_id: str, policy_version: str) -> bytes:

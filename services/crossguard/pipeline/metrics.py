@@ -1,6 +1,7 @@
 """Pipeline metrics (OpenTelemetry meter "crossguard.pipeline").
 
-- crossguard.pipeline.items            counter  {outcome: decision|dlq|duplicate}  (rate = items/s)
+- crossguard.pipeline.items            counter  {outcome: decision|dlq|duplicate|retry}
+                                        (rate = items/s)
 - crossguard.pipeline.stage.duration   histogram ms {stage: validate|classify|consistency|decide|
                                         emit|total, modality}
 - crossguard.pipeline.decisions        counter  {action}

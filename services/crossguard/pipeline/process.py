@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -21,7 +23,13 @@ from crossguard.core.telemetry import extract_kafka_headers, inject_kafka_header
 from crossguard.pipeline.assemble import build_decision, build_review_task, decision_id
 from crossguard.pipeline.clients import ChannelPool, ServiceClients
 from crossguard.pipeline.dead_letter import dead_letter_record
-from crossguard.pipeline.dedupe import DecisionStore, MemoryDecisionStore, SingleFlight
+from crossguard.pipeline.dedupe import (
+    DecisionStore,
+    DecisionStoreUnavailable,
+    MemoryDecisionStore,
+    SingleFlight,
+    with_retries,
+)
 from crossguard.pipeline.fanout import Fanout
 from crossguard.pipeline.media import by_reference
 from crossguard.pipeline.metrics import PipelineMetrics
@@ -34,6 +42,8 @@ from crossguard.v1 import decision_pb2
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("crossguard.pipeline")
+
+T = TypeVar("T")
 
 
 def default_fanout(settings: PipelineSettings, metrics: PipelineMetrics) -> Fanout:
@@ -102,7 +112,11 @@ class Processor:
         source: str = "",
     ) -> Outcome:
         """Process one record. Never raises for bad input or failing services: bad input →
-        a DLQ record; failing classifiers → missing signals handled by the policy."""
+        a DLQ record; failing classifiers → missing signals handled by the policy.
+
+        Raises DecisionStoreUnavailable when the decision store keeps failing (after
+        CROSSGUARD_DECISION_STORE_ATTEMPTS tries): the item is good, so it is not dead-lettered;
+        the caller must not commit it and processes it again."""
         start = time.perf_counter()
         parent = extract_kafka_headers(headers)
         with tracer.start_as_current_span(
@@ -115,6 +129,11 @@ class Processor:
                 outcome = await self._process(raw, headers, key=key, source=source)
             except Rejection as refused:  # a classifier refused the item's media
                 outcome = self.dead_letter(raw, headers, refused, key=key, source=source)
+            except DecisionStoreUnavailable as exc:  # not the item's fault: no DLQ
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, "decision store unavailable"))
+                self.metrics.items.add(1, {"outcome": "retry"})
+                raise
             except Exception as exc:  # a bug must not stop the stream: DLQ it, loudly
                 log.exception("pipeline error; item sent to the DLQ")
                 span.record_exception(exc)
@@ -182,7 +201,9 @@ class Processor:
         """The stored decision for (content id, policy version), or a new one, stored once its
         records are built and before they are emitted (so that a crash after emitting replays
         the same records, and an item dead-lettered while building them leaves nothing)."""
-        stored = await self.store.get(valid.content_id, policy.version)
+        stored = await self._store_op(
+            "read", lambda: self.store.get(valid.content_id, policy.version)
+        )
         if stored is not None:
             if stored.decision_id != decision_id(
                 valid.content_id, policy.version, valid.content_sha256
@@ -194,8 +215,16 @@ class Processor:
             return await self._outcome(valid, stored, policy, "duplicate")
         decision = await self._decide(valid, policy)
         outcome = await self._outcome(valid, decision, policy, "decision")
-        await self.store.put(decision)
+        await self._store_op("write", lambda: self.store.put(decision))
         return outcome
+
+    async def _store_op(self, what: str, operation: Callable[[], Awaitable[T]]) -> T:
+        return await with_retries(
+            operation,
+            what=what,
+            attempts=self.settings.decision_store_attempts,
+            backoff_s=self.settings.decision_store_backoff_ms / 1000.0,
+        )
 
     async def _decide(self, valid: ValidItem, policy: Policy) -> decision_pb2.ModerationDecision:
         item = valid.item

@@ -138,6 +138,20 @@ class PipelineSettings(CrossguardSettings):
         "and prunes the worker's copy; the table is held in memory, so size it: items/s x "
         "retention x about 1 KiB. Keep it longer than any replay you expect.",
     )
+    decision_store_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="CROSSGUARD_DECISION_STORE_ATTEMPTS: tries of a decision-store read or "
+        "write (e.g. the changelog send while the broker is unavailable) before the item is "
+        "given up for now: it is not dead-lettered and not committed, so it is processed "
+        "again (at-least-once).",
+    )
+    decision_store_backoff_ms: float = Field(
+        default=200.0,
+        gt=0,
+        description="CROSSGUARD_DECISION_STORE_BACKOFF_MS: wait before the second try of a "
+        "decision-store operation; doubles per try, at most 5 s.",
+    )
     dedupe_cache_size: int = Field(
         default=100_000,
         ge=0,
