@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
+import grpc
 import numpy as np
 import pytest
 
@@ -18,7 +19,8 @@ from crossguard.consistency.fusion import FusionInputs, combination_estimate, fu
 from crossguard.consistency.parts import TextKind, TextView, combined_text, text_views
 from crossguard.consistency.service import CheckInput, ConsistencyChecker
 from crossguard.consistency.servicer import check_input, response_of
-from crossguard.core.errors import DeadlineExceeded, InvalidInput, LimitExceeded
+from crossguard.consistency.text_client import error_for
+from crossguard.core.errors import DeadlineExceeded, InvalidInput, LimitExceeded, NotReady
 from crossguard.core.results import (
     AudioRange,
     ClassifierResult,
@@ -27,6 +29,7 @@ from crossguard.core.results import (
     Modality,
     Score,
 )
+from crossguard.core.serving.batch_client import ItemError
 from crossguard.core.taxonomy import Category
 from crossguard.policy import decide, default_policy
 from crossguard.policy.inputs import PolicyContext
@@ -286,3 +289,14 @@ def test_informational_categories_raise_no_signals_and_no_uncertainty_escalation
     rules = {h.rule for h in d.hits}
     assert "uncertainty.estimate:hate" in rules
     assert "uncertainty.estimate:profanity" not in rules
+
+
+def test_text_service_status_codes_map_to_domain_errors() -> None:
+    endpoint = "text:50051"
+    refused = error_for(endpoint, ItemError(grpc.StatusCode.INVALID_ARGUMENT, "too long"))
+    assert isinstance(refused, InvalidInput) and "refused" in str(refused)
+    late = error_for(endpoint, ItemError(grpc.StatusCode.DEADLINE_EXCEEDED, ""))
+    assert isinstance(late, DeadlineExceeded)
+    down = error_for(endpoint, ItemError(grpc.StatusCode.UNAVAILABLE, "connection refused"))
+    assert isinstance(down, NotReady) and not isinstance(down, InvalidInput)
+    assert str(down) == f"combination: text service {endpoint}: UNAVAILABLE connection refused"

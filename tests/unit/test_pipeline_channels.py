@@ -1,10 +1,11 @@
-"""The pipeline's channel pool: several connections per endpoint, handed out in turn."""
+"""The shared channel pool (core.grpc_channels: the pipeline's and the consistency service's):
+several connections per endpoint, handed out in turn."""
 
 from __future__ import annotations
 
 import pytest
 
-from crossguard.pipeline.clients import ChannelPool
+from crossguard.core.grpc_channels import ChannelPool
 
 pytestmark = pytest.mark.unit
 

@@ -11,6 +11,7 @@ from crossguard.consistency.servicer import ConsistencyServicer
 from crossguard.consistency.settings import ConsistencySettings
 from crossguard.consistency.text_client import TextServiceScorer
 from crossguard.core.errors import ModelError
+from crossguard.core.grpc_channels import ChannelPool
 from crossguard.core.grpc_server import GrpcServer, ServiceRegistration, serve_forever
 from crossguard.core.logging_setup import configure_logging
 from crossguard.core.model_repository import ModelRepository
@@ -40,7 +41,15 @@ def build_checker(
         )
     combiner = (
         TextServiceScorer(
-            settings.text_endpoint, settings.text_deadline_ms / 1000.0, max_message_bytes
+            settings.text_endpoint,
+            settings.text_deadline_ms / 1000.0,
+            channels=ChannelPool(
+                max_message_bytes=max_message_bytes,
+                initial_backoff_ms=settings.text_retry_initial_backoff_ms,
+                classify_batch_max_items=settings.text_batch_max_items,
+                classify_batch_max_delay_ms=settings.text_batch_max_delay_ms,
+            ),
+            retries=settings.text_retries,
         )
         if settings.text_endpoint
         else None

@@ -35,6 +35,34 @@ class ConsistencySettings(CrossguardSettings):
         description="CROSSGUARD_CONSISTENCY_TEXT_DEADLINE_MS: deadline of that call; on a "
         "timeout or error the item is fused without the combination (and says so).",
     )
+    text_retries: int = Field(
+        default=2,
+        ge=0,
+        le=4,
+        description="CROSSGUARD_CONSISTENCY_TEXT_RETRIES: grpc retries of that call on "
+        "UNAVAILABLE or RESOURCE_EXHAUSTED, within its deadline (backoff from "
+        "CROSSGUARD_CONSISTENCY_TEXT_RETRY_INITIAL_BACKOFF_MS, doubling).",
+    )
+    text_retry_initial_backoff_ms: int = Field(
+        default=100,
+        ge=1,
+        description="CROSSGUARD_CONSISTENCY_TEXT_RETRY_INITIAL_BACKOFF_MS: first retry backoff "
+        "of that call.",
+    )
+    text_batch_max_items: int = Field(
+        default=32,
+        ge=1,
+        le=1024,
+        description="CROSSGUARD_CONSISTENCY_TEXT_BATCH_MAX_ITEMS: most concurrent checks' "
+        "combined texts sent in one ClassifyBatch call; 1 sends one unary Classify per check.",
+    )
+    text_batch_max_delay_ms: float = Field(
+        default=2.0,
+        ge=0.0,
+        le=1000.0,
+        description="CROSSGUARD_CONSISTENCY_TEXT_BATCH_MAX_DELAY_MS: longest a combined text "
+        "waits for others before its ClassifyBatch call goes out (a full batch goes at once).",
+    )
     semantic_agreement: bool = Field(
         default=True,
         description="CROSSGUARD_CONSISTENCY_SEMANTIC_AGREEMENT: load the sentence encoder "

@@ -18,10 +18,11 @@ from typing import TypeVar
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from crossguard.core.grpc_channels import ChannelPool
 from crossguard.core.media import MediaStore, open_store
 from crossguard.core.telemetry import extract_kafka_headers, inject_kafka_headers
 from crossguard.pipeline.assemble import build_decision, build_review_task, decision_id
-from crossguard.pipeline.clients import ChannelPool, ServiceClients
+from crossguard.pipeline.clients import ServiceClients
 from crossguard.pipeline.dead_letter import dead_letter_record
 from crossguard.pipeline.dedupe import (
     DecisionStore,

@@ -251,10 +251,10 @@ def recorded_from_json(row: dict[str, Any]) -> RecordedDecision:
     parsed JSON (json_format.Parse would take most of a simulation's time)."""
     inputs = _obj(_get(row, "policy_inputs"), "policy_inputs")
     fused = []
-    for c in _objs(_get(row, "categories"), "categories"):
-        category = _category(c.get("category"))
+    for cat in _objs(_get(row, "categories"), "categories"):
+        category = _category(cat.get("category"))
         if category is not None:
-            fused.append(Score(category, _f32(c.get("score", 0.0)), int(c.get("severity", 0))))
+            fused.append(Score(category, _f32(cat.get("score", 0.0)), int(cat.get("severity", 0))))
     context = PolicyContext(
         consistency=[
             ConsistencySignal(
@@ -316,8 +316,8 @@ def recorded_from_json(row: dict[str, Any]) -> RecordedDecision:
             ),
         )
         rule = str(best.get("rule", ""))
-        c = _category(best.get("category"))
-        decisive = c.value if c is not None else NONE
+        best_category = _category(best.get("category"))
+        decisive = best_category.value if best_category is not None else NONE
     elif rule.startswith(_CATEGORY_RULES):
         # Decisions recorded before rule hits were: the escalation rule names the category.
         decisive = rule.split(":", 1)[1] or NONE
