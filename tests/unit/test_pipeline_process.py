@@ -318,8 +318,10 @@ async def test_a_store_that_stays_down_leaves_the_item_for_redelivery() -> None:
     with pytest.raises(DecisionStoreUnavailable, match="write failed 3 times") as caught:
         await proc.process(raw)
     assert isinstance(caught.value.__cause__, KafkaConnectionError)
-    # Redelivered once the broker is back: decided as usual.
-    again = await proc.process(raw)
+    # The worker's loop tries it again until the broker is back: decided as usual.
+    store.failures = 4
+    again = await proc.process_until_stored(raw, pause_s=0.001)
+    assert store.puts == 3 + 5
     assert again.kind == "decision" and again.decision is not None
     assert [r.topic for r in again.records] == ["decisions", "review"]
     # Bad input still goes to the DLQ, store or no store.

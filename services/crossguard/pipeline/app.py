@@ -26,7 +26,6 @@ from faust.types import StreamT
 from crossguard.core.settings import KafkaSettings
 from crossguard.core.topics import Topics, ssl_context
 from crossguard.pipeline.decision_table import TableDecisionStore
-from crossguard.pipeline.dedupe import DecisionStoreUnavailable
 from crossguard.pipeline.process import Processor
 from crossguard.pipeline.records import OutRecord
 from crossguard.pipeline.settings import PipelineSettings
@@ -138,26 +137,12 @@ def create_app(
     async def moderate(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             msg = event.message
-            backoff = 1.0
-            while True:
-                try:
-                    outcome = await proc.process(
-                        msg.value,
-                        list(msg.headers or []),
-                        key=msg.key,
-                        source=f"{msg.topic}/{msg.partition}/{msg.offset}",
-                    )
-                    break
-                except DecisionStoreUnavailable:
-                    # A good item the store could not record: not dead-lettered. The event
-                    # stays unacknowledged (its offset uncommitted, so a restart redelivers
-                    # it) and it is processed again once the broker is back.
-                    log.exception(
-                        "decision store unavailable; the item will be processed again",
-                        extra={"source": f"{msg.topic}/{msg.partition}/{msg.offset}"},
-                    )
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, _SEND_BACKOFF_MAX_S)
+            outcome = await proc.process_until_stored(
+                msg.value,
+                list(msg.headers or []),
+                key=msg.key,
+                source=f"{msg.topic}/{msg.partition}/{msg.offset}",
+            )
             try:
                 await emit(outcome.records, outcome.content_id)
             except KafkaError as exc:

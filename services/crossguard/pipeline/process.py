@@ -9,6 +9,7 @@ messages), dedupe (single-flight and the first-decision store).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("crossguard.pipeline")
 
 T = TypeVar("T")
+
+_PAUSE_MAX_S = 30.0  # between tries of an item while the decision store is down
 
 
 def default_fanout(settings: PipelineSettings, metrics: PipelineMetrics) -> Fanout:
@@ -147,6 +150,29 @@ class Processor:
         self.metrics.items.add(1, {"outcome": outcome.kind})
         self.metrics.stage_duration.record((time.perf_counter() - start) * 1000, {"stage": "total"})
         return outcome
+
+    async def process_until_stored(
+        self,
+        raw: bytes | None,
+        headers: Headers | None = None,
+        *,
+        key: bytes | None = None,
+        source: str = "",
+        pause_s: float = 1.0,
+    ) -> Outcome:
+        """process(), again and again while the decision store is unavailable (pausing
+        `pause_s`, doubling, at most 30 s): the worker's loop. Its event stays unacknowledged
+        meanwhile, so its offset is not committed and a restart redelivers it."""
+        while True:
+            try:
+                return await self.process(raw, headers, key=key, source=source)
+            except DecisionStoreUnavailable:
+                log.exception(
+                    "decision store unavailable; the item will be processed again",
+                    extra={"source": source},
+                )
+                await asyncio.sleep(pause_s)
+                pause_s = min(pause_s * 2, _PAUSE_MAX_S)
 
     def dead_letter(
         self,
