@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import faust
 import pytest
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, RecordTooLargeError
 from opentelemetry.trace import format_trace_id
 
 from crossguard.core.media import MediaUnavailable
@@ -18,7 +20,8 @@ from crossguard.core.results import ClassifierResult, Modality, Score
 from crossguard.core.taxonomy import Category
 from crossguard.pipeline.assemble import decision_id
 from crossguard.pipeline.dead_letter import DLQ_ERROR_HEADER, DLQ_REASON_HEADER, DLQ_SOURCE_HEADER
-from crossguard.pipeline.dedupe import DecisionStoreUnavailable, MemoryDecisionStore
+from crossguard.pipeline.decision_table import TableDecisionStore
+from crossguard.pipeline.dedupe import DecisionStoreUnavailable, MemoryDecisionStore, StoreFault
 from crossguard.pipeline.fanout import Fanout
 from crossguard.pipeline.metrics import PipelineMetrics
 from crossguard.pipeline.process import Processor, default_fanout
@@ -284,19 +287,23 @@ async def test_internal_error_goes_to_dlq_not_crash() -> None:
 
 
 class FlakyDecisionStore(MemoryDecisionStore):
-    """The memory store whose writes fail as the table's changelog send does while the
-    broker is unavailable, `failures` times."""
+    """The memory store whose writes fail `failures` times as the table's do while the broker
+    is unavailable (or with `error`)."""
 
-    def __init__(self, failures: int) -> None:
+    def __init__(self, failures: int, error: Exception | None = None) -> None:
         super().__init__(100, 0.0, time.time)
         self.failures = failures
+        self.error = error
         self.puts = 0
 
     async def put(self, decision: decision_pb2.ModerationDecision) -> None:
         self.puts += 1
         if self.failures > 0:
             self.failures -= 1
-            raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 9)]")
+            if self.error is not None:
+                raise self.error
+            down = KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 9)]")
+            raise StoreFault("changelog send failed") from down
         await super().put(decision)
 
 
@@ -317,7 +324,7 @@ async def test_a_store_that_stays_down_leaves_the_item_for_redelivery() -> None:
     raw = item("c-down", "bad words").SerializeToString()
     with pytest.raises(DecisionStoreUnavailable, match="write failed 3 times") as caught:
         await proc.process(raw)
-    assert isinstance(caught.value.__cause__, KafkaConnectionError)
+    assert isinstance(caught.value.__cause__, StoreFault)
     # The worker's loop tries it again until the broker is back: decided as usual.
     store.failures = 4
     again = await proc.process_until_stored(raw, pause_s=0.001)
@@ -328,6 +335,41 @@ async def test_a_store_that_stays_down_leaves_the_item_for_redelivery() -> None:
     store.failures = 10
     bad = await proc.process(b"\xff not a ContentItem")
     assert bad.kind == "dlq" and bad.dlq_code != "internal_error"
+
+
+async def test_a_permanent_store_error_is_not_retried() -> None:
+    store = FlakyDecisionStore(failures=1, error=RecordTooLargeError("decision too large"))
+    proc = FakeProcessor(settings(decision_store_backoff_ms=1), store=store)
+    out = await proc.process(item("c-big", "hello").SerializeToString())
+    assert out.kind == "dlq" and out.dlq_code == "internal_error" and store.puts == 1
+
+
+def _table_store(send: Callable[..., Awaitable[None]]) -> TableDecisionStore:
+    """The durable store over an app that is never started; its changelog send is `send`."""
+    app = faust.App("unit-first-decisions", broker="kafka://127.0.0.1:9", store="memory://")
+    store = TableDecisionStore(app, partitions=1, retention_s=0)
+    store.table.partition_for_key = lambda key: 0  # outside a stream event
+    store.table.send_changelog = send
+    return store
+
+
+async def test_table_store_send_failures_are_faults_and_leave_nothing() -> None:
+    async def down(*args: object) -> None:
+        raise KafkaTimeoutError()
+
+    async def too_large(*args: object) -> None:
+        raise RecordTooLargeError("decision too large")
+
+    decision = decision_pb2.ModerationDecision(content_id="c", policy_version="v")
+    store = _table_store(down)
+    with pytest.raises(StoreFault):
+        await store.put(decision)
+    # Not durable, so not kept: a retry decides it anew instead of re-emitting it.
+    assert await store.get("c", "v") is None
+    store = _table_store(too_large)
+    with pytest.raises(RecordTooLargeError):
+        await store.put(decision)
+    assert await store.get("c", "v") is None
 
 
 async def test_trace_context_continues_from_headers() -> None:

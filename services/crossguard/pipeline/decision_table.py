@@ -20,12 +20,22 @@ from collections.abc import Callable
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from faust.types import EventT
 
-from crossguard.pipeline.dedupe import store_key
+from crossguard.pipeline.dedupe import StoreFault, store_key
 from crossguard.v1 import decision_pb2
 
 TABLE_NAME = "first-decisions"
+
+
+def transient(exc: BaseException) -> bool:
+    """A send that may succeed later: the broker unreachable, timing out or between leaders
+    (aiokafka marks most such errors retriable; its KafkaTimeoutError, what a send waiting for
+    an absent broker raises, is not marked)."""
+    if isinstance(exc, KafkaTimeoutError | TimeoutError | OSError):
+        return True
+    return isinstance(exc, KafkaError) and bool(exc.retriable)
 
 
 def changelog_topic_name(app_id: str) -> str:
@@ -85,7 +95,16 @@ class TableDecisionStore:
         partition = self.table.partition_for_key(key)
         self.table.data[key] = value
         self._written[key] = self.clock()
-        await self.table.send_changelog(partition, key, value)
+        try:
+            await self.table.send_changelog(partition, key, value)
+        except Exception as exc:
+            # Not durable: forget it, or a retry would find it and re-emit a decision that a
+            # restart (rebuilding from the changelog) no longer has.
+            self.table.data.pop(key, None)
+            self._written.pop(key, None)
+            if transient(exc):
+                raise StoreFault(f"changelog send failed: {type(exc).__name__}: {exc}") from exc
+            raise
 
     def prune(self) -> int:
         """Forget decisions past retention; returns how many."""

@@ -57,9 +57,15 @@ class SingleFlight(Generic[K, V]):
         return value, False
 
 
+class StoreFault(Exception):
+    """A transient failure of a decision store (its broker or storage is unavailable): the
+    operation may succeed when tried again. Stores raise it from the underlying error; any
+    other error from a store is a bug or a permanent fault (the item is dead-lettered)."""
+
+
 class DecisionStoreUnavailable(Exception):
-    """The decision store kept failing (a transient broker or storage fault, not the item's):
-    the item is neither decided nor dead-lettered, and must not be committed."""
+    """The decision store kept failing with StoreFault (not the item's fault): the item is
+    neither decided nor dead-lettered, and must not be committed."""
 
 
 _BACKOFF_MAX_S = 5.0
@@ -68,13 +74,13 @@ _BACKOFF_MAX_S = 5.0
 async def with_retries(
     operation: Callable[[], Awaitable[V]], *, what: str, attempts: int, backoff_s: float
 ) -> V:
-    """`operation` tried up to `attempts` times, waiting `backoff_s` (doubling, at most 5 s)
-    between tries; then DecisionStoreUnavailable from the last error."""
+    """`operation` tried up to `attempts` times while it raises StoreFault, waiting `backoff_s`
+    (doubling, at most 5 s) between tries; then DecisionStoreUnavailable from the last one."""
     wait = backoff_s
     for attempt in range(1, attempts + 1):
         try:
             return await operation()
-        except Exception as exc:
+        except StoreFault as exc:
             if attempt == attempts:
                 raise DecisionStoreUnavailable(
                     f"decision store {what} failed {attempts} times: {type(exc).__name__}: {exc}"
