@@ -1,0 +1,1 @@
+"""Audio safety classifier: VAD, Whisper, text models on transcripts, event tagger."""
