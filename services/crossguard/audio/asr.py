@@ -8,6 +8,7 @@ SpeechTimestampsMap undoes the packing).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,64 @@ from crossguard.core.model_repository import ModelEntry
 
 # Whisper's decoder holds 448 positions, a few of which the prompt takes.
 MAX_DECODE_TOKENS = 440
+# Silence put between packed speech spans.
+GAP_SECONDS = 0.5
+# How close to a span's end a segment start must be to be moved to the next span (TimeMap).
+SNAP_SECONDS = 0.6
+
+
+@dataclass(frozen=True)
+class TimeMap:
+    """Packed-audio seconds -> the part's seconds: per span, where it starts in the packed
+    audio, where in the part, and how long it is."""
+
+    packed_starts: list[float]
+    part_starts: list[float]
+    lengths: list[float]
+
+    def original(self, t: float, is_end: bool = False) -> float:
+        """A time in the packed audio on the part's clock. A time in a gap belongs to the span
+        before it (an end) or after it (a start)."""
+        i = self.span_at(t)
+        offset = t - self.packed_starts[i]
+        if offset > self.lengths[i] and not is_end and i + 1 < len(self.part_starts):
+            return self.part_starts[i + 1]
+        return round(self.part_starts[i] + min(max(offset, 0.0), self.lengths[i]), 3)
+
+    def span_at(self, t: float) -> int:
+        return max(0, bisect.bisect_right(self.packed_starts, t) - 1)
+
+    def segment(self, start: float, end: float) -> tuple[float, float]:
+        """A Whisper segment's packed (start, end) on the part's clock. Whisper often starts a
+        segment where the previous one ended: a start within SNAP_SECONDS of the end of its
+        span, for a segment that ends in a later span, moves to that later span's start."""
+        i, j = self.span_at(start), self.span_at(end)
+        if j > i and self.packed_starts[i] + self.lengths[i] - start <= SNAP_SECONDS:
+            start = self.packed_starts[i + 1]
+        first = self.original(start)
+        return first, max(first, self.original(end, is_end=True))
+
+
+def pack_spans(pieces: Sequence[tuple[SpeechSpan, np.ndarray]]) -> tuple[np.ndarray, TimeMap]:
+    """The pieces' audio back to back with GAP_SECONDS of silence between, and its time map."""
+    gap = np.zeros(int(GAP_SECONDS * SAMPLE_RATE), dtype=np.float32)
+    parts: list[np.ndarray] = []
+    packed_starts: list[float] = []
+    position = 0
+    for i, (_, audio) in enumerate(pieces):
+        if i:
+            parts.append(gap)
+            position += len(gap)
+        packed_starts.append(position / SAMPLE_RATE)
+        parts.append(audio)
+        position += len(audio)
+    timemap = TimeMap(
+        packed_starts,
+        [span.start / SAMPLE_RATE for span, _ in pieces],
+        [len(audio) / SAMPLE_RATE for _, audio in pieces],
+    )
+    packed = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+    return packed, timemap
 
 
 @dataclass(frozen=True)
@@ -66,7 +125,7 @@ class WhisperOptions:
 
 
 def resolve_device(requested: str) -> str:
-    """"cuda" when requested, or "auto" and CTranslate2 sees a CUDA device; else "cpu"."""
+    """ "cuda" when requested, or "auto" and CTranslate2 sees a CUDA device; else "cpu"."""
     if requested != "auto":
         return requested
     import ctranslate2
@@ -109,17 +168,17 @@ class WhisperTranscriber:
     def version(self) -> str:
         return f"{self.entry.manifest.version}-{self.compute_type}"
 
-    def transcribe(self, audio: np.ndarray, spans: Sequence[SpeechSpan]) -> ChunkTranscript:
-        """Transcribe the speech `spans` (sample ranges of the part) whose audio is `audio`,
-        the spans' samples back to back. At most ~30 s of speech per call."""
-        from faster_whisper.vad import SpeechTimestampsMap
-
+    def transcribe(self, pieces: Sequence[tuple[SpeechSpan, np.ndarray]]) -> ChunkTranscript:
+        """Transcribe speech spans of one part (each with its audio), packed back to back with
+        GAP_SECONDS of silence between them (glued speech runs sentences together and makes
+        Whisper misread words at the joins). At most ~30 s per call."""
         o = self.options
-        seconds = len(audio) / SAMPLE_RATE
-        budget = min(MAX_DECODE_TOKENS, token_budget(seconds, o.max_tokens_per_second))
+        packed, timemap = pack_spans(pieces)
+        speech = sum(len(a) for _, a in pieces) / SAMPLE_RATE
+        budget = min(MAX_DECODE_TOKENS, token_budget(speech, o.max_tokens_per_second))
         language = o.language or (None if self.multilingual else "en")
         segments_iter, info = self.model.transcribe(
-            audio,
+            packed,
             language=language,
             beam_size=o.beam_size,
             temperature=0.0,
@@ -130,11 +189,6 @@ class WhisperTranscriber:
             without_timestamps=False,
         )
         raw = list(segments_iter)
-        timemap = SpeechTimestampsMap(
-            [{"start": s.start, "end": s.end} for s in spans], SAMPLE_RATE
-        )
-        # The spans' sample positions are absolute, so the map's "silence before" includes the
-        # audio before the first span: times come out on the part's clock.
         used = sum(len(s.tokens) for s in raw)
         chunk_flags: list[str] = []
         if used >= budget:
@@ -149,12 +203,11 @@ class WhisperTranscriber:
                 flags.append(NO_SPEECH)
             if not text:
                 continue
-            start = timemap.get_original_time(seg.start)
-            end = timemap.get_original_time(seg.end, is_end=True)
+            start, end = timemap.segment(seg.start, seg.end)
             out.append(
                 TranscriptSegment(
                     start=float(start),
-                    end=float(max(end, start)),
+                    end=float(end),
                     text=text,
                     tokens=len(seg.tokens),
                     avg_logprob=float(seg.avg_logprob),

@@ -16,14 +16,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
-from crossguard.audio.asr import ChunkTranscript, TranscriptSegment, WhisperOptions, WhisperTranscriber
+from crossguard.audio.asr import (
+    GAP_SECONDS,
+    ChunkTranscript,
+    TranscriptSegment,
+    WhisperOptions,
+    WhisperTranscriber,
+)
 from crossguard.audio.decode import SAMPLE_RATE, AudioInfo, AudioLimits, decode_windows
 from crossguard.audio.settings import AudioServiceSettings
 from crossguard.audio.tagger import AudioEvent, EventTagger, TaggerStream
@@ -239,7 +245,7 @@ class AudioModel:
 
         Raises AudioDecodeError / LimitExceeded (InvalidInput) for bad parts."""
         vad, asr, tagger = self._require()
-        times: Counter[str] = Counter()
+        times: defaultdict[str, float] = defaultdict(float)
         t0 = time.perf_counter()
         info, windows = decode_windows(data, self.limits)
         times["decode"] += time.perf_counter() - t0
@@ -334,13 +340,14 @@ class _PartRun:
         tagger: EventTagger | None,
         params: VadParams,
         chunk_seconds: float,
-        times: Counter[str],
+        times: defaultdict[str, float],
     ) -> None:
         self.asr = asr
         self.vad_stream = vad.stream(params)
         self.tagger_stream: TaggerStream | None = tagger.stream() if tagger else None
         self.pad = params.speech_pad_ms * SAMPLE_RATE // 1000
         self.chunk_samples = int(chunk_seconds * SAMPLE_RATE)
+        self.gap_samples = int(GAP_SECONDS * SAMPLE_RATE)
         self.times = times
         self.buf = np.zeros(0, dtype=np.float32)
         self.buf_start = 0  # sample index (of the part) of buf[0]
@@ -386,34 +393,38 @@ class _PartRun:
             if end <= start:
                 continue
             audio = self.buf[start - self.buf_start : end - self.buf_start].copy()
-            if self.pending and self.pending_samples + len(audio) > self.chunk_samples:
+            if self.pending and self._packed_samples(len(audio)) > self.chunk_samples:
                 self._flush()
             self.pending.append((SpeechSpan(start, end), audio))
             self.pending_samples += len(audio)
 
+    def _packed_samples(self, extra: int) -> int:
+        """Samples of the packed audio if a span of `extra` samples joined the pending ones."""
+        return self.pending_samples + extra + len(self.pending) * self.gap_samples
+
     def _flush(self) -> None:
         if not self.pending:
             return
-        spans = [s for s, _ in self.pending]
-        audio = np.concatenate([a for _, a in self.pending])
-        self.pending, self.pending_samples = [], 0
+        pieces, self.pending, self.pending_samples = self.pending, [], 0
         t = time.perf_counter()
-        chunk = self.asr.transcribe(audio, spans)
+        chunk = self.asr.transcribe(pieces)
         self.times["asr"] += time.perf_counter() - t
-        seconds = len(audio) / SAMPLE_RATE
+        seconds = sum(len(a) for _, a in pieces) / SAMPLE_RATE
         self.speech_seconds += seconds
         self.chunks.append((chunk, seconds))
         self.segments.extend(chunk.segments)
 
     def language(self) -> tuple[str, float]:
         """The language of the most speech that produced a transcript ("" when none did)."""
-        weight: Counter[str] = Counter()
+        weight: defaultdict[str, float] = defaultdict(float)
         prob: dict[str, float] = {}
         for chunk, seconds in self.chunks:
             if chunk.segments:
                 weight[chunk.language] += seconds
-                prob[chunk.language] = max(prob.get(chunk.language, 0.0), chunk.language_probability)
+                prob[chunk.language] = max(
+                    prob.get(chunk.language, 0.0), chunk.language_probability
+                )
         if not weight:
             return "", 0.0
-        lang = weight.most_common(1)[0][0]
+        lang = max(weight, key=lambda k: weight[k])
         return lang, prob[lang]

@@ -78,7 +78,7 @@ class SileroVad:
         return VadStream(self, params)
 
     def probabilities(self, audio: np.ndarray) -> np.ndarray:
-        """Speech probability of every whole 512-sample window of `audio` (one part, fresh state)."""
+        """Speech probability of every whole 512-sample window of `audio` (fresh state)."""
         stream = self.stream(VadParams())
         probs: list[float] = []
         stream.feed(audio, probs)
@@ -179,7 +179,9 @@ class VadStream:
         self._last_end = padded_end
 
 
-def speech_spans(vad: SileroVad, chunks: Sequence[np.ndarray], params: VadParams) -> list[SpeechSpan]:
+def speech_spans(
+    vad: SileroVad, chunks: Sequence[np.ndarray], params: VadParams
+) -> list[SpeechSpan]:
     """All speech spans of audio given as consecutive chunks (convenience for tests and eval)."""
     stream = vad.stream(params)
     spans: list[SpeechSpan] = []

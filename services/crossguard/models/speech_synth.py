@@ -44,8 +44,9 @@ def _run(args: list[str]) -> None:
         raise ModelError(f"{args[0]} failed ({proc.returncode}): {proc.stderr.decode()[:300]}")
 
 
-def flite_wav(text: str, voice: str = "slt") -> bytes:
-    """`text` spoken by flite (8 or 16 kHz mono WAV, depending on the voice)."""
+def flite_wav(text: str, voice: str = "kal") -> bytes:
+    """`text` spoken by flite (8 kHz mono WAV with the built-in voices kal and awb, 16 kHz with
+    slt and rms)."""
     exe = _tool("flite", "flite")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "speech.wav"
@@ -69,7 +70,20 @@ def sox_sound(kind: str, seconds: float = 5.0, rate: int = 16_000, suffix: str =
         raise ModelError(f"unknown sound {kind!r}; one of {sorted(NON_SPEECH)}")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / f"sound.{suffix}"
-        _run([exe, "-n", "-r", str(rate), "-c", "1", str(out), "synth", str(seconds), *NON_SPEECH[kind]])
+        _run(
+            [
+                exe,
+                "-n",
+                "-r",
+                str(rate),
+                "-c",
+                "1",
+                str(out),
+                "synth",
+                str(seconds),
+                *NON_SPEECH[kind],
+            ]
+        )
         return out.read_bytes()
 
 
@@ -89,7 +103,9 @@ def silence_wav(seconds: float, rate: int = 16_000) -> bytes:
     exe = _tool("sox", "sox")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "silence.wav"
-        _run([exe, "-n", "-r", str(rate), "-c", "1", "-b", "16", str(out), "trim", "0", str(seconds)])
+        _run(
+            [exe, "-n", "-r", str(rate), "-c", "1", "-b", "16", str(out), "trim", "0", str(seconds)]
+        )
         return out.read_bytes()
 
 
