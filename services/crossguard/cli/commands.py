@@ -351,3 +351,16 @@ def run_eval_text(precision: str = "auto") -> int:
     console.print(f"policy {policy.version}: precision/recall at its escalate thresholds")
     console.print(format_eval_report(report), highlight=False, markup=False)
     return 0
+
+
+def run_eval_audio(limit: int | None, whisper_model: str, voices: Sequence[str]) -> int:
+    from crossguard.core.model_repository import ModelRepository
+    from crossguard.models.audio_eval import eval_audio, format_audio_eval
+
+    _ensure_models()
+    repo = ModelRepository(ModelSettings().model_repository)
+    report = eval_audio(
+        repo, whisper_model=whisper_model, voices=voices, limit=limit, progress=_notify
+    )
+    console.print(format_audio_eval(report), highlight=False, markup=False)
+    return 0

@@ -358,6 +358,30 @@ def eval_fusion(write_config: Path | None, holdout: bool, cache: Path) -> None:
     sys.exit(run_eval_fusion(write_config, holdout, cache))
 
 
+@eval_.command("audio")
+@click.option("--limit", type=int, default=48, show_default=True, help="Texts per voice (0: all).")
+@click.option(
+    "--model",
+    "whisper_model",
+    type=click.Choice(["whisper-base", "whisper-tiny-en"]),
+    default="whisper-base",
+    show_default=True,
+)
+@click.option(
+    "--voice",
+    "voices",
+    multiple=True,
+    type=click.Choice(["flite", "espeak-ng"]),
+    help="Speech synthesiser (repeatable; default both).",
+)
+def eval_audio(limit: int, whisper_model: str, voices: tuple[str, ...]) -> None:
+    """WER and AUPRC of spoken validation texts through the audio path; non-speech false
+    positives."""
+    from crossguard.cli.commands import run_eval_audio
+
+    sys.exit(run_eval_audio(limit or None, whisper_model, voices or ("flite", "espeak-ng")))
+
+
 def main() -> None:
     from crossguard.core.errors import CrossguardError
     from crossguard.core.processes import ProcessError

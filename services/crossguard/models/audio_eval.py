@@ -1,0 +1,205 @@
+"""`crossguard eval audio`: the audio path measured on speech synthesised from labeled texts.
+
+Texts: the VALIDATION split of the OpenAI moderation samples (crossguard.models.data.split_of;
+nothing here chooses a threshold), texts of at most `max_chars` characters (long posts would be
+minutes of speech), taken in a fixed order (by sha256 of the text) up to `limit`. Each text is
+spoken by flite and by espeak-ng and goes through the audio model (decode → VAD → Whisper → text
+models), exactly as the service runs it. Reported per voice:
+
+- WER of the transcript against the text (both lower-cased, punctuation removed; jiwer);
+- "any category" AUPRC of the audio path's scores against the same texts scored directly by
+  the same text model, on the same labels;
+- real-time factor (analysis seconds / audio seconds) on this machine;
+and, on non-speech sounds made with sox (noise, tones, sweeps, chords, plucked notes), how many
+clips were transcribed at all and how many were flagged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from crossguard.core.model_repository import ModelRepository
+from crossguard.core.settings import ModelSettings
+from crossguard.core.taxonomy import Category
+from crossguard.models.data import Example, default_data_dir, load_openai, select
+from crossguard.models.evaluate import average_precision
+from crossguard.models.speech_synth import NON_SPEECH, espeak_wav, flite_wav, sox_sound
+
+VOICES: dict[str, Callable[[str], bytes]] = {"flite": flite_wav, "espeak-ng": espeak_wav}
+_PUNCT = re.compile(r"[^\w\s']")
+
+
+def normalise(text: str) -> str:
+    """Lower case, punctuation removed, whitespace collapsed (for WER)."""
+    return " ".join(_PUNCT.sub(" ", text.lower()).split())
+
+
+@dataclass(frozen=True)
+class VoiceReport:
+    voice: str
+    texts: int
+    positives: int
+    wer: float
+    auprc_audio: float
+    auprc_text: float
+    audio_seconds: float
+    analysis_seconds: float
+    asr_seconds: float
+    flagged_audio: int
+    flagged_text: int
+
+    @property
+    def rtf(self) -> float:
+        return self.analysis_seconds / self.audio_seconds if self.audio_seconds else math.nan
+
+
+@dataclass
+class AudioEvalReport:
+    whisper: str
+    voices: list[VoiceReport]
+    non_speech: dict[str, tuple[bool, bool]] = field(default_factory=dict)  # transcribed, flagged
+    seconds: float = 0.0
+
+    @property
+    def non_speech_transcribed(self) -> int:
+        return sum(t for t, _ in self.non_speech.values())
+
+    @property
+    def non_speech_flagged(self) -> int:
+        return sum(f for _, f in self.non_speech.values())
+
+
+def eval_texts(
+    data_dir: Path | None = None, limit: int | None = None, max_chars: int = 300
+) -> list[Example]:
+    rows = [
+        r
+        for r in select(load_openai(data_dir or default_data_dir()), "validation")
+        if len(r.text.strip()) <= max_chars and r.text.strip()
+    ]
+    rows.sort(key=lambda r: hashlib.sha256(r.text.encode()).hexdigest())
+    return rows[:limit] if limit else rows
+
+
+def eval_audio(
+    repository: ModelRepository,
+    *,
+    whisper_model: str = "whisper-base",
+    voices: Sequence[str] = ("flite", "espeak-ng"),
+    limit: int | None = 48,
+    max_chars: int = 300,
+    data_dir: Path | None = None,
+    threads: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> AudioEvalReport:
+    from crossguard.audio.model import AudioModel
+    from crossguard.audio.settings import AudioServiceSettings
+    from crossguard.text.model import TextModel
+
+    jiwer = __import__("jiwer")
+    t0 = time.perf_counter()
+    model_settings = ModelSettings(model_repository=repository.root)
+    text_model = TextModel(repository, model_settings)
+    text_model.load()
+    model = AudioModel(
+        text_model,
+        AudioServiceSettings(whisper_model=whisper_model, whisper_threads=threads),
+        model_settings,
+        repository,
+    )
+    model.load()
+    thresholds = model.thresholds
+    heads = [c for c in text_model.categories if c != Category.PROFANITY]
+    rows = eval_texts(data_dir, limit, max_chars)
+    y = np.array([int(r.any_positive) for r in rows], dtype=np.int64)
+    direct = text_model.predict([r.text for r in rows])
+    p_text = np.array([max(s[c] for c in heads) for s in direct])
+    flagged_text = sum(any(s[c] >= thresholds[c] for c in heads) for s in direct)
+    reports: list[VoiceReport] = []
+    for voice in voices:
+        speak = VOICES[voice]
+        refs: list[str] = []
+        hyps: list[str] = []
+        p_audio = np.zeros(len(rows))
+        flagged_audio = 0
+        audio_s = analysis_s = asr_s = 0.0
+        for i, row in enumerate(rows):
+            data = speak(row.text)
+            t = time.perf_counter()
+            analysis = model.analyze(f"{voice}-{i}", data)
+            analysis_s += time.perf_counter() - t
+            audio_s += analysis.seconds
+            asr_s += analysis.timings.get("asr", 0.0) / 1000.0
+            refs.append(normalise(row.text))
+            hyps.append(normalise(analysis.transcript))
+            p_audio[i] = max(analysis.scores.get(c, 0.0) for c in heads)
+            flagged_audio += any(analysis.scores.get(c, 0.0) >= thresholds[c] for c in heads)
+            if progress and (i + 1) % 10 == 0:
+                progress(f"{voice}: {i + 1}/{len(rows)} texts")
+        pairs = [(r, h) for r, h in zip(refs, hyps, strict=True) if r]
+        wer = float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs]))
+        reports.append(
+            VoiceReport(
+                voice=voice,
+                texts=len(rows),
+                positives=int(y.sum()),
+                wer=wer,
+                auprc_audio=average_precision(y, p_audio),
+                auprc_text=average_precision(y, p_text),
+                audio_seconds=audio_s,
+                analysis_seconds=analysis_s,
+                asr_seconds=asr_s,
+                flagged_audio=flagged_audio,
+                flagged_text=int(flagged_text),
+            )
+        )
+    non_speech: dict[str, tuple[bool, bool]] = {}
+    for kind in NON_SPEECH:
+        analysis = model.analyze(kind, sox_sound(kind, seconds=5.0))
+        flagged = bool(analysis.evidence) or any(
+            v >= thresholds.get(c, 0.5) for c, v in analysis.scores.items()
+        )
+        non_speech[kind] = (bool(analysis.segments), flagged)
+    if progress:
+        progress(f"{len(NON_SPEECH)} non-speech clips done")
+    whisper = next(v for n, v in model.model_infos if n == whisper_model)
+    model.close()
+    return AudioEvalReport(
+        f"{whisper_model}/{whisper}", reports, non_speech, time.perf_counter() - t0
+    )
+
+
+def format_audio_eval(report: AudioEvalReport) -> str:
+    lines = [
+        f"audio path with {report.whisper}; OpenAI moderation validation texts; AUPRC = 'any "
+        "category'",
+        "",
+        f"{'voice':<10} {'texts':>5} {'pos':>4} {'WER':>6} {'AUPRC audio':>11} "
+        f"{'AUPRC text':>10} {'diff':>6} {'flagged a/t':>11} {'RTF':>5} {'ASR RTF':>7}",
+    ]
+    for v in report.voices:
+        lines.append(
+            f"{v.voice:<10} {v.texts:>5} {v.positives:>4} {v.wer:>6.3f} {v.auprc_audio:>11.3f} "
+            f"{v.auprc_text:>10.3f} {v.auprc_audio - v.auprc_text:>+6.3f} "
+            f"{f'{v.flagged_audio}/{v.flagged_text}':>11} {v.rtf:>5.3f} "
+            f"{v.asr_seconds / v.audio_seconds if v.audio_seconds else math.nan:>7.3f}"
+        )
+    n = len(report.non_speech)
+    lines += [
+        "",
+        f"non-speech clips (sox, 5 s each): {report.non_speech_transcribed}/{n} transcribed, "
+        f"{report.non_speech_flagged}/{n} flagged",
+    ]
+    for kind, (transcribed, flagged) in report.non_speech.items():
+        if transcribed or flagged:
+            lines.append(f"  {kind}: transcribed={transcribed} flagged={flagged}")
+    lines.append(f"({report.seconds:.0f} s)")
+    return "\n".join(lines)
