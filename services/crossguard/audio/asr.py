@@ -9,6 +9,7 @@ SpeechTimestampsMap undoes the packing).
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,6 +164,15 @@ class WhisperTranscriber:
             num_workers=options.workers,
             local_files_only=True,
         )
+        from faster_whisper.tokenizer import Tokenizer
+
+        # Token ids from end-of-text up are special (timestamps, language, task).
+        self.eot: int = Tokenizer(
+            self.model.hf_tokenizer,
+            self.model.model.is_multilingual,
+            task="transcribe",
+            language="en",
+        ).eot
 
     @property
     def version(self) -> str:
@@ -175,7 +185,10 @@ class WhisperTranscriber:
         o = self.options
         packed, timemap = pack_spans(pieces)
         speech = sum(len(a) for _, a in pieces) / SAMPLE_RATE
-        budget = min(MAX_DECODE_TOKENS, token_budget(speech, o.max_tokens_per_second))
+        budget = token_budget(speech, o.max_tokens_per_second)
+        # The decoder's limit counts timestamp tokens too (a pair per segment, segments of a
+        # second or more): the cap itself is checked on text tokens below.
+        decode_limit = min(MAX_DECODE_TOKENS, budget + 2 * math.ceil(len(packed) / SAMPLE_RATE) + 4)
         language = o.language or (None if self.multilingual else "en")
         segments_iter, info = self.model.transcribe(
             packed,
@@ -184,14 +197,15 @@ class WhisperTranscriber:
             temperature=0.0,
             condition_on_previous_text=False,
             no_speech_threshold=o.no_speech_threshold,
-            max_new_tokens=budget,
+            max_new_tokens=decode_limit,
             vad_filter=False,
             without_timestamps=False,
         )
         raw = list(segments_iter)
-        used = sum(len(s.tokens) for s in raw)
+        text_tokens = sum(t < self.eot for s in raw for t in s.tokens)
+        all_tokens = sum(len(s.tokens) for s in raw)
         chunk_flags: list[str] = []
-        if used >= budget:
+        if text_tokens > budget or all_tokens >= decode_limit - 1:
             chunk_flags.append(TOKEN_CAP)
         out: list[TranscriptSegment] = []
         for seg in raw:
@@ -209,7 +223,7 @@ class WhisperTranscriber:
                     start=float(start),
                     end=float(end),
                     text=text,
-                    tokens=len(seg.tokens),
+                    tokens=sum(t < self.eot for t in seg.tokens),
                     avg_logprob=float(seg.avg_logprob),
                     no_speech_prob=float(seg.no_speech_prob),
                     flags=tuple(flags),
