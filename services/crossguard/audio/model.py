@@ -119,7 +119,7 @@ def whisper_options(settings: AudioServiceSettings) -> WhisperOptions:
         device=settings.whisper_device,
         compute_type=settings.whisper_compute_type,
         threads=settings.whisper_threads,
-        workers=settings.workers,
+        workers=settings.batch_workers,
         beam_size=settings.beam_size,
         language=settings.language,
         no_speech_threshold=settings.no_speech_threshold,

@@ -1,7 +1,9 @@
 """Settings of the audio safety service: input limits, voice activity, speech to text and its
-guards, the optional event tagger. One environment variable per setting (CROSSGUARD_AUDIO_*),
-named in its description. Model location and onnxruntime options come from ModelSettings
-(CROSSGUARD_MODEL_REPOSITORY, CROSSGUARD_ONNX_*), bind address from GrpcServerSettings.
+guards, the optional event tagger, and the template's shared serving settings
+(CROSSGUARD_AUDIO_PROCESSES, _BATCH_MAX, _BATCH_WORKERS, ...). One environment variable per
+setting, named in its description. Model location and onnxruntime options come from
+ModelSettings (CROSSGUARD_MODEL_REPOSITORY, CROSSGUARD_ONNX_*), bind address from
+GrpcServerSettings.
 """
 
 from __future__ import annotations
@@ -12,13 +14,23 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from crossguard.core.settings import CrossguardSettings
+from crossguard.core.serving.serving_settings import ServerSettings, ServingSettings
+from crossguard.core.settings import GrpcServerSettings, ModelSettings
 
 
-class AudioServiceSettings(CrossguardSettings):
-    """The audio classifier: limits, VAD, Whisper and its guards, event tagger."""
+class AudioServiceSettings(ServingSettings):
+    """The audio classifier: limits, VAD, Whisper and its guards, event tagger, serving."""
 
     model_config = SettingsConfigDict(env_prefix="CROSSGUARD_AUDIO_", frozen=True, extra="ignore")
+
+    # --- serving (shared settings with audio defaults) ----------------------------------------
+    # One process: Whisper uses every CPU of the process for one part already, and each process
+    # would hold its own Whisper and text model copies.
+    processes: int = Field(default=1, ge=0)
+    # One part per model call: parts are long and independent (a bad part fails alone);
+    # batch_workers parts are analysed at once, each by its own CTranslate2 worker.
+    batch_max: int = Field(default=1, ge=1)
+    queue_max: int = Field(default=64, ge=1)
 
     # --- input limits -------------------------------------------------------------------------
     max_bytes: int = Field(
@@ -120,14 +132,7 @@ class AudioServiceSettings(CrossguardSettings):
         default=0,
         ge=0,
         description="CROSSGUARD_AUDIO_WHISPER_THREADS: CPU threads per Whisper call; 0 = the "
-        "available CPUs divided by CROSSGUARD_AUDIO_WORKERS.",
-    )
-    workers: int = Field(
-        default=1,
-        ge=1,
-        le=64,
-        description="CROSSGUARD_AUDIO_WORKERS: audio parts analysed at once per process (each "
-        "one a Whisper worker).",
+        "process's CPUs divided by CROSSGUARD_AUDIO_BATCH_WORKERS.",
     )
     beam_size: int = Field(
         default=1,
@@ -216,3 +221,15 @@ class AudioServiceSettings(CrossguardSettings):
         if (self.tagger_model is None) != (self.tagger_labels is None):
             raise ValueError("set both CROSSGUARD_AUDIO_TAGGER_MODEL and _LABELS, or neither")
         return self
+
+
+class AudioServerSettings(ServerSettings[AudioServiceSettings]):
+    """Everything `python -m crossguard.audio` reads from the environment."""
+
+    def __init__(
+        self,
+        audio: AudioServiceSettings | None = None,
+        grpc: GrpcServerSettings | None = None,
+        model: ModelSettings | None = None,
+    ) -> None:
+        super().__init__(audio or AudioServiceSettings(), grpc, model)

@@ -1,0 +1,102 @@
+"""`python -m crossguard.audio` as a real process on a random port with the real weights: health,
+a spoken threat flagged with its time range, a benign clip allowed, bad inputs as clear
+INVALID_ARGUMENT errors (over unary and stream calls)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from crossguard.core.model_repository import ModelRepository
+from crossguard.core.proto_convert import result_from_proto
+from crossguard.core.results import DerivedTextEvidence
+from crossguard.core.serving.servicer import SERVICE_NAME
+from crossguard.core.taxonomy import Category
+from crossguard.models.speech_synth import concat_wav, flite_wav, silence_wav
+from crossguard.v1 import classifier_pb2, classifier_pb2_grpc, content_pb2
+
+if TYPE_CHECKING:
+    from conftest import GrpcServiceFactory
+
+pytestmark = pytest.mark.integration
+
+
+def _audio(part_id: str, data: bytes, mime: str = "audio/wav") -> content_pb2.ContentPart:
+    return content_pb2.ContentPart(
+        part_id=part_id, media=content_pb2.Media(mime_type=mime, inline_data=data)
+    )
+
+
+def test_audio_server_end_to_end(
+    start_grpc: GrpcServiceFactory, model_repository: ModelRepository
+) -> None:
+    proc = start_grpc(
+        "audio",
+        "crossguard.audio",
+        CROSSGUARD_MODEL_REPOSITORY=str(model_repository.root),
+        CROSSGUARD_ONNX_PROVIDERS="CPUExecutionProvider",
+    )
+    threat = concat_wav(
+        [silence_wav(1.5), flite_wav("I am going to kill you and your whole family tonight.")]
+    )
+    benign = flite_wav("The weather is lovely today, let us go for a walk in the park.")
+    with grpc.insecure_channel(f"127.0.0.1:{proc.port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=10
+        )
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        stub = classifier_pb2_grpc.ClassifierServiceStub(channel)
+
+        response = stub.Classify(
+            classifier_pb2.ClassifyRequest(
+                content_id="c1", parts=[_audio("voice", threat), _audio("calm", benign)]
+            ),
+            timeout=120,
+        )
+        result = result_from_proto(response)
+        assert result.modality.value == "audio"
+        assert result.score_of(Category.VIOLENCE) is not None
+        assert result.score_of(Category.VIOLENCE) >= 0.5  # type: ignore[operator]
+        assert {name for name, _ in result.models} >= {"silero-vad", "whisper-base"}
+        spoken = [e for e in result.evidence if isinstance(e, DerivedTextEvidence)]
+        assert spoken, result.evidence
+        for e in spoken:
+            assert e.part_id == "voice"  # never the benign part
+            assert "kill" in e.text.lower()
+            assert e.location is not None
+            assert 1100 <= e.location.start_ms <= 1700  # type: ignore[union-attr]
+            assert e.location.end_ms > e.location.start_ms + 1500  # type: ignore[union-attr]
+
+        bad = [
+            ([_audio("x", b"definitely not audio" * 100)], "cannot decode audio"),
+            ([_audio("x", threat, mime="image/png")], "media type"),
+            ([content_pb2.ContentPart(part_id="t", text="hello")], "audio parts only"),
+            ([], "no audio parts"),
+        ]
+        for parts, message in bad:
+            with pytest.raises(grpc.RpcError) as err:
+                stub.Classify(
+                    classifier_pb2.ClassifyRequest(content_id="bad", parts=parts), timeout=30
+                )
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert message in (err.value.details() or "")
+
+        # A stream answers each request in order; a bad one does not end it.
+        requests = [
+            classifier_pb2.ClassifyStreamRequest(
+                request=classifier_pb2.ClassifyRequest(content_id=cid, parts=parts)
+            )
+            for cid, parts in (
+                ("s1", [_audio("a", b"\x00garbage" * 64)]),
+                ("s2", [_audio("a", benign)]),
+            )
+        ]
+        answers = list(stub.ClassifyStream(iter(requests), timeout=120))
+        assert [a.content_id for a in answers] == ["s1", "s2"]
+        assert answers[0].WhichOneof("outcome") == "error"
+        assert answers[0].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+        calm = result_from_proto(answers[1].response)
+        assert calm.evidence == []
