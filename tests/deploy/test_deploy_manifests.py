@@ -503,16 +503,18 @@ def test_platform_kafka_is_kraft_replicated(rendered: dict[str, list[Resource]])
 
 def test_gpu_overlay_schedules_classifiers_on_gpus(rendered: dict[str, list[Resource]]) -> None:
     resources = rendered["overlays/gpu"]
-    text = by_name(resources, "Deployment", "crossguard-text")["spec"]["template"]["spec"]
-    (c,) = text["containers"]
-    assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    assert "crossguard-gpu:" in c["image"]
-    assert text["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
-    assert any(t["key"] == "nvidia.com/gpu" for t in text["tolerations"])
-    env = {e["name"]: e.get("value") for e in c["env"]}
-    assert env["CROSSGUARD_ONNX_PROVIDERS"] in {"auto", "CUDAExecutionProvider"}
+    gpu_classifiers = ("crossguard-text", "crossguard-audio")
+    for name in gpu_classifiers:
+        spec = by_name(resources, "Deployment", name)["spec"]["template"]["spec"]
+        (c,) = spec["containers"]
+        assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
+        assert "crossguard-gpu:" in c["image"]
+        assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+        assert any(t["key"] == "nvidia.com/gpu" for t in spec["tolerations"])
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        assert env["CROSSGUARD_ONNX_PROVIDERS"] in {"auto", "CUDAExecutionProvider"}
     for d in of_kind(resources, "Deployment"):
-        if d["metadata"]["name"] != "crossguard-text":
+        if d["metadata"]["name"] not in gpu_classifiers:
             for other in containers(d):
                 assert "nvidia.com/gpu" not in other["resources"].get("limits", {}), rid(d)
     for target in ("overlays/dev", "overlays/prod"):

@@ -94,6 +94,19 @@ def test_moderate_blocks_a_threat_and_allows_a_friendly_sentence(
     assert friendly.returncode == 0, friendly.stderr
     assert json.loads(friendly.stdout)["action"] == "ACTION_ALLOW", friendly.stdout
 
+    # A spoken threat (the demo's sample voice note) through the audio service, alone and with
+    # a harmless caption.
+    from crossguard.cli.items import bundled_samples
+
+    voice = bundled_samples().parent / "voice-threat.wav"
+    for extra in ((), ("--text", "Listen to this, haha")):
+        spoken = run_cli("moderate", "--audio", str(voice), *extra, "--json")
+        assert spoken.returncode == 0, spoken.stderr
+        decision = json.loads(spoken.stdout)
+        assert decision["action"] in ("ACTION_ESCALATE", "ACTION_BLOCK"), decision
+        missing = decision.get("missing_signals", [])
+        assert not any(m["modality"] == "MODALITY_AUDIO" for m in missing), decision
+
     # The readable form names the action and the policy.
     table = run_cli("moderate", "--text", "I will find you and kill you")
     assert table.returncode == 0, table.stderr
@@ -156,5 +169,7 @@ def test_demo_prints_a_decision_for_every_sample(
         if line.split()[:1] in (["ALLOW"], ["ESCALATE"], ["BLOCK"])
     ]
     assert len(printed) == expected, out
-    # Image and audio samples have no vision/audio service yet: named as missing signals.
-    assert "image: not_configured" in out and "audio: not_configured" in out
+    # Image samples have no vision service yet: named as a missing signal. Audio items (alone
+    # and with text) are decided by the audio service.
+    assert "image: not_configured" in out
+    assert "audio: not_configured" not in out

@@ -34,9 +34,10 @@ class AudioServiceSettings(ServingSettings):
 
     # --- input limits -------------------------------------------------------------------------
     max_bytes: int = Field(
-        default=25 * 1024 * 1024,
+        default=15 * 1024 * 1024,
         ge=1,
-        description="CROSSGUARD_AUDIO_MAX_BYTES: most bytes of one encoded audio part.",
+        description="CROSSGUARD_AUDIO_MAX_BYTES: most bytes of one encoded audio part (inline "
+        "parts also travel within CROSSGUARD_MAX_MESSAGE_BYTES, 16 MiB by default).",
     )
     max_seconds: float = Field(
         default=3600.0,

@@ -35,6 +35,7 @@ class StackInfo:
     supervisor_pid: int
     embedded_broker: bool
     review_url: str = ""
+    audio_endpoint: str = ""
 
     def kafka_settings(self) -> KafkaSettings:
         update: dict[str, object] = {
@@ -159,6 +160,12 @@ class LocalStack:
         self.notify("starting consistency service")
         self.procs.append(consistency)
         consistency.start(ready="PORT")
+        # Whisper and the text models it scores transcripts with load in its own process.
+        audio = self._service("audio", "crossguard.audio", {})
+        self.notify("starting audio classifier service")
+        self.procs.append(audio)
+        audio.start(ready="PORT")
+        audio_ep = f"127.0.0.1:{audio.port}"
         consistency_ep = f"127.0.0.1:{consistency.port}"
 
         self.notify("starting pipeline worker")
@@ -174,6 +181,7 @@ class LocalStack:
                 **tuning,
                 "CROSSGUARD_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                 "CROSSGUARD_TEXT_ENDPOINT": text_ep,
+                "CROSSGUARD_AUDIO_ENDPOINT": audio_ep,
                 "CROSSGUARD_CONSISTENCY_ENDPOINT": consistency_ep,
             },
         )
@@ -194,6 +202,7 @@ class LocalStack:
             supervisor_pid=os.getpid(),
             embedded_broker=self.broker is not None,
             review_url=f"http://localhost:{review.port}",
+            audio_endpoint=audio_ep,
         )
         if self.write_state:
             (self.state_dir / "stack.json").write_text(json.dumps(asdict(self.info)))
