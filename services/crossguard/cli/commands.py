@@ -364,3 +364,17 @@ def run_eval_audio(limit: int | None, whisper_model: str, voices: Sequence[str])
     )
     console.print(format_audio_eval(report), highlight=False, markup=False)
     return 0
+
+
+def run_bench_audio(streams: int, clips: int, whisper_model: str) -> int:
+    from crossguard.bench.audio import run_audio_bench
+
+    _ensure_models()
+    run_audio_bench(
+        ModelSettings().model_repository,
+        streams=streams,
+        clips_per_stream=clips,
+        whisper_model=whisper_model,
+        out=lambda line: console.print(line, highlight=False, markup=False),
+    )
+    return 0

@@ -260,6 +260,23 @@ def bench_pipeline(items: int, batch_items: int, agent_concurrency: int) -> None
     sys.exit(run_bench_pipeline(items, batch_items, agent_concurrency))
 
 
+@bench.command("audio")
+@click.option("--streams", default=2, show_default=True, help="Concurrent streams (and 1).")
+@click.option("--clips", default=1, show_default=True, help="30-second clips per stream.")
+@click.option(
+    "--model",
+    "whisper_model",
+    type=click.Choice(["whisper-base", "whisper-tiny-en"]),
+    default="whisper-base",
+    show_default=True,
+)
+def bench_audio(streams: int, clips: int, whisper_model: str) -> None:
+    """Real-time factor at 1 and N streams: the engine in process vs the gRPC service."""
+    from crossguard.cli.commands import run_bench_audio
+
+    sys.exit(run_bench_audio(streams, clips, whisper_model))
+
+
 @cli.group("eval")
 def eval_() -> None:
     """Quality on the labeled data's validation split."""

@@ -2,11 +2,11 @@
 
 Texts: the VALIDATION split of the OpenAI moderation samples (crossguard.models.data.split_of;
 nothing here chooses a threshold), texts of at most `max_chars` characters (long posts would be
-minutes of speech), taken in a fixed order (by sha256 of the text) up to `limit`. Each text is
+minutes of speech), up to `limit`: every positive, then negatives (eval_texts). Each text is
 spoken by flite and by espeak-ng and goes through the audio model (decode → VAD → Whisper → text
 models), exactly as the service runs it. Reported per voice:
 
-- WER of the transcript against the text (both lower-cased, punctuation removed; jiwer);
+- WER of the transcript against the text (both through Whisper's English normaliser; jiwer);
 - "any category" AUPRC of the audio path's scores against the same texts scored directly by
   the same text model, on the same labels;
 - real-time factor (analysis seconds / audio seconds) on this machine;
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,12 +33,14 @@ from crossguard.models.evaluate import average_precision
 from crossguard.models.speech_synth import NON_SPEECH, espeak_wav, flite_wav, sox_sound
 
 VOICES: dict[str, Callable[[str], bytes]] = {"flite": flite_wav, "espeak-ng": espeak_wav}
-_PUNCT = re.compile(r"[^\w\s']")
 
 
 def normalise(text: str) -> str:
-    """Lower case, punctuation removed, whitespace collapsed (for WER)."""
-    return " ".join(_PUNCT.sub(" ", text.lower()).split())
+    """Whisper's English normaliser (transformers' copy: numbers, contractions, punctuation,
+    case), so WER counts words, not spellings of the same words."""
+    from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
+
+    return " ".join(EnglishTextNormalizer({})(text).split())
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,13 @@ def eval_texts(
         if len(r.text.strip()) <= max_chars and r.text.strip()
     ]
     rows.sort(key=lambda r: hashlib.sha256(r.text.encode()).hexdigest())
-    return rows[:limit] if limit else rows
+    if not limit or limit >= len(rows):
+        return rows
+    # Every positive first (they are few), then negatives, each in sha256 order: AUPRC needs
+    # positives, and the choice depends on nothing but the texts.
+    positives = [r for r in rows if r.any_positive]
+    negatives = [r for r in rows if not r.any_positive]
+    return (positives + negatives)[:limit]
 
 
 def eval_audio(
