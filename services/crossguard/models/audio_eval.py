@@ -17,6 +17,7 @@ clips were transcribed at all and how many were flagged.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -38,9 +39,8 @@ VOICES: dict[str, Callable[[str], bytes]] = {"flite": flite_wav, "espeak-ng": es
 def normalise(text: str) -> str:
     """Whisper's English normaliser (transformers' copy: numbers, contractions, punctuation,
     case), so WER counts words, not spellings of the same words."""
-    from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
-
-    return " ".join(EnglishTextNormalizer({})(text).split())
+    english = importlib.import_module("transformers.models.whisper.english_normalizer")
+    return " ".join(str(english.EnglishTextNormalizer({})(text)).split())
 
 
 @dataclass(frozen=True)
