@@ -47,8 +47,13 @@ class AudioEvent:
 
 
 def read_labels(path: Path) -> list[TaggerLabel]:
+    return parse_labels(path.read_text(encoding="utf-8"), str(path))
+
+
+def parse_labels(text: str, source: str) -> list[TaggerLabel]:
+    """A label file's lines: 'label' or 'label<TAB>category'; blank lines are skipped."""
     labels: list[TaggerLabel] = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         name, _, cat = line.partition("\t")
@@ -57,10 +62,10 @@ def read_labels(path: Path) -> list[TaggerLabel]:
             try:
                 category = Category(cat.strip())
             except ValueError as exc:
-                raise ModelError(f"{path}:{n}: unknown category {cat.strip()!r}") from exc
+                raise ModelError(f"{source}:{n}: unknown category {cat.strip()!r}") from exc
         labels.append(TaggerLabel(name.strip(), category))
     if not labels:
-        raise ModelError(f"{path}: no labels")
+        raise ModelError(f"{source}: no labels")
     return labels
 
 
