@@ -102,7 +102,7 @@ def test_tagger_label_file() -> None:
         ("Speech", None),
         ("Gunshot, gunfire", Category.VIOLENCE),
     ]
-    with pytest.raises(ModelError, match="labels.txt:1: unknown category"):
+    with pytest.raises(ModelError, match=r"labels\.txt:1: unknown category"):
         parse_labels("Bang\tnot-a-category\n", "labels.txt")
     with pytest.raises(ModelError, match="no labels"):
         parse_labels("\n", "labels.txt")
