@@ -16,6 +16,8 @@ from crossguard.core.results import (
     StageTime,
     TextSpan,
     TextSpanEvidence,
+    TimedText,
+    Transcript,
     UnreadPart,
 )
 from crossguard.core.taxonomy import Category
@@ -134,7 +136,37 @@ def result_to_proto(r: ClassifierResult) -> classifier_pb2.ClassifyResponse:
         resp.timings.add(stage=t.stage, millis=t.millis)
     for u in r.unread:
         resp.unread.add(part_id=u.part_id, reason=u.reason, detail=u.detail)
+    for tr in r.transcripts:
+        transcript_to_proto(tr, resp.transcripts.add())
     return resp
+
+
+def transcript_to_proto(t: Transcript, out: classifier_pb2.Transcript) -> None:
+    out.part_id = t.part_id
+    out.language = t.language
+    out.language_probability = t.language_probability
+    for seg in t.segments:
+        piece = out.segments.add(text=seg.text)
+        piece.time_range.start_ms = seg.time_range.start_ms
+        piece.time_range.end_ms = seg.time_range.end_ms
+    out.guards.extend(t.guards)
+    out.duration_ms = t.duration_ms
+    out.speech_ms = t.speech_ms
+
+
+def transcript_from_proto(p: classifier_pb2.Transcript) -> Transcript:
+    return Transcript(
+        part_id=p.part_id,
+        language=p.language,
+        language_probability=p.language_probability,
+        segments=[
+            TimedText(AudioRange(s.time_range.start_ms, s.time_range.end_ms), s.text)
+            for s in p.segments
+        ],
+        guards=list(p.guards),
+        duration_ms=p.duration_ms,
+        speech_ms=p.speech_ms,
+    )
 
 
 def result_from_proto(p: classifier_pb2.ClassifyResponse) -> ClassifierResult:
@@ -145,4 +177,5 @@ def result_from_proto(p: classifier_pb2.ClassifyResponse) -> ClassifierResult:
         models=[(m.name, m.version) for m in p.models],
         timings=[StageTime(t.stage, t.millis) for t in p.timings],
         unread=[UnreadPart(u.part_id, u.reason, u.detail) for u in p.unread],
+        transcripts=[transcript_from_proto(t) for t in p.transcripts],
     )

@@ -125,6 +125,29 @@ Evidence = (
 
 
 @dataclass(frozen=True)
+class TimedText:
+    """A piece of transcript and the audio time range it was heard in."""
+
+    time_range: AudioRange
+    text: str
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """The speech heard in one audio part (speech to text on voice activity only): the
+    language detected ("" when nothing was transcribed), the guards that fired against known
+    speech-to-text failures, and how much of the part was speech."""
+
+    part_id: str
+    language: str
+    language_probability: float
+    segments: list[TimedText] = field(default_factory=list)
+    guards: list[str] = field(default_factory=list)
+    duration_ms: int = 0
+    speech_ms: int = 0
+
+
+@dataclass(frozen=True)
 class StageTime:
     stage: str
     millis: float
@@ -150,6 +173,8 @@ class ClassifierResult:
     models: list[tuple[str, str]] = field(default_factory=list)
     timings: list[StageTime] = field(default_factory=list)
     unread: list[UnreadPart] = field(default_factory=list)
+    # Audio parts' transcripts (audio service only).
+    transcripts: list[Transcript] = field(default_factory=list)
 
     def score_of(self, category: Category) -> float | None:
         for s in self.scores:

@@ -463,6 +463,7 @@ class ClassifyResponse(_message.Message):
     MODELS_FIELD_NUMBER: _builtins.int
     TIMINGS_FIELD_NUMBER: _builtins.int
     UNREAD_FIELD_NUMBER: _builtins.int
+    TRANSCRIPTS_FIELD_NUMBER: _builtins.int
     modality: _taxonomy_pb2.Modality.ValueType
     @_builtins.property
     def scores(self) -> _containers.RepeatedCompositeFieldContainer[_taxonomy_pb2.CategoryScore]: ...
@@ -478,6 +479,12 @@ class ClassifyResponse(_message.Message):
         policy's fallback (escalate by default) applies instead of a silent allow.
         """
 
+    @_builtins.property
+    def transcripts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Transcript]:
+        """What was heard in each audio part (audio service only), so a reviewer can read and jump
+        through it.
+        """
+
     def __init__(
         self,
         *,
@@ -487,11 +494,86 @@ class ClassifyResponse(_message.Message):
         models: _abc.Iterable[Global___ModelInfo] | None = ...,
         timings: _abc.Iterable[Global___StageTiming] | None = ...,
         unread: _abc.Iterable[Global___UnreadPart] | None = ...,
+        transcripts: _abc.Iterable[Global___Transcript] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "modality", b"modality", "models", b"models", "scores", b"scores", "timings", b"timings", "unread", b"unread"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "modality", b"modality", "models", b"models", "scores", b"scores", "timings", b"timings", "transcripts", b"transcripts", "unread", b"unread"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ClassifyResponse: _TypeAlias = ClassifyResponse  # noqa: Y015
+
+@_typing.final
+class TimedText(_message.Message):
+    """A piece of transcript and where in the audio it was heard."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_RANGE_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    @_builtins.property
+    def time_range(self) -> Global___AudioRange: ...
+    def __init__(
+        self,
+        *,
+        time_range: Global___AudioRange | None = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time_range", b"time_range"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["text", b"text", "time_range", b"time_range"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TimedText: _TypeAlias = TimedText  # noqa: Y015
+
+@_typing.final
+class Transcript(_message.Message):
+    """The speech heard in one audio part: speech to text ran on the speech that voice activity
+    detection found, nothing else.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PART_ID_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    LANGUAGE_PROBABILITY_FIELD_NUMBER: _builtins.int
+    SEGMENTS_FIELD_NUMBER: _builtins.int
+    GUARDS_FIELD_NUMBER: _builtins.int
+    DURATION_MS_FIELD_NUMBER: _builtins.int
+    SPEECH_MS_FIELD_NUMBER: _builtins.int
+    part_id: _builtins.str
+    language: _builtins.str
+    """Language detected by the speech model (e.g. "en"); empty when nothing was transcribed."""
+    language_probability: _builtins.float
+    duration_ms: _builtins.int
+    speech_ms: _builtins.int
+    """Of duration_ms, how much voice activity detection found to be speech."""
+    @_builtins.property
+    def segments(self) -> _containers.RepeatedCompositeFieldContainer[Global___TimedText]: ...
+    @_builtins.property
+    def guards(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Guards against known speech-to-text failures that fired: "token_cap", "repetition",
+        "no_speech".
+        """
+
+    def __init__(
+        self,
+        *,
+        part_id: _builtins.str = ...,
+        language: _builtins.str = ...,
+        language_probability: _builtins.float = ...,
+        segments: _abc.Iterable[Global___TimedText] | None = ...,
+        guards: _abc.Iterable[_builtins.str] | None = ...,
+        duration_ms: _builtins.int = ...,
+        speech_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_ms", b"duration_ms", "guards", b"guards", "language", b"language", "language_probability", b"language_probability", "part_id", b"part_id", "segments", b"segments", "speech_ms", b"speech_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Transcript: _TypeAlias = Transcript  # noqa: Y015
