@@ -4,12 +4,14 @@ INVALID_ARGUMENT errors (over unary and stream calls)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from crossguard.core.media import FileMediaStore
 from crossguard.core.model_repository import ModelRepository
 from crossguard.core.proto_convert import result_from_proto
 from crossguard.core.results import DerivedTextEvidence
@@ -31,13 +33,15 @@ def _audio(part_id: str, data: bytes, mime: str = "audio/wav") -> content_pb2.Co
 
 
 def test_audio_server_end_to_end(
-    start_grpc: GrpcServiceFactory, model_repository: ModelRepository
+    start_grpc: GrpcServiceFactory, model_repository: ModelRepository, tmp_path: Path
 ) -> None:
+    media_root = tmp_path / "media"
     proc = start_grpc(
         "audio",
         "crossguard.audio",
         CROSSGUARD_MODEL_REPOSITORY=str(model_repository.root),
         CROSSGUARD_ONNX_PROVIDERS="CPUExecutionProvider",
+        CROSSGUARD_MEDIA_FILE_ROOT=str(media_root),
     )
     threat = concat_wav(
         [silence_wav(1.5), flite_wav("I am going to kill you and your whole family tonight.")]
@@ -50,9 +54,16 @@ def test_audio_server_end_to_end(
         assert health.status == health_pb2.HealthCheckResponse.SERVING
         stub = classifier_pb2_grpc.ClassifierServiceStub(channel)
 
+        # The threat inline, the benign clip by reference (file://, as `crossguard moderate`
+        # and the demo send media).
+        by_ref = FileMediaStore(media_root).put(benign, "audio/wav")
         response = stub.Classify(
             classifier_pb2.ClassifyRequest(
-                content_id="c1", parts=[_audio("voice", threat), _audio("calm", benign)]
+                content_id="c1",
+                parts=[
+                    _audio("voice", threat),
+                    content_pb2.ContentPart(part_id="calm", media=by_ref),
+                ],
             ),
             timeout=120,
         )
@@ -61,6 +72,11 @@ def test_audio_server_end_to_end(
         assert result.score_of(Category.VIOLENCE) is not None
         assert result.score_of(Category.VIOLENCE) >= 0.5  # type: ignore[operator]
         assert {name for name, _ in result.models} >= {"silero-vad", "whisper-base"}
+        transcripts = {t.part_id: t for t in result.transcripts}
+        assert transcripts["voice"].language == "en"
+        assert "kill" in " ".join(s.text for s in transcripts["voice"].segments).lower()
+        assert "walk in the park" in " ".join(s.text for s in transcripts["calm"].segments).lower()
+        assert transcripts["voice"].segments[0].time_range.start_ms >= 1100
         spoken = [e for e in result.evidence if isinstance(e, DerivedTextEvidence)]
         assert spoken, result.evidence
         for e in spoken:
@@ -71,7 +87,7 @@ def test_audio_server_end_to_end(
             assert e.location.end_ms > e.location.start_ms + 1500  # type: ignore[union-attr]
 
         bad = [
-            ([_audio("x", b"definitely not audio" * 100)], "cannot decode audio"),
+            ([_audio("x", b"definitely not audio" * 100)], "media_undecodable: "),
             ([_audio("x", threat, mime="image/png")], "media type"),
             ([content_pb2.ContentPart(part_id="t", text="hello")], "audio parts only"),
             ([], "no audio parts"),

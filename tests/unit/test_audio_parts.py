@@ -9,11 +9,22 @@ from crossguard.audio.asr import GAP_SECONDS, pack_spans
 from crossguard.audio.decode import AudioInfo
 from crossguard.audio.model import AudioAnalysis, AudioEvidence
 from crossguard.audio.service import evidence_of
-from crossguard.audio.servicer import request_parts
+from crossguard.audio.servicer import check_parts, read_part
 from crossguard.audio.tagger import parse_labels
 from crossguard.audio.vad import SAMPLE_RATE, SpeechSpan
 from crossguard.core.errors import InvalidInput, ModelError
-from crossguard.core.results import AudioRange, AudioRangeEvidence, DerivedTextEvidence
+from crossguard.core.media import MediaSettings, MediaTooLarge
+from crossguard.core.proto_convert import result_from_proto, result_to_proto
+from crossguard.core.results import (
+    AudioRange,
+    AudioRangeEvidence,
+    ClassifierResult,
+    DerivedTextEvidence,
+    Modality,
+    Score,
+    TimedText,
+    Transcript,
+)
 from crossguard.core.taxonomy import Category
 from crossguard.v1 import classifier_pb2, content_pb2
 
@@ -30,11 +41,15 @@ def _media(mime: str, data: bytes = b"RIFF", pid: str = "") -> content_pb2.Conte
     )
 
 
-def test_parser_takes_inline_audio_with_ids() -> None:
-    parts = request_parts(
+def test_parser_takes_audio_parts_with_ids() -> None:
+    parts = check_parts(
         _request(_media("audio/wav", b"a", "voice"), _media("audio/ogg; codecs=opus", b"b"))
     )
-    assert [(p.part_id, p.data) for p in parts] == [("voice", b"a"), ("1", b"b")]
+    assert [(pid, m.inline_data) for pid, m in parts] == [("voice", b"a"), ("1", b"b")]
+    limits = MediaSettings(max_bytes=4)
+    assert read_part("voice", parts[0][1], limits).data == b"a"
+    with pytest.raises(MediaTooLarge, match="part 'voice'"):
+        read_part("voice", content_pb2.Media(inline_data=b"12345"), limits)
 
 
 @pytest.mark.parametrize(
@@ -42,19 +57,12 @@ def test_parser_takes_inline_audio_with_ids() -> None:
     [
         (content_pb2.ContentPart(part_id="t", text="hi"), "audio parts only"),
         (_media("image/png"), "media type 'image/png'"),
-        (
-            content_pb2.ContentPart(
-                part_id="u", media=content_pb2.Media(mime_type="audio/wav", uri="s3://b/k")
-            ),
-            "by URI",
-        ),
-        (content_pb2.ContentPart(part_id="e", media=content_pb2.Media()), "no audio bytes"),
         (content_pb2.ContentPart(part_id="n"), "neither text nor media"),
     ],
 )
 def test_parser_refuses_what_it_cannot_take(part: content_pb2.ContentPart, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
-        request_parts(_request(part))
+        check_parts(_request(part))
 
 
 def test_time_map_puts_whisper_times_back_on_the_part_clock() -> None:
@@ -106,3 +114,23 @@ def test_tagger_label_file() -> None:
         parse_labels("Bang\tnot-a-category\n", "labels.txt")
     with pytest.raises(ModelError, match="no labels"):
         parse_labels("\n", "labels.txt")
+
+
+def test_transcripts_round_trip_through_the_proto() -> None:
+    result = ClassifierResult(
+        modality=Modality.AUDIO,
+        scores=[Score(Category.VIOLENCE, 0.875, 3)],
+        transcripts=[
+            Transcript(
+                part_id="voice",
+                language="en",
+                language_probability=0.5,
+                segments=[TimedText(AudioRange(250, 2500), "I will hurt you")],
+                guards=["repetition"],
+                duration_ms=3000,
+                speech_ms=2250,
+            ),
+            Transcript(part_id="noise", language="", language_probability=0.0),
+        ],
+    )
+    assert result_from_proto(result_to_proto(result)) == result

@@ -16,16 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from crossguard.core.errors import InvalidInput, LimitExceeded
+from crossguard.core.errors import LimitExceeded
+from crossguard.core.media import MediaUndecodable
 
 SAMPLE_RATE = 16_000
 # libsndfile major formats accepted (others it reads, e.g. AIFF or raw, are refused).
 FORMATS: dict[str, str] = {"WAV": "WAV", "WAVEX": "WAV", "FLAC": "FLAC", "OGG": "OGG", "MP3": "MP3"}
 
 
-class AudioDecodeError(InvalidInput):
+class AudioDecodeError(MediaUndecodable):
     """The bytes are not a readable audio file of a supported format (corrupt, truncated,
-    unknown or unsupported format)."""
+    unknown or unsupported format): reason code media_undecodable, so the pipeline sends the
+    item to the dead-letter topic with it (docs/media.md)."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The audio safety classifier (domain logic, no gRPC): the audio parts of a request go through
 the AudioModel (one part per model call, micro-batched with other requests' parts), and their
-analyses become one ClassifierResult: each category's maximum over parts, and evidence that
-places it in time (the transcript read in that range, or the event heard there).
+analyses become one ClassifierResult: each category's maximum over parts, evidence that places
+it in time (the transcript read in that range, or the event heard there), and each part's
+transcript with its times, detected language and the guards that fired.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from crossguard.core.results import (
     Modality,
     Score,
     StageTime,
+    TimedText,
+    Transcript,
 )
 from crossguard.core.serving.classifier import BatchedClassifier
 from crossguard.core.taxonomy import Category, severity
@@ -42,6 +45,21 @@ def evidence_of(analysis: AudioAnalysis) -> list[Evidence]:
         else:
             out.append(DerivedTextEvidence(e.part_id, e.category, e.weight, e.text, where))
     return out
+
+
+def transcript_of(analysis: AudioAnalysis) -> Transcript:
+    """What was heard in a part, with times, language and the guards that fired."""
+    return Transcript(
+        part_id=analysis.part_id,
+        language=analysis.language,
+        language_probability=analysis.language_probability,
+        segments=[
+            TimedText(AudioRange(_ms(s.start), _ms(s.end)), s.text) for s in analysis.segments
+        ],
+        guards=list(analysis.flags),
+        duration_ms=_ms(analysis.seconds),
+        speech_ms=_ms(analysis.speech_seconds),
+    )
 
 
 class AudioClassifier(BatchedClassifier[Sequence[AudioInput], AudioInput, AudioAnalysis]):
@@ -98,4 +116,5 @@ class AudioClassifier(BatchedClassifier[Sequence[AudioInput], AudioInput, AudioA
             evidence=evidence[: min(wanted, self.settings.max_evidence)],
             models=list(self.model_infos),
             timings=[StageTime(stage, millis) for stage, millis in stages.items()],
+            transcripts=[transcript_of(a) for a in analyses],
         )

@@ -14,6 +14,7 @@ from crossguard.core.media.errors import (
     MediaTimeout,
     MediaTooLarge,
     MediaUnavailable,
+    MediaUndecodable,
     media_reason,
 )
 from crossguard.core.media.fetch import read_media
@@ -37,6 +38,7 @@ __all__ = [
     "MediaTimeout",
     "MediaTooLarge",
     "MediaUnavailable",
+    "MediaUndecodable",
     "S3MediaStore",
     "check_reference",
     "media_reason",

@@ -36,6 +36,7 @@ class MediaReason:
     BAD_REFERENCE = "media_bad_reference"
     ACCESS_DENIED = "media_access_denied"
     UNAVAILABLE = "media_unavailable"
+    UNDECODABLE = "media_undecodable"
 
 
 class MediaError(CrossguardError):
@@ -89,6 +90,13 @@ class MediaBadReference(MediaError, InvalidInput):
     media root (INVALID_ARGUMENT)."""
 
     reason = MediaReason.BAD_REFERENCE
+
+
+class MediaUndecodable(MediaError, InvalidInput):
+    """The bytes are not a readable file of a format the classifier decodes (corrupt,
+    truncated, unknown or unsupported format) (INVALID_ARGUMENT)."""
+
+    reason = MediaReason.UNDECODABLE
 
 
 class MediaAccessDenied(MediaError, PermissionDenied):
