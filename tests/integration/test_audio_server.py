@@ -4,6 +4,7 @@ INVALID_ARGUMENT errors (over unary and stream calls)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,14 +12,21 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from crossguard.core.media import FileMediaStore
+from crossguard.core.media import FileMediaStore, MediaReason
 from crossguard.core.model_repository import ModelRepository
 from crossguard.core.proto_convert import result_from_proto
 from crossguard.core.results import DerivedTextEvidence
 from crossguard.core.serving.servicer import SERVICE_NAME
 from crossguard.core.taxonomy import Category
 from crossguard.models.speech_synth import concat_wav, flite_wav, silence_wav
-from crossguard.v1 import classifier_pb2, classifier_pb2_grpc, content_pb2
+from crossguard.pipeline.process import DLQ_REASON_HEADER, Outcome, Processor
+from crossguard.pipeline.settings import PipelineSettings
+from crossguard.v1 import (
+    classifier_pb2,
+    classifier_pb2_grpc,
+    content_pb2,
+    taxonomy_pb2,
+)
 
 if TYPE_CHECKING:
     from conftest import GrpcServiceFactory
@@ -116,3 +124,28 @@ def test_audio_server_end_to_end(
         assert answers[0].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
         calm = result_from_proto(answers[1].response)
         assert calm.evidence == []
+
+    # The pipeline's processor against this server: an undecodable part dead-letters the item
+    # with its reason; a spoken threat is decided from the audio signal.
+    def item(cid: str, data: bytes) -> bytes:
+        return content_pb2.ContentItem(
+            id=cid, tenant="acme", surface="comment", parts=[_audio("voice-0", data)]
+        ).SerializeToString()
+
+    async def through_pipeline() -> list[Outcome]:
+        processor = Processor(PipelineSettings(audio_endpoint=f"127.0.0.1:{proc.port}"))
+        try:
+            raws = [item("a-bad", b"RIFF" + b"\x00" * 600), item("a-threat", threat)]
+            return [await asyncio.wait_for(processor.process(r, source="test"), 120) for r in raws]
+        finally:
+            await processor.close()
+
+    bad_outcome, threat_outcome = asyncio.run(through_pipeline())
+    assert (bad_outcome.kind, bad_outcome.dlq_code) == ("dlq", MediaReason.UNDECODABLE)
+    (record,) = bad_outcome.records
+    reason = dict(record.headers)[DLQ_REASON_HEADER].decode()
+    assert reason.startswith("audio classifier: media_undecodable: "), reason
+    assert threat_outcome.kind == "decision" and threat_outcome.decision is not None
+    decision = threat_outcome.decision
+    assert taxonomy_pb2.MODALITY_AUDIO not in [m.modality for m in decision.missing_signals]
+    assert decision.action in (taxonomy_pb2.ACTION_ESCALATE, taxonomy_pb2.ACTION_BLOCK)
