@@ -49,6 +49,9 @@ class VoiceReport:
     texts: int
     positives: int
     wer: float
+    # Median of the per-text WERs: the typical text, less swayed by a few unspeakable ones
+    # (URLs, user names, emoji).
+    median_wer: float
     auprc_audio: float
     auprc_text: float
     audio_seconds: float
@@ -153,12 +156,14 @@ def eval_audio(
                 progress(f"{voice}: {i + 1}/{len(rows)} texts")
         pairs = [(r, h) for r, h in zip(refs, hyps, strict=True) if r]
         wer = float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs]))
+        per_text = [float(jiwer.wer(r, h)) for r, h in pairs]
         reports.append(
             VoiceReport(
                 voice=voice,
                 texts=len(rows),
                 positives=int(y.sum()),
                 wer=wer,
+                median_wer=float(np.median(per_text)) if per_text else math.nan,
                 auprc_audio=average_precision(y, p_audio),
                 auprc_text=average_precision(y, p_text),
                 audio_seconds=audio_s,
@@ -189,12 +194,13 @@ def format_audio_eval(report: AudioEvalReport) -> str:
         f"audio path with {report.whisper}; OpenAI moderation validation texts; AUPRC = 'any "
         "category'",
         "",
-        f"{'voice':<10} {'texts':>5} {'pos':>4} {'WER':>6} {'AUPRC audio':>11} "
+        f"{'voice':<10} {'texts':>5} {'pos':>4} {'WER':>6} {'median':>6} {'AUPRC audio':>11} "
         f"{'AUPRC text':>10} {'diff':>6} {'flagged a/t':>11} {'RTF':>5} {'ASR RTF':>7}",
     ]
     for v in report.voices:
         lines.append(
-            f"{v.voice:<10} {v.texts:>5} {v.positives:>4} {v.wer:>6.3f} {v.auprc_audio:>11.3f} "
+            f"{v.voice:<10} {v.texts:>5} {v.positives:>4} {v.wer:>6.3f} {v.median_wer:>6.3f} "
+            f"{v.auprc_audio:>11.3f} "
             f"{v.auprc_text:>10.3f} {v.auprc_audio - v.auprc_text:>+6.3f} "
             f"{f'{v.flagged_audio}/{v.flagged_text}':>11} {v.rtf:>5.3f} "
             f"{v.asr_seconds / v.audio_seconds if v.audio_seconds else math.nan:>7.3f}"
