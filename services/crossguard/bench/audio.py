@@ -56,7 +56,7 @@ def bench_clip(seconds: float = 30.0) -> bytes:
         parts.append(data)
         total += _wav_seconds(data)
         i += 1
-    return sox_convert(concat_wav(parts), "wav", "trim", "0", str(seconds))
+    return sox_convert(concat_wav(parts), "wav", effects=("trim", "0", str(seconds)))
 
 
 def _wav_seconds(data: bytes) -> float:

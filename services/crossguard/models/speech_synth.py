@@ -87,15 +87,15 @@ def sox_sound(kind: str, seconds: float = 5.0, rate: int = 16_000, suffix: str =
         return out.read_bytes()
 
 
-def sox_convert(data: bytes, suffix: str, *extra: str) -> bytes:
-    """`data` (any format sox reads) re-encoded as a `suffix` file, with sox effect/format
-    arguments `extra` placed before the output (e.g. "-r", "44100", "-c", "2")."""
+def sox_convert(data: bytes, suffix: str, *extra: str, effects: tuple[str, ...] = ()) -> bytes:
+    """`data` (any format sox reads) re-encoded as a `suffix` file, with output format options
+    `extra` (e.g. "-r", "44100", "-c", "2") and sox `effects` (e.g. ("trim", "0", "30"))."""
     exe = _tool("sox", "sox")
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "in.wav"
         src.write_bytes(data)
         out = Path(tmp) / f"out.{suffix}"
-        _run([exe, str(src), *extra, str(out)])
+        _run([exe, str(src), *extra, str(out), *effects])
         return out.read_bytes()
 
 
