@@ -362,7 +362,7 @@ def run_eval_audio(limit: int | None, whisper_model: str, voices: Sequence[str])
     report = eval_audio(
         repo, whisper_model=whisper_model, voices=voices, limit=limit, progress=_notify
     )
-    console.print(format_audio_eval(report), highlight=False, markup=False)
+    console.print(format_audio_eval(report), highlight=False, markup=False, soft_wrap=True)
     return 0
 
 
@@ -375,6 +375,6 @@ def run_bench_audio(streams: int, clips: int, whisper_model: str) -> int:
         streams=streams,
         clips_per_stream=clips,
         whisper_model=whisper_model,
-        out=lambda line: console.print(line, highlight=False, markup=False),
+        out=lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True),
     )
     return 0
