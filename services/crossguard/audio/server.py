@@ -28,7 +28,12 @@ def build_model(settings: AudioServerSettings) -> Model[AudioInput, AudioAnalysi
     model_settings = settings.model.model_copy(update={"onnx_intra_op_threads": threads})
     audio = settings.service
     if not audio.whisper_threads:
-        audio = audio.model_copy(update={"whisper_threads": threads})
+        # This process's CPUs shared by its batch workers (CROSSGUARD_ONNX_INTRA_OP_THREADS
+        # sizes the onnxruntime sessions only: the VAD and text models are small next to it).
+        whisper_threads = serving.default_intra_op_threads(
+            audio.batch_workers, serving.cpus_per_process(settings)
+        )
+        audio = audio.model_copy(update={"whisper_threads": whisper_threads})
     repository = ModelRepository(model_settings.model_repository)
     text = TextModel(repository, model_settings)
     return AudioModel(text, audio, model_settings, repository)

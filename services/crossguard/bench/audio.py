@@ -111,33 +111,34 @@ def measure_engine(
     clips_per_stream: int,
     whisper_model: str,
 ) -> list[RtfRow]:
-    """The AudioModel in this process, one model with max(stream_counts) Whisper workers."""
+    """The AudioModel in this process; for N streams a model with N Whisper workers of
+    CPUs / N threads each (what the service runs with CROSSGUARD_AUDIO_BATCH_WORKERS=N)."""
     from crossguard.audio.model import AudioModel
     from crossguard.audio.settings import AudioServiceSettings
     from crossguard.core.cpus import available_cpus
     from crossguard.text.model import TextModel
 
-    most = max(stream_counts)
     model_settings = ModelSettings(model_repository=repository.root, onnx_intra_op_threads=1)
     text = TextModel(repository, model_settings)
-    settings = AudioServiceSettings(
-        whisper_model=whisper_model,
-        batch_workers=most,
-        whisper_threads=max(1, available_cpus() // most),
-    )
-    model = AudioModel(text, settings, model_settings, repository)
-    model.load()
+    text.load()
     clip_s = _wav_seconds(clip)
-    model.analyze("warmup", clip)
     rows = []
     for n in stream_counts:
+        settings = AudioServiceSettings(
+            whisper_model=whisper_model,
+            batch_workers=n,
+            whisper_threads=max(1, available_cpus() // n),
+        )
+        model = AudioModel(text, settings, model_settings, repository)
+        model.load()
+        model.analyze("warmup", clip)
 
-        def one() -> None:
+        def one(model: AudioModel = model) -> None:
             model.analyze("b", clip)
 
         durations, wall = _run_streams(n, clips_per_stream, one)
         rows.append(_row("engine", n, clip_s, durations, wall))
-    model.close()
+        model.close()
     return rows
 
 
@@ -148,24 +149,14 @@ def measure_service(
     clips_per_stream: int,
     whisper_model: str,
 ) -> list[RtfRow]:
-    """`python -m crossguard.audio` with max(stream_counts) batch workers; N gRPC clients."""
+    """`python -m crossguard.audio` with N batch workers (its own sizing: CPUs / N Whisper
+    threads each), N gRPC clients."""
     import grpc
 
     from crossguard.bench.load import start_server
+    from crossguard.core.serving.servicer import CLASSIFY
     from crossguard.v1 import classifier_pb2, content_pb2
 
-    most = max(stream_counts)
-    server = start_server(
-        "audio",
-        "crossguard.audio",
-        {
-            "CROSSGUARD_MODEL_REPOSITORY": str(repository.root),
-            "CROSSGUARD_AUDIO_WHISPER_MODEL": whisper_model,
-            "CROSSGUARD_AUDIO_BATCH_WORKERS": str(most),
-            "CROSSGUARD_ONNX_INTRA_OP_THREADS": "1",
-        },
-        timeout=180,
-    )
     request = classifier_pb2.ClassifyRequest(
         content_id="bench",
         parts=[
@@ -176,17 +167,17 @@ def measure_service(
     ).SerializeToString()
     clip_s = _wav_seconds(clip)
 
-    async def drive(n: int) -> tuple[list[float], float]:
+    async def drive(port: int, n: int) -> tuple[list[float], float]:
         channels = [
             grpc.aio.insecure_channel(
-                f"127.0.0.1:{server.port}", options=[("grpc.use_local_subchannel_pool", 1)]
+                f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]
             )
             for _ in range(n)
         ]
         durations: list[float] = []
 
         async def client(k: int) -> None:
-            call = channels[k].unary_unary("/crossguard.v1.ClassifierService/Classify")
+            call = channels[k].unary_unary(CLASSIFY)
             for _ in range(clips_per_stream):
                 t0 = time.perf_counter()
                 await call(request, timeout=600)
@@ -200,14 +191,25 @@ def measure_service(
                 await ch.close()
         return durations, time.perf_counter() - t0
 
-    try:
-        asyncio.run(drive(1))  # warm-up
-        rows = []
-        for n in stream_counts:
-            durations, wall = asyncio.run(drive(n))
+    rows = []
+    for n in stream_counts:
+        server = start_server(
+            "audio",
+            "crossguard.audio",
+            {
+                "CROSSGUARD_MODEL_REPOSITORY": str(repository.root),
+                "CROSSGUARD_AUDIO_WHISPER_MODEL": whisper_model,
+                "CROSSGUARD_AUDIO_BATCH_WORKERS": str(n),
+                "CROSSGUARD_ONNX_INTRA_OP_THREADS": "1",
+            },
+            timeout=180,
+        )
+        try:
+            asyncio.run(drive(server.port, 1))  # warm-up
+            durations, wall = asyncio.run(drive(server.port, n))
             rows.append(_row("service", n, clip_s, durations, wall))
-    finally:
-        server.stop()
+        finally:
+            server.stop()
     return rows
 
 
