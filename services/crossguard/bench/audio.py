@@ -20,18 +20,6 @@ from pathlib import Path
 from crossguard.core.model_repository import ModelRepository
 from crossguard.core.settings import ModelSettings
 
-# Spoken by flite back to back until the clip is 30 s long: ordinary, varied sentences.
-SENTENCES = (
-    "Good morning everyone, thanks for joining the call today.",
-    "The quarterly numbers look better than we expected in the spring.",
-    "We moved the release to next Thursday so the testers have more time.",
-    "If you have questions about the new schedule, please send them by email.",
-    "The weather was lovely for the picnic, and the children played football.",
-    "Remember to water the plants while I am away on holiday.",
-    "Our book club is reading a long novel about a family of sailors.",
-    "The train was late again, so I walked the last mile home.",
-)
-
 
 @dataclass(frozen=True)
 class RtfRow:
@@ -46,13 +34,14 @@ class RtfRow:
 
 def bench_clip(seconds: float = 30.0) -> bytes:
     """A `seconds`-long 16 kHz mono WAV of flite speech."""
+    from crossguard.models.audio_eval import CLEAN_SENTENCES
     from crossguard.models.speech_synth import concat_wav, flite_wav, sox_convert
 
     parts: list[bytes] = []
     total = 0.0
     i = 0
     while total < seconds + 1.0:
-        data = flite_wav(SENTENCES[i % len(SENTENCES)])
+        data = flite_wav(CLEAN_SENTENCES[i % 8])  # the first eight: ordinary speech
         parts.append(data)
         total += _wav_seconds(data)
         i += 1

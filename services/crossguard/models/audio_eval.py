@@ -35,6 +35,22 @@ from crossguard.models.speech_synth import NON_SPEECH, espeak_wav, flite_wav, so
 
 VOICES: dict[str, Callable[[str], bytes]] = {"flite": flite_wav, "espeak-ng": espeak_wav}
 
+# A control for WER: ordinary sentences a synthesiser can say (the labeled texts hold user
+# names, URLs, slang and misspellings that it cannot). Also the speech of `crossguard bench
+# audio`.
+CLEAN_SENTENCES = (
+    "Good morning everyone, thanks for joining the call today.",
+    "The quarterly numbers look better than we expected in the spring.",
+    "We moved the release to next Thursday so the testers have more time.",
+    "If you have questions about the new schedule, please send them by email.",
+    "The weather was lovely for the picnic, and the children played football.",
+    "Remember to water the plants while I am away on holiday.",
+    "Our book club is reading a long novel about a family of sailors.",
+    "The train was late again, so I walked the last mile home.",
+    "I will find you and kill you if you ever come back here.",
+    "You are a worthless idiot and everybody hates you.",
+)
+
 
 def normalise(text: str) -> str:
     """Whisper's English normaliser (transformers' copy: numbers, contractions, punctuation,
@@ -59,6 +75,8 @@ class VoiceReport:
     asr_seconds: float
     flagged_audio: int
     flagged_text: int
+    # WER on CLEAN_SENTENCES spoken by the same voice.
+    clean_wer: float = math.nan
 
     @property
     def rtf(self) -> float:
@@ -154,6 +172,11 @@ def eval_audio(
             flagged_audio += any(analysis.scores.get(c, 0.0) >= thresholds[c] for c in heads)
             if progress and (i + 1) % 10 == 0:
                 progress(f"{voice}: {i + 1}/{len(rows)} texts")
+        clean_hyps = [
+            normalise(model.analyze(f"{voice}-clean-{k}", speak(text)).transcript)
+            for k, text in enumerate(CLEAN_SENTENCES)
+        ]
+        clean_wer = float(jiwer.wer([normalise(t) for t in CLEAN_SENTENCES], clean_hyps))
         pairs = [(r, h) for r, h in zip(refs, hyps, strict=True) if r]
         wer = float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs]))
         per_text = [float(jiwer.wer(r, h)) for r, h in pairs]
@@ -171,6 +194,7 @@ def eval_audio(
                 asr_seconds=asr_s,
                 flagged_audio=flagged_audio,
                 flagged_text=int(flagged_text),
+                clean_wer=clean_wer,
             )
         )
     non_speech: dict[str, tuple[bool, bool]] = {}
@@ -193,13 +217,16 @@ def format_audio_eval(report: AudioEvalReport) -> str:
     lines = [
         f"audio path with {report.whisper}; OpenAI moderation validation texts; AUPRC = 'any "
         "category'",
+        "WER: over the texts / median per text / on ten clean sentences (CLEAN_SENTENCES)",
         "",
-        f"{'voice':<10} {'texts':>5} {'pos':>4} {'WER':>6} {'median':>6} {'AUPRC audio':>11} "
+        f"{'voice':<10} {'texts':>5} {'pos':>4} {'WER':>6} {'median':>6} {'clean':>6} "
+        f"{'AUPRC audio':>11} "
         f"{'AUPRC text':>10} {'diff':>6} {'flagged a/t':>11} {'RTF':>5} {'ASR RTF':>7}",
     ]
     for v in report.voices:
         lines.append(
             f"{v.voice:<10} {v.texts:>5} {v.positives:>4} {v.wer:>6.3f} {v.median_wer:>6.3f} "
+            f"{v.clean_wer:>6.3f} "
             f"{v.auprc_audio:>11.3f} "
             f"{v.auprc_text:>10.3f} {v.auprc_audio - v.auprc_text:>+6.3f} "
             f"{f'{v.flagged_audio}/{v.flagged_text}':>11} {v.rtf:>5.3f} "
