@@ -7,9 +7,10 @@ thread-safe; each part is independent. Memory per part stays bounded whatever it
 one decoded window, the open speech span, and the speech packed for the next Whisper call.
 
 Transcripts are scored by the text service's own model (crossguard.text.model.TextModel,
-in-process: it is small) per transcript segment and per pair of adjacent segments (a sentence
-cut by a pause is still read whole). A category's score is its maximum over those pieces; the
-pieces at or above the text model's threshold are the evidence, with their time range.
+in-process: it is small): a short transcript whole, as the text service scores a short text;
+a long one per segment and per pair of adjacent segments (a sentence cut by a pause is still
+read whole), each category's score its maximum over those pieces. The tightest pieces at or
+above the text model's threshold are the evidence, with their time range.
 """
 
 from __future__ import annotations
@@ -291,31 +292,57 @@ class AudioModel:
     def _score(
         self, part_id: str, segments: list[TranscriptSegment]
     ) -> tuple[dict[Category, float], list[AudioEvidence]]:
+        """Scores and evidence of a transcript. A short transcript (at most
+        CROSSGUARD_AUDIO_WHOLE_TRANSCRIPT_WORDS words) is scored whole, as the text service
+        scores a short text; a longer one is the maximum over its segments and pairs of
+        neighbouring segments. Segments and pairs that reach a flagged category's threshold
+        place it in time; when none does alone, the whole transcript's range is the evidence."""
         scores: dict[Category, float] = dict.fromkeys(self._categories, 0.0)
         if not segments:
             return scores, []
-        # Pieces: every segment, then every pair of neighbours.
+        whole_text = " ".join(s.text for s in segments)
+        short = len(whole_text.split()) <= self.settings.whole_transcript_words
+        # Pieces: every segment, then every pair of neighbours, then (short) the whole.
         pieces: list[tuple[int, int]] = [(i, i + 1) for i in range(len(segments))]
         pieces += [(i, i + 2) for i in range(len(segments) - 1)]
+        if short and len(segments) > 2:
+            pieces.append((0, len(segments)))
         texts = [" ".join(s.text for s in segments[a:b]) for a, b in pieces]
         probs = self.text_model.predict(texts)
-        flagged: dict[Category, list[AudioEvidence]] = {}
-        for (a, b), text, p in zip(pieces, texts, probs, strict=True):
-            for cat, value in p.items():
-                scores[cat] = max(scores.get(cat, 0.0), float(value))
-                if value >= self._thresholds.get(cat, 0.5):
-                    flagged.setdefault(cat, []).append(
-                        AudioEvidence(
-                            part_id, cat, float(value), segments[a].start, segments[b - 1].end, text
-                        )
-                    )
+        if short:
+            # The whole transcript: the last piece (or the only segment, or the pair).
+            whole = next(
+                p
+                for (a, b), p in zip(pieces[::-1], probs[::-1], strict=True)
+                if (a, b) == (0, len(segments))
+            )
+            scores.update({cat: float(v) for cat, v in whole.items()})
+        else:
+            for p in probs:
+                for cat, value in p.items():
+                    scores[cat] = max(scores.get(cat, 0.0), float(value))
+        flagged = [c for c in scores if scores[c] >= self._thresholds.get(c, 0.5)]
         evidence: list[AudioEvidence] = []
         for cat in sorted(flagged, key=lambda c: (-scores[c], c.value)):
-            items = flagged[cat]
-            # A single segment pins the time better than a pair: pairs only when no single
-            # segment reaches the threshold on its own.
-            singles = [e for e in items if not _is_pair(e, segments)]
-            chosen = singles or items
+            reached = [
+                AudioEvidence(
+                    part_id, cat, float(p[cat]), segments[a].start, segments[b - 1].end, t
+                )
+                for (a, b), t, p in zip(pieces, texts, probs, strict=True)
+                if p.get(cat, 0.0) >= self._thresholds.get(cat, 0.5)
+            ]
+            # The tightest range that explains the category: a single segment, else a pair,
+            # else the whole transcript.
+            for size in (1, 2, len(segments)):
+                chosen = [e for e in reached if _span_size(e, segments) == size]
+                if chosen:
+                    break
+            else:
+                chosen = [
+                    AudioEvidence(
+                        part_id, cat, scores[cat], segments[0].start, segments[-1].end, whole_text
+                    )
+                ]
             evidence.extend(sorted(chosen, key=lambda e: (-e.weight, e.start)))
         return scores, evidence
 
@@ -326,8 +353,9 @@ class AudioModel:
         return vad, asr, self._tagger
 
 
-def _is_pair(e: AudioEvidence, segments: list[TranscriptSegment]) -> bool:
-    return not any(s.start == e.start and s.end == e.end for s in segments)
+def _span_size(e: AudioEvidence, segments: list[TranscriptSegment]) -> int:
+    """How many consecutive segments an evidence item covers."""
+    return sum(1 for s in segments if e.start <= s.start and s.end <= e.end)
 
 
 class _PartRun:

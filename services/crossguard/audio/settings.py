@@ -172,6 +172,14 @@ class AudioServiceSettings(ServingSettings):
     )
 
     # --- scoring and evidence -----------------------------------------------------------------
+    whole_transcript_words: int = Field(
+        default=128,
+        ge=1,
+        description="CROSSGUARD_AUDIO_WHOLE_TRANSCRIPT_WORDS: transcripts of at most this many "
+        "words are scored whole (as the text service scores texts of up to "
+        "CROSSGUARD_TEXT_WHOLE_TEXT_UNITS words); longer ones per segment and pair of "
+        "neighbouring segments, each category's maximum over them.",
+    )
     default_evidence: int = Field(
         default=5,
         ge=0,
