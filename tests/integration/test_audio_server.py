@@ -19,7 +19,9 @@ from crossguard.core.results import DerivedTextEvidence
 from crossguard.core.serving.servicer import SERVICE_NAME
 from crossguard.core.taxonomy import Category
 from crossguard.models.speech_synth import concat_wav, flite_wav, silence_wav
-from crossguard.pipeline.process import DLQ_REASON_HEADER, Outcome, Processor
+from crossguard.pipeline.dead_letter import DLQ_REASON_HEADER
+from crossguard.pipeline.process import Processor
+from crossguard.pipeline.records import Outcome
 from crossguard.pipeline.settings import PipelineSettings
 from crossguard.v1 import (
     classifier_pb2,
