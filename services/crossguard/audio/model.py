@@ -52,6 +52,8 @@ class TextScorer(Protocol):
 
     def ready(self) -> bool: ...
 
+    def close(self) -> None: ...
+
     def predict(self, batch: Sequence[str]) -> list[dict[Category, float]]: ...
 
     @property
@@ -140,8 +142,13 @@ class AudioModel:
         settings: AudioServiceSettings | None = None,
         model_settings: ModelSettings | None = None,
         repository: ModelRepository | None = None,
+        *,
+        owns_text_model: bool = False,
     ) -> None:
+        """`owns_text_model`: close the text model with this one (the server's own copy);
+        leave it alone when it is shared (tests, evaluation)."""
         self.settings = settings or AudioServiceSettings()
+        self.owns_text_model = owns_text_model
         self.model_settings = model_settings or ModelSettings()
         self.repository = repository or ModelRepository(self.model_settings.model_repository)
         self.text_model = text_model
@@ -215,6 +222,8 @@ class AudioModel:
         with self._lock:
             self._vad = self._asr = self._tagger = None
             self.version = "unloaded"
+            if self.owns_text_model:
+                self.text_model.close()
 
     @property
     def categories(self) -> list[Category]:

@@ -36,7 +36,7 @@ def build_model(settings: AudioServerSettings) -> Model[AudioInput, AudioAnalysi
         audio = audio.model_copy(update={"whisper_threads": whisper_threads})
     repository = ModelRepository(model_settings.model_repository)
     text = TextModel(repository, model_settings)
-    return AudioModel(text, audio, model_settings, repository)
+    return AudioModel(text, audio, model_settings, repository, owns_text_model=True)
 
 
 def make_classifier(
