@@ -57,6 +57,19 @@ class TimeMap:
     def span_at(self, t: float) -> int:
         return max(0, bisect.bisect_right(self.packed_starts, t) - 1)
 
+    def span_of_word(self, t: float) -> int:
+        """The span a word starting at packed time `t` belongs to (one starting in a gap:
+        the next span)."""
+        i = self.span_at(t)
+        if t > self.packed_starts[i] + self.lengths[i] and i + 1 < len(self.packed_starts):
+            return i + 1
+        return i
+
+    def in_span(self, i: int, t: float) -> float:
+        """Packed time `t` on the part's clock, clamped to span `i`."""
+        offset = min(max(t - self.packed_starts[i], 0.0), self.lengths[i])
+        return round(self.part_starts[i] + offset, 3)
+
     def segment(self, start: float, end: float) -> tuple[float, float]:
         """A Whisper segment's packed (start, end) on the part's clock. Whisper often starts a
         segment where the previous one ended: a start within SNAP_SECONDS of the end of its
@@ -66,6 +79,32 @@ class TimeMap:
             start = self.packed_starts[i + 1]
         first = self.original(start)
         return first, max(first, self.original(end, is_end=True))
+
+
+def _per_span(seg: Any, timemap: TimeMap) -> list[tuple[str, float, float, float]]:
+    """A Whisper segment as (text, start, end, share of its words) per speech span it covers,
+    on the part's clock: split at span boundaries by its word times when it has them, else
+    whole (TimeMap.segment)."""
+    words = list(getattr(seg, "words", None) or [])
+    if not words:
+        start, end = timemap.segment(seg.start, seg.end)
+        return [(str(seg.text), start, end, 1.0)]
+    groups: list[tuple[int, list[Any]]] = []
+    for word in words:
+        i = timemap.span_of_word(float(word.start))
+        if groups and groups[-1][0] == i:
+            groups[-1][1].append(word)
+        else:
+            groups.append((i, [word]))
+    return [
+        (
+            "".join(str(w.word) for w in group),
+            timemap.in_span(i, float(group[0].start)),
+            timemap.in_span(i, float(group[-1].end)),
+            len(group) / len(words),
+        )
+        for i, group in groups
+    ]
 
 
 def pack_spans(pieces: Sequence[tuple[SpeechSpan, np.ndarray]]) -> tuple[np.ndarray, TimeMap]:
@@ -200,6 +239,8 @@ class WhisperTranscriber:
             max_new_tokens=decode_limit,
             vad_filter=False,
             without_timestamps=False,
+            # Word times only where a segment could straddle two spans: they split it there.
+            word_timestamps=len(pieces) > 1,
         )
         raw = list(segments_iter)
         text_tokens = sum(t < self.eot for s in raw for t in s.tokens)
@@ -208,27 +249,31 @@ class WhisperTranscriber:
         if text_tokens > budget or all_tokens >= decode_limit - 1:
             chunk_flags.append(TOKEN_CAP)
         out: list[TranscriptSegment] = []
+        looped = False
         for seg in raw:
-            flags: list[str] = []
-            text, looped = collapse_repetition(seg.text.strip(), o.max_repeats)
-            if looped:
-                flags.append(REPETITION)
-            if seg.no_speech_prob > o.no_speech_threshold:
-                flags.append(NO_SPEECH)
-            if not text:
-                continue
-            start, end = timemap.segment(seg.start, seg.end)
-            out.append(
-                TranscriptSegment(
-                    start=float(start),
-                    end=float(end),
-                    text=text,
-                    tokens=sum(t < self.eot for t in seg.tokens),
-                    avg_logprob=float(seg.avg_logprob),
-                    no_speech_prob=float(seg.no_speech_prob),
-                    flags=tuple(flags),
+            tokens = sum(t < self.eot for t in seg.tokens)
+            for raw_text, start, end, share in _per_span(seg, timemap):
+                flags: list[str] = []
+                text, looped = collapse_repetition(raw_text.strip(), o.max_repeats)
+                if looped:
+                    flags.append(REPETITION)
+                if seg.no_speech_prob > o.no_speech_threshold:
+                    flags.append(NO_SPEECH)
+                if not text:
+                    continue
+                out.append(
+                    TranscriptSegment(
+                        start=float(start),
+                        end=float(end),
+                        text=text,
+                        tokens=round(tokens * share),
+                        avg_logprob=float(seg.avg_logprob),
+                        no_speech_prob=float(seg.no_speech_prob),
+                        flags=tuple(flags),
+                    )
                 )
-            )
+                if looped:
+                    break
             if looped:
                 chunk_flags.append(REPETITION)
                 break  # what follows a loop is the loop going on
