@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
-from crossguard.audio.asr import GAP_SECONDS, pack_spans
+from crossguard.audio.asr import GAP_SECONDS, split_by_span, pack_spans
 from crossguard.audio.decode import AudioInfo
 from crossguard.audio.model import AudioAnalysis, AudioEvidence
 from crossguard.audio.service import evidence_of
@@ -134,3 +136,25 @@ def test_transcripts_round_trip_through_the_proto() -> None:
         ],
     )
     assert result_from_proto(result_to_proto(result)) == result
+
+
+def test_a_segment_over_two_spans_is_split_by_its_word_times() -> None:
+    spans = [
+        SpeechSpan(2 * SAMPLE_RATE, 5 * SAMPLE_RATE),
+        SpeechSpan(40 * SAMPLE_RATE, 42 * SAMPLE_RATE),
+    ]
+    _, timemap = pack_spans([(s, np.ones(s.end - s.start, dtype=np.float32)) for s in spans])
+    second = 3 + GAP_SECONDS
+    words = [
+        SimpleNamespace(word=" I", start=0.1, end=0.4),
+        SimpleNamespace(word=" said", start=0.4, end=2.9),
+        SimpleNamespace(word=" hello.", start=3.2, end=second + 0.8),  # starts in the gap
+        SimpleNamespace(word=" Bye.", start=second + 1.0, end=second + 1.5),
+    ]
+    seg = SimpleNamespace(text=" I said hello. Bye.", start=0.0, end=second + 1.5, words=words)
+    assert split_by_span(seg, timemap) == [
+        (" I said", 2.1, 4.9, 0.5),
+        (" hello. Bye.", 40.0, 41.5, 0.5),
+    ]
+    whole = SimpleNamespace(text=" Hi.", start=0.5, end=2.0, words=None)
+    assert split_by_span(whole, timemap) == [(" Hi.", 2.5, 4.0, 1.0)]

@@ -81,7 +81,7 @@ class TimeMap:
         return first, max(first, self.original(end, is_end=True))
 
 
-def _per_span(seg: Any, timemap: TimeMap) -> list[tuple[str, float, float, float]]:
+def split_by_span(seg: Any, timemap: TimeMap) -> list[tuple[str, float, float, float]]:
     """A Whisper segment as (text, start, end, share of its words) per speech span it covers,
     on the part's clock: split at span boundaries by its word times when it has them, else
     whole (TimeMap.segment)."""
@@ -252,7 +252,7 @@ class WhisperTranscriber:
         looped = False
         for seg in raw:
             tokens = sum(t < self.eot for t in seg.tokens)
-            for raw_text, start, end, share in _per_span(seg, timemap):
+            for raw_text, start, end, share in split_by_span(seg, timemap):
                 flags: list[str] = []
                 text, looped = collapse_repetition(raw_text.strip(), o.max_repeats)
                 if looped:
