@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from crossguard.audio.asr import GAP_SECONDS, split_by_span, pack_spans
+from crossguard.audio.asr import GAP_SECONDS, pack_spans, split_by_span
 from crossguard.audio.decode import AudioInfo
 from crossguard.audio.model import AudioAnalysis, AudioEvidence
 from crossguard.audio.service import evidence_of
