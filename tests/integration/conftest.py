@@ -60,13 +60,15 @@ def tansu() -> Iterator[EmbeddedBroker]:
 @pytest.fixture
 def kafka(tansu: EmbeddedBroker) -> KafkaSettings:
     """Test Kafka settings: a fresh topic prefix (so fresh topics and consumer group), 6 s
-    session timeout and tiny producer batches (tansu's faults), topics created up front."""
+    session timeout, tiny producer batches and short fetch waits (tansu's faults), topics created
+    up front."""
     settings = KafkaSettings(
         bootstrap_servers=tansu.bootstrap,
         topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
         partitions=2,
         session_timeout_ms=6000,
         producer_max_batch_size=64,
+        consumer_fetch_max_wait_ms=10,
     )
     asyncio.run(create_topics(settings, tansu.bootstrap))
     return settings
@@ -79,6 +81,7 @@ def kafka_env(kafka: KafkaSettings) -> dict[str, str]:
         "CROSSGUARD_KAFKA_PARTITIONS": str(kafka.partitions),
         "CROSSGUARD_KAFKA_SESSION_TIMEOUT_MS": str(kafka.session_timeout_ms),
         "CROSSGUARD_KAFKA_PRODUCER_MAX_BATCH_SIZE": str(kafka.producer_max_batch_size),
+        "CROSSGUARD_KAFKA_CONSUMER_FETCH_MAX_WAIT_MS": str(kafka.consumer_fetch_max_wait_ms),
     }
 
 

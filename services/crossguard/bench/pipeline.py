@@ -46,7 +46,7 @@ import numpy as np
 from crossguard.bench.data import bench_texts
 from crossguard.bench.grpc_cost import GrpcCost, measure_grpc_cost, per_item_ms, tree_cpu_seconds
 from crossguard.bench.text import _load_text_model, measure_raw, service_config, start_text_server
-from crossguard.core.broker import EmbeddedBroker, free_port
+from crossguard.core.broker import EMBEDDED_KAFKA_TUNING, EmbeddedBroker, free_port
 from crossguard.core.cpus import available_cpus
 from crossguard.core.model_repository import ModelRepository
 from crossguard.core.processes import ManagedProcess, service_process
@@ -60,11 +60,9 @@ from crossguard.v1 import content_pb2
 TARGET_CPU_PER_ITEM_MS = 0.2  # classifier service CPU per item besides the model, batched
 TARGET_RAW_RATIO = 0.8  # pipeline items/s over raw predict at its best batch
 TARGET_HALF_LOAD_P99_MS = 250.0
-# tansu: group joins take about half the session timeout, and its high watermark is wrong for
-# multi-record batches, so keep sessions short and producer batches tiny against it.
+# tansu's faults (see core/broker.py), as the worker's environment.
 EMBEDDED_TUNING = {
-    "CROSSGUARD_KAFKA_SESSION_TIMEOUT_MS": "6000",
-    "CROSSGUARD_KAFKA_PRODUCER_MAX_BATCH_SIZE": "64",
+    f"CROSSGUARD_KAFKA_{k.upper()}": str(v) for k, v in EMBEDDED_KAFKA_TUNING.items()
 }
 
 
@@ -270,10 +268,7 @@ class _Stream:
         self.tuning = EMBEDDED_TUNING if broker_pid is not None else {}
         update: dict[str, object] = {"topic_prefix": f"bench-{tag}-"}
         if self.tuning:
-            update["session_timeout_ms"] = int(self.tuning["CROSSGUARD_KAFKA_SESSION_TIMEOUT_MS"])
-            update["producer_max_batch_size"] = int(
-                self.tuning["CROSSGUARD_KAFKA_PRODUCER_MAX_BATCH_SIZE"]
-            )
+            update.update(EMBEDDED_KAFKA_TUNING)
         self.kafka = KafkaSettings().model_copy(update=update)
         self.text: ManagedProcess | None = None
         self.worker: ManagedProcess | None = None

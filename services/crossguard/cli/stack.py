@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
 
-from crossguard.core.broker import EmbeddedBroker
+from crossguard.core.broker import EMBEDDED_KAFKA_TUNING, EmbeddedBroker
 from crossguard.core.processes import ManagedProcess, service_process
 from crossguard.core.settings import KafkaSettings, ModelSettings
 from crossguard.core.topics import create_topics
@@ -45,14 +45,6 @@ class StackInfo:
         if self.embedded_broker:
             update.update(EMBEDDED_KAFKA_TUNING)
         return KafkaSettings().model_copy(update=update)
-
-
-# tansu: group joins take about half the session timeout, and its high watermark is wrong for
-# multi-record batches, so keep sessions short and producer batches tiny against it.
-EMBEDDED_KAFKA_TUNING: dict[str, object] = {
-    "session_timeout_ms": 6000,
-    "producer_max_batch_size": 64,
-}
 
 
 def read_running_stack(state_file: Path = STATE_FILE) -> StackInfo | None:

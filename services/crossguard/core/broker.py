@@ -16,9 +16,25 @@ from pathlib import Path
 from types import TracebackType
 
 from crossguard.core.processes import terminate
-from crossguard.core.settings import BrokerSettings
+from crossguard.core.settings import BrokerSettings, KafkaSettings
 
 log = logging.getLogger(__name__)
+
+
+# tansu: group joins take about half the session timeout, its high watermark is wrong for
+# multi-record batches, and it answers a fetch only when the fetch's max wait runs out (not when
+# records arrive): keep sessions short, producer batches tiny and fetch waits short against it.
+EMBEDDED_KAFKA_TUNING: dict[str, object] = {
+    "session_timeout_ms": 6000,
+    "producer_max_batch_size": 64,
+    "consumer_fetch_max_wait_ms": 10,
+}
+
+
+def tuned_for_embedded(kafka: KafkaSettings) -> KafkaSettings:
+    """`kafka` with EMBEDDED_KAFKA_TUNING for every field not set explicitly (env or init)."""
+    update = {k: v for k, v in EMBEDDED_KAFKA_TUNING.items() if k not in kafka.model_fields_set}
+    return kafka.model_copy(update=update)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -57,6 +57,15 @@ class KafkaSettings(CrossguardSettings):
         ge=1000,
         description="CROSSGUARD_KAFKA_SESSION_TIMEOUT_MS: consumer group session timeout.",
     )
+    consumer_fetch_max_wait_ms: int = Field(
+        default=500,
+        ge=0,
+        le=60_000,
+        description="CROSSGUARD_KAFKA_CONSUMER_FETCH_MAX_WAIT_MS: longest the broker may hold the "
+        "pipeline worker's fetch while it waits for records (aiokafka's default; faust would "
+        "hard-code 1500). A real Kafka answers as soon as a record arrives; the embedded tansu "
+        "broker answers only when this wait runs out, so its tuning sets 10.",
+    )
     producer_max_batch_size: int = Field(
         default=16_384,
         ge=1,

@@ -1,8 +1,9 @@
 """`python -m crossguard.pipeline`: run the pipeline worker.
 
 Settings come from the environment (see PipelineSettings and KafkaSettings). With
-CROSSGUARD_KAFKA_BOOTSTRAP_SERVERS empty, an embedded tansu broker is started and its address
-printed as `BROKER host:port`. `READY` is printed once the worker has joined its group.
+CROSSGUARD_KAFKA_BOOTSTRAP_SERVERS empty, an embedded tansu broker is started, its address
+printed as `BROKER host:port`, and its tuning (core.broker.EMBEDDED_KAFKA_TUNING) applied to
+the Kafka settings not set explicitly. `READY` is printed once the worker has joined its group.
 SIGTERM/SIGINT stop it gracefully.
 """
 
@@ -14,7 +15,7 @@ import sys
 import faust
 from aiokafka import AIOKafkaProducer
 
-from crossguard.core.broker import EmbeddedBroker
+from crossguard.core.broker import EmbeddedBroker, tuned_for_embedded
 from crossguard.core.logging_setup import configure_logging
 from crossguard.core.settings import KafkaSettings
 from crossguard.core.telemetry import setup_telemetry
@@ -43,6 +44,7 @@ def main() -> None:
     if not bootstrap:
         broker = EmbeddedBroker()
         bootstrap = broker.start()
+        kafka = tuned_for_embedded(kafka)
         print(f"BROKER {bootstrap}", flush=True)
     try:
         loop = asyncio.new_event_loop()

@@ -26,6 +26,7 @@ from faust.types import StreamT
 from crossguard.core.settings import KafkaSettings
 from crossguard.core.topics import Topics, ssl_context
 from crossguard.pipeline.decision_table import TableDecisionStore
+from crossguard.pipeline.kafka_transport import use_fetch_wait_transport
 from crossguard.pipeline.process import Processor
 from crossguard.pipeline.records import OutRecord
 from crossguard.pipeline.settings import PipelineSettings
@@ -92,6 +93,8 @@ def create_app(
         store="memory://",
         datadir=str(datadir),
     )
+    # faust hard-codes the worker consumer's fetch wait (1500 ms): make it the setting.
+    use_fetch_wait_transport(app, kafka.consumer_fetch_max_wait_ms)
     content = app.topic(topics.content, key_type=bytes, value_type=bytes)
     outputs = {
         "decisions": app.topic(topics.decisions, key_type=bytes, value_type=bytes),
