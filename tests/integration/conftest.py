@@ -68,7 +68,7 @@ def kafka(tansu: EmbeddedBroker) -> KafkaSettings:
         partitions=2,
         session_timeout_ms=6000,
         producer_max_batch_size=64,
-        consumer_fetch_max_wait_ms=10,
+        consumer_fetch_max_wait_ms=20,
     )
     asyncio.run(create_topics(settings, tansu.bootstrap))
     return settings

@@ -12,7 +12,7 @@ from crossguard.pipeline.app import create_app
 from crossguard.pipeline.kafka_transport import FetchWaitTransport
 from crossguard.pipeline.settings import PipelineSettings
 
-# Neither aiokafka's default (500) nor faust's (1500) nor the embedded tuning (10).
+# Neither aiokafka's default (500) nor faust's (1500) nor the embedded tuning (20).
 FETCH_WAIT_MS = 37
 
 

@@ -508,10 +508,10 @@ def print_pipeline_bench(bench: PipelineBench, console: Any = None) -> None:
     embedded = bench.chose.get("broker", "").startswith("embedded")
     if half is not None and half.p99_ms > TARGET_HALF_LOAD_P99_MS and embedded:
         console.print(
-            "latency: the embedded broker (tansu) answers a fetch only when its "
-            "fetch.max.wait.ms runs out, not when records arrive; the worker's faust consumer "
-            "waits up to 1500 ms, so each item waits up to that on the consume hop. A Kafka "
-            "broker answers at once: measure latency against one (CROSSGUARD_KAFKA_*)."
+            "latency: the embedded broker (tansu) answers a fetch only when its max wait "
+            "runs out, not when records arrive, so each item may wait up to "
+            "CROSSGUARD_KAFKA_CONSUMER_FETCH_MAX_WAIT_MS on the consume hop. A Kafka broker "
+            "answers at once: measure latency against one (CROSSGUARD_KAFKA_*)."
         )
     if any(met is False for _, _, met in targets) and bench.profile:
         profile = Table(title="where the CPU goes at full load (CPU ms per item, by process)")

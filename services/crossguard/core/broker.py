@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 EMBEDDED_KAFKA_TUNING: dict[str, object] = {
     "session_timeout_ms": 6000,
     "producer_max_batch_size": 64,
-    "consumer_fetch_max_wait_ms": 10,
+    "consumer_fetch_max_wait_ms": 20,
 }
 
 

@@ -64,7 +64,7 @@ class KafkaSettings(CrossguardSettings):
         description="CROSSGUARD_KAFKA_CONSUMER_FETCH_MAX_WAIT_MS: longest the broker may hold the "
         "pipeline worker's fetch while it waits for records (aiokafka's default; faust would "
         "hard-code 1500). A real Kafka answers as soon as a record arrives; the embedded tansu "
-        "broker answers only when this wait runs out, so its tuning sets 10.",
+        "broker answers only when this wait runs out, so its tuning sets 20.",
     )
     producer_max_batch_size: int = Field(
         default=16_384,
