@@ -161,7 +161,8 @@ def build_pp_ocr(repo: ModelRepository, *, progress: ProgressFn = stderr_progres
 
     # Parity: the package's own pipeline and ours on the repository's files read the same text.
     image = render_line(OCR_PARITY_TEXT)
-    upstream_lines, _ = package.RapidOCR()(np.ascontiguousarray(image[:, :, ::-1]))
+    upstream_engine = package.RapidOCR(**_ocr.DET_OPTIONS)
+    upstream_lines, _ = upstream_engine(np.ascontiguousarray(image[:, :, ::-1]))
     upstream = " ".join(str(line[1]) for line in upstream_lines or ())
     ocr = _ocr.OcrModel(repo)
     ocr.repository = _StagingRepository(out)  # read the files just copied, before the manifest
@@ -187,7 +188,7 @@ def build_pp_ocr(repo: ModelRepository, *, progress: ProgressFn = stderr_progres
         preprocessing={
             "pipeline": f"{OCR_PACKAGE} RapidOCR (det -> angle cls -> rec, CTC decoding)",
             "files": dict(_ocr.FILES),
-            "det": {"limit_side_len": 736, "limit_type": "min", "mean": 0.5, "std": 0.5},
+            "det": {"limit_side_len": 960, "limit_type": "max", "mean": 0.5, "std": 0.5},
             "rec": {"image_shape": [3, 48, 320], "character_list": "rec.onnx metadata"},
             "cls": {"image_shape": [3, 48, 192], "labels": ["0", "180"]},
         },

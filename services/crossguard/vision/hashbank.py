@@ -124,6 +124,11 @@ class HashBankStore:
                 return Bank(name, category, row.description)
             return Bank(name, Category(row.category), row.description)
 
+    def bank(self, name: str) -> Bank | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(BANKS).where(BANKS.c.name == name)).first()
+        return None if row is None else Bank(row.name, Category(row.category), row.description)
+
     def banks(self) -> list[BankSummary]:
         counts: dict[str, dict[HashKind, int]] = {}
         with self.engine.connect() as conn:

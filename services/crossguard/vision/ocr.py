@@ -21,6 +21,12 @@ from crossguard.core.settings import ModelSettings
 NAME = "pp-ocr"
 # Repository file of each rapidocr stage.
 FILES = {"det": "det.onnx", "rec": "rec.onnx", "cls": "cls.onnx"}
+# Detection input size: the longer side scaled to at most 960 (PaddleOCR's own det default)
+# instead of rapidocr's "shorter side at least 736", which upscales wide memes and screenshots
+# (800×300 -> 1963×736). Measured on 2 busy cores, an 800×300 image with a 20 px and a 14 px
+# line: 1.72 s and "I willfindyouandkillyou" with rapidocr's default, 0.50 s and both lines
+# read exactly with this.
+DET_OPTIONS: dict[str, object] = {"det_limit_type": "max", "det_limit_side_len": 960}
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ class OcrModel:
                 cls_use_cuda=cuda,
                 intra_op_num_threads=threads,
                 text_score=self.min_confidence,
+                **DET_OPTIONS,
             )
             self.version = entry.manifest.version
 

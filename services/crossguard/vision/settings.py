@@ -92,6 +92,13 @@ class VisionServiceSettings(CrossguardSettings):
         description="CROSSGUARD_VISION_OCR_MIN_CONFIDENCE: OCR lines recognised with less "
         "confidence are dropped.",
     )
+    ocr_max_frames: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="CROSSGUARD_VISION_OCR_MAX_FRAMES: frames of an animation that are read by "
+        "OCR (spread over the sampled frames; OCR costs far more than the image models).",
+    )
     ocr_max_chars: int = Field(
         default=4_000,
         ge=16,

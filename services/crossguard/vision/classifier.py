@@ -1,0 +1,391 @@
+"""The vision safety classifier (domain logic, no gRPC): decode each image safely in the decode
+pool, then per sampled frame open_nsfw (micro-batched), perceptual hashes against the banks, and
+OCR whose text the text models score; per category the worst frame counts and is named.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from crossguard.core.batcher import MicroBatcher
+from crossguard.core.classifier_metrics import ClassifierMetrics
+from crossguard.core.errors import InvalidInput, LimitExceeded, NotReady
+from crossguard.core.results import ClassifierResult, Modality, Score, StageTime
+from crossguard.core.taxonomy import Category, severity
+from crossguard.vision.decode import DecodedImage, Frame
+from crossguard.vision.decode_pool import DecodePool
+from crossguard.vision.evidence import HashMatch, ImageFindings, ModelSignal, OcrFrameText
+from crossguard.vision.hashbank import HashBankStore
+from crossguard.vision.hashindex import BankIndex
+from crossguard.vision.hashing import FrameHashes, HashKind, hash_frame
+from crossguard.vision.ocr import OcrLine
+from crossguard.vision.ocr_text import score_lines
+from crossguard.vision.settings import DecodeLimits, VisionServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+class FrameModel(Protocol):
+    """A model over RGB frames (crossguard.core.model_contract.Model)."""
+
+    name: str
+    version: str
+
+    def load(self) -> None: ...
+
+    def ready(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class NsfwLike(FrameModel, Protocol):
+    def predict(self, batch: Sequence[np.ndarray]) -> list[float]: ...
+
+
+class OcrLike(FrameModel, Protocol):
+    def read(self, rgb: np.ndarray) -> list[OcrLine]: ...
+
+
+class TextLike(Protocol):
+    name: str
+    version: str
+
+    @property
+    def model_infos(self) -> list[tuple[str, str]]: ...
+
+    def load(self) -> None: ...
+
+    def ready(self) -> bool: ...
+
+    def predict(self, texts: Sequence[str]) -> list[dict[Category, float]]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    part_id: str
+    data: bytes
+    mime_type: str
+
+
+@dataclass(frozen=True)
+class VisionResult:
+    images: list[ImageFindings]
+    models: list[tuple[str, str]]
+    timings: list[StageTime]
+
+    def scores(self) -> dict[Category, float]:
+        out: dict[Category, float] = {}
+        for image in self.images:
+            for cat, value in image.scores().items():
+                out[cat] = max(out.get(cat, 0.0), value)
+        return out
+
+    def to_classifier_result(self) -> ClassifierResult:
+        ordered = sorted(self.scores().items(), key=lambda kv: (-kv[1], kv[0].value))
+        return ClassifierResult(
+            modality=Modality.IMAGE,
+            scores=[Score(cat, value, severity(value)) for cat, value in ordered],
+            models=list(self.models),
+            timings=list(self.timings),
+        )
+
+
+class VisionClassifier:
+    """Classify the image parts of a content item. Models are injected so that tests and
+    several classifiers can share loaded ones (`owns_models=False` leaves them loaded on close);
+    `ocr=None` / `text=None` / `store=None` switch that signal off."""
+
+    def __init__(
+        self,
+        nsfw: NsfwLike,
+        *,
+        ocr: OcrLike | None = None,
+        text: TextLike | None = None,
+        store: HashBankStore | None = None,
+        settings: VisionServiceSettings | None = None,
+        limits: DecodeLimits | None = None,
+        owns_models: bool = True,
+        metrics: ClassifierMetrics | None = None,
+    ) -> None:
+        self.settings = settings or VisionServiceSettings()
+        self.limits = limits or DecodeLimits()
+        self.nsfw = nsfw
+        self.ocr = ocr if self.settings.ocr else None
+        self.text = text if self.ocr is not None else None
+        self.store = store if self.settings.hash_banks else None
+        self._owns_models = owns_models
+        self.metrics = metrics or ClassifierMetrics(Modality.IMAGE.value)
+        self.pool = DecodePool(
+            self.limits,
+            workers=self.settings.decode_workers,
+            timeout_seconds=self.settings.decode_timeout_seconds,
+        )
+        self._nsfw_batcher: MicroBatcher[np.ndarray, float] = MicroBatcher(
+            nsfw.predict, max_batch=16, max_delay=0.005, name="open-nsfw", on_batch=self.metrics.batch
+        )
+        self._text_batcher: MicroBatcher[str, dict[Category, float]] | None = (
+            MicroBatcher(self.text.predict, max_batch=32, max_delay=0.005, name="vision-text")
+            if self.text is not None
+            else None
+        )
+        # OCR and hashing are CPU-bound and long compared with a request: a small pool of their
+        # own keeps them from filling asyncio's default executor.
+        self._cpu = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vision-cpu")
+        self._index: BankIndex | None = None
+        self._reload_task: asyncio.Task[None] | None = None
+        self._started = False
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        t0 = time.perf_counter()
+        models: list[Any] = [self.nsfw, self.ocr, self.text]
+        for model in models:
+            if model is not None and not model.ready():
+                await asyncio.to_thread(model.load)
+        self.pool.start()
+        self._nsfw_batcher.start()
+        if self._text_batcher is not None:
+            self._text_batcher.start()
+        if self.store is not None:
+            self._index = await asyncio.to_thread(self._build_index)
+            if self.settings.hash_reload_seconds > 0:
+                self._reload_task = asyncio.create_task(self._reload_loop())
+        self._started = True
+        log.info(
+            "vision classifier ready",
+            extra={"models": self.model_infos, "seconds": round(time.perf_counter() - t0, 3)},
+        )
+
+    def ready(self) -> bool:
+        return self._started and self.nsfw.ready()
+
+    async def close(self) -> None:
+        self._started = False
+        if self._reload_task is not None:
+            self._reload_task.cancel()
+            await asyncio.gather(self._reload_task, return_exceptions=True)
+            self._reload_task = None
+        await self._nsfw_batcher.stop()
+        if self._text_batcher is not None:
+            await self._text_batcher.stop()
+        await asyncio.to_thread(self.pool.close)
+        self._cpu.shutdown(wait=True, cancel_futures=True)
+        if self._owns_models:
+            for model in (self.nsfw, self.ocr, self.text):
+                if model is not None:
+                    await asyncio.to_thread(model.close)
+
+    @property
+    def model_infos(self) -> list[tuple[str, str]]:
+        infos = [(self.nsfw.name, self.nsfw.version)]
+        if self.ocr is not None:
+            infos.append((self.ocr.name, self.ocr.version))
+        if self.text is not None and self.text.ready():
+            infos.extend(self.text.model_infos)
+        return infos
+
+    @property
+    def index(self) -> BankIndex | None:
+        return self._index
+
+    def _build_index(self) -> BankIndex:
+        assert self.store is not None
+        s = self.settings
+        return BankIndex.from_store(
+            self.store, {HashKind.PDQ: s.pdq_threshold, HashKind.PHASH: s.phash_threshold}
+        )
+
+    async def reload_banks(self) -> bool:
+        """Rebuild the index when the store's revision moved; True when it did."""
+        if self.store is None:
+            return False
+        revision = await asyncio.to_thread(self.store.revision)
+        if self._index is not None and revision == self._index.revision:
+            return False
+        self._index = await asyncio.to_thread(self._build_index)
+        log.info("hash banks reloaded", extra={"revision": revision, "hashes": len(self._index)})
+        return True
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.hash_reload_seconds)
+            try:
+                await self.reload_banks()
+            except Exception:  # the old index keeps serving; the next round tries again
+                log.exception("hash bank reload failed")
+
+    # --- classification ----------------------------------------------------------------------
+
+    async def classify(self, content_id: str, parts: Sequence[ImagePart]) -> VisionResult:
+        """Score `parts` of item `content_id`. Raises the decoder's domain errors (InvalidInput
+        subclasses with a `reason`), LimitExceeded, and NotReady before start()."""
+        started = time.perf_counter()
+        try:
+            result = await self._classify(content_id, parts)
+        except BaseException as exc:
+            self.metrics.request(time.perf_counter() - started, exc)
+            raise
+        self.metrics.request(time.perf_counter() - started)
+        return result
+
+    async def _classify(self, content_id: str, parts: Sequence[ImagePart]) -> VisionResult:
+        if not self.ready():
+            raise NotReady("vision models are not loaded yet")
+        if not parts:
+            raise InvalidInput(f"request for content {content_id!r} has no image parts")
+        if len(parts) > self.settings.max_parts:
+            raise LimitExceeded(
+                f"request has {len(parts)} image parts; the limit is {self.settings.max_parts} "
+                "(CROSSGUARD_VISION_MAX_PARTS)"
+            )
+        ids = [p.part_id for p in parts]
+        if len(set(ids)) != len(ids):
+            raise InvalidInput(f"duplicate part ids in {ids}; part ids must be unique")
+        t0 = time.perf_counter()
+        decoded = await asyncio.gather(*(self.pool.decode(p.data, p.mime_type) for p in parts))
+        t_decode = time.perf_counter()
+        images = await asyncio.gather(
+            *(self._image(p.part_id, d) for p, d in zip(parts, decoded, strict=True))
+        )
+        t_end = time.perf_counter()
+        return VisionResult(
+            images=list(images),
+            models=self.model_infos,
+            timings=[
+                StageTime("decode", (t_decode - t0) * 1000.0),
+                StageTime("models", (t_end - t_decode) * 1000.0),
+                StageTime("total", (t_end - t0) * 1000.0),
+            ],
+        )
+
+    async def _image(self, part_id: str, image: DecodedImage) -> ImageFindings:
+        frames = image.frames
+        loop = asyncio.get_running_loop()
+        nsfw_task = self._nsfw_batcher.submit_many([f.pixels for f in frames])
+        hash_task = (
+            loop.run_in_executor(self._cpu, _hash_frames, frames)
+            if self._index is not None and len(self._index)
+            else None
+        )
+        ocr_task = self._ocr(frames) if self.ocr is not None else None
+        nsfw_scores = await nsfw_task
+        worst = int(np.argmax(nsfw_scores))
+        signals = [
+            ModelSignal(
+                self.nsfw.name,
+                self.nsfw.version,
+                {Category.SEXUAL: float(nsfw_scores[worst])},
+                frames[worst].index,
+            )
+        ]
+        notes: list[str] = []
+        ocr_texts: list[OcrFrameText] = []
+        if ocr_task is not None:
+            ocr_texts, text_signal = await ocr_task
+            if text_signal is not None:
+                signals.append(text_signal)
+        match = None
+        if hash_task is not None:
+            hashes = await hash_task
+            match = await loop.run_in_executor(self._cpu, self._match, frames, hashes, notes)
+        return ImageFindings(
+            part_id=part_id,
+            format=image.format,
+            width=image.width,
+            height=image.height,
+            n_frames=image.n_frames,
+            frames_scored=[f.index for f in frames],
+            signals=signals,
+            ocr=ocr_texts,
+            hash_match=match,
+            notes=notes,
+        )
+
+    async def _ocr(self, frames: list[Frame]) -> tuple[list[OcrFrameText], ModelSignal | None]:
+        assert self.ocr is not None
+        loop = asyncio.get_running_loop()
+        chosen = _spread(frames, self.settings.ocr_max_frames)
+        read = [await loop.run_in_executor(self._cpu, self.ocr.read, f.pixels) for f in chosen]
+        texts = [OcrFrameText(f.index, lines) for f, lines in zip(chosen, read, strict=True)]
+        if self._text_batcher is None or self.text is None:
+            return texts, None
+        best: dict[Category, float] = {}
+        frame_of_best = -1
+        top = -1.0
+        for ocr_text in texts:
+            scores, _piece = await score_lines(
+                ocr_text.lines,
+                self._text_batcher.submit_many,
+                chunk_words=self.settings.ocr_chunk_words,
+                max_chars=self.settings.ocr_max_chars,
+            )
+            for cat, value in scores.items():
+                best[cat] = max(best.get(cat, 0.0), value)
+                if value > top:
+                    top, frame_of_best = value, ocr_text.frame_index
+        if not best:
+            return texts, None
+        name = "ocr+" + self.text.name
+        version = f"{self.ocr.version}+{self.text.version}"
+        return texts, ModelSignal(name, version, best, frame_of_best)
+
+    def _match(
+        self, frames: list[Frame], hashes: list[FrameHashes], notes: list[str]
+    ) -> HashMatch | None:
+        index, store = self._index, self.store
+        if index is None or store is None:
+            return None
+        best: tuple[int, HashKind, Any, Frame] | None = None
+        for frame, fh in zip(frames, hashes, strict=True):
+            candidates: list[tuple[HashKind, list[str]]] = [(HashKind.PHASH, fh.phash)]
+            if fh.pdq_quality >= self.settings.pdq_min_quality:
+                candidates.insert(0, (HashKind.PDQ, fh.pdq))
+            else:
+                notes.append(
+                    f"frame {frame.index}: PDQ quality {fh.pdq_quality} < "
+                    f"{self.settings.pdq_min_quality}, not matched on PDQ"
+                )
+            for kind, variants in candidates:
+                hit = index.nearest(kind, variants)
+                if hit is not None and (best is None or hit.distance < best[0]):
+                    best = (hit.distance, kind, hit, frame)
+        if best is None:
+            return None
+        distance, kind, hit, frame = best
+        entry = store.entry(hit.row_id)
+        bank = store.bank(hit.bank)
+        if entry is None or bank is None:  # removed since the index was built
+            return None
+        return HashMatch(
+            bank=bank.name,
+            category=bank.category,
+            kind=kind.value,
+            distance=distance,
+            threshold=index.thresholds[kind],
+            entry_id=entry.entry_id,
+            entry_hash=entry.hash,
+            frame_index=frame.index,
+            note=entry.note,
+        )
+
+
+def _hash_frames(frames: list[Frame]) -> list[FrameHashes]:
+    return [hash_frame(f.pixels) for f in frames]
+
+
+def _spread(frames: list[Frame], count: int) -> list[Frame]:
+    if len(frames) <= count:
+        return list(frames)
+    step = (len(frames) - 1) / max(1, count - 1)
+    return [frames[round(i * step)] for i in range(count)] if count > 1 else [frames[0]]
