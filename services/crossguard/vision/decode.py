@@ -157,7 +157,11 @@ def sample_indices(n_frames: int, count: int) -> list[int]:
     """`count` frame indices spread evenly from the first to the last (all when fewer)."""
     if n_frames <= count:
         return list(range(n_frames))
-    return sorted({round(i * (n_frames - 1) / (count - 1)) for i in range(count)}) if count > 1 else [0]
+    return (
+        sorted({round(i * (n_frames - 1) / (count - 1)) for i in range(count)})
+        if count > 1
+        else [0]
+    )
 
 
 def _to_rgb(frame: Image.Image) -> np.ndarray:

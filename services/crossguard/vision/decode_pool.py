@@ -42,7 +42,7 @@ class DecodePool:
     def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
-            pool.stop()
+            pool.stop()  # type: ignore[no-untyped-call]
             pool.join()
 
     async def decode(self, data: bytes, mime_type: str) -> DecodedImage:
@@ -65,5 +65,5 @@ class DecodePool:
                 f"the decoder process died on this image (exit code {exc.exitcode})"
             ) from None
         except asyncio.CancelledError:
-            future.cancel()  # pebble stops the worker if it already started
+            future.cancel()  # type: ignore[no-untyped-call]  # pebble stops a started worker
             raise

@@ -23,6 +23,8 @@ class ModelSignal:
 class OcrFrameText:
     frame_index: int
     lines: list[OcrLine]
+    # (category, indices of the lines) the text service's evidence spans point at.
+    flagged: list[tuple[Category, list[int]]] = field(default_factory=list)
 
     @property
     def text(self) -> str:

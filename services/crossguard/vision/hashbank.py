@@ -228,7 +228,9 @@ class HashBankStore:
     def entry(self, row_id: int) -> BankEntry | None:
         with self.engine.connect() as conn:
             r = conn.execute(sa.select(ENTRIES).where(ENTRIES.c.id == row_id)).first()
-        return None if r is None else BankEntry(r.bank, HashKind(r.kind), r.hash, r.entry_id, r.note)
+        return (
+            None if r is None else BankEntry(r.bank, HashKind(r.kind), r.hash, r.entry_id, r.note)
+        )
 
     def revision(self) -> int:
         with self.engine.connect() as conn:

@@ -51,9 +51,7 @@ def hash_kind(value: str) -> HashKind:
     for kind, bits in BITS.items():
         if n == bits // 4:
             return kind
-    raise ValueError(
-        f"hash {value[:80]!r} has {n} hex digits; PDQ has 64 and pHash 16"
-    )
+    raise ValueError(f"hash {value[:80]!r} has {n} hex digits; PDQ has 64 and pHash 16")
 
 
 def normalise_hash(value: str, kind: HashKind | None = None) -> tuple[HashKind, str]:
@@ -92,7 +90,5 @@ def hash_frame(rgb: np.ndarray) -> FrameHashes:
     pdq = [_bits_to_hex(v) for v in vectors]
     small = Image.fromarray(rgb, "RGB")
     small.thumbnail((_PHASH_WORKING_SIDE, _PHASH_WORKING_SIDE), Image.Resampling.BILINEAR)
-    phash = [
-        str(imagehash.phash(small if t is None else small.transpose(t))) for t in _DIHEDRAL
-    ]
+    phash = [str(imagehash.phash(small if t is None else small.transpose(t))) for t in _DIHEDRAL]
     return FrameHashes(pdq=pdq, pdq_quality=int(quality), phash=phash)

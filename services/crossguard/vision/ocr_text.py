@@ -1,73 +1,65 @@
-"""OCR text -> the text models' scores.
+"""OCR text -> the text models' scores, through the text service.
 
-The vision service runs the text model in-process (crossguard.text.model.TextModel, the same
-repository entries the text service serves) instead of calling the text service: OCR text is a
-few lines per image, so a second network hop, a second deadline and a second failure mode per
-image would cost more than the encoder (~90 MB, a few ms per line); and the vision service keeps
-working when the text service is scaled down or restarting. Both load the same model files, so
-scores agree with what the text service returns for the same text.
+Decision: the vision service calls the text service (its ClassifierService, over gRPC) rather
+than loading the text model in-process. Why: (1) one place scores text, so OCR text gets the
+same sanitising, chunking of long texts, thresholds, evidence spans and model version as a
+caption, and a text-model upgrade needs no vision release; (2) the modality packages are
+independent by contract (pyproject's import-linter layers: vision may not import text), and
+moving the text model into core would make every service carry it; (3) vision pods (GPU) do not
+hold a text encoder each, and text scales on its own. The cost is one extra call per image with
+text (a few ms; images without OCR text make none). When the text service cannot answer, the
+request fails with NotReady (UNAVAILABLE), so the pipeline's missing-signal policy decides
+instead of the image silently passing as text-free.
 
-Lines are grouped, in reading order, into pieces of at most `chunk_words` words, each scored on
-its own (the maximum counts), so that one harmful caption in a screenshot full of benign text is
-not diluted.
+Each OCR'd frame is one text part: its lines, in reading order, joined by newlines and cut at
+`max_chars`; the text service's span evidence is mapped back to the OCR lines (and their boxes)
+it covers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from crossguard.core.taxonomy import Category
+from crossguard.core.results import ClassifierResult
 from crossguard.vision.ocr import OcrLine
 
-Predict = Callable[[Sequence[str]], Awaitable[list[dict[Category, float]]]]
+
+class TextScorer(Protocol):
+    """Scores text parts: the text service (crossguard.vision.text_client) or any object with
+    the same call."""
+
+    async def classify_texts(
+        self, content_id: str, parts: Sequence[tuple[str, str]]
+    ) -> ClassifierResult: ...
 
 
 @dataclass(frozen=True)
-class TextPiece:
+class FrameText:
+    """The text of one OCR'd frame as sent to the text service, with each line's offsets."""
+
     text: str
-    # Indices of the OCR lines it holds.
-    lines: list[int]
+    # (start, end) in `text` of each line that was included.
+    offsets: list[tuple[int, int]]
+
+    def lines_in(self, start: int, end: int) -> list[int]:
+        """Indices of the lines that overlap [start, end)."""
+        return [i for i, (s, e) in enumerate(self.offsets) if s < end and start < e]
 
 
-def pieces(lines: Sequence[OcrLine], chunk_words: int, max_chars: int) -> list[TextPiece]:
-    """Group lines into pieces of at most `chunk_words` words; text past `max_chars` is left
-    out (a line longer than a piece is a piece of its own)."""
-    out: list[TextPiece] = []
-    words = 0
-    current: list[int] = []
-    used = 0
-    for i, line in enumerate(lines):
+def frame_text(lines: Sequence[OcrLine], max_chars: int) -> FrameText:
+    """Join lines with newlines, stopping before `max_chars` is passed."""
+    pieces: list[str] = []
+    offsets: list[tuple[int, int]] = []
+    pos = 0
+    for line in lines:
         text = line.text.strip()
         if not text:
             continue
-        if used + len(text) > max_chars:
+        if pos + len(text) > max_chars:
             break
-        used += len(text) + 1
-        n = len(text.split())
-        if current and words + n > chunk_words:
-            out.append(TextPiece(" ".join(lines[k].text.strip() for k in current), current))
-            current, words = [], 0
-        current.append(i)
-        words += n
-    if current:
-        out.append(TextPiece(" ".join(lines[k].text.strip() for k in current), current))
-    return out
-
-
-async def score_lines(
-    lines: Sequence[OcrLine], predict: Predict, *, chunk_words: int, max_chars: int
-) -> tuple[dict[Category, float], TextPiece | None]:
-    """Each category's maximum over the pieces, and the piece with the highest score."""
-    parts = pieces(lines, chunk_words, max_chars)
-    if not parts:
-        return {}, None
-    outputs = await predict([p.text for p in parts])
-    best: dict[Category, float] = {}
-    top: tuple[float, TextPiece] | None = None
-    for piece, probs in zip(parts, outputs, strict=True):
-        for cat, value in probs.items():
-            best[cat] = max(best.get(cat, 0.0), float(value))
-            if top is None or value > top[0]:
-                top = (float(value), piece)
-    return best, (top[1] if top else None)
+        offsets.append((pos, pos + len(text)))
+        pieces.append(text)
+        pos += len(text) + 1
+    return FrameText("\n".join(pieces), offsets)
