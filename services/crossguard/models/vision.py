@@ -137,8 +137,8 @@ def render_line(text: str, size: int = 32) -> np.ndarray:
 
     font = ImageFont.load_default(size=size)
     left, top, right, bottom = font.getbbox(text)
-    size = (int(right - left) + 40, int(bottom - top) + 40)
-    img = Image.new("RGB", size, (255, 255, 255))
+    dims = (int(right - left) + 40, int(bottom - top) + 40)
+    img = Image.new("RGB", dims, (255, 255, 255))
     ImageDraw.Draw(img).text((20 - left, 20 - top), text, font=font, fill=(0, 0, 0))
     return np.asarray(img)
 
