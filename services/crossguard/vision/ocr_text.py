@@ -40,26 +40,32 @@ class FrameText:
     """The text of one OCR'd frame as sent to the text service, with each line's offsets."""
 
     text: str
-    # (start, end) in `text` of each line that was included.
+    # (start, end) in `text` of each line that was included, and that line's index in the
+    # OCR result (blank lines are left out).
     offsets: list[tuple[int, int]]
+    line_indices: list[int]
 
     def lines_in(self, start: int, end: int) -> list[int]:
-        """Indices of the lines that overlap [start, end)."""
-        return [i for i, (s, e) in enumerate(self.offsets) if s < end and start < e]
+        """OCR line indices of the lines that overlap [start, end)."""
+        return [
+            self.line_indices[k] for k, (s, e) in enumerate(self.offsets) if s < end and start < e
+        ]
 
 
 def frame_text(lines: Sequence[OcrLine], max_chars: int) -> FrameText:
     """Join lines with newlines, stopping before `max_chars` is passed."""
     pieces: list[str] = []
     offsets: list[tuple[int, int]] = []
+    indices: list[int] = []
     pos = 0
-    for line in lines:
+    for index, line in enumerate(lines):
         text = line.text.strip()
         if not text:
             continue
         if pos + len(text) > max_chars:
             break
         offsets.append((pos, pos + len(text)))
+        indices.append(index)
         pieces.append(text)
         pos += len(text) + 1
-    return FrameText("\n".join(pieces), offsets)
+    return FrameText("\n".join(pieces), offsets, indices)

@@ -1,0 +1,67 @@
+"""Hash parsing and import formats (CSV, ThreatExchange/HMA signal files) and OCR text
+assembly, by plain calls."""
+
+from __future__ import annotations
+
+import pytest
+
+from crossguard.vision.hashbank import parse_csv, parse_te
+from crossguard.vision.hashing import HashKind, hash_kind, normalise_hash, to_packed
+from crossguard.vision.ocr import OcrLine
+from crossguard.vision.ocr_text import frame_text
+
+pytestmark = pytest.mark.unit
+
+PDQ = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
+PHASH = "d1c4b6a8f0e1c2b3"
+
+
+def test_kinds_from_length_and_normalisation() -> None:
+    assert hash_kind(PDQ) == HashKind.PDQ
+    assert hash_kind(PHASH) == HashKind.PHASH
+    assert normalise_hash("  " + PDQ.upper() + "\n") == (HashKind.PDQ, PDQ)
+    with pytest.raises(ValueError, match="64"):
+        hash_kind("abc")
+    with pytest.raises(ValueError, match="hexadecimal"):
+        normalise_hash("z" * 64)
+    with pytest.raises(ValueError, match="not a phash"):
+        normalise_hash(PDQ, HashKind.PHASH)
+    packed = to_packed([PDQ, PDQ], HashKind.PDQ)
+    assert packed.shape == (2, 32)
+    assert bytes(packed[0]).hex() == PDQ
+
+
+def test_csv_import_reads_columns_and_reports_bad_lines() -> None:
+    text = f"hash,entry_id,note\n{PDQ},case-1,first\n{PHASH},case-2,\nnothex,case-3,bad\n,,\n"
+    report = parse_csv(text, "bank-a")
+    assert [(e.kind, e.hash, e.entry_id, e.note) for e in report.entries] == [
+        (HashKind.PDQ, PDQ, "case-1", "first"),
+        (HashKind.PHASH, PHASH, "case-2", ""),
+    ]
+    assert len(report.skipped) == 1 and report.skipped[0].startswith("line 4")
+    with pytest.raises(Exception, match="'hash' column"):
+        parse_csv("sha,id\n1,2\n", "bank-a")
+
+
+def test_threatexchange_signal_file_import() -> None:
+    text = f"# exported\npdq {PDQ}\nvideo_md5 d41d8cd98f00b204e9800998ecf8427e\n\npdq 1234\n"
+    report = parse_te(text, "bank-te")
+    assert [(e.bank, e.kind, e.hash) for e in report.entries] == [("bank-te", HashKind.PDQ, PDQ)]
+    assert any("video_md5" in s for s in report.skipped)
+    assert any("line 5" in s for s in report.skipped)
+    bare = parse_te(f"{PDQ}\n", "bank-te", default_type="pdq")
+    assert [e.hash for e in bare.entries] == [PDQ]
+
+
+def test_frame_text_joins_lines_and_maps_spans_back() -> None:
+    lines = [
+        OcrLine("I will find you", 0.99, 10, 10, 200, 30),
+        OcrLine("   ", 0.9, 0, 0, 1, 1),
+        OcrLine("and kill you", 0.98, 10, 60, 180, 30),
+        OcrLine("x" * 50, 0.9, 10, 100, 300, 30),
+    ]
+    ft = frame_text(lines, max_chars=40)
+    assert ft.text == "I will find you\nand kill you"
+    assert ft.offsets == [(0, 15), (16, 28)]
+    assert ft.lines_in(16, 20) == [2]  # OCR line indices: the blank line 1 is left out
+    assert ft.lines_in(10, 20) == [0, 2]
