@@ -277,6 +277,108 @@ def bench_audio(streams: int, clips: int, whisper_model: str) -> None:
     sys.exit(run_bench_audio(streams, clips, whisper_model))
 
 
+@cli.group()
+def hashes() -> None:
+    """Known-bad image hash banks (PDQ, pHash) that the vision service matches against."""
+
+
+_DB_OPTION = click.option(
+    "--db", default=None, help="Bank store URL (default: CROSSGUARD_VISION_HASH_DB)."
+)
+
+
+@hashes.command("add")
+@click.argument("bank")
+@click.argument("hash_values", metavar="[HASH]...", nargs=-1)
+@click.option(
+    "--image",
+    "images",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Add the PDQ and pHash of this image file (repeatable).",
+)
+@click.option("--category", default=None, help="Harm category a match signals (new banks).")
+@click.option("--entry-id", default="", help="Id of the entry at its source (case, TE id).")
+@click.option("--note", default="", help="Free text shown to reviewers on a match.")
+@_DB_OPTION
+def hashes_add(
+    bank: str,
+    hash_values: tuple[str, ...],
+    images: tuple[Path, ...],
+    category: str | None,
+    entry_id: str,
+    note: str,
+    db: str | None,
+) -> None:
+    """Add hex hashes (PDQ: 64 digits, pHash: 16) or images' hashes to BANK."""
+    from crossguard.cli.hashes import run_add
+
+    if not (hash_values or images):
+        raise click.UsageError("give at least one HASH or --image")
+    sys.exit(run_add(bank, hash_values, images, category, entry_id, note, db))
+
+
+@hashes.command("remove")
+@click.argument("bank")
+@click.argument("hash_values", metavar="HASH...", nargs=-1, required=True)
+@_DB_OPTION
+def hashes_remove(bank: str, hash_values: tuple[str, ...], db: str | None) -> None:
+    """Remove hashes from BANK."""
+    from crossguard.cli.hashes import run_remove
+
+    sys.exit(run_remove(bank, hash_values, db))
+
+
+@hashes.command("list")
+@click.argument("bank", required=False)
+@click.option("--limit", default=50, show_default=True, help="Entries shown for one bank.")
+@_DB_OPTION
+def hashes_list(bank: str | None, limit: int, db: str | None) -> None:
+    """The banks with their sizes, or one bank's entries."""
+    from crossguard.cli.hashes import run_list
+
+    sys.exit(run_list(bank, limit, db))
+
+
+@hashes.command("import")
+@click.argument("bank")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "csv", "te"]),
+    default="auto",
+    show_default=True,
+    help="csv: a header row with a hash column (entry_id, kind, note optional); te: a "
+    "ThreatExchange/HMA signal file, one `<signal_type> <hash>` per line.",
+)
+@click.option("--category", default=None, help="Harm category a match signals (new banks).")
+@click.option("--signal-type", default=None, help="te: type of lines that hold only a hash.")
+@_DB_OPTION
+def hashes_import(
+    bank: str, path: Path, fmt: str, category: str | None, signal_type: str | None, db: str | None
+) -> None:
+    """Import a hash list into BANK (duplicates are skipped)."""
+    from crossguard.cli.hashes import run_import
+
+    sys.exit(run_import(bank, path, fmt, category, signal_type, db))
+
+
+@bench.command("hashes")
+@click.option(
+    "--sizes",
+    default="10000,100000,1000000",
+    show_default=True,
+    help="Comma-separated bank sizes.",
+)
+@click.option("--queries", default=2000, show_default=True, help="Lookups per size.")
+def bench_hashes(sizes: str, queries: int) -> None:
+    """PDQ lookups/s and index memory at each bank size (faiss multi-index hashing)."""
+    from crossguard.bench.hashes import run_bench_hashes
+
+    sys.exit(run_bench_hashes([int(s) for s in sizes.split(",") if s.strip()], queries))
+
+
 @cli.group("eval")
 def eval_() -> None:
     """Quality on the labeled data's validation split."""
