@@ -20,16 +20,15 @@ _SERVICE = "crossguard.v1.ClassifierService"
 
 
 def _service_config(retries: int) -> str:
-    method = {
-        "name": [{"service": _SERVICE}],
-        "retryPolicy": {
+    method: dict[str, object] = {"name": [{"service": _SERVICE}]}
+    if retries > 0:  # grpc refuses a policy of fewer than 2 attempts
+        method["retryPolicy"] = {
             "maxAttempts": retries + 1,
             "initialBackoff": "0.05s",
             "maxBackoff": "1s",
             "backoffMultiplier": 2,
             "retryableStatusCodes": ["UNAVAILABLE", "RESOURCE_EXHAUSTED"],
-        },
-    }
+        }
     return json.dumps({"methodConfig": [method]})
 
 

@@ -1,0 +1,300 @@
+"""The vision classifier with the real weights (open_nsfw, PP-OCR built by `crossguard models
+build`), the real decode process pool, a real text service process for OCR text and a real
+hash bank. Models and the text service are loaded once for the module."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from crossguard.core.errors import InvalidInput, LimitExceeded, NotReady
+from crossguard.core.model_repository import ModelRepository
+from crossguard.core.processes import ManagedProcess
+from crossguard.core.settings import ModelSettings
+from crossguard.core.taxonomy import Category
+from crossguard.vision.classifier import ImagePart, VisionClassifier
+from crossguard.vision.decode import (
+    DecodeTimeout,
+    DecompressionBomb,
+    ImageDecodeError,
+    PolyglotImage,
+)
+from crossguard.vision.hashbank import BankEntry, HashBankStore
+from crossguard.vision.hashing import HashKind, hash_frame
+from crossguard.vision.nsfw import OpenNsfwModel
+from crossguard.vision.ocr import OcrModel
+from crossguard.vision.settings import DecodeLimits, VisionServiceSettings
+from crossguard.vision.text_client import GrpcTextScorer
+
+pytestmark = pytest.mark.integration
+
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+THREAT = "I will find you and kill you"
+
+
+@pytest.fixture(scope="module")
+def models(model_repository: ModelRepository) -> Iterator[tuple[OpenNsfwModel, OcrModel]]:
+    settings = ModelSettings(
+        model_repository=model_repository.root,
+        onnx_providers="CPUExecutionProvider",
+        onnx_intra_op_threads=1,
+    )
+    nsfw, ocr = OpenNsfwModel(model_repository, settings), OcrModel(model_repository, settings)
+    nsfw.load()
+    ocr.load()
+    yield nsfw, ocr
+    nsfw.close()
+    ocr.close()
+
+
+@pytest.fixture(scope="module")
+def text_service(
+    model_repository: ModelRepository, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ManagedProcess]:
+    """The real text service on a random port, once for the module."""
+    proc = ManagedProcess(
+        "text",
+        "crossguard.text",
+        {
+            "CROSSGUARD_PORT": "0",
+            "CROSSGUARD_HOST": "127.0.0.1",
+            "CROSSGUARD_GRACE_SECONDS": "1",
+            "CROSSGUARD_LOG_LEVEL": "WARNING",
+            "CROSSGUARD_MODEL_REPOSITORY": str(model_repository.root),
+            "CROSSGUARD_ONNX_PROVIDERS": "CPUExecutionProvider",
+            "CROSSGUARD_ONNX_INTRA_OP_THREADS": "1",
+            "CROSSGUARD_TEXT_PROCESSES": "1",
+        },
+        log_dir=tmp_path_factory.mktemp("text-log"),
+    )
+    try:
+        proc.start(ready="PORT", timeout=120)
+        yield proc
+    finally:
+        proc.kill()
+
+
+def png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def jpeg(img: Image.Image, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def meme(top: str, bottom: str = "") -> Image.Image:
+    """A meme: a photo with captions in a bold font with an outline."""
+    import skimage.data
+
+    img = Image.fromarray(skimage.data.coffee()).convert("RGB").resize((720, 480))
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.truetype(FONT, 40)
+    for text, y in ((top, 24), (bottom, 410)):
+        if text:
+            draw.text((24, y), text, font=font, fill="white", stroke_width=3, stroke_fill="black")
+    return img
+
+
+def photo(name: str) -> Image.Image:
+    import skimage.data
+
+    return Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
+
+
+@pytest.fixture
+async def classifier(
+    models: tuple[OpenNsfwModel, OcrModel], text_service: ManagedProcess, tmp_path: Path
+) -> AsyncIterator[VisionClassifier]:
+    nsfw, ocr = models
+    store = HashBankStore(f"sqlite:///{tmp_path / 'banks.db'}")
+    text = GrpcTextScorer(f"127.0.0.1:{text_service.port}", timeout_seconds=30)
+    c = VisionClassifier(
+        nsfw,
+        ocr=ocr,
+        text=text,
+        store=store,
+        settings=VisionServiceSettings(decode_workers=2, hash_reload_seconds=0),
+        limits=DecodeLimits(sample_frames=4),
+        owns_models=False,
+    )
+    await c.start()
+    yield c
+    await c.close()
+    await text.close()
+    store.close()
+
+
+async def test_benign_photos_score_low_on_sexual_content(classifier: VisionClassifier) -> None:
+    names = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "colorwheel"]
+    parts = [ImagePart(n, jpeg(photo(n)), "image/jpeg") for n in names]
+    result = await classifier.classify("benign", parts)
+    nsfw = {
+        img.part_id: s.scores[Category.SEXUAL]
+        for img in result.images
+        for s in img.signals
+        if s.model == "open-nsfw"
+    }
+    assert set(nsfw) == set(names)
+    assert max(nsfw.values()) < 0.2, nsfw
+    assert ("open-nsfw", "1") in result.models
+
+
+async def test_ocr_reads_a_meme_and_the_text_models_score_it(
+    classifier: VisionClassifier,
+) -> None:
+    result = await classifier.classify("meme", [ImagePart("meme", png(meme(THREAT)), "image/png")])
+    (image,) = result.images
+    (ocr,) = image.ocr
+    assert ocr.text.lower() == THREAT.lower()
+    line = ocr.lines[0]
+    assert 10 <= line.x <= 40 and 15 <= line.y <= 45 and line.width > 300
+    text_signal = next(s for s in image.signals if s.model == "ocr+text")
+    assert text_signal.scores[Category.VIOLENCE] >= 0.5
+    assert "text-heads" in text_signal.version
+    # The scores are the text service's: the same text sent directly scores the same.
+    assert classifier.text is not None
+    direct = await classifier.text.classify_texts("direct", [("t", ocr.text)])
+    assert text_signal.scores[Category.VIOLENCE] == pytest.approx(
+        direct.score_of(Category.VIOLENCE), abs=1e-6
+    )
+    final = result.to_classifier_result()
+    assert final.score_of(Category.VIOLENCE) == pytest.approx(text_signal.scores[Category.VIOLENCE])
+    assert any(name == "text-heads" for name, _ in result.models)
+
+
+async def test_benign_caption_stays_low(classifier: VisionClassifier) -> None:
+    result = await classifier.classify(
+        "kind", [ImagePart("m", png(meme("Thanks, see you at the picnic!")), "image/png")]
+    )
+    scores = result.scores()
+    assert scores[Category.VIOLENCE] < 0.5 and scores[Category.SEXUAL] < 0.5, scores
+
+
+async def test_animated_gif_reports_the_frame_with_the_text(classifier: VisionClassifier) -> None:
+    frames = [
+        *(photo(n).resize((720, 480)) for n in ("chelsea", "rocket", "astronaut")),
+        meme(THREAT),
+    ]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=100)
+    result = await classifier.classify("gif", [ImagePart("anim", buf.getvalue(), "image/gif")])
+    (image,) = result.images
+    assert image.n_frames == 4 and image.frames_scored == [0, 1, 2, 3]
+    text_signal = next(s for s in image.signals if s.model == "ocr+text")
+    assert text_signal.frame_index == 3
+    assert text_signal.scores[Category.VIOLENCE] >= 0.5
+
+
+async def test_hash_bank_match_is_its_own_signal(classifier: VisionClassifier) -> None:
+    assert classifier.store is not None
+    banked = hash_frame(np.asarray(photo("rocket")))
+    classifier.store.ensure_bank("known-bad", Category.EXTREMISM)
+    classifier.store.add([BankEntry("known-bad", HashKind.PDQ, banked.pdq[0], "case-9")])
+    assert await classifier.reload_banks()
+
+    copy = ImageOps.mirror(photo("rocket").resize((384, 256)))
+    result = await classifier.classify(
+        "h",
+        [
+            ImagePart("copy", jpeg(copy, 60), "image/jpeg"),
+            ImagePart("other", jpeg(photo("coffee")), "image/jpeg"),
+        ],
+    )
+    by_part = {img.part_id: img for img in result.images}
+    match = by_part["copy"].hash_match
+    assert match is not None
+    assert (match.bank, match.category, match.kind, match.entry_id) == (
+        "known-bad",
+        Category.EXTREMISM,
+        "pdq",
+        "case-9",
+    )
+    assert match.distance <= match.threshold == 31
+    assert by_part["other"].hash_match is None
+    assert result.scores()[Category.EXTREMISM] == 1.0
+
+
+async def test_bad_images_get_clear_errors_and_the_service_goes_on(
+    classifier: VisionClassifier,
+) -> None:
+    good = jpeg(photo("astronaut"))
+    bomb_buf = io.BytesIO()
+    Image.new("1", (12_000, 12_000)).save(bomb_buf, format="PNG")
+    cases: list[tuple[bytes, str, type[Exception], str]] = [
+        (bomb_buf.getvalue(), "image/png", DecompressionBomb, "CROSSGUARD_VISION_MAX_PIXELS"),
+        (good[: len(good) // 2], "image/jpeg", ImageDecodeError, "truncated"),
+        (good + b"<script>alert(1)</script>", "image/jpeg", PolyglotImage, "script"),
+        (good, "image/png", InvalidInput, "declared 'image/png'"),
+    ]
+    for data, mime, error, words in cases:
+        with pytest.raises(error, match=words):
+            await classifier.classify("bad", [ImagePart("p", data, mime)])
+    # One bad part fails its item, not the service: the next request is answered.
+    result = await classifier.classify("ok", [ImagePart("p", good, "image/jpeg")])
+    assert result.images[0].format == "JPEG"
+    with pytest.raises(LimitExceeded, match="CROSSGUARD_VISION_MAX_PARTS"):
+        await classifier.classify(
+            "many", [ImagePart(str(i), good, "image/jpeg") for i in range(17)]
+        )
+
+
+async def test_a_decoder_past_its_time_limit_is_stopped(
+    models: tuple[OpenNsfwModel, OcrModel],
+) -> None:
+    nsfw, _ = models
+    c = VisionClassifier(
+        nsfw,
+        settings=VisionServiceSettings(
+            decode_workers=1, decode_timeout_seconds=0.05, ocr=False, hash_banks=False
+        ),
+        owns_models=False,
+    )
+    # The warm-up decode (1 px) fits in 50 ms once the worker is up: start it with a wider limit.
+    c.pool.timeout_seconds = 30
+    await c.start()
+    c.pool.timeout_seconds = 0.05
+    try:
+        # 36 Mpx that compress to a few hundred kB: under every limit, slow to decode.
+        ramp = np.linspace(0, 255, 6000, dtype=np.uint8)
+        big = png(Image.fromarray(np.broadcast_to(ramp, (6000, 6000)).copy(), "L"))
+        slow = [c.classify(f"slow{i}", [ImagePart("p", big, "image/png")]) for i in range(2)]
+        outcomes = await asyncio.gather(*slow, return_exceptions=True)
+        assert all(isinstance(o, DecodeTimeout) for o in outcomes), outcomes
+        # The pool replaced the killed worker.
+        c.pool.timeout_seconds = 30
+        result = await c.classify("after", [ImagePart("p", jpeg(photo("coffee")), "image/jpeg")])
+        assert result.images[0].width == 600
+    finally:
+        await c.close()
+
+
+async def test_text_service_down_is_not_ready(models: tuple[OpenNsfwModel, OcrModel]) -> None:
+    nsfw, ocr = models
+    text = GrpcTextScorer("127.0.0.1:9", timeout_seconds=2, retries=0)
+    c = VisionClassifier(
+        nsfw,
+        ocr=ocr,
+        text=text,
+        settings=VisionServiceSettings(decode_workers=1, hash_banks=False),
+        owns_models=False,
+    )
+    await c.start()
+    try:
+        with pytest.raises(NotReady, match="CROSSGUARD_VISION_TEXT_ENDPOINT"):
+            await c.classify("t", [ImagePart("m", png(meme(THREAT)), "image/png")])
+        # No text in the image: no call, so the answer comes.
+        result = await c.classify("n", [ImagePart("p", jpeg(photo("chelsea")), "image/jpeg")])
+        assert result.images[0].signals[0].model == "open-nsfw"
+    finally:
+        await c.close()
+        await text.close()
