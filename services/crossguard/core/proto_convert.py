@@ -83,6 +83,8 @@ def evidence_to_proto(e: Evidence, p: classifier_pb2.Evidence) -> None:
         p.hash_bank = e.bank
         p.hash_match.bank, p.hash_match.distance = e.bank, e.distance
         p.hash_match.entry_id = e.entry_id
+    if not isinstance(e, TextSpanEvidence | AudioRangeEvidence):
+        p.model, p.frame_index = e.model, e.frame_index
 
 
 def _location(p: classifier_pb2.Evidence) -> TextSpan | ImageRegion | AudioRange | None:
@@ -105,17 +107,28 @@ def evidence_from_proto(p: classifier_pb2.Evidence) -> Evidence:
     if p.HasField("hash_match") or p.hash_bank:
         m = p.hash_match
         return HashMatchEvidence(
-            part_id, category, weight, m.bank or p.hash_bank, int(m.distance), m.entry_id
+            part_id,
+            category,
+            weight,
+            m.bank or p.hash_bank,
+            int(m.distance),
+            m.entry_id,
+            p.model,
+            int(p.frame_index),
         )
     location = _location(p)
     if p.derived_text:
-        return DerivedTextEvidence(part_id, category, weight, p.derived_text, location)
+        return DerivedTextEvidence(
+            part_id, category, weight, p.derived_text, location, p.model, int(p.frame_index)
+        )
     if isinstance(location, TextSpan):
         return TextSpanEvidence(
             part_id, category, weight, location.start, location.end, location.text
         )
     if isinstance(location, ImageRegion):
-        return ImageRegionEvidence(part_id, category, weight, location)
+        return ImageRegionEvidence(
+            part_id, category, weight, location, p.model, int(p.frame_index)
+        )
     if isinstance(location, AudioRange):
         return AudioRangeEvidence(part_id, category, weight, location)
     raise ValueError(f"evidence for part {part_id!r} has no location, derived text or hash match")

@@ -77,6 +77,9 @@ class ImageRegionEvidence:
     category: Category
     weight: float
     region: ImageRegion
+    # The model (or hash kind) that produced it and, for an animation, the frame it is from.
+    model: str = ""
+    frame_index: int = 0
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,9 @@ class DerivedTextEvidence:
     weight: float
     text: str
     location: TextSpan | ImageRegion | AudioRange | None = None
+    # The model (or hash kind) that produced it and, for an animation, the frame it is from.
+    model: str = ""
+    frame_index: int = 0
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,9 @@ class HashMatchEvidence:
     bank: str
     distance: int
     entry_id: str
+    # The model (or hash kind) that produced it and, for an animation, the frame it is from.
+    model: str = ""
+    frame_index: int = 0
 
 
 Evidence = (

@@ -335,6 +335,8 @@ class Evidence(_message.Message):
     DERIVED_TEXT_FIELD_NUMBER: _builtins.int
     HASH_BANK_FIELD_NUMBER: _builtins.int
     HASH_MATCH_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    FRAME_INDEX_FIELD_NUMBER: _builtins.int
     part_id: _builtins.str
     category: _taxonomy_pb2.Category.ValueType
     weight: _builtins.float
@@ -347,6 +349,12 @@ class Evidence(_message.Message):
     """Known-bad hash bank that matched, when the evidence is a hash match (the bank's name, as in
     hash_match.bank; kept for readers of this field).
     """
+    model: _builtins.str
+    """The model (or hash kind) that produced this evidence, e.g. "open-nsfw", "pp-ocr", "pdq";
+    empty when the response's models say it all.
+    """
+    frame_index: _builtins.int
+    """The frame of an animated image (GIF, WebP) the evidence comes from; 0 for still images."""
     @_builtins.property
     def span(self) -> Global___TextSpan: ...
     @_builtins.property
@@ -369,10 +377,12 @@ class Evidence(_message.Message):
         derived_text: _builtins.str = ...,
         hash_bank: _builtins.str = ...,
         hash_match: Global___HashMatch | None = ...,
+        model: _builtins.str = ...,
+        frame_index: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["hash_match", b"hash_match", "location", b"location", "region", b"region", "span", b"span", "time_range", b"time_range"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "derived_text", b"derived_text", "hash_bank", b"hash_bank", "hash_match", b"hash_match", "location", b"location", "part_id", b"part_id", "region", b"region", "span", b"span", "time_range", b"time_range", "weight", b"weight"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "derived_text", b"derived_text", "frame_index", b"frame_index", "hash_bank", b"hash_bank", "hash_match", b"hash_match", "location", b"location", "model", b"model", "part_id", b"part_id", "region", b"region", "span", b"span", "time_range", b"time_range", "weight", b"weight"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_location: _TypeAlias = _typing.Literal["span", "region", "time_range"]  # noqa: Y015
     _WhichOneofArgType_location: _TypeAlias = _typing.Literal["location", b"location"]  # noqa: Y015
