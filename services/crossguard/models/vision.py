@@ -115,6 +115,8 @@ def build_open_nsfw(repo: ModelRepository, *, progress: ProgressFn = stderr_prog
         ),
         metrics={
             **parity_metrics(diff, f"{NSFW_PACKAGE} NSFWClassifier.classify"),
+            # Yahoo's guidance (open_nsfw README): > 0.8 likely NSFW, < 0.2 likely safe.
+            "thresholds": {Category.SEXUAL.value: _nsfw.DEFAULT_THRESHOLD},
             "parity_images": len(images),
             "build_seconds": round(time.perf_counter() - t0, 2),
         },

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,6 +21,7 @@ from crossguard.core.errors import NotReady
 from crossguard.core.model_repository import ModelRepository
 from crossguard.core.onnx_session import create_session
 from crossguard.core.settings import ModelSettings
+from crossguard.core.taxonomy import Category
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -33,6 +34,8 @@ INPUT = "input:0"
 OUTPUT = "outputs"
 # Output columns: [sfw, nsfw].
 NSFW_COLUMN = 1
+# Yahoo's guidance for open_nsfw: below 0.2 likely safe, above 0.8 likely NSFW.
+DEFAULT_THRESHOLD = 0.8
 
 
 def preprocess(rgb: np.ndarray) -> np.ndarray:
@@ -61,6 +64,19 @@ class OpenNsfwModel:
         self.version = "unloaded"
         self._session: ort.InferenceSession | None = None
         self._lock = threading.Lock()
+        self._threshold = DEFAULT_THRESHOLD
+
+    @property
+    def categories(self) -> Sequence[Category]:
+        return [Category.SEXUAL]
+
+    @property
+    def thresholds(self) -> Mapping[Category, float]:
+        return {Category.SEXUAL: self._threshold}
+
+    @property
+    def model_infos(self) -> Sequence[tuple[str, str]]:
+        return [(self.name, self.version)]
 
     def load(self) -> None:
         with self._lock:
@@ -75,6 +91,8 @@ class OpenNsfwModel:
                 cuda_device_id=self.settings.cuda_device_id,
             )
             self.version = entry.manifest.version
+            thresholds = entry.manifest.metrics.get("thresholds", {})
+            self._threshold = float(thresholds.get(Category.SEXUAL.value, DEFAULT_THRESHOLD))
 
     def ready(self) -> bool:
         return self._session is not None

@@ -34,6 +34,8 @@ class TextScorer(Protocol):
         self, content_id: str, parts: Sequence[tuple[str, str]]
     ) -> ClassifierResult: ...
 
+    async def close(self) -> None: ...
+
 
 @dataclass(frozen=True)
 class FrameText:

@@ -1,8 +1,10 @@
 """Settings of the vision safety service: explicit input limits (bytes, pixels, frames, decode
-time), the decoding pool, OCR, and the known-bad hash banks. One environment variable per
-setting (CROSSGUARD_VISION_*), named in its description. Bind address and grace period come from
-the shared GrpcServerSettings (CROSSGUARD_HOST, CROSSGUARD_PORT, ...), model location and
-onnxruntime options from ModelSettings (CROSSGUARD_MODEL_REPOSITORY, CROSSGUARD_ONNX_*).
+time), the decoding pool, OCR and the text service that scores its text, and the known-bad hash
+banks. One environment variable per setting (CROSSGUARD_VISION_*), named in its description.
+Server processes and micro-batching are the template's shared settings (ServingSettings, read as
+CROSSGUARD_VISION_PROCESSES, CROSSGUARD_VISION_BATCH_MAX, ...). Bind address and grace period
+come from the shared GrpcServerSettings (CROSSGUARD_HOST, CROSSGUARD_PORT, ...), model location
+and onnxruntime options from ModelSettings (CROSSGUARD_MODEL_REPOSITORY, CROSSGUARD_ONNX_*).
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from crossguard.core.settings import CrossguardSettings
+from crossguard.core.serving.serving_settings import ServerSettings, ServingSettings
+from crossguard.core.settings import CrossguardSettings, GrpcServerSettings, ModelSettings
 
 
 class DecodeLimits(CrossguardSettings):
@@ -60,8 +63,13 @@ class DecodeLimits(CrossguardSettings):
     )
 
 
-class VisionServiceSettings(CrossguardSettings):
+class VisionServiceSettings(ServingSettings):
     model_config = SettingsConfigDict(env_prefix="CROSSGUARD_VISION_", frozen=True, extra="ignore")
+
+    # One process by default: each holds its own decode workers, open_nsfw and PP-OCR, and
+    # OCR already keeps the CPUs busy through onnxruntime's threads.
+    processes: int = Field(default=1, ge=0)
+    batch_max: int = Field(default=16, ge=1)
 
     max_parts: int = Field(
         default=16,
@@ -111,6 +119,17 @@ class VisionServiceSettings(CrossguardSettings):
         description="CROSSGUARD_VISION_OCR_CHUNK_WORDS: OCR lines are grouped into pieces of at "
         "most this many words, each scored by the text models (the maximum counts).",
     )
+    text_endpoint: str = Field(
+        default="127.0.0.1:50051",
+        description="CROSSGUARD_VISION_TEXT_ENDPOINT: host:port of the text service that scores "
+        "OCR text (its ClassifierService).",
+    )
+    text_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="CROSSGUARD_VISION_TEXT_TIMEOUT_SECONDS: deadline of one call to the text "
+        "service; past it the image request fails with UNAVAILABLE.",
+    )
     hash_banks: bool = Field(
         default=True,
         description="CROSSGUARD_VISION_HASH_BANKS: match images against the known-bad hash "
@@ -149,3 +168,21 @@ class VisionServiceSettings(CrossguardSettings):
         description="CROSSGUARD_VISION_HASH_RELOAD_SECONDS: how often the service reloads the "
         "banks' index when the store changed (0: only at start).",
     )
+
+
+class VisionServerSettings(ServerSettings[VisionServiceSettings]):
+    """Everything the vision server reads from the environment."""
+
+    def __init__(
+        self,
+        vision: VisionServiceSettings | None = None,
+        grpc: GrpcServerSettings | None = None,
+        model: ModelSettings | None = None,
+        limits: DecodeLimits | None = None,
+    ) -> None:
+        super().__init__(vision or VisionServiceSettings(), grpc, model)
+        self.limits = limits or DecodeLimits()
+
+    @property
+    def vision(self) -> VisionServiceSettings:
+        return self.service

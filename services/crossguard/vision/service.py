@@ -15,16 +15,22 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from crossguard.core.batcher import MicroBatcher
 from crossguard.core.classifier_metrics import ClassifierMetrics
 from crossguard.core.errors import InvalidInput, LimitExceeded, NotReady
+from crossguard.core.model_contract import Model
 from crossguard.core.results import (
     ClassifierResult,
+    DerivedTextEvidence,
+    Evidence,
+    HashMatchEvidence,
+    ImageRegion,
+    ImageRegionEvidence,
     Modality,
     Score,
     StageTime,
     TextSpanEvidence,
 )
+from crossguard.core.serving.classifier import BatchedClassifier
 from crossguard.core.taxonomy import Category, severity
 from crossguard.vision.decode import DecodedImage, Frame
 from crossguard.vision.decode_pool import DecodePool
@@ -32,11 +38,15 @@ from crossguard.vision.evidence import HashMatch, ImageFindings, ModelSignal, Oc
 from crossguard.vision.hashbank import HashBankStore
 from crossguard.vision.hashindex import BankIndex
 from crossguard.vision.hashing import FrameHashes, HashKind, hash_frame
+from crossguard.vision.ocr import NAME as OCR_MODEL
 from crossguard.vision.ocr import OcrLine
 from crossguard.vision.ocr_text import TextScorer, frame_text
 from crossguard.vision.settings import DecodeLimits, VisionServiceSettings
 
 log = logging.getLogger(__name__)
+
+# The signal of OCR text scored by the text service.
+OCR_TEXT_MODEL = "ocr+text"
 
 # A 1×1 white PNG.
 _WARM_UP_PNG = bytes.fromhex(
@@ -45,8 +55,8 @@ _WARM_UP_PNG = bytes.fromhex(
 )
 
 
-class FrameModel(Protocol):
-    """A model over RGB frames (crossguard.core.model_contract.Model)."""
+class OcrLike(Protocol):
+    """What the classifier needs of crossguard.vision.ocr.OcrModel."""
 
     name: str
     version: str
@@ -55,15 +65,9 @@ class FrameModel(Protocol):
 
     def ready(self) -> bool: ...
 
-    def close(self) -> None: ...
-
-
-class NsfwLike(FrameModel, Protocol):
-    def predict(self, batch: Sequence[np.ndarray]) -> list[float]: ...
-
-
-class OcrLike(FrameModel, Protocol):
     def read(self, rgb: np.ndarray) -> list[OcrLine]: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -86,76 +90,138 @@ class VisionResult:
                 out[cat] = max(out.get(cat, 0.0), value)
         return out
 
-    def to_classifier_result(self) -> ClassifierResult:
+    def to_classifier_result(self, max_evidence: int = 0) -> ClassifierResult:
+        """The template's result: per-category maxima, and evidence for reviewers (hash matches,
+        then OCR lines the text service flagged, the open_nsfw score with its frame, the other
+        OCR lines with their boxes), at most `max_evidence` pieces (0: all)."""
         ordered = sorted(self.scores().items(), key=lambda kv: (-kv[1], kv[0].value))
+        evidence = [e for image in self.images for e in _evidence(image)]
+        evidence.sort(key=_evidence_rank)
+        if max_evidence > 0:
+            evidence = evidence[:max_evidence]
         return ClassifierResult(
             modality=Modality.IMAGE,
             scores=[Score(cat, value, severity(value)) for cat, value in ordered],
+            evidence=evidence,
             models=list(self.models),
             timings=list(self.timings),
         )
 
 
-class VisionClassifier:
-    """Classify the image parts of a content item. Models are injected so that tests and
-    several classifiers can share loaded ones (`owns_models=False` leaves them loaded on close);
-    `ocr=None` / `text=None` / `store=None` switch that signal off."""
+def _evidence(image: ImageFindings) -> list[Evidence]:
+    out: list[Evidence] = []
+    whole = ImageRegion(0, 0, image.width, image.height)
+    match = image.hash_match
+    if match is not None:
+        out.append(
+            HashMatchEvidence(
+                image.part_id,
+                match.category,
+                1.0,
+                match.bank,
+                match.distance,
+                match.entry_id,
+                match.kind,
+                match.frame_index,
+            )
+        )
+    text_signal = next((s for s in image.signals if s.model == OCR_TEXT_MODEL), None)
+    for signal in image.signals:
+        if signal.model == OCR_TEXT_MODEL:
+            continue
+        for cat, value in signal.scores.items():
+            out.append(
+                ImageRegionEvidence(
+                    image.part_id, cat, value, whole, signal.model, signal.frame_index
+                )
+            )
+    top: tuple[Category, float] | None = None
+    if text_signal is not None and text_signal.scores:
+        top = max(text_signal.scores.items(), key=lambda kv: kv[1])
+    for frame in image.ocr:
+        flagged = {i: cat for cat, lines in frame.flagged for i in lines}
+        for i, line in enumerate(frame.lines):
+            cat = flagged.get(i) or (top[0] if top else Category.SEXUAL)
+            weight = text_signal.scores.get(cat, 0.0) if text_signal and i in flagged else 0.0
+            out.append(
+                DerivedTextEvidence(
+                    image.part_id,
+                    cat,
+                    weight,
+                    line.text,
+                    ImageRegion(line.x, line.y, line.width, line.height),
+                    OCR_MODEL,
+                    frame.frame_index,
+                )
+            )
+    return out
+
+
+def _evidence_rank(e: Evidence) -> tuple[int, float]:
+    if isinstance(e, HashMatchEvidence):
+        return (0, 0.0)
+    if isinstance(e, DerivedTextEvidence) and e.weight > 0:
+        return (1, -e.weight)
+    if isinstance(e, ImageRegionEvidence):
+        return (2, -e.weight)
+    return (3, 0.0)
+
+
+class VisionClassifier(BatchedClassifier[list[ImagePart], np.ndarray, float]):
+    """Classify the image parts of a content item, on the serving template: `model` is
+    open_nsfw (served through the template's micro-batcher); OCR, the text service and the hash
+    banks are optional (`None` switches that signal off). Models are injected so that tests and
+    several classifiers can share loaded ones (`owns_model=False` leaves them loaded on
+    close)."""
 
     def __init__(
         self,
-        nsfw: NsfwLike,
+        model: Model[np.ndarray, float],
+        settings: VisionServiceSettings | None = None,
         *,
         ocr: OcrLike | None = None,
         text: TextScorer | None = None,
         store: HashBankStore | None = None,
-        settings: VisionServiceSettings | None = None,
         limits: DecodeLimits | None = None,
-        owns_models: bool = True,
+        owns_model: bool = True,
         metrics: ClassifierMetrics | None = None,
     ) -> None:
         self.settings = settings or VisionServiceSettings()
+        super().__init__(
+            model, self.settings, Modality.IMAGE, owns_model=owns_model, metrics=metrics
+        )
         self.limits = limits or DecodeLimits()
-        self.nsfw = nsfw
         self.ocr = ocr if self.settings.ocr else None
         self.text = text if self.ocr is not None else None
         self.store = store if self.settings.hash_banks else None
-        self._owns_models = owns_models
-        self.metrics = metrics or ClassifierMetrics(Modality.IMAGE.value)
         self.pool = DecodePool(
             self.limits,
             workers=self.settings.decode_workers,
             timeout_seconds=self.settings.decode_timeout_seconds,
-        )
-        self._nsfw_batcher: MicroBatcher[np.ndarray, float] = MicroBatcher(
-            nsfw.predict,
-            max_batch=16,
-            max_delay=0.005,
-            name="open-nsfw",
-            on_batch=self.metrics.batch,
         )
         # OCR and hashing are CPU-bound and long compared with a request: a small pool of their
         # own keeps them from filling asyncio's default executor.
         self._cpu = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vision-cpu")
         self._index: BankIndex | None = None
         self._reload_task: asyncio.Task[None] | None = None
-        self._started = False
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """The template's start (open_nsfw loaded, batcher), then OCR, the decode workers, the
+        hash index and a warm-up pass."""
         t0 = time.perf_counter()
-        models: list[Any] = [self.nsfw, self.ocr]
-        for model in models:
-            if model is not None and not model.ready():
-                await asyncio.to_thread(model.load)
+        if self.ocr is not None and not self.ocr.ready():
+            await asyncio.to_thread(self.ocr.load)
+        await super().start()
+        if self.ocr is not None:
+            self.model_infos.append((self.ocr.name, self.ocr.version))
         self.pool.start()
-        self._nsfw_batcher.start()
         await self._warm_up()
         if self.store is not None:
             self._index = await asyncio.to_thread(self._build_index)
             if self.settings.hash_reload_seconds > 0:
                 self._reload_task = asyncio.create_task(self._reload_loop())
-        self._started = True
         log.info(
             "vision classifier ready",
             extra={"models": self.model_infos, "seconds": round(time.perf_counter() - t0, 3)},
@@ -166,33 +232,25 @@ class VisionClassifier:
         not pay for process spawning and onnxruntime's first-run allocations."""
         await self.pool.decode(_WARM_UP_PNG, "image/png")
         blank = np.full((64, 64, 3), 255, dtype=np.uint8)
-        await self._nsfw_batcher.submit(blank)
+        await self.predict([blank])
         if self.ocr is not None:
             await asyncio.get_running_loop().run_in_executor(self._cpu, self.ocr.read, blank)
 
-    def ready(self) -> bool:
-        return self._started and self.nsfw.ready()
-
     async def close(self) -> None:
-        self._started = False
         if self._reload_task is not None:
             self._reload_task.cancel()
             await asyncio.gather(self._reload_task, return_exceptions=True)
             self._reload_task = None
-        await self._nsfw_batcher.stop()
+        await super().close()
         await asyncio.to_thread(self.pool.close)
         self._cpu.shutdown(wait=True, cancel_futures=True)
-        if self._owns_models:
-            for model in (self.nsfw, self.ocr):
-                if model is not None:
-                    await asyncio.to_thread(model.close)
-
-    @property
-    def model_infos(self) -> list[tuple[str, str]]:
-        infos = [(self.nsfw.name, self.nsfw.version)]
-        if self.ocr is not None:
-            infos.append((self.ocr.name, self.ocr.version))
-        return infos
+        if self._owns_model:
+            if self.ocr is not None:
+                await asyncio.to_thread(self.ocr.close)
+            if self.text is not None:
+                await self.text.close()
+            if self.store is not None:
+                await asyncio.to_thread(self.store.close)
 
     @property
     def index(self) -> BankIndex | None:
@@ -226,19 +284,16 @@ class VisionClassifier:
 
     # --- classification ----------------------------------------------------------------------
 
-    async def classify(self, content_id: str, parts: Sequence[ImagePart]) -> VisionResult:
-        """Score `parts` of item `content_id`. Raises the decoder's domain errors (InvalidInput
-        subclasses with a `reason`), LimitExceeded, and NotReady before start()."""
-        started = time.perf_counter()
-        try:
-            result = await self._classify(content_id, parts)
-        except BaseException as exc:
-            self.metrics.request(time.perf_counter() - started, exc)
-            raise
-        self.metrics.request(time.perf_counter() - started)
-        return result
+    async def _classify(
+        self, content_id: str, request: list[ImagePart], max_evidence: int
+    ) -> ClassifierResult:
+        return (await self.analyse(content_id, request)).to_classifier_result(max_evidence)
 
-    async def _classify(self, content_id: str, parts: Sequence[ImagePart]) -> VisionResult:
+    async def analyse(self, content_id: str, parts: Sequence[ImagePart]) -> VisionResult:
+        """Everything found in `parts` of item `content_id` (what `classify` reports, in full).
+        Raises the decoder's domain errors (InvalidInput subclasses with a `reason`),
+        LimitExceeded, NotReady before start() or when the text service cannot score OCR
+        text."""
         if not self.ready():
             raise NotReady("vision models are not loaded yet")
         if not parts:
@@ -258,7 +313,7 @@ class VisionClassifier:
             *(self._image(content_id, p.part_id, d) for p, d in zip(parts, decoded, strict=True))
         )
         t_end = time.perf_counter()
-        models = self.model_infos
+        models = list(self.model_infos)
         for _, text_models in found:
             models.extend(m for m in text_models if m not in models)
         return VisionResult(
@@ -278,7 +333,7 @@ class VisionClassifier:
         OCR text."""
         frames = image.frames
         loop = asyncio.get_running_loop()
-        nsfw_task = self._nsfw_batcher.submit_many([f.pixels for f in frames])
+        nsfw_task = self.predict([f.pixels for f in frames])
         hash_task = (
             loop.run_in_executor(self._cpu, _hash_frames, frames)
             if self._index is not None and len(self._index)
@@ -289,8 +344,8 @@ class VisionClassifier:
         worst = int(np.argmax(nsfw_scores))
         signals = [
             ModelSignal(
-                self.nsfw.name,
-                self.nsfw.version,
+                self.model.name,
+                self.model.version,
                 {Category.SEXUAL: float(nsfw_scores[worst])},
                 frames[worst].index,
             )
@@ -363,7 +418,7 @@ class VisionClassifier:
             models.extend(m for m in result.models if m not in models)
         for f, lines in zip(chosen, read, strict=True):
             ocr_texts.append(OcrFrameText(f.index, lines, flagged_by_frame.get(f.index, [])))
-        name = "ocr+text"
+        name = OCR_TEXT_MODEL
         version = "+".join(
             [f"{self.ocr.name}:{self.ocr.version}", *(f"{n}:{v}" for n, v in models)]
         )

@@ -16,9 +16,14 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from crossguard.core.errors import InvalidInput, LimitExceeded, NotReady
 from crossguard.core.model_repository import ModelRepository
 from crossguard.core.processes import ManagedProcess
+from crossguard.core.results import (
+    DerivedTextEvidence,
+    HashMatchEvidence,
+    ImageRegion,
+    ImageRegionEvidence,
+)
 from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
-from crossguard.vision.classifier import ImagePart, VisionClassifier
 from crossguard.vision.decode import (
     DecodeTimeout,
     DecompressionBomb,
@@ -29,6 +34,7 @@ from crossguard.vision.hashbank import BankEntry, HashBankStore
 from crossguard.vision.hashing import HashKind, hash_frame
 from crossguard.vision.nsfw import OpenNsfwModel
 from crossguard.vision.ocr import OcrModel
+from crossguard.vision.service import ImagePart, VisionClassifier
 from crossguard.vision.settings import DecodeLimits, VisionServiceSettings
 from crossguard.vision.text_client import GrpcTextScorer
 
@@ -120,12 +126,12 @@ async def classifier(
     text = GrpcTextScorer(f"127.0.0.1:{text_service.port}", timeout_seconds=30)
     c = VisionClassifier(
         nsfw,
+        VisionServiceSettings(decode_workers=2, hash_reload_seconds=0),
         ocr=ocr,
         text=text,
         store=store,
-        settings=VisionServiceSettings(decode_workers=2, hash_reload_seconds=0),
         limits=DecodeLimits(sample_frames=4),
-        owns_models=False,
+        owns_model=False,
     )
     await c.start()
     yield c
@@ -137,7 +143,7 @@ async def classifier(
 async def test_benign_photos_score_low_on_sexual_content(classifier: VisionClassifier) -> None:
     names = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "colorwheel"]
     parts = [ImagePart(n, jpeg(photo(n)), "image/jpeg") for n in names]
-    result = await classifier.classify("benign", parts)
+    result = await classifier.analyse("benign", parts)
     nsfw = {
         img.part_id: s.scores[Category.SEXUAL]
         for img in result.images
@@ -152,7 +158,7 @@ async def test_benign_photos_score_low_on_sexual_content(classifier: VisionClass
 async def test_ocr_reads_a_meme_and_the_text_models_score_it(
     classifier: VisionClassifier,
 ) -> None:
-    result = await classifier.classify("meme", [ImagePart("meme", png(meme(THREAT)), "image/png")])
+    result = await classifier.analyse("meme", [ImagePart("meme", png(meme(THREAT)), "image/png")])
     (image,) = result.images
     (ocr,) = image.ocr
     assert ocr.text.lower() == THREAT.lower()
@@ -169,11 +175,22 @@ async def test_ocr_reads_a_meme_and_the_text_models_score_it(
     )
     final = result.to_classifier_result()
     assert final.score_of(Category.VIOLENCE) == pytest.approx(text_signal.scores[Category.VIOLENCE])
+    # Evidence for reviewers: the OCR line with its box and the score it drove first, then
+    # open_nsfw's score of the frame.
+    first = final.evidence[0]
+    assert isinstance(first, DerivedTextEvidence)
+    assert first.text.lower() == THREAT.lower() and first.model == "pp-ocr"
+    assert first.location == ImageRegion(line.x, line.y, line.width, line.height)
+    assert first.weight >= 0.5
+    nsfw_evidence = [e for e in final.evidence if isinstance(e, ImageRegionEvidence)]
+    assert [(e.model, e.category, e.frame_index) for e in nsfw_evidence] == [
+        ("open-nsfw", Category.SEXUAL, 0)
+    ]
     assert any(name == "text-heads" for name, _ in result.models)
 
 
 async def test_benign_caption_stays_low(classifier: VisionClassifier) -> None:
-    result = await classifier.classify(
+    result = await classifier.analyse(
         "kind", [ImagePart("m", png(meme("Thanks, see you at the picnic!")), "image/png")]
     )
     scores = result.scores()
@@ -187,12 +204,16 @@ async def test_animated_gif_reports_the_frame_with_the_text(classifier: VisionCl
     ]
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=100)
-    result = await classifier.classify("gif", [ImagePart("anim", buf.getvalue(), "image/gif")])
+    result = await classifier.analyse("gif", [ImagePart("anim", buf.getvalue(), "image/gif")])
     (image,) = result.images
     assert image.n_frames == 4 and image.frames_scored == [0, 1, 2, 3]
     text_signal = next(s for s in image.signals if s.model == "ocr+text")
     assert text_signal.frame_index == 3
     assert text_signal.scores[Category.VIOLENCE] >= 0.5
+    derived = [
+        e for e in result.to_classifier_result().evidence if isinstance(e, DerivedTextEvidence)
+    ]
+    assert derived and {e.frame_index for e in derived} == {3}
 
 
 async def test_hash_bank_match_is_its_own_signal(classifier: VisionClassifier) -> None:
@@ -203,7 +224,7 @@ async def test_hash_bank_match_is_its_own_signal(classifier: VisionClassifier) -
     assert await classifier.reload_banks()
 
     copy = ImageOps.mirror(photo("rocket").resize((384, 256)))
-    result = await classifier.classify(
+    result = await classifier.analyse(
         "h",
         [
             ImagePart("copy", jpeg(copy, 60), "image/jpeg"),
@@ -222,6 +243,12 @@ async def test_hash_bank_match_is_its_own_signal(classifier: VisionClassifier) -
     assert match.distance <= match.threshold == 31
     assert by_part["other"].hash_match is None
     assert result.scores()[Category.EXTREMISM] == 1.0
+    evidence = result.to_classifier_result(max_evidence=1).evidence
+    assert evidence == [
+        HashMatchEvidence(
+            "copy", Category.EXTREMISM, 1.0, "known-bad", match.distance, "case-9", "pdq", 0
+        )
+    ]
 
 
 async def test_bad_images_get_clear_errors_and_the_service_goes_on(
@@ -238,14 +265,12 @@ async def test_bad_images_get_clear_errors_and_the_service_goes_on(
     ]
     for data, mime, error, words in cases:
         with pytest.raises(error, match=words):
-            await classifier.classify("bad", [ImagePart("p", data, mime)])
+            await classifier.analyse("bad", [ImagePart("p", data, mime)])
     # One bad part fails its item, not the service: the next request is answered.
-    result = await classifier.classify("ok", [ImagePart("p", good, "image/jpeg")])
+    result = await classifier.analyse("ok", [ImagePart("p", good, "image/jpeg")])
     assert result.images[0].format == "JPEG"
     with pytest.raises(LimitExceeded, match="CROSSGUARD_VISION_MAX_PARTS"):
-        await classifier.classify(
-            "many", [ImagePart(str(i), good, "image/jpeg") for i in range(17)]
-        )
+        await classifier.analyse("many", [ImagePart(str(i), good, "image/jpeg") for i in range(17)])
 
 
 async def test_a_decoder_past_its_time_limit_is_stopped(
@@ -254,10 +279,10 @@ async def test_a_decoder_past_its_time_limit_is_stopped(
     nsfw, _ = models
     c = VisionClassifier(
         nsfw,
-        settings=VisionServiceSettings(
+        VisionServiceSettings(
             decode_workers=1, decode_timeout_seconds=0.05, ocr=False, hash_banks=False
         ),
-        owns_models=False,
+        owns_model=False,
     )
     # The warm-up decode (1 px) fits in 50 ms once the worker is up: start it with a wider limit.
     c.pool.timeout_seconds = 30
@@ -272,7 +297,7 @@ async def test_a_decoder_past_its_time_limit_is_stopped(
         assert all(isinstance(o, DecodeTimeout) for o in outcomes), outcomes
         # The pool replaced the killed worker.
         c.pool.timeout_seconds = 30
-        result = await c.classify("after", [ImagePart("p", jpeg(photo("coffee")), "image/jpeg")])
+        result = await c.analyse("after", [ImagePart("p", jpeg(photo("coffee")), "image/jpeg")])
         assert result.images[0].width == 600
     finally:
         await c.close()
@@ -283,17 +308,17 @@ async def test_text_service_down_is_not_ready(models: tuple[OpenNsfwModel, OcrMo
     text = GrpcTextScorer("127.0.0.1:9", timeout_seconds=2, retries=0)
     c = VisionClassifier(
         nsfw,
+        VisionServiceSettings(decode_workers=1, hash_banks=False),
         ocr=ocr,
         text=text,
-        settings=VisionServiceSettings(decode_workers=1, hash_banks=False),
-        owns_models=False,
+        owns_model=False,
     )
     await c.start()
     try:
         with pytest.raises(NotReady, match="CROSSGUARD_VISION_TEXT_ENDPOINT"):
-            await c.classify("t", [ImagePart("m", png(meme(THREAT)), "image/png")])
+            await c.analyse("t", [ImagePart("m", png(meme(THREAT)), "image/png")])
         # No text in the image: no call, so the answer comes.
-        result = await c.classify("n", [ImagePart("p", jpeg(photo("chelsea")), "image/jpeg")])
+        result = await c.analyse("n", [ImagePart("p", jpeg(photo("chelsea")), "image/jpeg")])
         assert result.images[0].signals[0].model == "open-nsfw"
     finally:
         await c.close()

@@ -1,0 +1,4 @@
+from crossguard.vision.server import main
+
+if __name__ == "__main__":
+    main()
