@@ -65,3 +65,26 @@ def test_frame_text_joins_lines_and_maps_spans_back() -> None:
     assert ft.offsets == [(0, 15), (16, 28)]
     assert ft.lines_in(16, 20) == [2]  # OCR line indices: the blank line 1 is left out
     assert ft.lines_in(10, 20) == [0, 2]
+
+
+def test_respace_restores_word_gaps_from_character_boxes() -> None:
+    from crossguard.vision.ocr import respace
+
+    def boxes(spans: list[tuple[int, int]]) -> list[list[list[float]]]:
+        return [[[x0, 0], [x1, 0], [x1, 10], [x0, 10]] for x0, x1 in spans]
+
+    # "IWILLFIND": a 13 px gap after I and after the second L, characters ~16 px wide.
+    spans = [
+        (14, 30),
+        (43, 60),
+        (63, 79),
+        (79, 94),
+        (94, 111),
+        (124, 140),
+        (140, 155),
+        (155, 171),
+        (171, 187),
+    ]
+    assert respace("IWILLFIND", boxes(spans)) == "I WILL FIND"
+    assert respace("I WILL", boxes(spans[:6])) == "I WILL"  # has spaces: unchanged
+    assert respace("IWILLFIND", boxes(spans[:3])) == "IWILLFIND"  # boxes do not match

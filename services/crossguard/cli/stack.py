@@ -36,6 +36,7 @@ class StackInfo:
     embedded_broker: bool
     review_url: str = ""
     audio_endpoint: str = ""
+    vision_endpoint: str = ""
 
     def kafka_settings(self) -> KafkaSettings:
         update: dict[str, object] = {
@@ -159,6 +160,14 @@ class LocalStack:
         audio.start(ready="PORT")
         audio_ep = f"127.0.0.1:{audio.port}"
         consistency_ep = f"127.0.0.1:{consistency.port}"
+        # Vision scores the text it reads in images through the text service.
+        vision = self._service(
+            "vision", "crossguard.vision", {"CROSSGUARD_VISION_TEXT_ENDPOINT": text_ep}
+        )
+        self.notify("starting vision classifier service")
+        self.procs.append(vision)
+        vision.start(ready="PORT")
+        vision_ep = f"127.0.0.1:{vision.port}"
 
         self.notify("starting pipeline worker")
         tuning = (
@@ -174,6 +183,7 @@ class LocalStack:
                 "CROSSGUARD_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                 "CROSSGUARD_TEXT_ENDPOINT": text_ep,
                 "CROSSGUARD_AUDIO_ENDPOINT": audio_ep,
+                "CROSSGUARD_VISION_ENDPOINT": vision_ep,
                 "CROSSGUARD_CONSISTENCY_ENDPOINT": consistency_ep,
             },
         )
@@ -195,6 +205,7 @@ class LocalStack:
             embedded_broker=self.broker is not None,
             review_url=f"http://localhost:{review.port}",
             audio_endpoint=audio_ep,
+            vision_endpoint=vision_ep,
         )
         if self.write_state:
             (self.state_dir / "stack.json").write_text(json.dumps(asdict(self.info)))
