@@ -55,5 +55,19 @@ else
   echo "warning: npm not found; proto lint (buf) will be skipped" >&2
 fi
 
+# Debian packages for vision: OpenCV's shared libraries (rapidocr imports cv2) and the fonts the
+# vision tests and `crossguard eval vision` render text with. Only what is missing is installed.
+VISION_APT=(libgl1 libglib2.0-0 fonts-dejavu-core fonts-liberation)
+vision_missing=()
+for pkg in "${VISION_APT[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || vision_missing+=("$pkg")
+done
+if [ "${#vision_missing[@]}" -gt 0 ]; then
+  echo "==> apt packages (vision): ${vision_missing[*]}"
+  SUDO=(); [ "$(id -u)" -eq 0 ] || SUDO=(sudo)
+  "${SUDO[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${vision_missing[@]}"
+fi
+
 echo "==> model repository (./models)"
 .venv/bin/crossguard models build
