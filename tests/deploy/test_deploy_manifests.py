@@ -339,7 +339,7 @@ def check_network_policies(resources: list[Resource]) -> list[str]:
 
     deployments = {d["metadata"]["name"]: d for d in of_kind(resources, "Deployment")}
     pipeline = deployments.get("crossguard-pipeline")
-    for name in ("crossguard-text", "crossguard-consistency"):
+    for name in ("crossguard-text", "crossguard-vision", "crossguard-consistency"):
         if pipeline is None or name not in deployments:
             errors.append(f"pipeline or {name} missing")
         elif not allowed(pipeline, deployments[name], 50051):
@@ -390,6 +390,7 @@ def test_overlay_rules(
 def test_grpc_probes_use_service_health(rendered: dict[str, list[Resource]], target: str) -> None:
     expected = {
         "crossguard-text": "crossguard.v1.ClassifierService",
+        "crossguard-vision": "crossguard.v1.ClassifierService",
         "crossguard-consistency": "crossguard.v1.ConsistencyService",
     }
     for name, service in expected.items():
@@ -406,7 +407,11 @@ def test_grpc_probes_use_service_health(rendered: dict[str, list[Resource]], tar
     (c,) = pipeline["spec"]["template"]["spec"]["containers"]
     assert c["livenessProbe"]["httpGet"]["port"] == "http-web"
     env = {e["name"]: e for e in c["env"]}
-    for key in ("CROSSGUARD_TEXT_ENDPOINT", "CROSSGUARD_CONSISTENCY_ENDPOINT"):
+    for key in (
+        "CROSSGUARD_TEXT_ENDPOINT",
+        "CROSSGUARD_VISION_ENDPOINT",
+        "CROSSGUARD_CONSISTENCY_ENDPOINT",
+    ):
         host = env[key]["value"].split(":")[0]
         by_name(rendered[target], "Service", host)
     # The policy comes from the generated ConfigMap, mounted where CROSSGUARD_POLICY_PATH points.
@@ -503,7 +508,7 @@ def test_platform_kafka_is_kraft_replicated(rendered: dict[str, list[Resource]])
 
 def test_gpu_overlay_schedules_classifiers_on_gpus(rendered: dict[str, list[Resource]]) -> None:
     resources = rendered["overlays/gpu"]
-    gpu_classifiers = ("crossguard-text", "crossguard-audio")
+    gpu_classifiers = ("crossguard-text", "crossguard-audio", "crossguard-vision")
     for name in gpu_classifiers:
         spec = by_name(resources, "Deployment", name)["spec"]["template"]["spec"]
         (c,) = spec["containers"]
