@@ -501,6 +501,22 @@ def eval_audio(limit: int, whisper_model: str, voices: tuple[str, ...]) -> None:
     sys.exit(run_eval_audio(limit or None, whisper_model, voices or ("flite", "espeak-ng")))
 
 
+@eval_.command("vision")
+@click.option(
+    "--ocr-texts", default=40, show_default=True, help="Validation texts rendered for OCR."
+)
+@click.option("--seed", default=0, show_default=True)
+def eval_vision(ocr_texts: int, seed: int) -> None:
+    """Benign false-positive rate at the policy thresholds, and AUPRC of texts read by OCR
+    from images vs the same texts scored directly."""
+    from crossguard.models.eval_vision import eval_vision as run
+    from crossguard.models.eval_vision import format_vision_report
+
+    report = run(ocr_texts, seed, progress=lambda m: click.echo(f"· {m}", err=True))
+    click.echo(format_vision_report(report))
+    sys.exit(0)
+
+
 def main() -> None:
     from crossguard.core.errors import CrossguardError
     from crossguard.core.processes import ProcessError

@@ -1,0 +1,363 @@
+"""`crossguard eval vision`: what can be measured about the vision service here.
+
+1. Benign false-positive rate at the policy thresholds: benign images (scikit-image's sample
+   photographs, and images generated here: charts, screenshots of benign text from the
+   validation split, objects on backgrounds) through the vision classifier (open_nsfw, OCR ->
+   text models, hash banks empty) and the default policy; a false positive is any decision other
+   than allow.
+2. The OCR path: labeled texts of the validation split rendered into images (varied fonts,
+   sizes, colours and backgrounds), scored through OCR and the text models, against the same
+   texts scored directly by the text models: AUPRC of each, side by side.
+
+What it cannot measure: recall on explicit or violent imagery (no labeled harmful images exist
+here, and none should be generated), hash-bank recall on real known-bad lists. The text models
+run in process (crossguard.text.service.TextClassifier), the same code and weights the text
+service serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import io
+import math
+import textwrap
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from crossguard.core.model_repository import ModelRepository
+from crossguard.core.results import ClassifierResult
+from crossguard.core.settings import ModelSettings
+from crossguard.core.taxonomy import Category
+from crossguard.models.data import load_openai, select
+from crossguard.models.evaluate import average_precision
+from crossguard.policy.engine import Action, decide
+from crossguard.policy.loader import default_policy
+from crossguard.vision.service import ImagePart, VisionClassifier, VisionResult
+
+FONTS = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationMono-Regular.ttf",
+]
+SKIMAGE_SAMPLES = [
+    "astronaut", "camera", "coffee", "chelsea", "rocket", "cat", "horse", "coins", "moon",
+    "page", "text", "clock", "colorwheel", "logo", "brick", "grass", "gravel", "hubble_deep_field",
+    "immunohistochemistry", "retina",
+]  # fmt: skip
+# Everyday messages for the screenshots of the benign set (the labeled data's negatives are not
+# all benign: "not annotated as harmful" includes rough language the policy may escalate).
+BENIGN_MESSAGES = [
+    "Thanks for the tips, the recipe turned out great!",
+    "Does anyone know when the library opens on Sunday?",
+    "Meeting moved to 3pm, same room. Bring the quarterly numbers please.",
+    "Happy birthday! Hope you have a wonderful day with the family.",
+    "The train is running ten minutes late, save me a seat.",
+    "Can you send me the link to the photos from the hike?",
+    "Reminder: the school concert starts at 6:30 in the main hall.",
+    "I just finished the book you lent me, the ending was so good.",
+    "Order #4821 has shipped and will arrive on Thursday.",
+    "Great game last night, see you at practice on Monday!",
+]
+# Rendered texts are cut here: a screenshot of a whole essay would be a very tall image.
+MAX_RENDER_CHARS = 400
+HEAD_CATEGORIES = [
+    Category.SEXUAL,
+    Category.HATE,
+    Category.VIOLENCE,
+    Category.HARASSMENT,
+    Category.SELF_HARM,
+    Category.SEXUAL_MINORS,
+    Category.HATE_THREATENING,
+    Category.VIOLENCE_GRAPHIC,
+]
+
+
+def _font(path: str, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    try:
+        return ImageFont.truetype(path, size)
+    except OSError:
+        return ImageFont.load_default(size=size)
+
+
+def render_text(text: str, rng: np.random.Generator, width: int = 720) -> Image.Image:
+    """`text` as an image: a random font, size, colours and a plain, gradient or noisy
+    background (what a screenshot or a text meme looks like)."""
+    size = int(rng.integers(18, 34))
+    font = _font(FONTS[int(rng.integers(len(FONTS)))], size)
+    chars = max(10, int(width / (size * 0.55)))
+    lines = textwrap.wrap(" ".join(text.split()), chars) or [" "]
+    height = 40 + len(lines) * int(size * 1.4)
+    style = int(rng.integers(4))
+    if style == 0:
+        bg, fg = (255, 255, 255), (0, 0, 0)
+    elif style == 1:
+        bg, fg = (30, 30, 36), (240, 240, 240)
+    elif style == 2:
+        r, g, b = (int(v) for v in rng.integers(170, 255, 3))
+        bg, fg = (r, g, b), (20, 20, 60)
+    else:
+        bg, fg = (240, 236, 225), (60, 20, 20)
+    img = Image.new("RGB", (width, height), bg)
+    if style == 2:  # a gentle gradient
+        ramp = np.linspace(0.85, 1.0, width, dtype=np.float32)[None, :, None]
+        arr = (np.asarray(img, dtype=np.float32) * ramp).astype(np.uint8)
+        img = Image.fromarray(arr)
+    draw = ImageDraw.Draw(img)
+    y = 20
+    for line in lines:
+        draw.text((20, y), line, font=font, fill=fg)
+        y += int(size * 1.4)
+    return img
+
+
+def chart(rng: np.random.Generator, kind: str) -> Image.Image:
+    img = Image.new("RGB", (640, 400), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    d.line([(50, 350), (620, 350)], fill=(0, 0, 0), width=2)
+    d.line([(50, 30), (50, 350)], fill=(0, 0, 0), width=2)
+    values = rng.integers(20, 300, 8)
+    font = _font(FONTS[0], 14)
+    if kind == "bar":
+        for i, v in enumerate(values):
+            x = 70 + i * 68
+            colour = tuple(int(c) for c in rng.integers(40, 220, 3))
+            d.rectangle([x, 350 - int(v), x + 40, 350], fill=colour)
+            d.text((x, 355), f"Q{i + 1}", font=font, fill=(0, 0, 0))
+    else:
+        points = [(70 + i * 75, 350 - int(v)) for i, v in enumerate(values)]
+        d.line(points, fill=(20, 90, 200), width=3)
+        for x, y in points:
+            d.ellipse([x - 4, y - 4, x + 4, y + 4], fill=(200, 50, 50))
+    d.text((60, 8), "Monthly active users", font=_font(FONTS[1], 18), fill=(0, 0, 0))
+    return img
+
+
+def objects(rng: np.random.Generator) -> Image.Image:
+    """Everyday-looking objects: shaded shapes on a table-like background."""
+    img = Image.new("RGB", (600, 400), tuple(int(c) for c in rng.integers(120, 200, 3)))
+    d = ImageDraw.Draw(img)
+    d.rectangle([0, 260, 600, 400], fill=tuple(int(c) for c in rng.integers(60, 140, 3)))
+    for _ in range(5):
+        x, y = int(rng.integers(20, 480)), int(rng.integers(120, 280))
+        w, h = int(rng.integers(40, 120)), int(rng.integers(40, 120))
+        colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+        if rng.random() < 0.5:
+            d.ellipse([x, y, x + w, y + h], fill=colour, outline=(0, 0, 0))
+        else:
+            d.rounded_rectangle([x, y, x + w, y + h], 12, fill=colour, outline=(0, 0, 0))
+    return img
+
+
+def screenshot(text: str, rng: np.random.Generator) -> Image.Image:
+    """A chat-app-like screenshot around a benign message."""
+    body = render_text(text, rng, width=600)
+    img = Image.new("RGB", (640, body.height + 90), (245, 246, 250))
+    d = ImageDraw.Draw(img)
+    d.rectangle([0, 0, 640, 44], fill=(50, 100, 190))
+    d.text((16, 12), "Messages", font=_font(FONTS[1], 18), fill=(255, 255, 255))
+    img.paste(body, (20, 60))
+    return img
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def benign_images(seed: int = 0) -> list[tuple[str, str, bytes]]:
+    """(source, name, PNG bytes) of the benign set."""
+    import skimage.data
+
+    rng = np.random.default_rng(seed)
+    out: list[tuple[str, str, bytes]] = []
+    for name in SKIMAGE_SAMPLES:
+        arr = np.asarray(getattr(skimage.data, name)(), dtype=np.float64)
+        if arr.max() <= 1.0:  # boolean or [0, 1] float samples
+            arr = arr * 255.0
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+        out.append(("scikit-image", name, _png(Image.fromarray(arr))))
+    for i in range(8):
+        out.append(("chart", f"chart-{i}", _png(chart(rng, "bar" if i % 2 else "line"))))
+    for i, text in enumerate(BENIGN_MESSAGES):
+        out.append(("screenshot", f"screenshot-{i}", _png(screenshot(text, rng))))
+    for i in range(6):
+        out.append(("objects", f"objects-{i}", _png(objects(rng))))
+    return out
+
+
+class InProcessText:
+    """TextScorer over the text classifier in this process (crossguard.text.service)."""
+
+    def __init__(self, classifier: object) -> None:
+        self.classifier = classifier
+
+    async def classify_texts(
+        self, content_id: str, parts: Sequence[tuple[str, str]]
+    ) -> ClassifierResult:
+        return await self.classifier.classify(content_id, list(parts))  # type: ignore[attr-defined,no-any-return]
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass
+class VisionEvalReport:
+    benign: list[tuple[str, str, str, list[str]]] = field(default_factory=list)
+    ocr_rows: int = 0
+    auprc: list[tuple[str, int, int, float, float]] = field(default_factory=list)
+    # Mean character similarity (difflib ratio) of the OCR'd text to the rendered text.
+    ocr_similarity: float = 0.0
+    seconds: float = 0.0
+    models: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def false_positives(self) -> int:
+        return sum(1 for _, _, action, _ in self.benign if action != Action.ALLOW.value)
+
+
+def _pick(scores: dict[Category, float], category: Category | None) -> float:
+    """A category's score; for None ("any") the highest over the head categories."""
+    if category is None:
+        return max((scores.get(c, 0.0) for c in HEAD_CATEGORIES), default=0.0)
+    return scores.get(category, 0.0)
+
+
+async def _run(limit_ocr: int, seed: int, progress: Callable[[str], None]) -> VisionEvalReport:
+    from crossguard.text.model import TextModel
+    from crossguard.text.service import TextClassifier
+    from crossguard.text.settings import TextServiceSettings
+    from crossguard.vision.nsfw import OpenNsfwModel
+    from crossguard.vision.ocr import OcrModel
+    from crossguard.vision.settings import VisionServiceSettings
+
+    t0 = time.perf_counter()
+    settings = ModelSettings()
+    repo = ModelRepository(settings.model_repository)
+    text_classifier = TextClassifier(
+        TextModel(repo, settings), TextServiceSettings(evidence_passes=0)
+    )
+    await text_classifier.start()
+    text = InProcessText(text_classifier)
+    vision = VisionClassifier(
+        OpenNsfwModel(repo, settings),
+        VisionServiceSettings(hash_banks=False, decode_workers=2),
+        ocr=OcrModel(repo, settings),
+        text=text,
+    )
+    await vision.start()
+    policy = default_policy()
+    report = VisionEvalReport()
+    validation = select(load_openai(), "validation")
+    try:
+        images = benign_images(seed)
+        progress(f"benign set: {len(images)} images")
+        for source, name, data in images:
+            result: VisionResult = await vision.analyse(name, [ImagePart(name, data, "image/png")])
+            decision = decide(policy, _Item(), [result.to_classifier_result()], [])
+            flagged = [h.rule for h in decision.hits]
+            report.benign.append((source, name, decision.action.value, flagged))
+        report.models = list(vision.model_infos)
+
+        rng = np.random.default_rng(seed + 1)
+        rows = [e for e in validation if e.labels]
+        order = rng.permutation(len(rows))[:limit_ocr]
+        chosen = [rows[i] for i in order]
+        progress(f"OCR path: {len(chosen)} validation texts rendered into images")
+        direct: list[dict[Category, float]] = []
+        via_ocr: list[dict[Category, float]] = []
+        similarity = 0.0
+        for i, e in enumerate(chosen):
+            cut = " ".join(e.text[:MAX_RENDER_CHARS].split())
+            d = await text_classifier.classify(f"d{i}", [(str(i), cut)])
+            direct.append({s.category: s.score for s in d.scores})
+            data = _png(render_text(cut, rng))
+            r = await vision.analyse(f"o{i}", [ImagePart(str(i), data, "image/png")])
+            (image,) = r.images
+            signal = next((s for s in image.signals if s.model == "ocr+text"), None)
+            via_ocr.append(dict(signal.scores) if signal else {})
+            read = " ".join(" ".join(f.text.split()) for f in image.ocr)
+            similarity += difflib.SequenceMatcher(None, read.lower(), cut.lower()).ratio()
+        report.ocr_rows = len(chosen)
+        report.ocr_similarity = similarity / max(1, len(chosen))
+        for cat in [None, *HEAD_CATEGORIES]:
+            pairs = [
+                (e, k)
+                for k, e in enumerate(chosen)
+                if (cat is None and e.labels) or (cat is not None and cat in e.labels)
+            ]
+            if not pairs:
+                continue
+            y = np.array([int(e.any_positive) if cat is None else e.labels[cat] for e, _ in pairs])
+            if y.sum() < 3:
+                continue
+            p_direct = np.array([_pick(direct[k], cat) for _, k in pairs])
+            p_ocr = np.array([_pick(via_ocr[k], cat) for _, k in pairs])
+            report.auprc.append(
+                (
+                    "any" if cat is None else cat.value,
+                    len(y),
+                    int(y.sum()),
+                    average_precision(y, p_direct),
+                    average_precision(y, p_ocr),
+                )
+            )
+    finally:
+        await vision.close()
+        await text_classifier.close()
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+class _Item:
+    tenant = "default"
+    surface = "comment"
+
+
+def eval_vision(
+    limit_ocr: int = 40, seed: int = 0, progress: Callable[[str], None] = print
+) -> VisionEvalReport:
+    return asyncio.run(_run(limit_ocr, seed, progress))
+
+
+def format_vision_report(report: VisionEvalReport) -> str:
+    total = len(report.benign)
+    fp = report.false_positives
+    lines = [
+        f"Benign false-positive rate at the default policy's thresholds: {fp}/{total} = "
+        f"{fp / max(1, total):.1%}",
+        "",
+        f"{'source':<14}{'images':>7}{'not allowed':>13}",
+    ]
+    for source in dict.fromkeys(s for s, _, _, _ in report.benign):
+        rows = [r for r in report.benign if r[0] == source]
+        bad = sum(1 for r in rows if r[2] != Action.ALLOW.value)
+        lines.append(f"{source:<14}{len(rows):>7}{bad:>13}")
+    for source, name, action, rules in report.benign:
+        if action != Action.ALLOW.value:
+            lines.append(f"  {source}/{name}: {action} ({', '.join(rules)})")
+    lines += [
+        "",
+        f"OCR path: {report.ocr_rows} validation texts (first {MAX_RENDER_CHARS} characters) "
+        f"rendered into images; OCR text matches the rendered text at "
+        f"{report.ocr_similarity:.1%} character similarity (mean)",
+        f"{'category':<20}{'n':>5}{'pos':>5}{'AUPRC text':>12}{'AUPRC OCR':>11}{'diff':>8}",
+    ]
+    for name, n, pos, direct, ocr in report.auprc:
+        diff = ocr - direct if not (math.isnan(ocr) or math.isnan(direct)) else math.nan
+        lines.append(f"{name:<20}{n:>5}{pos:>5}{direct:>12.3f}{ocr:>11.3f}{diff:>+8.3f}")
+    lines += [
+        "",
+        "Not measured here: recall on explicit or violent imagery (no labeled harmful images are "
+        "available, and none are generated), and hash-bank recall on real known-bad lists.",
+        f"models: {', '.join(f'{a}/{b}' for a, b in report.models)}; {report.seconds:.0f}s",
+    ]
+    return "\n".join(lines)
