@@ -156,6 +156,19 @@ def measure_service(
     """Closed-loop load (see _drive); items/s counts `batch` items per ClassifyBatch call and
     the latencies are per call."""
     payloads = classify_requests(texts, stream, batch)
+    return measure_payloads(port, payloads, seconds, concurrency, warmup, stream, batch)
+
+
+def measure_payloads(
+    port: int,
+    payloads: Sequence[bytes],
+    seconds: float,
+    concurrency: int,
+    warmup: float = 1.5,
+    stream: bool = False,
+    batch: int = 0,
+) -> BenchRow:
+    """measure_service over pre-serialised requests (any modality's parts)."""
     elapsed, latencies = asyncio.run(
         _drive(port, payloads, seconds, concurrency, warmup, stream, batch)
     )

@@ -379,6 +379,16 @@ def bench_hashes(sizes: str, queries: int) -> None:
     sys.exit(run_bench_hashes([int(s) for s in sizes.split(",") if s.strip()], queries))
 
 
+@bench.command("vision")
+@click.option("--seconds", default=5.0, show_default=True, help="Seconds per measurement.")
+def bench_vision(seconds: float) -> None:
+    """Images/s and p50/p99 per model: raw onnxruntime (open_nsfw at batch 1/8/32, PP-OCR)
+    vs the gRPC service under 1/8/32 clients."""
+    from crossguard.bench.vision import run_bench_vision
+
+    sys.exit(run_bench_vision(seconds))
+
+
 @cli.group("eval")
 def eval_() -> None:
     """Quality on the labeled data's validation split."""
