@@ -265,7 +265,7 @@ async def _run(limit_ocr: int, seed: int, progress: Callable[[str], None]) -> Vi
             decision = decide(policy, _Item(), [result.to_classifier_result()], [])
             flagged = [h.rule for h in decision.hits]
             report.benign.append((source, name, decision.action.value, flagged))
-        report.models = list(vision.model_infos)
+        report.models = [*vision.model_infos, *text_classifier.model_infos]
 
         rng = np.random.default_rng(seed + 1)
         rows = [e for e in validation if e.labels]
