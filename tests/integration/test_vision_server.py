@@ -4,6 +4,7 @@ evidence in the response, and bad images answered with INVALID_ARGUMENT and a cl
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -82,6 +83,7 @@ async def test_vision_server_end_to_end(
         CROSSGUARD_VISION_TEXT_ENDPOINT=f"127.0.0.1:{text.port}",
         CROSSGUARD_VISION_HASH_DB=db,
         CROSSGUARD_VISION_DECODE_WORKERS="1",
+        CROSSGUARD_MEDIA_FILE_ROOT=str(tmp_path),
     )
     async with grpc.aio.insecure_channel(f"127.0.0.1:{vision.port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)
@@ -101,17 +103,35 @@ async def test_vision_server_end_to_end(
         names = {name for name, _ in result.models}
         assert {"open-nsfw", "pp-ocr", "text-heads"} <= names
 
-        matched = result_from_proto(
-            await stub.Classify(image_request("m2", banked, "image/png"), timeout=60)
+        # The banked image again, by reference (claim-check): read with core.media.read_media.
+        stored = tmp_path / "banked.png"
+        stored.write_bytes(banked)
+        by_reference = classifier_pb2.ClassifyRequest(
+            content_id="m2",
+            parts=[
+                content_pb2.ContentPart(
+                    part_id="img",
+                    media=content_pb2.Media(
+                        mime_type="image/png",
+                        uri=stored.as_uri(),
+                        sha256=hashlib.sha256(banked).hexdigest(),
+                        size=len(banked),
+                    ),
+                )
+            ],
         )
+        matched = result_from_proto(await stub.Classify(by_reference, timeout=60))
         hashes = [e for e in matched.evidence if isinstance(e, HashMatchEvidence)]
         assert [(e.bank, e.entry_id, e.distance) for e in hashes] == [("test-bank", "entry-1", 0)]
         assert matched.score_of(Category.VIOLENCE_GRAPHIC) == 1.0
 
         good = meme_png("hello")
         bad = [
-            (image_request("b1", good[: len(good) // 2], "image/png"), "truncated"),
-            (image_request("b2", good + b"<script>x</script>", "image/png"), "script"),
+            (image_request("b1", good[: len(good) // 2], "image/png"), "media_image_corrupt: "),
+            (
+                image_request("b2", good + b"<script>x</script>", "image/png"),
+                "media_image_polyglot",
+            ),
             (image_request("b3", good, "image/gif"), "declared 'image/gif'"),
             (
                 classifier_pb2.ClassifyRequest(

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from crossguard.core.errors import InvalidInput, LimitExceeded
+from crossguard.core.media import media_reason
 from crossguard.vision.decode import (
     DecompressionBomb,
     ImageDecodeError,
@@ -103,8 +104,11 @@ def test_truncated_file_is_a_decode_error(encode: Encode) -> None:
     data = encode("JPEG", (256, 256))
     with pytest.raises(ImageDecodeError, match="truncated") as info:
         decode_image(data[: len(data) // 2], "image/jpeg", LIMITS)
-    assert info.value.reason == "image_corrupt"
+    assert info.value.reason == "media_image_corrupt"
     assert isinstance(info.value, InvalidInput)
+    # The reason leads the message, where the pipeline reads it for the dead-letter record.
+    assert str(info.value).startswith("media_image_corrupt: corrupted or truncated JPEG")
+    assert media_reason(str(info.value)) == "media_image_corrupt"
 
 
 def test_truncated_png_is_a_decode_error(encode: Encode) -> None:
@@ -126,7 +130,7 @@ def test_decompression_bomb_is_refused_before_decoding() -> None:
     assert len(buf.getvalue()) < 100_000
     with pytest.raises(DecompressionBomb, match="CROSSGUARD_VISION_MAX_PIXELS") as info:
         decode_image(buf.getvalue(), "image/png", LIMITS)
-    assert info.value.reason == "image_decompression_bomb"
+    assert info.value.reason == "media_image_decompression_bomb"
     assert isinstance(info.value, LimitExceeded)
 
 
@@ -178,7 +182,7 @@ def _zip_bytes() -> bytes:
 def test_polyglots_are_refused(encode: Encode, fmt: str, suffix: bytes, found: str) -> None:
     with pytest.raises(PolyglotImage, match=found) as info:
         decode_image(encode(fmt) + suffix, f"image/{fmt.lower()}", LIMITS)
-    assert info.value.reason == "image_polyglot"
+    assert info.value.reason == "media_image_polyglot"
 
 
 def test_pdf_header_in_the_first_kilobyte_is_a_polyglot(encode: Encode) -> None:

@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 
 from crossguard.core.errors import InvalidInput, LimitExceeded
+from crossguard.core.media import MediaSettings
 from crossguard.core.proto_convert import result_from_proto, result_to_proto
 from crossguard.core.results import (
     DerivedTextEvidence,
@@ -20,7 +21,7 @@ from crossguard.v1 import classifier_pb2, content_pb2
 from crossguard.vision.evidence import HashMatch, ImageFindings, ModelSignal, OcrFrameText
 from crossguard.vision.ocr import OcrLine
 from crossguard.vision.service import OCR_TEXT_MODEL, VisionResult
-from crossguard.vision.servicer import request_parts
+from crossguard.vision.servicer import image_media_settings, request_parts
 from crossguard.vision.settings import DecodeLimits
 
 pytestmark = pytest.mark.unit
@@ -104,22 +105,23 @@ def _media(data: bytes = b"x", mime: str = "image/png") -> content_pb2.ContentPa
     return content_pb2.ContentPart(media=content_pb2.Media(mime_type=mime, inline_data=data))
 
 
-def test_part_parser_takes_inline_images_only() -> None:
-    limits = DecodeLimits(max_image_bytes=100)
+def test_part_parser_reads_media_within_the_image_limit() -> None:
+    media = image_media_settings(MediaSettings(), DecodeLimits(max_image_bytes=100))
+    assert media.max_bytes == 100
     request = classifier_pb2.ClassifyRequest(content_id="c", parts=[_media(), _media(b"yy")])
-    parts = request_parts(request, limits)
+    parts = request_parts(request, media)
     assert [(p.part_id, p.data, p.mime_type) for p in parts] == [
         ("0", b"x", "image/png"),
         ("1", b"yy", "image/png"),
     ]
     with pytest.raises(InvalidInput, match="image parts only"):
         request_parts(
-            classifier_pb2.ClassifyRequest(parts=[content_pb2.ContentPart(text="hi")]), limits
+            classifier_pb2.ClassifyRequest(parts=[content_pb2.ContentPart(text="hi")]), media
         )
-    with pytest.raises(LimitExceeded, match="CROSSGUARD_VISION_MAX_IMAGE_BYTES"):
-        request_parts(classifier_pb2.ClassifyRequest(parts=[_media(b"z" * 101)]), limits)
+    with pytest.raises(LimitExceeded, match="media_too_large"):
+        request_parts(classifier_pb2.ClassifyRequest(parts=[_media(b"z" * 101)]), media)
     by_reference = content_pb2.ContentPart(
-        media=content_pb2.Media(mime_type="image/png", uri="s3://bucket/key")
+        media=content_pb2.Media(mime_type="image/png", uri="https://example.org/a.png")
     )
-    with pytest.raises(InvalidInput, match="inline images only"):
-        request_parts(classifier_pb2.ClassifyRequest(parts=[by_reference]), limits)
+    with pytest.raises(InvalidInput, match="media_scheme_not_allowed"):
+        request_parts(classifier_pb2.ClassifyRequest(parts=[by_reference]), media)

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from crossguard.core.errors import InvalidInput, LimitExceeded
+from crossguard.core.media.errors import MediaReason
 from crossguard.vision.settings import DecodeLimits
 
 # Pillow format name -> the mime types that may declare it.
@@ -45,46 +46,58 @@ _PNG_IEND = b"IEND\xaeB`\x82"
 _DECODE_ERRORS = (OSError, SyntaxError, EOFError, ValueError, IndexError, TypeError, KeyError)
 
 
-class ImageError(InvalidInput):
+class _Reasoned(Exception):
+    """The message starts with the reason code, `<reason>: <detail>` (the media errors'
+    convention, core.media.errors): the pipeline reads the code back from the classifier's
+    status message and dead-letters the item with it. Only the detail is the exception's
+    argument, so that the error pickles across the decode pool unchanged."""
+
+    reason = ""
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {super().__str__()}"
+
+
+class ImageError(_Reasoned, InvalidInput):
     """Base of the image input errors; `reason` is the dead-letter reason code."""
 
-    reason = "image_invalid"
+    reason = MediaReason.IMAGE_CORRUPT
 
 
 class UnsupportedImage(ImageError):
     """Not one of the supported formats, or not the format its mime type declares."""
 
-    reason = "image_unsupported"
+    reason = MediaReason.IMAGE_UNSUPPORTED
 
 
 class ImageDecodeError(ImageError):
     """Corrupted or truncated image data."""
 
-    reason = "image_corrupt"
+    reason = MediaReason.IMAGE_CORRUPT
 
 
 class PolyglotImage(ImageError):
     """The bytes are also another kind of file (archive, PDF, markup or script)."""
 
-    reason = "image_polyglot"
+    reason = MediaReason.IMAGE_POLYGLOT
 
 
-class ImageTooLarge(LimitExceeded):
+class ImageTooLarge(_Reasoned, LimitExceeded):
     """An explicit limit (bytes, pixels, sides, frames) was exceeded."""
 
-    reason = "image_too_large"
+    reason = MediaReason.IMAGE_TOO_LARGE
 
 
 class DecompressionBomb(ImageTooLarge):
     """The header declares more pixels than the limit (a small file that decodes huge)."""
 
-    reason = "image_decompression_bomb"
+    reason = MediaReason.IMAGE_DECOMPRESSION_BOMB
 
 
-class DecodeTimeout(LimitExceeded):
+class DecodeTimeout(_Reasoned, LimitExceeded):
     """Decoding took longer than the limit; the decoder was stopped."""
 
-    reason = "image_decode_timeout"
+    reason = MediaReason.IMAGE_DECODE_TIMEOUT
 
 
 @dataclass(frozen=True)

@@ -1,44 +1,37 @@
 """The vision service's part parser: a ClassifyRequest's parts → ImageParts (bytes + declared
 mime type). The servicer itself is the template's (crossguard.core.serving.servicer).
+
+Media are read with crossguard.core.media.read_media (inline bytes, or file:// and s3://
+references with size limits, a timeout and the sha256 check), off the event loop; the largest
+object read is the smaller of CROSSGUARD_MEDIA_MAX_BYTES and CROSSGUARD_VISION_MAX_IMAGE_BYTES.
 """
 
 from __future__ import annotations
 
-from crossguard.core.errors import InvalidInput, LimitExceeded
+import asyncio
+import functools
+
+from crossguard.core.errors import InvalidInput
+from crossguard.core.media import MediaSettings, read_media
 from crossguard.core.serving.servicer import part_id
-from crossguard.v1 import classifier_pb2, content_pb2
+from crossguard.v1 import classifier_pb2
 from crossguard.vision.service import ImagePart
 from crossguard.vision.settings import DecodeLimits
 
 
-def media_bytes(media: content_pb2.Media, pid: str, limits: DecodeLimits) -> bytes:
-    """The bytes of a media part. The one place that reads media: inline data today; media by
-    reference (file://, s3://) comes through crossguard.core.media.read_media once it exists."""
-    source = media.WhichOneof("source")
-    if source == "inline_data":
-        data = media.inline_data
-        if len(data) > limits.max_image_bytes:
-            raise LimitExceeded(
-                f"image part {pid!r} has {len(data)} bytes; the limit is "
-                f"{limits.max_image_bytes} (CROSSGUARD_VISION_MAX_IMAGE_BYTES)"
-            )
-        return bytes(data)
-    if source == "uri":
-        raise InvalidInput(
-            f"image part {pid!r} is a reference ({media.uri[:80]!r}); this vision service reads "
-            "inline images only"
-        )
-    raise InvalidInput(f"image part {pid!r} has neither inline data nor a uri")
+def image_media_settings(media: MediaSettings, limits: DecodeLimits) -> MediaSettings:
+    """`media` with its byte limit lowered to the vision service's image limit."""
+    return media.model_copy(update={"max_bytes": min(media.max_bytes, limits.max_image_bytes)})
 
 
-def request_parts(request: classifier_pb2.ClassifyRequest, limits: DecodeLimits) -> list[ImagePart]:
+def request_parts(request: classifier_pb2.ClassifyRequest, media: MediaSettings) -> list[ImagePart]:
+    """Image parts of a request, their bytes read (blocking: media by reference is fetched)."""
     parts: list[ImagePart] = []
     for index, part in enumerate(request.parts):
         pid = part_id(part, index)
         kind = part.WhichOneof("kind")
         if kind == "media":
-            data = media_bytes(part.media, pid, limits)
-            parts.append(ImagePart(pid, data, part.media.mime_type))
+            parts.append(ImagePart(pid, read_media(part.media, media), part.media.mime_type))
         elif kind == "text":
             raise InvalidInput(
                 f"part {pid!r} is text; the vision service takes image parts only: send text "
@@ -49,16 +42,12 @@ def request_parts(request: classifier_pb2.ClassifyRequest, limits: DecodeLimits)
     return parts
 
 
+@functools.cache
+def _media_settings() -> MediaSettings:
+    return image_media_settings(MediaSettings(), DecodeLimits())
+
+
 async def parse_parts(request: classifier_pb2.ClassifyRequest) -> list[ImagePart]:
-    """The PartParser of the vision service (decoding happens later, in the decode pool)."""
-    return request_parts(request, _limits())
-
-
-_LIMITS: DecodeLimits | None = None
-
-
-def _limits() -> DecodeLimits:
-    global _LIMITS
-    if _LIMITS is None:
-        _LIMITS = DecodeLimits()
-    return _LIMITS
+    """The PartParser of the vision service: reads the media off the event loop (decoding
+    happens later, in the decode pool)."""
+    return await asyncio.to_thread(request_parts, request, _media_settings())

@@ -37,6 +37,13 @@ class MediaReason:
     ACCESS_DENIED = "media_access_denied"
     UNAVAILABLE = "media_unavailable"
     UNDECODABLE = "media_undecodable"
+    # Image bytes the vision service's safe decoder refuses (crossguard.vision.decode).
+    IMAGE_UNSUPPORTED = "media_image_unsupported"
+    IMAGE_CORRUPT = "media_image_corrupt"
+    IMAGE_POLYGLOT = "media_image_polyglot"
+    IMAGE_TOO_LARGE = "media_image_too_large"
+    IMAGE_DECOMPRESSION_BOMB = "media_image_decompression_bomb"
+    IMAGE_DECODE_TIMEOUT = "media_image_decode_timeout"
 
 
 class MediaError(CrossguardError):
