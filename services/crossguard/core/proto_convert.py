@@ -126,9 +126,7 @@ def evidence_from_proto(p: classifier_pb2.Evidence) -> Evidence:
             part_id, category, weight, location.start, location.end, location.text
         )
     if isinstance(location, ImageRegion):
-        return ImageRegionEvidence(
-            part_id, category, weight, location, p.model, int(p.frame_index)
-        )
+        return ImageRegionEvidence(part_id, category, weight, location, p.model, int(p.frame_index))
     if isinstance(location, AudioRange):
         return AudioRangeEvidence(part_id, category, weight, location)
     raise ValueError(f"evidence for part {part_id!r} has no location, derived text or hash match")
