@@ -106,6 +106,18 @@ def test_moderate_blocks_a_threat_and_allows_a_friendly_sentence(
         assert decision["action"] in ("ACTION_ESCALATE", "ACTION_BLOCK"), decision
         missing = decision.get("missing_signals", [])
         assert not any(m["modality"] == "MODALITY_AUDIO" for m in missing), decision
+    # An image alone: the vision service reads the meme's text (OCR) and the text service scores
+    # it; a photo with a friendly caption is allowed.
+    samples = Path(__file__).resolve().parents[2] / "services/crossguard/cli/samples"
+    meme = run_cli("moderate", "--image", str(samples / "threat-meme.jpg"), "--json")
+    assert meme.returncode == 0, meme.stderr
+    meme_decision = json.loads(meme.stdout)
+    assert meme_decision["action"] in ("ACTION_ESCALATE", "ACTION_BLOCK"), meme_decision
+    cat = run_cli(
+        "moderate", "--text", "My cat says hi", "--image", str(samples / "cat.jpg"), "--json"
+    )
+    assert cat.returncode == 0, cat.stderr
+    assert json.loads(cat.stdout)["action"] == "ACTION_ALLOW", cat.stdout
 
     # The readable form names the action and the policy.
     table = run_cli("moderate", "--text", "I will find you and kill you")
@@ -169,7 +181,9 @@ def test_demo_prints_a_decision_for_every_sample(
         if line.split()[:1] in (["ALLOW"], ["ESCALATE"], ["BLOCK"])
     ]
     assert len(printed) == expected, out
-    # Image samples have no vision service yet: named as a missing signal. Audio items (alone
-    # and with text) are decided by the audio service.
-    assert "image: not_configured" in out
+    # Image samples are scored by the vision service (the threat meme, an image alone, through
+    # OCR and the text service), audio items (alone and with text) by the audio service.
+    assert "image: not_configured" not in out
     assert "audio: not_configured" not in out
+    meme = next(line for line in printed if "demo-110" in line)
+    assert meme.split()[0] in ("ESCALATE", "BLOCK"), meme
