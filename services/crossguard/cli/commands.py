@@ -92,7 +92,8 @@ def run_up() -> int:
         assert stack.info is not None
         console.print(
             f"[bold green]crossguard is up[/]  broker {stack.info.bootstrap}  "
-            f"text {stack.info.text_endpoint}  consistency {stack.info.consistency_endpoint}"
+            f"text {stack.info.text_endpoint}  vision {stack.info.vision_endpoint}  "
+            f"consistency {stack.info.consistency_endpoint}"
         )
         _print_review(stack)
         console.print("send items with `crossguard moderate --text ...`; Ctrl-C stops everything")
