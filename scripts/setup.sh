@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 # Debian packages: speech synthesis (flite, espeak-ng) and sound generation (sox) for the audio
-# tests and `crossguard eval audio`. Only what is missing is installed.
-APT_PACKAGES=(flite espeak-ng sox)
+# tests and `crossguard eval audio`; for vision a C++ compiler (pip builds pdqhash from its
+# sdist), OpenCV's shared libraries (rapidocr imports cv2) and the fonts the vision tests and
+# `crossguard eval vision` render text with. Only what is missing is installed.
+APT_PACKAGES=(flite espeak-ng sox g++ libgl1 libglib2.0-0 fonts-dejavu-core fonts-liberation)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -53,20 +55,6 @@ if command -v npm >/dev/null; then
   npm ci --prefix tools --no-audit --no-fund --loglevel=error
 else
   echo "warning: npm not found; proto lint (buf) will be skipped" >&2
-fi
-
-# Debian packages for vision: OpenCV's shared libraries (rapidocr imports cv2) and the fonts the
-# vision tests and `crossguard eval vision` render text with. Only what is missing is installed.
-VISION_APT=(libgl1 libglib2.0-0 fonts-dejavu-core fonts-liberation)
-vision_missing=()
-for pkg in "${VISION_APT[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || vision_missing+=("$pkg")
-done
-if [ "${#vision_missing[@]}" -gt 0 ]; then
-  echo "==> apt packages (vision): ${vision_missing[*]}"
-  SUDO=(); [ "$(id -u)" -eq 0 ] || SUDO=(sudo)
-  "${SUDO[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${vision_missing[@]}"
 fi
 
 echo "==> model repository (./models)"
