@@ -2,7 +2,8 @@
 
 Supports AutoModelForSequenceClassification (text), AutoModelForImageClassification (image) and
 AutoModelForAudioClassification (audio), detected from the checkpoint's config and
-preprocessor files. Writes <out_root>/<name>/<version>/{model.onnx, manifest.json, side files}
+preprocessor files, and CLIPModel (crossguard.models.export_clip: two towers). Writes
+<out_root>/<name>/<version>/{model.onnx, manifest.json, side files}
 with labels from id2label, preprocessing from the tokenizer / image processor / feature
 extractor config, and a parity check of the ONNX graph against the torch model on generated
 inputs (fails when the max abs diff of the logits exceeds 1e-4 for fp32).
@@ -30,6 +31,7 @@ from crossguard.core.model_repository import (
     TensorSpec,
 )
 from crossguard.core.taxonomy import Category
+from crossguard.models import export_clip
 from crossguard.models._common import (
     OPSET,
     PARITY_LIMIT,
@@ -252,6 +254,10 @@ def export_checkpoint(
     checkpoint_dir = Path(checkpoint_dir)
     if not (checkpoint_dir / "config.json").is_file():
         raise ModelError(f"{checkpoint_dir}: not a Hugging Face checkpoint (no config.json)")
+    if task is None and export_clip.is_clip(checkpoint_dir):  # two towers, not a classifier
+        return export_clip.export_clip(
+            checkpoint_dir, out_root, name=name, version=version, progress=progress
+        )
     task = task or detect_task(checkpoint_dir)
     auto = {
         "text": transformers.AutoModelForSequenceClassification,

@@ -70,6 +70,21 @@ class OcrLike(Protocol):
     def close(self) -> None: ...
 
 
+class ClipLike(Protocol):
+    """What the classifier needs of crossguard.vision.clip.ClipModel."""
+
+    name: str
+    version: str
+
+    def load(self) -> None: ...
+
+    def ready(self) -> bool: ...
+
+    def predict(self, batch: Sequence[np.ndarray]) -> list[dict[Category, float]]: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class ImagePart:
     part_id: str
@@ -182,6 +197,7 @@ class VisionClassifier(BatchedClassifier[list[ImagePart], np.ndarray, float]):
         ocr: OcrLike | None = None,
         text: TextScorer | None = None,
         store: HashBankStore | None = None,
+        clip: ClipLike | None = None,
         limits: DecodeLimits | None = None,
         owns_model: bool = True,
         metrics: ClassifierMetrics | None = None,
@@ -194,6 +210,7 @@ class VisionClassifier(BatchedClassifier[list[ImagePart], np.ndarray, float]):
         self.ocr = ocr if self.settings.ocr else None
         self.text = text if self.ocr is not None else None
         self.store = store if self.settings.hash_banks else None
+        self.clip = clip
         self.pool = DecodePool(
             self.limits,
             workers=self.settings.decode_workers,
@@ -211,11 +228,13 @@ class VisionClassifier(BatchedClassifier[list[ImagePart], np.ndarray, float]):
         """The template's start (open_nsfw loaded, batcher), then OCR, the decode workers, the
         hash index and a warm-up pass."""
         t0 = time.perf_counter()
-        if self.ocr is not None and not self.ocr.ready():
-            await asyncio.to_thread(self.ocr.load)
+        for extra in (self.ocr, self.clip):
+            if extra is not None and not extra.ready():
+                await asyncio.to_thread(extra.load)
         await super().start()
-        if self.ocr is not None:
-            self.model_infos.append((self.ocr.name, self.ocr.version))
+        for extra in (self.ocr, self.clip):
+            if extra is not None:
+                self.model_infos.append((extra.name, extra.version))
         self.pool.start()
         await self._warm_up()
         if self.store is not None:
@@ -249,6 +268,8 @@ class VisionClassifier(BatchedClassifier[list[ImagePart], np.ndarray, float]):
                 await asyncio.to_thread(self.ocr.close)
             if self.text is not None:
                 await self.text.close()
+            if self.clip is not None:
+                await asyncio.to_thread(self.clip.close)
             if self.store is not None:
                 await asyncio.to_thread(self.store.close)
 
@@ -340,6 +361,11 @@ class VisionClassifier(BatchedClassifier[list[ImagePart], np.ndarray, float]):
             else None
         )
         ocr_task = self._ocr(content_id, part_id, frames) if self.ocr is not None else None
+        clip_task = (
+            loop.run_in_executor(self._cpu, self.clip.predict, [f.pixels for f in frames])
+            if self.clip is not None
+            else None
+        )
         nsfw_scores = await nsfw_task
         worst = int(np.argmax(nsfw_scores))
         signals = [
@@ -350,6 +376,13 @@ class VisionClassifier(BatchedClassifier[list[ImagePart], np.ndarray, float]):
                 frames[worst].index,
             )
         ]
+        if clip_task is not None and self.clip is not None:
+            per_frame = await clip_task
+            top = [max(scores.values(), default=0.0) for scores in per_frame]
+            k = int(np.argmax(top))
+            signals.append(
+                ModelSignal(self.clip.name, self.clip.version, per_frame[k], frames[k].index)
+            )
         notes: list[str] = []
         ocr_texts: list[OcrFrameText] = []
         text_models: list[tuple[str, str]] = []

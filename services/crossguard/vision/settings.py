@@ -9,6 +9,8 @@ and onnxruntime options from ModelSettings (CROSSGUARD_MODEL_REPOSITORY, CROSSGU
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -129,6 +131,17 @@ class VisionServiceSettings(ServingSettings):
         gt=0,
         description="CROSSGUARD_VISION_TEXT_TIMEOUT_SECONDS: deadline of one call to the text "
         "service; past it the image request fails with UNAVAILABLE.",
+    )
+    clip_model: str = Field(
+        default="",
+        description="CROSSGUARD_VISION_CLIP_MODEL: name of a CLIP entry in the model repository "
+        "(made by `crossguard models export` from a local CLIP checkpoint) for zero-shot "
+        "category scores; empty: no CLIP signal.",
+    )
+    clip_prompts: Path | None = Field(
+        default=None,
+        description="CROSSGUARD_VISION_CLIP_PROMPTS: YAML file of zero-shot prompts (benign, and "
+        "per category); empty: the bundled crossguard/vision/clip_prompts.yaml.",
     )
     hash_banks: bool = Field(
         default=True,
