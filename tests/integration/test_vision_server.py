@@ -154,3 +154,43 @@ async def test_vision_server_end_to_end(
         answers = [a async for a in stub.ClassifyStream(requests(), timeout=60)]
         assert [a.WhichOneof("outcome") for a in answers] == ["error", "response"]
         assert answers[0].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+
+    # Through the pipeline's processor: a bad image sends its item to the dead-letter topic
+    # with the decoder's reason code; a good one is decided with the image signal present.
+    from crossguard.pipeline.process import Processor
+    from crossguard.pipeline.settings import PipelineSettings
+    from crossguard.v1 import taxonomy_pb2
+
+    processor = Processor(
+        PipelineSettings(
+            text_endpoint=f"127.0.0.1:{text.port}", vision_endpoint=f"127.0.0.1:{vision.port}"
+        )
+    )
+    try:
+        cases = {
+            "truncated": (good[: len(good) // 2], "media_image_corrupt"),
+            "polyglot": (good + b"<script>x</script>", "media_image_polyglot"),
+            "meme": (meme_png("I will find you and kill you"), ""),
+        }
+        for case, (data, reason) in cases.items():
+            item = content_pb2.ContentItem(
+                id=f"p-{case}",
+                tenant="default",
+                surface="comment",
+                parts=[
+                    content_pb2.ContentPart(
+                        part_id="image-0",
+                        media=content_pb2.Media(mime_type="image/png", inline_data=data),
+                    )
+                ],
+            )
+            outcome = await processor.process(item.SerializeToString(), source="test")
+            if reason:
+                assert (outcome.kind, outcome.dlq_code) == ("dlq", reason), case
+            else:
+                assert outcome.kind == "decision" and outcome.decision is not None
+                missing = [m.modality for m in outcome.decision.missing_signals]
+                assert taxonomy_pb2.MODALITY_IMAGE not in missing
+                assert outcome.decision.action != taxonomy_pb2.ACTION_ALLOW  # the threat is caught
+    finally:
+        await processor.close()
