@@ -23,6 +23,8 @@ def test_default_models_and_unknown_name(tmp_path: object) -> None:
         ("profanity", "1"),
         ("text-heads", "4"),
         ("minilm-l6-encoder-fp16", "3"),
+        ("open-nsfw", "1"),
+        ("pp-ocr", "4"),
     ]
     from pathlib import Path
 
