@@ -308,7 +308,8 @@ class VisionClassifier(BatchedClassifier[list[ImagePart], np.ndarray, float]):
     async def _classify(
         self, content_id: str, request: list[ImagePart], max_evidence: int
     ) -> ClassifierResult:
-        return (await self.analyse(content_id, request)).to_classifier_result(max_evidence)
+        result = await self.analyse(content_id, request)
+        return result.to_classifier_result(max_evidence or self.settings.default_evidence)
 
     async def analyse(self, content_id: str, parts: Sequence[ImagePart]) -> VisionResult:
         """Everything found in `parts` of item `content_id` (what `classify` reports, in full).

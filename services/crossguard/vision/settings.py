@@ -78,6 +78,13 @@ class VisionServiceSettings(ServingSettings):
         ge=1,
         description="CROSSGUARD_VISION_MAX_PARTS: most image parts in one request.",
     )
+    default_evidence: int = Field(
+        default=32,
+        ge=1,
+        description="CROSSGUARD_VISION_DEFAULT_EVIDENCE: most evidence pieces in a response when "
+        "the request's max_evidence is 0 (hash matches, flagged OCR lines, model scores, then "
+        "the other OCR lines).",
+    )
     decode_timeout_seconds: float = Field(
         default=5.0,
         gt=0,
