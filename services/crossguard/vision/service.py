@@ -70,8 +70,9 @@ class OcrLike(Protocol):
     def close(self) -> None: ...
 
 
-class ClipLike(Protocol):
-    """What the classifier needs of crossguard.vision.clip.ClipModel."""
+class FrameScorer(Protocol):
+    """An optional model scoring frames per category: crossguard.vision.clip.ClipModel,
+    crossguard.vision.nsfwjs.NsfwjsModel."""
 
     name: str
     version: str
@@ -197,7 +198,8 @@ class VisionClassifier(BatchedClassifier[list[ImagePart], np.ndarray, float]):
         ocr: OcrLike | None = None,
         text: TextScorer | None = None,
         store: HashBankStore | None = None,
-        clip: ClipLike | None = None,
+        clip: FrameScorer | None = None,
+        nsfwjs: FrameScorer | None = None,
         limits: DecodeLimits | None = None,
         owns_model: bool = True,
         metrics: ClassifierMetrics | None = None,
@@ -211,6 +213,9 @@ class VisionClassifier(BatchedClassifier[list[ImagePart], np.ndarray, float]):
         self.text = text if self.ocr is not None else None
         self.store = store if self.settings.hash_banks else None
         self.clip = clip
+        self.nsfwjs = nsfwjs
+        # Optional models that score frames per category (second opinions, zero-shot).
+        self.frame_scorers = [m for m in (nsfwjs, clip) if m is not None]
         self.pool = DecodePool(
             self.limits,
             workers=self.settings.decode_workers,
@@ -228,13 +233,16 @@ class VisionClassifier(BatchedClassifier[list[ImagePart], np.ndarray, float]):
         """The template's start (open_nsfw loaded, batcher), then OCR, the decode workers, the
         hash index and a warm-up pass."""
         t0 = time.perf_counter()
-        for extra in (self.ocr, self.clip):
-            if extra is not None and not extra.ready():
+        extras: list[OcrLike | FrameScorer] = [
+            *([self.ocr] if self.ocr else []),
+            *self.frame_scorers,
+        ]
+        for extra in extras:
+            if not extra.ready():
                 await asyncio.to_thread(extra.load)
         await super().start()
-        for extra in (self.ocr, self.clip):
-            if extra is not None:
-                self.model_infos.append((extra.name, extra.version))
+        for extra in extras:
+            self.model_infos.append((extra.name, extra.version))
         self.pool.start()
         await self._warm_up()
         if self.store is not None:
@@ -268,8 +276,8 @@ class VisionClassifier(BatchedClassifier[list[ImagePart], np.ndarray, float]):
                 await asyncio.to_thread(self.ocr.close)
             if self.text is not None:
                 await self.text.close()
-            if self.clip is not None:
-                await asyncio.to_thread(self.clip.close)
+            for scorer in self.frame_scorers:
+                await asyncio.to_thread(scorer.close)
             if self.store is not None:
                 await asyncio.to_thread(self.store.close)
 
@@ -362,11 +370,10 @@ class VisionClassifier(BatchedClassifier[list[ImagePart], np.ndarray, float]):
             else None
         )
         ocr_task = self._ocr(content_id, part_id, frames) if self.ocr is not None else None
-        clip_task = (
-            loop.run_in_executor(self._cpu, self.clip.predict, [f.pixels for f in frames])
-            if self.clip is not None
-            else None
-        )
+        scorer_tasks = [
+            (m, loop.run_in_executor(self._cpu, m.predict, [f.pixels for f in frames]))
+            for m in self.frame_scorers
+        ]
         nsfw_scores = await nsfw_task
         worst = int(np.argmax(nsfw_scores))
         signals = [
@@ -377,13 +384,11 @@ class VisionClassifier(BatchedClassifier[list[ImagePart], np.ndarray, float]):
                 frames[worst].index,
             )
         ]
-        if clip_task is not None and self.clip is not None:
-            per_frame = await clip_task
+        for scorer, task in scorer_tasks:
+            per_frame = await task
             top = [max(scores.values(), default=0.0) for scores in per_frame]
             k = int(np.argmax(top))
-            signals.append(
-                ModelSignal(self.clip.name, self.clip.version, per_frame[k], frames[k].index)
-            )
+            signals.append(ModelSignal(scorer.name, scorer.version, per_frame[k], frames[k].index))
         notes: list[str] = []
         ocr_texts: list[OcrFrameText] = []
         text_models: list[tuple[str, str]] = []

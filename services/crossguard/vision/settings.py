@@ -139,6 +139,11 @@ class VisionServiceSettings(ServingSettings):
         description="CROSSGUARD_VISION_TEXT_TIMEOUT_SECONDS: deadline of one call to the text "
         "service; past it the image request fails with UNAVAILABLE.",
     )
+    nsfwjs: bool = Field(
+        default=True,
+        description="CROSSGUARD_VISION_NSFWJS: score frames with the nsfwjs MobileNetV2 as a "
+        "second opinion on sexual content when its entry is in the model repository.",
+    )
     clip_model: str = Field(
         default="",
         description="CROSSGUARD_VISION_CLIP_MODEL: name of a CLIP entry in the model repository "
