@@ -247,11 +247,16 @@ async def _run(limit_ocr: int, seed: int, progress: Callable[[str], None]) -> Vi
     )
     await text_classifier.start()
     text = InProcessText(text_classifier)
+    from crossguard.vision.nsfwjs import NAME as NSFWJS
+    from crossguard.vision.nsfwjs import NsfwjsModel
+
     vision = VisionClassifier(
         OpenNsfwModel(repo, settings),
         VisionServiceSettings(hash_banks=False, decode_workers=2),
         ocr=OcrModel(repo, settings),
         text=text,
+        # The second opinion, as the service uses it, when its optional entry was built.
+        nsfwjs=NsfwjsModel(repo, settings) if repo.versions(NSFWJS) else None,
     )
     await vision.start()
     policy = default_policy()
@@ -271,7 +276,8 @@ async def _run(limit_ocr: int, seed: int, progress: Callable[[str], None]) -> Vi
         rows = [e for e in validation if e.labels]
         order = rng.permutation(len(rows))[:limit_ocr]
         chosen = [rows[i] for i in order]
-        progress(f"OCR path: {len(chosen)} validation texts rendered into images")
+        if chosen:
+            progress(f"OCR path: {len(chosen)} validation texts rendered into images")
         direct: list[dict[Category, float]] = []
         via_ocr: list[dict[Category, float]] = []
         similarity = 0.0
