@@ -350,7 +350,19 @@ def format_vision_report(report: VisionEvalReport) -> str:
     for source, name, action, rules in report.benign:
         if action != Action.ALLOW.value:
             lines.append(f"  {source}/{name}: {action} ({', '.join(rules)})")
+    if report.ocr_rows:
+        lines += _ocr_lines(report)
     lines += [
+        "",
+        "Not measured here: recall on explicit or violent imagery (no labeled harmful images are "
+        "available, and none are generated), and hash-bank recall on real known-bad lists.",
+        f"models: {', '.join(f'{a}/{b}' for a, b in report.models)}; {report.seconds:.0f}s",
+    ]
+    return "\n".join(lines)
+
+
+def _ocr_lines(report: VisionEvalReport) -> list[str]:
+    lines = [
         "",
         f"OCR path: {report.ocr_rows} validation texts (first {MAX_RENDER_CHARS} characters) "
         f"rendered into images; OCR text matches the rendered text at "
@@ -360,10 +372,4 @@ def format_vision_report(report: VisionEvalReport) -> str:
     for name, n, pos, direct, ocr in report.auprc:
         diff = ocr - direct if not (math.isnan(ocr) or math.isnan(direct)) else math.nan
         lines.append(f"{name:<20}{n:>5}{pos:>5}{direct:>12.3f}{ocr:>11.3f}{diff:>+8.3f}")
-    lines += [
-        "",
-        "Not measured here: recall on explicit or violent imagery (no labeled harmful images are "
-        "available, and none are generated), and hash-bank recall on real known-bad lists.",
-        f"models: {', '.join(f'{a}/{b}' for a, b in report.models)}; {report.seconds:.0f}s",
-    ]
-    return "\n".join(lines)
+    return lines
