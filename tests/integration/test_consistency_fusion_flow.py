@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
+from crossguard.consistency.config import load_fusion_config
 from crossguard.consistency.server import build_server
 from crossguard.consistency.settings import ConsistencySettings
 from crossguard.core.grpc_server import GrpcServer
@@ -37,9 +38,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 CAPTION = "Had a great weekend with friends at the lake"
 HATEFUL_OCR = "People like you are subhuman garbage and should be wiped out."
 CALM_OCR = "Happy weekend at the lake with friends"
-# Benign parts, harmful combination (an item of the development set's fit part, docs/fusion.md).
-TURN_CAPTION = "Not human, not welcome"
-TURN_OCR = "Refugees arriving at the harbour this morning"
+# Benign parts, harmful combination: an item of the development set's fit part that the
+# packaged defaults flag (harmful_combination/hate 0.53 in `crossguard eval fusion`'s scores;
+# each part alone is allowed), docs/fusion.md.
+TURN_CAPTION = "Vermin, everywhere you look"
+TURN_OCR = "Asian workers leaving the factory"
 THREAT = "I know where you live and I will hurt you and your family."
 
 
@@ -247,7 +250,8 @@ async def test_pipeline_decides_on_fused_scores_with_explanations(
     assert "from audio" in next(r for r in voice.reasons if r.startswith("fusion: "))
     assert calm.action == taxonomy_pb2.ACTION_ALLOW
     assert {s.name for s in calm.consistency} == {"text_agreement/caption~ocr"}
-    assert {(m.name, m.version) for m in meme.models} >= {("context-fusion", "1")}
+    fusion = load_fusion_config()  # the packaged defaults the consistency server runs
+    assert {(m.name, m.version) for m in meme.models} >= {("context-fusion", fusion.version)}
     # Benign parts, harmful combination: escalated by the policy's inconsistency rule.
     assert turn.action == taxonomy_pb2.ACTION_ESCALATE
     assert any(s.name == "harmful_combination/hate" for s in turn.consistency)
