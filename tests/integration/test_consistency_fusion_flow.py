@@ -190,7 +190,7 @@ async def test_consistency_server_signals_and_fusion_on_mixed_items(
     agree = signals(m)["text_agreement/caption~ocr"]
     assert 0.0 <= agree.value < 0.5 and agree.detail.startswith("caption vs text in the image")
     assert m.explanation and {(x.name, x.version) for x in m.models} >= {
-        ("context-fusion", "1"),
+        ("context-fusion", load_fusion_config().version),  # the packaged defaults
         ("minilm-l6-encoder", "3"),
     }
     # A benign caption with a threatening voice-over.
@@ -250,7 +250,7 @@ async def test_pipeline_decides_on_fused_scores_with_explanations(
     assert "from audio" in next(r for r in voice.reasons if r.startswith("fusion: "))
     assert calm.action == taxonomy_pb2.ACTION_ALLOW
     assert {s.name for s in calm.consistency} == {"text_agreement/caption~ocr"}
-    fusion = load_fusion_config()  # the packaged defaults the consistency server runs
+    fusion = load_fusion_config()  # the packaged defaults the pipeline's consistency server runs
     assert {(m.name, m.version) for m in meme.models} >= {("context-fusion", fusion.version)}
     # Benign parts, harmful combination: escalated by the policy's inconsistency rule.
     assert turn.action == taxonomy_pb2.ACTION_ESCALATE
