@@ -83,6 +83,15 @@ class DerivedTextClassifier(classifier_pb2_grpc.ClassifierServiceServicer):
                 e.region.CopyFrom(classifier_pb2.ImageRegion(x=0, y=0, width=200, height=40))
         return resp
 
+    async def ClassifyBatch(
+        self, request: classifier_pb2.ClassifyBatchRequest, context: object
+    ) -> classifier_pb2.ClassifyBatchResponse:
+        """As the serving template answers it (the pipeline's coalescing client sends these)."""
+        out = classifier_pb2.ClassifyBatchResponse()
+        for r in request.requests:
+            out.results.add(content_id=r.content_id, response=await self.Classify(r, context))
+        return out
+
 
 async def _serve(servicer: DerivedTextClassifier) -> tuple[grpc.aio.Server, str]:
     server = grpc.aio.server()
