@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
+from crossguard.consistency.config import load_fusion_config
 from crossguard.consistency.server import build_server
 from crossguard.consistency.settings import ConsistencySettings
 from crossguard.core.grpc_server import GrpcServer
@@ -37,9 +38,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 CAPTION = "Had a great weekend with friends at the lake"
 HATEFUL_OCR = "People like you are subhuman garbage and should be wiped out."
 CALM_OCR = "Happy weekend at the lake with friends"
-# Benign parts, harmful combination (an item of the development set's fit part, docs/fusion.md).
-TURN_CAPTION = "Not human, not welcome"
-TURN_OCR = "Refugees arriving at the harbour this morning"
+# Benign parts, harmful combination: an item of the development set's fit part that the
+# packaged defaults flag (harmful_combination/hate 0.53 in `crossguard eval fusion`'s scores;
+# each part alone is allowed), docs/fusion.md.
+TURN_CAPTION = "Vermin, everywhere you look"
+TURN_OCR = "Asian workers leaving the factory"
 THREAT = "I know where you live and I will hurt you and your family."
 
 
@@ -79,6 +82,15 @@ class DerivedTextClassifier(classifier_pb2_grpc.ClassifierServiceServicer):
             else:
                 e.region.CopyFrom(classifier_pb2.ImageRegion(x=0, y=0, width=200, height=40))
         return resp
+
+    async def ClassifyBatch(
+        self, request: classifier_pb2.ClassifyBatchRequest, context: object
+    ) -> classifier_pb2.ClassifyBatchResponse:
+        """As the serving template answers it (the pipeline's coalescing client sends these)."""
+        out = classifier_pb2.ClassifyBatchResponse()
+        for r in request.requests:
+            out.results.add(content_id=r.content_id, response=await self.Classify(r, context))
+        return out
 
 
 async def _serve(servicer: DerivedTextClassifier) -> tuple[grpc.aio.Server, str]:
@@ -187,7 +199,7 @@ async def test_consistency_server_signals_and_fusion_on_mixed_items(
     agree = signals(m)["text_agreement/caption~ocr"]
     assert 0.0 <= agree.value < 0.5 and agree.detail.startswith("caption vs text in the image")
     assert m.explanation and {(x.name, x.version) for x in m.models} >= {
-        ("context-fusion", "1"),
+        ("context-fusion", load_fusion_config().version),  # the packaged defaults
         ("minilm-l6-encoder", "3"),
     }
     # A benign caption with a threatening voice-over.
@@ -247,7 +259,8 @@ async def test_pipeline_decides_on_fused_scores_with_explanations(
     assert "from audio" in next(r for r in voice.reasons if r.startswith("fusion: "))
     assert calm.action == taxonomy_pb2.ACTION_ALLOW
     assert {s.name for s in calm.consistency} == {"text_agreement/caption~ocr"}
-    assert {(m.name, m.version) for m in meme.models} >= {("context-fusion", "1")}
+    fusion = load_fusion_config()  # the packaged defaults the pipeline's consistency server runs
+    assert {(m.name, m.version) for m in meme.models} >= {("context-fusion", fusion.version)}
     # Benign parts, harmful combination: escalated by the policy's inconsistency rule.
     assert turn.action == taxonomy_pb2.ACTION_ESCALATE
     assert any(s.name == "harmful_combination/hate" for s in turn.consistency)

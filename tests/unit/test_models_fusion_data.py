@@ -85,3 +85,14 @@ def test_fit_learns_that_the_combined_score_carries_the_label() -> None:
     rows += [_scored(0.9, 0.9, 1)]  # above `below`: left out of the fit
     weights = fit_combination(rows, below=0.5)
     assert weights.combined > 1.0
+
+
+def test_a_refit_with_new_weights_is_a_new_config_version() -> None:
+    from crossguard.consistency.config import load_fusion_config
+    from crossguard.models.fusion_eval import _next_version
+
+    packaged = load_fusion_config()
+    same = packaged.combination["default"]
+    assert _next_version(packaged, same) == packaged.version
+    moved = same.model_copy(update={"intercept": same.intercept + 0.5})
+    assert _next_version(packaged, moved) == str(int(packaged.version) + 1)

@@ -373,7 +373,8 @@ def eval_fusion(
     weights = fit_combination(by_part["fit"], below=base.flag_at)
     config = base.model_copy(
         update={
-            "version": "1",
+            # A refit is a new rule: decisions name it as context-fusion/<version>.
+            "version": _next_version(base, weights),
             "combination": {"default": weights},
             "provenance": {
                 "fitted_by": "crossguard eval fusion --write-config (docs/fusion.md)",
@@ -406,6 +407,13 @@ def eval_fusion(
         out.append(f"wrote {write_config}")
     out.append(f"({time.perf_counter() - t0:.0f} s)")
     return "\n".join(out)
+
+
+def _next_version(base: FusionConfig, weights: CombinationWeights) -> str:
+    """The packaged default's version when the fit reproduces its weights, else the next one."""
+    if base.combination.get("default") == weights:
+        return base.version
+    return str(int(base.version) + 1) if base.version.isdigit() else f"{base.version}.1"
 
 
 def _model_names(repo: ModelRepository) -> list[str]:
