@@ -59,6 +59,11 @@ class FusionConfig(_Strict):
     missing_uncertainty: float = Field(default=0.25, ge=0.0, le=1.0)
     # Below this semantic similarity two texts are called unrelated in explanations.
     unrelated_below: float = Field(default=0.25, ge=0.0, le=1.0)
+    # Below this CLIP image-caption similarity the caption is said not to match the image (in
+    # the signal's detail, and in the explanation when a category is flagged). Not fitted: the
+    # development set has no image-caption pairs; ~0.2 separates matched (about 0.25-0.35) from
+    # unrelated pairs for OpenAI's CLIP ViT-B/32 (docs/fusion.md).
+    image_caption_unrelated_below: float = Field(default=0.2, ge=0.0, le=1.0)
     # How the defaults were fitted (data, split, command, figures); informational.
     provenance: dict[str, Any] = Field(default_factory=dict)
 

@@ -50,6 +50,25 @@ class FusedCategory:
 
 
 @dataclass(frozen=True)
+class ImageCaption:
+    """How the item's images agree with its caption in a CLIP model's space: each image's
+    cosine similarity to the caption, clipped to [0, 1]; `value` is the lowest (the image that
+    agrees least)."""
+
+    model: tuple[str, str]
+    per_image: tuple[tuple[str, float], ...]
+    caption_part_ids: tuple[str, ...]
+
+    @property
+    def value(self) -> float:
+        return min(v for _, v in self.per_image)
+
+    @property
+    def least(self) -> str:
+        return min(self.per_image, key=lambda kv: kv[1])[0]
+
+
+@dataclass(frozen=True)
 class FusionInputs:
     results: Sequence[ClassifierResult]
     views: Sequence[TextView] = ()
@@ -57,8 +76,8 @@ class FusionInputs:
     combined: Mapping[Category, float] | None = None
     # Semantic similarity in [0, 1] per pair of text kinds.
     agreement: Mapping[tuple[TextKind, TextKind], float] = field(default_factory=dict)
-    # Image vs caption similarity in [0, 1] (CLIP), when configured.
-    image_caption: float | None = None
+    # Image vs caption agreement (CLIP), when configured and the item has both.
+    image_caption: ImageCaption | None = None
     # Modalities the item has parts of but no result for.
     missing: Sequence[Modality] = ()
 
@@ -140,18 +159,19 @@ def _agreement_signals(inputs: FusionInputs, config: FusionConfig) -> list[Signa
                 part_ids=va.part_ids + vb.part_ids,
             )
         )
-    if inputs.image_caption is not None:
-        captions = [v for v in inputs.views if v.kind == TextKind.CAPTION]
-        images = sorted(
-            {e.part_id for r in inputs.results if r.modality == Modality.IMAGE for e in r.evidence}
-        )
+    ic = inputs.image_caption
+    if ic is not None:
+        verdict = "unrelated" if ic.value < config.image_caption_unrelated_below else "related"
+        each = ", ".join(f"{p} {v:.2f}" for p, v in ic.per_image)
         out.append(
             Signal(
                 name="image_caption_agreement",
-                value=inputs.image_caption,
+                value=ic.value,
                 modalities=(Modality.IMAGE, Modality.TEXT),
-                detail=f"image vs caption (CLIP): similarity {inputs.image_caption:.2f}",
-                part_ids=tuple(images) + (captions[0].part_ids if captions else ()),
+                detail=f"image vs caption ({ic.model[0]}:{ic.model[1]}): similarity "
+                f"{ic.value:.2f} ({verdict})"
+                + (f"; per image: {each}" if len(ic.per_image) > 1 else ""),
+                part_ids=tuple(p for p, _ in ic.per_image) + ic.caption_part_ids,
             )
         )
     return out
@@ -246,13 +266,24 @@ def fuse(inputs: FusionInputs | Sequence[ClassifierResult], config: FusionConfig
             )
 
     fused_scores = [Score(d.category, d.score, severity(d.score)) for d in details]
-    return FusionResult(fused_scores, signals, details, _summary(details, inputs))
+    return FusionResult(fused_scores, signals, details, _summary(details, inputs, config))
 
 
-def _summary(details: Sequence[FusedCategory], inputs: FusionInputs) -> str:
+def _summary(details: Sequence[FusedCategory], inputs: FusionInputs, config: FusionConfig) -> str:
     if not details:
         return "no scores to fuse"
     harmful = [d for d in details if d.category != Category.PROFANITY] or list(details)
     top = max(harmful, key=lambda d: d.score)
     mods = sorted({r.modality.value for r in inputs.results})
-    return f"{top.explanation} (uncertainty {top.uncertainty:.2f}; modalities: {', '.join(mods)})"
+    out = f"{top.explanation} (uncertainty {top.uncertainty:.2f}; modalities: {', '.join(mods)})"
+    ic = inputs.image_caption
+    # A reviewer's cue, not a score change: a flagged item whose caption does not describe
+    # its image (a caption that turns an image's meaning, or hides what it shows).
+    if (
+        ic is not None
+        and ic.value < config.image_caption_unrelated_below
+        and top.score >= config.flag_at
+        and top.category not in config.informational
+    ):
+        out += f"; the caption does not match image {ic.least} (CLIP similarity {ic.value:.2f})"
+    return out

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+from crossguard.consistency.clip_caption import ClipCaptionScorer
 from crossguard.consistency.config import load_fusion_config
 from crossguard.consistency.embedding import SentenceEncoder
 from crossguard.consistency.service import ConsistencyChecker, Embedder
 from crossguard.consistency.servicer import ConsistencyServicer
 from crossguard.consistency.settings import ConsistencySettings
 from crossguard.consistency.text_client import TextServiceScorer
+from crossguard.core.clip_text import ClipTextEncoder
 from crossguard.core.errors import ModelError
 from crossguard.core.grpc_channels import ChannelPool
 from crossguard.core.grpc_server import GrpcServer, ServiceRegistration, serve_forever
@@ -34,11 +36,15 @@ def build_checker(
         encoder = SentenceEncoder(ModelRepository(models.model_repository), models)
         embedder = encoder
         used.append(encoder.model)
+    clip: ClipCaptionScorer | None = None
     if settings.clip_model:
-        raise ModelError(
-            f"CROSSGUARD_CONSISTENCY_CLIP_MODEL={settings.clip_model!r}: no CLIP backend is "
-            "installed in this build; leave it empty (docs/fusion.md)"
-        )
+        # A bad name or a non-CLIP entry fails start-up with a ModelError naming the setting.
+        try:
+            entry = ModelRepository(models.model_repository).get(settings.clip_model)
+            clip = ClipCaptionScorer(ClipTextEncoder(entry, models))
+        except ModelError as exc:
+            raise ModelError(f"CROSSGUARD_CONSISTENCY_CLIP_MODEL: {exc}") from exc
+        used.append(clip.model)
     combiner = (
         TextServiceScorer(
             settings.text_endpoint,
@@ -58,6 +64,7 @@ def build_checker(
         config,
         embedder=embedder,
         combiner=combiner,
+        image_caption=clip,
         max_text_chars=settings.max_text_chars,
         max_results=settings.max_responses,
         embed_max_batch=settings.embed_max_batch,

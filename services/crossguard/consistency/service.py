@@ -17,11 +17,11 @@ import numpy as np
 
 from crossguard.consistency.config import FusionConfig
 from crossguard.consistency.embedding import similarity
-from crossguard.consistency.fusion import FusionInputs, FusionResult, fuse
+from crossguard.consistency.fusion import FusionInputs, FusionResult, ImageCaption, fuse
 from crossguard.consistency.parts import TextKind, combined_text, text_views
 from crossguard.core.batcher import MicroBatcher
 from crossguard.core.errors import CrossguardError, InvalidInput
-from crossguard.core.results import ClassifierResult, Modality
+from crossguard.core.results import ClassifierResult, Modality, PartEmbedding
 from crossguard.core.taxonomy import Category
 
 log = logging.getLogger(__name__)
@@ -42,22 +42,21 @@ class CombinationScorer(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class ImageRef:
-    """An image part of the item, as the CLIP hook receives it (inline bytes or a URI)."""
-
-    part_id: str
-    mime_type: str
-    data: bytes = b""
-    uri: str = ""
-
-
 class ImageCaptionScorer(Protocol):
-    """Image vs caption agreement (a CLIP model): similarity in [0, 1] of the item's images to
-    its caption, or None when it cannot tell. The vision workstream's CLIP backend plugs in
-    here (ConsistencyChecker(image_caption=...))."""
+    """Image vs caption agreement (crossguard.consistency.clip_caption.ClipCaptionScorer): the
+    images' embeddings (from the vision service's results) against the caption, or None when
+    none of them is comparable."""
 
-    async def similarity(self, images: Sequence[ImageRef], caption: str) -> float | None: ...
+    model: tuple[str, str]
+
+    def comparable(self, images: Sequence[PartEmbedding]) -> list[PartEmbedding]: ...
+
+    async def agreement(
+        self,
+        images: Sequence[PartEmbedding],
+        caption: str,
+        caption_part_ids: Sequence[str] = (),
+    ) -> ImageCaption | None: ...
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,6 @@ class CheckInput:
     # (part id, text) of the item's text parts.
     captions: Sequence[tuple[str, str]]
     results: Sequence[ClassifierResult]
-    images: Sequence[ImageRef] = ()
     # Modalities the item has parts of (those without a result count as missing).
     present: Sequence[Modality] = ()
 
@@ -122,7 +120,7 @@ class ConsistencyChecker:
 
         agreement: dict[tuple[TextKind, TextKind], float] = {}
         combined: Mapping[Category, float] | None = None
-        image_caption: float | None = None
+        image_caption: ImageCaption | None = None
         jobs: list[asyncio.Future[object]] = []
         if self._embeddings is not None and len(views) >= 2:
             jobs.append(asyncio.ensure_future(self._embed([v.text for v in views])))
@@ -133,10 +131,23 @@ class ConsistencyChecker:
                 )
             )
         captions = [v for v in views if v.kind == TextKind.CAPTION]
-        if self.image_caption is not None and item.images and captions:
-            jobs.append(
-                asyncio.ensure_future(self.image_caption.similarity(item.images, captions[0].text))
-            )
+        embedded = [e for r in item.results if r.modality == Modality.IMAGE for e in r.embeddings]
+        if self.image_caption is not None and embedded and captions:
+            if self.image_caption.comparable(embedded):
+                jobs.append(
+                    asyncio.ensure_future(
+                        self.image_caption.agreement(
+                            embedded, captions[0].text, captions[0].part_ids
+                        )
+                    )
+                )
+            else:
+                got = sorted({f"{n}:{v}" for n, v in (e.model for e in embedded)})
+                want = ":".join(self.image_caption.model)
+                notes.append(
+                    f"image vs caption skipped: the images were embedded by {', '.join(got)}, "
+                    f"not {want}"
+                )
         outcomes = await asyncio.gather(*jobs, return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, np.ndarray):
@@ -146,7 +157,7 @@ class ConsistencyChecker:
                         agreement[key] = similarity(outcome[i], outcome[j])
             elif isinstance(outcome, list):
                 combined = outcome[0]
-            elif isinstance(outcome, float):
+            elif isinstance(outcome, ImageCaption):
                 image_caption = outcome
             elif isinstance(outcome, CrossguardError):
                 # The item is still fused, without that check; the explanation says so.

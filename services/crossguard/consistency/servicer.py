@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 
 from crossguard.consistency.fusion import FusionResult
-from crossguard.consistency.service import CheckInput, ConsistencyChecker, ImageRef
+from crossguard.consistency.service import CheckInput, ConsistencyChecker
 from crossguard.core.errors import InvalidInput
 from crossguard.core.proto_convert import modality_to_proto, result_from_proto, score_to_proto
 from crossguard.core.results import Modality
@@ -13,7 +13,6 @@ from crossguard.v1 import (
     classifier_pb2,
     consistency_pb2,
     consistency_pb2_grpc,
-    content_pb2,
     taxonomy_pb2,
 )
 
@@ -26,27 +25,19 @@ def check_input(request: consistency_pb2.CheckRequest) -> CheckInput:
         if p.WhichOneof("kind") == "text"
     ]
     present: set[Modality] = {Modality.TEXT} if captions else set()
-    images: list[ImageRef] = []
-    for i, p in enumerate(item.parts):
+    for p in item.parts:
         if p.WhichOneof("kind") != "media":
             continue
         mime = p.media.mime_type
         if mime.startswith("image/"):
             present.add(Modality.IMAGE)
-            images.append(_image(p, i))
         elif mime.startswith("audio/"):
             present.add(Modality.AUDIO)
     try:
         results = [result_from_proto(r) for r in request.responses]
     except ValueError as exc:
         raise InvalidInput(f"unreadable classifier response: {exc}") from exc
-    return CheckInput(item.id, captions, results, images, sorted(present))
-
-
-def _image(p: content_pb2.ContentPart, index: int) -> ImageRef:
-    return ImageRef(
-        p.part_id or str(index), p.media.mime_type, data=p.media.inline_data, uri=p.media.uri
-    )
+    return CheckInput(item.id, captions, results, sorted(present))
 
 
 def response_of(

@@ -79,8 +79,9 @@ class ConsistencySettings(CrossguardSettings):
     clip_model: str = Field(
         default="",
         description="CROSSGUARD_CONSISTENCY_CLIP_MODEL: model repository entry of a CLIP model "
-        "for image vs caption agreement; empty: off (no CLIP backend is bundled yet: setting it "
-        "fails at start-up until one is).",
+        "(made by `crossguard models export`) whose text tower embeds captions to compare with "
+        "the image embeddings the vision service returns (set CROSSGUARD_VISION_CLIP_MODEL to "
+        "the same entry) for the image_caption_agreement signal; empty: off.",
     )
     max_text_chars: int = Field(
         default=6000,

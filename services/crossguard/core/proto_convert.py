@@ -12,6 +12,7 @@ from crossguard.core.results import (
     ImageRegion,
     ImageRegionEvidence,
     Modality,
+    PartEmbedding,
     Score,
     StageTime,
     TextSpan,
@@ -149,6 +150,9 @@ def result_to_proto(r: ClassifierResult) -> classifier_pb2.ClassifyResponse:
         resp.unread.add(part_id=u.part_id, reason=u.reason, detail=u.detail)
     for tr in r.transcripts:
         transcript_to_proto(tr, resp.transcripts.add())
+    for emb in r.embeddings:
+        out = resp.embeddings.add(part_id=emb.part_id, vector=emb.vector)
+        out.model.name, out.model.version = emb.model
     return resp
 
 
@@ -189,4 +193,8 @@ def result_from_proto(p: classifier_pb2.ClassifyResponse) -> ClassifierResult:
         timings=[StageTime(t.stage, t.millis) for t in p.timings],
         unread=[UnreadPart(u.part_id, u.reason, u.detail) for u in p.unread],
         transcripts=[transcript_from_proto(t) for t in p.transcripts],
+        embeddings=[
+            PartEmbedding(e.part_id, (e.model.name, e.model.version), tuple(e.vector))
+            for e in p.embeddings
+        ],
     )

@@ -174,6 +174,17 @@ class UnreadPart:
 
 
 @dataclass(frozen=True)
+class PartEmbedding:
+    """One part's L2-normalised embedding by one model (name, version): e.g. an image's CLIP
+    image embedding, which the consistency service compares with the caption's CLIP text
+    embedding."""
+
+    part_id: str
+    model: tuple[str, str]
+    vector: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class ClassifierResult:
     modality: Modality
     scores: list[Score]
@@ -184,6 +195,8 @@ class ClassifierResult:
     unread: list[UnreadPart] = field(default_factory=list)
     # Audio parts' transcripts (audio service only).
     transcripts: list[Transcript] = field(default_factory=list)
+    # Parts' embeddings (vision service with a CLIP model).
+    embeddings: list[PartEmbedding] = field(default_factory=list)
 
     def score_of(self, category: Category) -> float | None:
         for s in self.scores:

@@ -474,6 +474,7 @@ class ClassifyResponse(_message.Message):
     TIMINGS_FIELD_NUMBER: _builtins.int
     UNREAD_FIELD_NUMBER: _builtins.int
     TRANSCRIPTS_FIELD_NUMBER: _builtins.int
+    EMBEDDINGS_FIELD_NUMBER: _builtins.int
     modality: _taxonomy_pb2.Modality.ValueType
     @_builtins.property
     def scores(self) -> _containers.RepeatedCompositeFieldContainer[_taxonomy_pb2.CategoryScore]: ...
@@ -495,6 +496,12 @@ class ClassifyResponse(_message.Message):
         through it.
         """
 
+    @_builtins.property
+    def embeddings(self) -> _containers.RepeatedCompositeFieldContainer[Global___PartEmbedding]:
+        """Each image part's CLIP image embedding (vision service, when a CLIP model is configured),
+        so the consistency service can compare images with the item's caption in CLIP's space.
+        """
+
     def __init__(
         self,
         *,
@@ -505,14 +512,46 @@ class ClassifyResponse(_message.Message):
         timings: _abc.Iterable[Global___StageTiming] | None = ...,
         unread: _abc.Iterable[Global___UnreadPart] | None = ...,
         transcripts: _abc.Iterable[Global___Transcript] | None = ...,
+        embeddings: _abc.Iterable[Global___PartEmbedding] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "modality", b"modality", "models", b"models", "scores", b"scores", "timings", b"timings", "transcripts", b"transcripts", "unread", b"unread"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["embeddings", b"embeddings", "evidence", b"evidence", "modality", b"modality", "models", b"models", "scores", b"scores", "timings", b"timings", "transcripts", b"transcripts", "unread", b"unread"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ClassifyResponse: _TypeAlias = ClassifyResponse  # noqa: Y015
+
+@_typing.final
+class PartEmbedding(_message.Message):
+    """One part's embedding by one model (L2-normalised)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PART_ID_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    VECTOR_FIELD_NUMBER: _builtins.int
+    part_id: _builtins.str
+    @_builtins.property
+    def model(self) -> Global___ModelInfo:
+        """The model repository entry that embedded it (its text tower embeds texts in the same space)."""
+
+    @_builtins.property
+    def vector(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
+    def __init__(
+        self,
+        *,
+        part_id: _builtins.str = ...,
+        model: Global___ModelInfo | None = ...,
+        vector: _abc.Iterable[_builtins.float] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "part_id", b"part_id", "vector", b"vector"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PartEmbedding: _TypeAlias = PartEmbedding  # noqa: Y015
 
 @_typing.final
 class TimedText(_message.Message):

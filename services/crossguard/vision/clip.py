@@ -20,15 +20,14 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from crossguard.core.clip_text import ClipTextEncoder, clip_entry, clip_session
 from crossguard.core.errors import ModelError, NotReady
-from crossguard.core.model_repository import ModelEntry, ModelRepository
-from crossguard.core.onnx_session import create_session
+from crossguard.core.model_repository import ModelRepository
 from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
 
 if TYPE_CHECKING:
     import onnxruntime as ort
-    from tokenizers import Tokenizer
 
 DEFAULT_PROMPTS = Path(__file__).with_name("clip_prompts.yaml")
 
@@ -83,8 +82,7 @@ class ClipModel:
         self.version = "unloaded"
         self._lock = threading.Lock()
         self._image: ort.InferenceSession | None = None
-        self._text: ort.InferenceSession | None = None
-        self._tokenizer: Tokenizer | None = None
+        self._text: ClipTextEncoder | None = None
         self._pre: dict[str, Any] = {}
         self._categories: list[Category] = []
         self._prototypes = np.zeros((0, 0), dtype=np.float32)
@@ -101,31 +99,14 @@ class ClipModel:
     def model_infos(self) -> Sequence[tuple[str, str]]:
         return [(self.name, self.version)]
 
-    def _session(self, entry: ModelEntry, file: str) -> ort.InferenceSession:
-        return create_session(
-            entry.file(file),
-            providers=self.settings.onnx_providers,
-            intra_op_threads=self.settings.onnx_intra_op_threads,
-            cuda_device_id=self.settings.cuda_device_id,
-        )
-
     def load(self) -> None:
-        from tokenizers import Tokenizer
-
         with self._lock:
             if self._image is not None:
                 return
-            entry = self.repository.get(self.name)
-            if entry.manifest.task != "clip":
-                raise ModelError(f"{self.name} is a {entry.manifest.task!r} entry, not CLIP")
-            entry.verify()
-            pre = dict(entry.manifest.preprocessing)
-            tokenizer = Tokenizer.from_file(str(entry.file(pre["tokenizer"])))
-            tokenizer.enable_truncation(max_length=int(pre["max_length"]))
-            self._tokenizer = tokenizer
-            self._text = self._session(entry, pre["text_graph"])
-            self._image = self._session(entry, "model.onnx")
-            self._pre = pre
+            entry = clip_entry(self.repository.get(self.name))
+            self._text = ClipTextEncoder(entry, self.settings)
+            self._image = clip_session(entry, "model.onnx", self.settings)
+            self._pre = dict(entry.manifest.preprocessing)
             benign, per_category = load_prompts(self.prompts_path)
             rows = [self._mean(benign)]
             self._categories = list(per_category)
@@ -142,17 +123,9 @@ class ClipModel:
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised text embeddings [n, dim]."""
-        if self._text is None or self._tokenizer is None:
+        if self._text is None:
             raise NotReady("CLIP is not loaded; call load() first")
-        encs = self._tokenizer.encode_batch(list(texts))
-        width = max(len(e.ids) for e in encs)
-        ids = np.zeros((len(encs), width), dtype=np.int64)
-        mask = np.zeros((len(encs), width), dtype=np.int64)
-        for i, e in enumerate(encs):
-            ids[i, : len(e.ids)] = e.ids
-            mask[i, : len(e.ids)] = 1
-        out = self._text.run(["text_embeds"], {"input_ids": ids, "attention_mask": mask})[0]
-        return np.asarray(out, dtype=np.float32)
+        return self._text.embed(texts)
 
     def embed_images(self, frames: Sequence[np.ndarray]) -> np.ndarray:
         """L2-normalised image embeddings [n, dim]."""
@@ -165,7 +138,19 @@ class ClipModel:
     def predict(self, batch: Sequence[np.ndarray]) -> list[dict[Category, float]]:
         if not batch:
             return []
-        sims = self.embed_images(batch) @ self._prototypes.T  # [n, 1 + categories]
+        return self.scores_of(self.embed_images(batch))
+
+    def embed_and_predict(
+        self, batch: Sequence[np.ndarray]
+    ) -> tuple[np.ndarray, list[dict[Category, float]]]:
+        """Image embeddings [n, dim] and zero-shot scores of the frames, in one image-tower
+        pass (the vision service returns the embeddings for the consistency service)."""
+        embeds = self.embed_images(batch)
+        return embeds, self.scores_of(embeds)
+
+    def scores_of(self, embeds: np.ndarray) -> list[dict[Category, float]]:
+        """Zero-shot scores of image embeddings."""
+        sims = embeds @ self._prototypes.T  # [n, 1 + categories]
         scale = float(self._pre["logit_scale"])
         out: list[dict[Category, float]] = []
         for row in sims:
@@ -184,6 +169,7 @@ class ClipModel:
 
     def close(self) -> None:
         with self._lock:
+            if self._text is not None:
+                self._text.close()
             self._image = self._text = None
-            self._tokenizer = None
             self.version = "unloaded"

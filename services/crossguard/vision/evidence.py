@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from crossguard.core.results import PartEmbedding
 from crossguard.core.taxonomy import Category
 from crossguard.vision.ocr import OcrLine
 
@@ -59,6 +60,8 @@ class ImageFindings:
     hash_match: HashMatch | None = None
     # Why a signal was not computed (e.g. "pdq: quality 12 < 50"), for reviewers.
     notes: list[str] = field(default_factory=list)
+    # The image's CLIP image embedding (when a CLIP model is configured).
+    embedding: PartEmbedding | None = None
 
     def scores(self) -> dict[Category, float]:
         """Each category's highest score over every signal; a hash match counts as 1.0."""

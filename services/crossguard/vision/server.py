@@ -35,6 +35,7 @@ def build_model(settings: VisionServerSettings) -> Model[np.ndarray, float]:
 def make_classifier(
     model: Model[np.ndarray, float], settings: VisionServerSettings
 ) -> VisionClassifier:
+    from crossguard.vision.clip import ClipModel
     from crossguard.vision.hashbank import HashBankStore
     from crossguard.vision.ocr import OcrModel
     from crossguard.vision.text_client import GrpcTextScorer
@@ -61,7 +62,20 @@ def make_classifier(
         else None
     )
     store = HashBankStore(vision.hash_db.get_secret_value()) if vision.hash_banks else None
-    return VisionClassifier(model, vision, ocr=ocr, text=text, store=store, limits=settings.limits)
+    # CLIP: zero-shot scores, and each image's embedding for the consistency service.
+    clip = (
+        ClipModel(
+            vision.clip_model,
+            ModelRepository(model_settings.model_repository),
+            model_settings,
+            prompts=vision.clip_prompts,
+        )
+        if vision.clip_model
+        else None
+    )
+    return VisionClassifier(
+        model, vision, ocr=ocr, text=text, store=store, clip=clip, limits=settings.limits
+    )
 
 
 APP = serving.ClassifierApp(

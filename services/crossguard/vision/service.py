@@ -26,6 +26,7 @@ from crossguard.core.results import (
     ImageRegion,
     ImageRegionEvidence,
     Modality,
+    PartEmbedding,
     Score,
     StageTime,
     TextSpanEvidence,
@@ -86,6 +87,15 @@ class FrameScorer(Protocol):
     def close(self) -> None: ...
 
 
+class ClipLike(FrameScorer, Protocol):
+    """What the classifier needs of crossguard.vision.clip.ClipModel: frame scores and the
+    frames' image embeddings from one pass."""
+
+    def embed_and_predict(
+        self, batch: Sequence[np.ndarray]
+    ) -> tuple[np.ndarray, list[dict[Category, float]]]: ...
+
+
 @dataclass(frozen=True)
 class ImagePart:
     part_id: str
@@ -121,6 +131,7 @@ class VisionResult:
             evidence=evidence,
             models=list(self.models),
             timings=list(self.timings),
+            embeddings=[i.embedding for i in self.images if i.embedding is not None],
         )
 
 
@@ -198,7 +209,7 @@ class VisionClassifier(BatchedClassifier[list[ImagePart], np.ndarray, float]):
         ocr: OcrLike | None = None,
         text: TextScorer | None = None,
         store: HashBankStore | None = None,
-        clip: FrameScorer | None = None,
+        clip: ClipLike | None = None,
         nsfwjs: FrameScorer | None = None,
         limits: DecodeLimits | None = None,
         owns_model: bool = True,
@@ -370,10 +381,17 @@ class VisionClassifier(BatchedClassifier[list[ImagePart], np.ndarray, float]):
             else None
         )
         ocr_task = self._ocr(content_id, part_id, frames) if self.ocr is not None else None
+        pixels = [f.pixels for f in frames]
         scorer_tasks = [
-            (m, loop.run_in_executor(self._cpu, m.predict, [f.pixels for f in frames]))
+            (m, loop.run_in_executor(self._cpu, m.predict, pixels))
             for m in self.frame_scorers
+            if m is not self.clip
         ]
+        clip_task = (
+            loop.run_in_executor(self._cpu, self.clip.embed_and_predict, pixels)
+            if self.clip is not None
+            else None
+        )
         nsfw_scores = await nsfw_task
         worst = int(np.argmax(nsfw_scores))
         signals = [
@@ -389,6 +407,15 @@ class VisionClassifier(BatchedClassifier[list[ImagePart], np.ndarray, float]):
             top = [max(scores.values(), default=0.0) for scores in per_frame]
             k = int(np.argmax(top))
             signals.append(ModelSignal(scorer.name, scorer.version, per_frame[k], frames[k].index))
+        embedding: PartEmbedding | None = None
+        if clip_task is not None and self.clip is not None:
+            embeds, per_frame = await clip_task
+            top = [max(scores.values(), default=0.0) for scores in per_frame]
+            k = int(np.argmax(top))
+            signals.append(
+                ModelSignal(self.clip.name, self.clip.version, per_frame[k], frames[k].index)
+            )
+            embedding = image_embedding(part_id, (self.clip.name, self.clip.version), embeds)
         notes: list[str] = []
         ocr_texts: list[OcrFrameText] = []
         text_models: list[tuple[str, str]] = []
@@ -411,6 +438,7 @@ class VisionClassifier(BatchedClassifier[list[ImagePart], np.ndarray, float]):
             ocr=ocr_texts,
             hash_match=match,
             notes=notes,
+            embedding=embedding,
         )
         return findings, text_models
 
@@ -501,6 +529,16 @@ class VisionClassifier(BatchedClassifier[list[ImagePart], np.ndarray, float]):
             frame_index=frame.index,
             note=entry.note,
         )
+
+
+def image_embedding(
+    part_id: str, model: tuple[str, str], frame_embeds: np.ndarray
+) -> PartEmbedding:
+    """One embedding per image: the mean of its scored frames' (one frame for a still image),
+    L2-normalised again."""
+    mean = frame_embeds.mean(axis=0)
+    norm = float(np.linalg.norm(mean)) or 1.0
+    return PartEmbedding(part_id, model, tuple(float(v) for v in mean / norm))
 
 
 def _hash_frames(frames: list[Frame]) -> list[FrameHashes]:
