@@ -8,6 +8,7 @@ Processes are the product's own `ManagedProcess` (as `crossguard up` runs them):
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -259,3 +260,88 @@ def postgres_database() -> Iterator[DatabaseFactory]:
         for name in made:
             conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+# --- a tiny randomly initialised CLIP (no CLIP weights install offline) ---------------------
+
+_CLIP_WORDS = [
+    "a", "photo", "of", "the", "everyday", "life", "food", "landscape", "screenshot",
+    "document", "chart", "or", "diagram", "an", "animal", "sexually", "explicit", "naked",
+    "person", "pornography", "bloody", "wound", "dead", "body", "graphic", "violence", "with",
+    "blood", "and", "gore", "people", "fighting", "threatening", "someone", "weapon",
+    "self-harm", "cuts", "on", "arm", "gun", "firearms", "ammunition", "illegal", "drugs", "drug",
+    "paraphernalia", "extremist", "propaganda", "terrorist", "flag", "hate", "symbol", "cat",
+    "drawing", "hello", "world,", "this", "is", "longer", "prompt",
+]  # fmt: skip
+
+
+def _tiny_clip(path: Path) -> Path:
+    """A randomly initialised CLIP with a word-level tokenizer, saved as a HF checkpoint."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    vocab = {"<pad>": 0, "<unk>": 1, **{w: i + 2 for i, w in enumerate(_CLIP_WORDS)}}
+    bos, eos = len(vocab), len(vocab) + 1
+    vocab.update({"<bos>": bos, "<eos>": eos})
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.post_processor = processors.TemplateProcessing(
+        single="<bos> $A <eos>", special_tokens=[("<bos>", bos), ("<eos>", eos)]
+    )
+    torch.manual_seed(0)
+    config = transformers.CLIPConfig(
+        text_config={
+            "vocab_size": len(vocab),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 24,
+            "bos_token_id": bos,
+            "eos_token_id": eos,
+            "pad_token_id": 0,
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        projection_dim=16,
+    )
+    model = transformers.CLIPModel(config).eval()
+    model.save_pretrained(str(path))
+    tok.save(str(path / "tokenizer.json"))
+    (path / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "image_processor_type": "CLIPImageProcessor",
+                "do_resize": True,
+                "size": {"shortest_edge": 32},
+                "do_center_crop": True,
+                "crop_size": {"height": 32, "width": 32},
+                "do_rescale": True,
+                "rescale_factor": 1 / 255,
+                "do_normalize": True,
+                "image_mean": [0.48145466, 0.4578275, 0.40821073],
+                "image_std": [0.26862954, 0.26130258, 0.27577711],
+                "resample": 3,
+            }
+        )
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(checkpoint dir, model repository root) of the tiny CLIP, exported once per session by
+    `crossguard models export` as entry tiny-clip/1."""
+    from crossguard.models.export import export_checkpoint
+
+    checkpoint = _tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+    root = tmp_path_factory.mktemp("clip-repo")
+    export_checkpoint(checkpoint, root, name="tiny-clip", version="1", progress=lambda _: None)
+    return checkpoint, root

@@ -5,8 +5,6 @@ check the runtime's preprocessing and towers against transformers on the same im
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,91 +17,15 @@ from crossguard.vision.clip import ClipModel, load_prompts, preprocess
 
 pytestmark = pytest.mark.integration
 
-WORDS = [
-    "a", "photo", "of", "the", "everyday", "life", "food", "landscape", "screenshot",
-    "document", "chart", "or", "diagram", "an", "animal", "sexually", "explicit", "naked",
-    "person", "pornography", "bloody", "wound", "dead", "body", "graphic", "violence", "with",
-    "blood", "and", "gore", "people", "fighting", "threatening", "someone", "weapon",
-    "self-harm", "cuts", "on", "arm", "gun", "firearms", "ammunition", "illegal", "drugs", "drug",
-    "paraphernalia", "extremist", "propaganda", "terrorist", "flag", "hate", "symbol", "cat",
-    "drawing", "hello", "world,", "this", "is", "longer", "prompt",
-]  # fmt: skip
-
-
-def tiny_clip(path: Path) -> Path:
-    """A randomly initialised CLIP with a word-level tokenizer, saved as a HF checkpoint."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-
-    vocab = {"<pad>": 0, "<unk>": 1, **{w: i + 2 for i, w in enumerate(WORDS)}}
-    bos, eos = len(vocab), len(vocab) + 1
-    vocab.update({"<bos>": bos, "<eos>": eos})
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.post_processor = processors.TemplateProcessing(
-        single="<bos> $A <eos>", special_tokens=[("<bos>", bos), ("<eos>", eos)]
-    )
-    torch.manual_seed(0)
-    config = transformers.CLIPConfig(
-        text_config={
-            "vocab_size": len(vocab),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "max_position_embeddings": 24,
-            "bos_token_id": bos,
-            "eos_token_id": eos,
-            "pad_token_id": 0,
-        },
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "image_size": 32,
-            "patch_size": 8,
-        },
-        projection_dim=16,
-    )
-    model = transformers.CLIPModel(config).eval()
-    model.save_pretrained(str(path))
-    tok.save(str(path / "tokenizer.json"))
-    (path / "preprocessor_config.json").write_text(
-        json.dumps(
-            {
-                "image_processor_type": "CLIPImageProcessor",
-                "do_resize": True,
-                "size": {"shortest_edge": 32},
-                "do_center_crop": True,
-                "crop_size": {"height": 32, "width": 32},
-                "do_rescale": True,
-                "rescale_factor": 1 / 255,
-                "do_normalize": True,
-                "image_mean": [0.48145466, 0.4578275, 0.40821073],
-                "image_std": [0.26862954, 0.26130258, 0.27577711],
-                "resample": 3,
-            }
-        )
-    )
-    return path
-
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, ModelRepository]]:
-    from crossguard.models.export import export_checkpoint
-
-    checkpoint = tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
-    root = tmp_path_factory.mktemp("repo")
-    lines: list[str] = []
-    entry = export_checkpoint(
-        checkpoint, root, name="tiny-clip", version="1", progress=lines.append
-    )
+def exported(tiny_clip_export: tuple[Path, Path]) -> tuple[Path, ModelRepository]:
+    checkpoint, root = tiny_clip_export
+    entry = ModelRepository(root).get("tiny-clip")
     assert entry.manifest.task == "clip"
     assert set(entry.manifest.files) == {"model.onnx", "text.onnx", "tokenizer.json"}
     assert entry.manifest.metrics["parity_max_abs_diff"] <= 1e-4
-    yield checkpoint, ModelRepository(root)
+    return checkpoint, ModelRepository(root)
 
 
 def test_export_load_score(exported: tuple[Path, ModelRepository]) -> None:
