@@ -148,7 +148,8 @@ class VisionServiceSettings(ServingSettings):
         default="",
         description="CROSSGUARD_VISION_CLIP_MODEL: name of a CLIP entry in the model repository "
         "(made by `crossguard models export` from a local CLIP checkpoint) for zero-shot "
-        "category scores; empty: no CLIP signal.",
+        "category scores and each image's embedding in the response (for the consistency "
+        "service's image_caption_agreement); empty: no CLIP signal.",
     )
     clip_prompts: Path | None = Field(
         default=None,
