@@ -5,6 +5,8 @@ INVALID_ARGUMENT errors (over unary and stream calls)."""
 from __future__ import annotations
 
 import asyncio
+import io
+import wave
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,6 +44,20 @@ def _audio(part_id: str, data: bytes, mime: str = "audio/wav") -> content_pb2.Co
     )
 
 
+def _silent_wav(seconds: float, rate: int, channels: int = 1) -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"\x00\x00" * channels * int(seconds * rate))
+    return out.getvalue()
+
+
+MAX_SECONDS = 12  # the server's CROSSGUARD_AUDIO_MAX_SECONDS here (the clips last a few s; the
+# too-long one, 13 s at 8 kHz, stays inline: under the pipeline's 256 KiB inline limit)
+
+
 def test_audio_server_end_to_end(
     start_grpc: GrpcServiceFactory, model_repository: ModelRepository, tmp_path: Path
 ) -> None:
@@ -52,6 +68,7 @@ def test_audio_server_end_to_end(
         CROSSGUARD_MODEL_REPOSITORY=str(model_repository.root),
         CROSSGUARD_ONNX_PROVIDERS="CPUExecutionProvider",
         CROSSGUARD_MEDIA_FILE_ROOT=str(media_root),
+        CROSSGUARD_AUDIO_MAX_SECONDS=str(MAX_SECONDS),
     )
     threat = concat_wav(
         [silence_wav(1.5), flite_wav("I am going to kill you and your whole family tonight.")]
@@ -127,8 +144,8 @@ def test_audio_server_end_to_end(
         calm = result_from_proto(answers[1].response)
         assert calm.evidence == []
 
-    # The pipeline's processor against this server: an undecodable part dead-letters the item
-    # with its reason; a spoken threat is decided from the audio signal.
+    # The pipeline's processor against this server: an undecodable part or one over a limit
+    # dead-letters the item with its reason; a spoken threat is decided from the audio signal.
     def item(cid: str, data: bytes) -> bytes:
         return content_pb2.ContentItem(
             id=cid, tenant="acme", surface="comment", parts=[_audio("voice-0", data)]
@@ -137,12 +154,24 @@ def test_audio_server_end_to_end(
     async def through_pipeline() -> list[Outcome]:
         processor = Processor(PipelineSettings(audio_endpoint=f"127.0.0.1:{proc.port}"))
         try:
-            raws = [item("a-bad", b"RIFF" + b"\x00" * 600), item("a-threat", threat)]
+            raws = [
+                item("a-bad", b"RIFF" + b"\x00" * 600),
+                item("a-threat", threat),
+                item("a-long", _silent_wav(MAX_SECONDS + 1, 8000)),
+                item("a-rate", _silent_wav(0.5, 4000)),  # under the 8 kHz default minimum
+                item("a-channels", _silent_wav(0.5, 16_000, channels=9)),  # default most: 8
+            ]
             return [await asyncio.wait_for(processor.process(r, source="test"), 120) for r in raws]
         finally:
             await processor.close()
 
-    bad_outcome, threat_outcome = asyncio.run(through_pipeline())
+    bad_outcome, threat_outcome, *over_limits = asyncio.run(through_pipeline())
+    expected = ["media_audio_too_long", "media_audio_sample_rate", "media_audio_too_many_channels"]
+    assert [(o.kind, o.dlq_code) for o in over_limits] == [("dlq", code) for code in expected]
+    for outcome, code in zip(over_limits, expected, strict=True):
+        (record,) = outcome.records
+        reason = dict(record.headers)[DLQ_REASON_HEADER].decode()
+        assert reason.startswith(f"audio classifier: {code}: "), reason
     assert (bad_outcome.kind, bad_outcome.dlq_code) == ("dlq", MediaReason.UNDECODABLE)
     (record,) = bad_outcome.records
     reason = dict(record.headers)[DLQ_REASON_HEADER].decode()

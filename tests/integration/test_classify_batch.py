@@ -158,6 +158,31 @@ async def test_falls_back_to_unary_calls_without_classify_batch() -> None:
     assert client.batches == 1  # the one that found no ClassifyBatch; then unary calls
 
 
+async def test_every_batch_in_flight_falls_back_without_classify_batch() -> None:
+    """Batches sent before the first UNIMPLEMENTED answer came back fall back too: each of
+    their items gets its unary answer, none the UNIMPLEMENTED error."""
+    server = grpc.aio.server()
+    classifier_pb2_grpc.add_ClassifierServiceServicer_to_server(UnaryOnly(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = classifier_pb2_grpc.ClassifierServiceStub(channel)
+            client = BatchingClassifierClient(lambda: stub, max_items=2, max_delay=0.01)
+            # Three batches (2 + 2 + 1 items), all sent before any answer arrives.
+            outcomes = await asyncio.gather(
+                *(client.Classify(text_request(str(k), "hi"), timeout=30) for k in range(5)),
+                return_exceptions=True,
+            )
+            later = await client.Classify(text_request("z", "hi"), timeout=30)
+            await client.close()
+    finally:
+        await server.stop(0)
+    assert [type(o).__name__ for o in outcomes] == ["ClassifyResponse"] * 5
+    assert later.modality == taxonomy_pb2.MODALITY_TEXT
+    assert client.batches == 3  # no batch after the fallback
+
+
 async def test_items_with_other_deadlines_go_in_other_batches(endpoint: str) -> None:
     async with grpc.aio.insecure_channel(endpoint) as channel:
         stub = classifier_pb2_grpc.ClassifierServiceStub(channel)

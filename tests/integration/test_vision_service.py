@@ -4,6 +4,7 @@ hash bank. Models and the text service are loaded once for the module."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,7 +21,9 @@ from crossguard.core.results import (
     HashMatchEvidence,
     ImageRegion,
     ImageRegionEvidence,
+    Modality,
 )
+from crossguard.core.serving.batch_client import BatchingClassifierClient
 from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
 from crossguard.vision.decode import (
@@ -33,9 +36,9 @@ from crossguard.vision.hashbank import BankEntry, HashBankStore
 from crossguard.vision.hashing import HashKind, hash_frame
 from crossguard.vision.nsfw import OpenNsfwModel
 from crossguard.vision.ocr import OcrModel
+from crossguard.vision.server import ocr_text_scorer
 from crossguard.vision.service import ImagePart, VisionClassifier
 from crossguard.vision.settings import DecodeLimits, VisionServiceSettings
-from crossguard.vision.text_client import GrpcTextScorer
 
 pytestmark = pytest.mark.integration
 
@@ -122,7 +125,7 @@ async def classifier(
 ) -> AsyncIterator[VisionClassifier]:
     nsfw, ocr = models
     store = HashBankStore(f"sqlite:///{tmp_path / 'banks.db'}")
-    text = GrpcTextScorer(f"127.0.0.1:{text_service.port}", timeout_seconds=30)
+    text = ocr_text_scorer(f"127.0.0.1:{text_service.port}", deadline_s=30)
     c = VisionClassifier(
         nsfw,
         VisionServiceSettings(decode_workers=2, hash_reload_seconds=0),
@@ -304,9 +307,28 @@ async def test_a_decoder_past_its_time_limit_is_stopped(
         await c.close()
 
 
+async def test_ocr_text_goes_through_the_shared_text_client(text_service: ManagedProcess) -> None:
+    """Concurrent images' OCR texts go out as one ClassifyBatch call (the shared coalescing
+    client); a text the text service refuses is InvalidInput with the server's message."""
+    endpoint = f"127.0.0.1:{text_service.port}"
+    text = ocr_text_scorer(endpoint, deadline_s=30, batch_max_items=3, batch_max_delay_ms=500)
+    try:
+        results = await asyncio.gather(
+            *(text.classify_texts(f"c{i}", [("f0", f"hello number {i}")]) for i in range(3))
+        )
+        assert [r.modality for r in results] == [Modality.TEXT] * 3
+        client = text.channels.classifier(endpoint, text.retries)
+        assert isinstance(client, BatchingClassifierClient)
+        assert (client.batches, client.items) == (1, 3)
+        with pytest.raises(InvalidInput, match=r"^OCR text: the text service refused the OCR te"):
+            await text.classify_texts("long", [("f0", "word " * 4_001)])
+    finally:
+        await text.close()
+
+
 async def test_text_service_down_is_not_ready(models: tuple[OpenNsfwModel, OcrModel]) -> None:
     nsfw, ocr = models
-    text = GrpcTextScorer("127.0.0.1:9", timeout_seconds=2, retries=0)
+    text = ocr_text_scorer("127.0.0.1:9", deadline_s=2, retries=0)
     c = VisionClassifier(
         nsfw,
         VisionServiceSettings(decode_workers=1, hash_banks=False),

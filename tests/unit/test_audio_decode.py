@@ -10,6 +10,7 @@ import soundfile
 
 from crossguard.audio.decode import AudioDecodeError, AudioLimits, decode_all, decode_windows
 from crossguard.core.errors import InvalidInput, LimitExceeded
+from crossguard.core.media import media_reason
 
 pytestmark = pytest.mark.unit
 
@@ -107,19 +108,29 @@ def test_unsupported_container_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    ("audio", "rate", "limits", "message"),
+    ("audio", "rate", "limits", "message", "reason"),
     [
-        (_tone(1.0, 16_000), 16_000, {"max_bytes": 1000}, "MAX_BYTES"),
-        (_tone(3.0, 16_000), 16_000, {"max_seconds": 2.0}, "MAX_SECONDS"),
-        (_tone(1.0, 4000), 4000, {}, "SAMPLE_RATE"),
-        (_tone(1.0, 16_000, channels=3), 16_000, {}, "MAX_CHANNELS"),
+        (_tone(1.0, 16_000), 16_000, {"max_bytes": 1000}, "MAX_BYTES", "media_audio_too_large"),
+        (_tone(3.0, 16_000), 16_000, {"max_seconds": 2.0}, "MAX_SECONDS", "media_audio_too_long"),
+        (_tone(1.0, 4000), 4000, {}, "SAMPLE_RATE", "media_audio_sample_rate"),
+        (
+            _tone(1.0, 16_000, channels=3),
+            16_000,
+            {},
+            "MAX_CHANNELS",
+            "media_audio_too_many_channels",
+        ),
     ],
 )
-def test_limits(audio: np.ndarray, rate: int, limits: dict[str, float], message: str) -> None:
+def test_limits(
+    audio: np.ndarray, rate: int, limits: dict[str, float], message: str, reason: str
+) -> None:
     data = _encode(audio, rate, "WAV", "PCM_16")
     bounded = AudioLimits(**{**LIMITS.__dict__, **limits})
-    with pytest.raises(LimitExceeded, match=message):
+    with pytest.raises(LimitExceeded, match=message) as info:
         decode_all(data, bounded)
+    # The message starts with the media reason code the pipeline dead-letters with.
+    assert media_reason(str(info.value)) == reason
 
 
 def test_nan_samples_are_refused() -> None:

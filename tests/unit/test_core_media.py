@@ -75,7 +75,7 @@ def test_other_messages_are_no_media_reason(message: str) -> None:
 
 def test_reason_codes_are_distinct() -> None:
     codes = [v for k, v in vars(MediaReason).items() if not k.startswith("_")]
-    assert len(codes) == len(set(codes)) == 16  # 10 for fetching and decoding, 6 for images
+    assert len(codes) == len(set(codes)) == 20  # 10 fetching and decoding, 6 images, 4 audio
     assert all(c.startswith("media_") for c in codes)
 
 

@@ -2,9 +2,11 @@
 window, against explicit limits.
 
 libsndfile (through soundfile) decodes all four formats; soxr resamples as a stream, so a long
-file never exists decoded in memory at once. Every limit breach is a LimitExceeded and every
-file libsndfile cannot read (corrupt, truncated, unknown format) an AudioDecodeError, both
-InvalidInput: the caller gets a clear message and the pipeline a dead-letter reason.
+file never exists decoded in memory at once. Every limit breach is an AudioLimitExceeded
+(LimitExceeded) and every file libsndfile cannot read (corrupt, truncated, unknown format) an
+AudioDecodeError, both InvalidInput and media errors (core.media.errors): the message starts with
+the reason code (media_audio_too_long, media_undecodable, ...), so the caller gets a clear
+message and the pipeline dead-letters the item with that reason.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from crossguard.core.errors import LimitExceeded
-from crossguard.core.media import MediaUndecodable
+from crossguard.core.media import MediaError, MediaReason, MediaUndecodable
 
 SAMPLE_RATE = 16_000
 # libsndfile major formats accepted (others it reads, e.g. AIFF or raw, are refused).
@@ -28,6 +30,37 @@ class AudioDecodeError(MediaUndecodable):
     """The bytes are not a readable audio file of a supported format (corrupt, truncated,
     unknown or unsupported format): reason code media_undecodable, so the pipeline sends the
     item to the dead-letter topic with it (docs/media.md)."""
+
+
+class AudioLimitExceeded(MediaError, LimitExceeded):
+    """An audio part over one of the audio service's limits (INVALID_ARGUMENT); `reason` is the
+    dead-letter reason code."""
+
+    reason = MediaReason.AUDIO_TOO_LARGE
+
+
+class AudioTooLarge(AudioLimitExceeded):
+    """More encoded bytes than CROSSGUARD_AUDIO_MAX_BYTES."""
+
+    reason = MediaReason.AUDIO_TOO_LARGE
+
+
+class AudioTooLong(AudioLimitExceeded):
+    """Longer than CROSSGUARD_AUDIO_MAX_SECONDS (declared in the header, or decoded)."""
+
+    reason = MediaReason.AUDIO_TOO_LONG
+
+
+class AudioSampleRateOutOfRange(AudioLimitExceeded):
+    """A sample rate outside CROSSGUARD_AUDIO_MIN_SAMPLE_RATE..._MAX_SAMPLE_RATE."""
+
+    reason = MediaReason.AUDIO_SAMPLE_RATE
+
+
+class AudioTooManyChannels(AudioLimitExceeded):
+    """More channels than CROSSGUARD_AUDIO_MAX_CHANNELS (or none)."""
+
+    reason = MediaReason.AUDIO_TOO_MANY_CHANNELS
 
 
 @dataclass(frozen=True)
@@ -71,18 +104,18 @@ def _check_header(sf: Any, limits: AudioLimits) -> AudioInfo:
     channels = int(sf.channels)
     frames = int(sf.frames)
     if not limits.min_sample_rate <= rate <= limits.max_sample_rate:
-        raise LimitExceeded(
+        raise AudioSampleRateOutOfRange(
             f"audio sample rate {rate} Hz is outside {limits.min_sample_rate}-"
             f"{limits.max_sample_rate} Hz (CROSSGUARD_AUDIO_MIN_SAMPLE_RATE / _MAX_SAMPLE_RATE)"
         )
     if not 1 <= channels <= limits.max_channels:
-        raise LimitExceeded(
+        raise AudioTooManyChannels(
             f"audio has {channels} channels; the limit is {limits.max_channels} "
             "(CROSSGUARD_AUDIO_MAX_CHANNELS)"
         )
     seconds = frames / rate
     if seconds > limits.max_seconds:
-        raise LimitExceeded(
+        raise AudioTooLong(
             f"audio lasts {seconds:.1f} s; the limit is {limits.max_seconds:g} s "
             "(CROSSGUARD_AUDIO_MAX_SECONDS)"
         )
@@ -93,10 +126,10 @@ def decode_windows(data: bytes, limits: AudioLimits) -> tuple[AudioInfo, Iterato
     """(header info, iterator of 16 kHz mono float32 windows of about limits.window_seconds).
 
     The header is checked before anything is decoded; the iterator raises AudioDecodeError when
-    the stream breaks part way and LimitExceeded when more audio decodes than max_seconds.
+    the stream breaks part way and AudioTooLong when more audio decodes than max_seconds.
     """
     if len(data) > limits.max_bytes:
-        raise LimitExceeded(
+        raise AudioTooLarge(
             f"audio part has {len(data)} bytes; the limit is {limits.max_bytes} "
             "(CROSSGUARD_AUDIO_MAX_BYTES)"
         )
@@ -135,7 +168,7 @@ def _windows(sf: Any, info: AudioInfo, limits: AudioLimits) -> Iterator[np.ndarr
             last = n < block
             read += n
             if read > max_frames:
-                raise LimitExceeded(
+                raise AudioTooLong(
                     f"audio decodes to more than {limits.max_seconds:g} s "
                     "(CROSSGUARD_AUDIO_MAX_SECONDS)"
                 )

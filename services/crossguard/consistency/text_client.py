@@ -1,12 +1,11 @@
 """The text ClassifierService as the combination scorer: an item's texts read together are one
-text part of one Classify call, sent through the shared client (core.grpc_channels: channel
-options, grpc retries, tracing, and the coalescing client, so the combinations of concurrent
-Checks go out as ClassifyBatch calls).
+text part of one Classify call, sent through the shared remote text client
+(core.remote_text: channel options, grpc retries, tracing, the coalescing client, so the
+combinations of concurrent Checks go out as ClassifyBatch calls, and its status-code mapping).
 
-Status codes become domain errors, which the checker turns into an explained skip of the
-combination check: INVALID_ARGUMENT (e.g. the texts together are longer than the text service
-takes) → InvalidInput; DEADLINE_EXCEEDED → DeadlineExceeded; UNAVAILABLE and the rest →
-NotReady."""
+The domain errors it raises (InvalidInput when the text service refuses the texts together,
+e.g. over its length limit; NotReady when it cannot answer, DeadlineExceeded too on a timeout)
+become an explained skip of the combination check in the checker."""
 
 from __future__ import annotations
 
@@ -15,30 +14,21 @@ from collections.abc import Sequence
 
 import grpc
 
-from crossguard.core.errors import CrossguardError, DeadlineExceeded, InvalidInput, NotReady
+from crossguard.core import remote_text
+from crossguard.core.errors import CrossguardError
 from crossguard.core.grpc_channels import ChannelPool
-from crossguard.core.proto_convert import result_from_proto
 from crossguard.core.taxonomy import Category
-from crossguard.v1 import classifier_pb2, content_pb2
 
-_REFUSED = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE)
+LABEL = "combination"
+TEXTS = "the item's texts read together"
 
 
 def error_for(endpoint: str, exc: grpc.aio.AioRpcError) -> CrossguardError:
-    """The domain error for a failed call (see the module docstring)."""
-    code = exc.code()
-    details = exc.details() or ""
-    if code in _REFUSED:
-        return InvalidInput(
-            f"combination: the text service refused the item's texts read together: {details}"
-        )
-    what = f"combination: text service {endpoint}: {code.name} {details}".strip()
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return DeadlineExceeded(what)
-    return NotReady(what)
+    """The domain error for a failed call (core.remote_text.error_for)."""
+    return remote_text.error_for(endpoint, exc, label=LABEL, texts=TEXTS)
 
 
-class TextServiceScorer:
+class TextServiceScorer(remote_text.RemoteTextScorer):
     def __init__(
         self,
         endpoint: str,
@@ -47,21 +37,18 @@ class TextServiceScorer:
         channels: ChannelPool,
         retries: int,
     ) -> None:
-        self.endpoint = endpoint
-        self.deadline_s = deadline_s
-        self.retries = retries
-        self.channels = channels
+        super().__init__(
+            endpoint,
+            deadline_s=deadline_s,
+            channels=channels,
+            retries=retries,
+            label=LABEL,
+            texts=TEXTS,
+        )
 
     async def _one(self, content_id: str, text: str) -> dict[Category, float]:
-        request = classifier_pb2.ClassifyRequest(
-            content_id=content_id, parts=[content_pb2.ContentPart(part_id="combined", text=text)]
-        )
-        client = self.channels.classifier(self.endpoint, self.retries)
-        try:
-            response = await client.Classify(request, timeout=self.deadline_s)
-        except grpc.aio.AioRpcError as exc:
-            raise error_for(self.endpoint, exc) from exc
-        return {s.category: s.score for s in result_from_proto(response).scores}
+        result = await self.classify_texts(content_id, [("combined", text)])
+        return {s.category: s.score for s in result.scores}
 
     async def score(
         self, content_ids: Sequence[str], texts: Sequence[str]
@@ -71,6 +58,3 @@ class TextServiceScorer:
                 *(self._one(c, t) for c, t in zip(content_ids, texts, strict=True))
             )
         )
-
-    async def close(self) -> None:
-        await self.channels.close()

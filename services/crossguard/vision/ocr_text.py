@@ -27,7 +27,7 @@ from crossguard.vision.ocr import OcrLine
 
 
 class TextScorer(Protocol):
-    """Scores text parts: the text service (crossguard.vision.text_client) or any object with
+    """Scores text parts: the text service (crossguard.core.remote_text) or any object with
     the same call."""
 
     async def classify_texts(

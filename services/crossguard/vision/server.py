@@ -12,8 +12,10 @@ import logging
 
 import numpy as np
 
+from crossguard.core.grpc_channels import ChannelPool
 from crossguard.core.model_contract import Model
 from crossguard.core.model_repository import ModelRepository
+from crossguard.core.remote_text import RemoteTextScorer
 from crossguard.core.serving import server as serving
 from crossguard.vision.service import VisionClassifier
 from crossguard.vision.servicer import parse_parts
@@ -32,13 +34,41 @@ def build_model(settings: VisionServerSettings) -> Model[np.ndarray, float]:
     return OpenNsfwModel(ModelRepository(model_settings.model_repository), model_settings)
 
 
+def ocr_text_scorer(
+    endpoint: str,
+    *,
+    deadline_s: float,
+    max_message_bytes: int = 16 * 1024 * 1024,
+    retries: int = 2,
+    batch_max_items: int = 1,
+    batch_max_delay_ms: float = 0.0,
+) -> RemoteTextScorer:
+    """The shared remote text client (core.remote_text) as the OCR text scorer: the
+    text service down or late fails the image request with UNAVAILABLE, a refusal is
+    INVALID_ARGUMENT."""
+    channels = ChannelPool(
+        max_message_bytes=max_message_bytes,
+        initial_backoff_ms=50,
+        classify_batch_max_items=batch_max_items,
+        classify_batch_max_delay_ms=batch_max_delay_ms,
+    )
+    return RemoteTextScorer(
+        endpoint,
+        deadline_s=deadline_s,
+        channels=channels,
+        retries=retries,
+        label="OCR text",
+        texts="the OCR text",
+        hint="CROSSGUARD_VISION_TEXT_ENDPOINT",
+    )
+
+
 def make_classifier(
     model: Model[np.ndarray, float], settings: VisionServerSettings
 ) -> VisionClassifier:
     from crossguard.vision.clip import ClipModel
     from crossguard.vision.hashbank import HashBankStore
     from crossguard.vision.ocr import OcrModel
-    from crossguard.vision.text_client import GrpcTextScorer
 
     vision = settings.vision
     threads = serving.intra_op_threads(settings)
@@ -53,10 +83,12 @@ def make_classifier(
         else None
     )
     text = (
-        GrpcTextScorer(
+        ocr_text_scorer(
             vision.text_endpoint,
-            timeout_seconds=vision.text_timeout_seconds,
+            deadline_s=vision.text_timeout_seconds,
             max_message_bytes=settings.grpc.max_message_bytes,
+            batch_max_items=vision.text_batch_max_items,
+            batch_max_delay_ms=vision.text_batch_max_delay_ms,
         )
         if vision.ocr
         else None

@@ -139,6 +139,21 @@ class VisionServiceSettings(ServingSettings):
         description="CROSSGUARD_VISION_TEXT_TIMEOUT_SECONDS: deadline of one call to the text "
         "service; past it the image request fails with UNAVAILABLE.",
     )
+    text_batch_max_items: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description="CROSSGUARD_VISION_TEXT_BATCH_MAX_ITEMS: most concurrent requests' OCR "
+        "texts sent to the text service in one ClassifyBatch call; 1 sends one unary "
+        "Classify per image.",
+    )
+    text_batch_max_delay_ms: float = Field(
+        default=2.0,
+        ge=0.0,
+        le=1000.0,
+        description="CROSSGUARD_VISION_TEXT_BATCH_MAX_DELAY_MS: longest an image's OCR text "
+        "waits for others before its ClassifyBatch call goes out (a full batch goes at once).",
+    )
     nsfwjs: bool = Field(
         default=True,
         description="CROSSGUARD_VISION_NSFWJS: score frames with the nsfwjs MobileNetV2 as a "

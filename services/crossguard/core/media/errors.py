@@ -44,6 +44,11 @@ class MediaReason:
     IMAGE_TOO_LARGE = "media_image_too_large"
     IMAGE_DECOMPRESSION_BOMB = "media_image_decompression_bomb"
     IMAGE_DECODE_TIMEOUT = "media_image_decode_timeout"
+    # Audio over the audio service's limits (crossguard.audio.decode).
+    AUDIO_TOO_LARGE = "media_audio_too_large"
+    AUDIO_TOO_LONG = "media_audio_too_long"
+    AUDIO_SAMPLE_RATE = "media_audio_sample_rate"
+    AUDIO_TOO_MANY_CHANNELS = "media_audio_too_many_channels"
 
 
 class MediaError(CrossguardError):

@@ -11,7 +11,8 @@ connections in turn spreads batches over the server processes behind one address
 different timeouts go in different batches: a batch's deadline is the earliest of its items'
 deadlines (each counted from its own Classify call), so no item waits longer than it asked.
 Against a server without ClassifyBatch (UNIMPLEMENTED) the client falls back to one unary call
-per item from then on.
+per item from then on; the items of every batch answered UNIMPLEMENTED (several may be in
+flight when the first answer arrives) are sent again as unary calls.
 
 Tracing: each batch call runs in a span "classify batch" in the trace of the item that opened
 the batch, linked to the span of every item in it (OpenTelemetry span links), so each item's
@@ -131,9 +132,12 @@ class BatchingClassifierClient:
                     batch, timeout=timeout
                 )
         except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.UNIMPLEMENTED and not self._unary:
-                log.warning("the classifier has no ClassifyBatch; sending one call per item")
-                self._unary = True
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                # Every batch answered so falls back, not only the first: others may have been
+                # in flight when the first answer came back.
+                if not self._unary:
+                    log.warning("the classifier has no ClassifyBatch; sending one call per item")
+                    self._unary = True
                 await asyncio.gather(*(self._relay_unary(w, loop) for w in live))
                 return
             _fail(live, exc)
