@@ -102,6 +102,9 @@ async def test_vision_server_end_to_end(
         assert derived[0].model == "pp-ocr" and derived[0].location is not None
         names = {name for name, _ in result.models}
         assert {"open-nsfw", "pp-ocr", "text-heads"} <= names
+        # The nsfwjs second opinion serves wherever its optional entry was built.
+        if model_repository.versions("nsfwjs-mobilenet-v2"):
+            assert "nsfwjs-mobilenet-v2" in names
 
         # The banked image again, by reference (claim-check): read with core.media.read_media.
         stored = tmp_path / "banked.png"

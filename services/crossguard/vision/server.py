@@ -68,6 +68,8 @@ def make_classifier(
 ) -> VisionClassifier:
     from crossguard.vision.clip import ClipModel
     from crossguard.vision.hashbank import HashBankStore
+    from crossguard.vision.nsfwjs import NAME as NSFWJS
+    from crossguard.vision.nsfwjs import NsfwjsModel
     from crossguard.vision.ocr import OcrModel
 
     vision = settings.vision
@@ -105,8 +107,22 @@ def make_classifier(
         if vision.clip_model
         else None
     )
+    # nsfwjs: a second opinion on sexual content, where its optional entry was built.
+    repository = ModelRepository(model_settings.model_repository)
+    nsfwjs = (
+        NsfwjsModel(repository, model_settings)
+        if vision.nsfwjs and repository.versions(NSFWJS)
+        else None
+    )
     return VisionClassifier(
-        model, vision, ocr=ocr, text=text, store=store, clip=clip, limits=settings.limits
+        model,
+        vision,
+        ocr=ocr,
+        text=text,
+        store=store,
+        nsfwjs=nsfwjs,
+        clip=clip,
+        limits=settings.limits,
     )
 
 
