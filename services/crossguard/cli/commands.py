@@ -355,14 +355,29 @@ def run_eval_text(precision: str = "auto") -> int:
     return 0
 
 
-def run_eval_audio(limit: int | None, whisper_model: str, voices: Sequence[str]) -> int:
+def run_eval_audio(
+    whisper_model: str,
+    voices: Sequence[str],
+    *,
+    wer_voices: Sequence[str] = (),
+    wer_texts: int = 12,
+    positives: int = 40,
+    max_chars: int = 300,
+) -> int:
     from crossguard.core.model_repository import ModelRepository
     from crossguard.models.audio_eval import eval_audio, format_audio_eval
 
     _ensure_models()
     repo = ModelRepository(ModelSettings().model_repository)
     report = eval_audio(
-        repo, whisper_model=whisper_model, voices=voices, limit=limit, progress=_notify
+        repo,
+        whisper_model=whisper_model,
+        voices=voices,
+        wer_voices=wer_voices,
+        wer_texts=wer_texts,
+        positives=positives,
+        max_chars=max_chars,
+        progress=_notify,
     )
     console.print(format_audio_eval(report), highlight=False, markup=False, soft_wrap=True)
     return 0

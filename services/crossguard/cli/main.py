@@ -488,7 +488,14 @@ def eval_fusion(write_config: Path | None, holdout: bool, cache: Path) -> None:
 
 
 @eval_.command("audio")
-@click.option("--limit", type=int, default=48, show_default=True, help="Texts per voice (0: all).")
+@click.option(
+    "--positives",
+    type=int,
+    default=40,
+    show_default=True,
+    help="Positives in the stratified validation sample (as many negatives).",
+)
+@click.option("--max-chars", type=int, default=300, show_default=True, help="Longest text spoken.")
 @click.option(
     "--model",
     "whisper_model",
@@ -500,15 +507,39 @@ def eval_fusion(write_config: Path | None, holdout: bool, cache: Path) -> None:
     "--voice",
     "voices",
     multiple=True,
-    type=click.Choice(["flite", "espeak-ng"]),
-    help="Speech synthesiser (repeatable; default both).",
+    help="Voice for WER and AUPRC: flite (its default voice), flite:<kal|kal16|awb|rms|slt>, "
+    "espeak-ng, or best (the --wer-voice with the lowest clean-sentence WER). Repeatable; "
+    "default flite and espeak-ng.",
 )
-def eval_audio(limit: int, whisper_model: str, voices: tuple[str, ...]) -> None:
+@click.option(
+    "--wer-voice",
+    "wer_voices",
+    multiple=True,
+    help="Voice measured for WER only (clean sentences + the first --wer-texts texts).",
+)
+@click.option("--wer-texts", type=int, default=12, show_default=True)
+def eval_audio(
+    positives: int,
+    max_chars: int,
+    whisper_model: str,
+    voices: tuple[str, ...],
+    wer_voices: tuple[str, ...],
+    wer_texts: int,
+) -> None:
     """WER and AUPRC of spoken validation texts through the audio path; non-speech false
     positives."""
     from crossguard.cli.commands import run_eval_audio
 
-    sys.exit(run_eval_audio(limit or None, whisper_model, voices or ("flite", "espeak-ng")))
+    sys.exit(
+        run_eval_audio(
+            whisper_model,
+            voices or ("flite", "espeak-ng"),
+            wer_voices=wer_voices,
+            wer_texts=wer_texts,
+            positives=positives,
+            max_chars=max_chars,
+        )
+    )
 
 
 @eval_.command("vision")

@@ -1,14 +1,19 @@
 """`crossguard eval audio`: the audio path measured on speech synthesised from labeled texts.
 
-Texts: the VALIDATION split of the OpenAI moderation samples (crossguard.models.data.split_of;
-nothing here chooses a threshold), texts of at most `max_chars` characters (long posts would be
-minutes of speech), up to `limit`: every positive, then negatives (eval_texts). Each text is
-spoken by flite and by espeak-ng and goes through the audio model (decode → VAD → Whisper → text
-models), exactly as the service runs it. Reported per voice:
+Texts (eval_sample): VALIDATION texts only (crossguard.models.data.split_of; nothing here
+chooses a threshold or a model), at most `max_chars` characters each (long posts would be
+minutes of speech), stratified: every OpenAI moderation sample that fits (its 14 positives and
+as many negatives), then Davidson validation tweets (hate speech as positives, "neither" as
+negatives) until there are `positives` positives, with as many negatives; each stratum in
+sha256 order, the sample in sha256 order. Each text is spoken by a voice (flite with any of its
+voices, espeak-ng) and goes through the audio model (decode → VAD → Whisper → text models),
+exactly as the service runs it. Reported per voice:
 
-- WER of the transcript against the text (both through Whisper's English normaliser; jiwer);
+- WER of the transcript against the text (both through Whisper's English normaliser; jiwer),
+  over the labeled texts and over CLEAN_SENTENCES;
 - "any category" AUPRC of the audio path's scores against the same texts scored directly by
-  the same text model, on the same labels;
+  the same text model, on the same labels (OpenAI: any annotated category; Davidson: hate),
+  pooled and per source;
 - real-time factor (analysis seconds / audio seconds) on this machine;
 and, on non-speech sounds made with sox (noise, tones, sweeps, chords, plucked notes), how many
 clips were transcribed at all and how many were flagged.
@@ -26,14 +31,40 @@ from pathlib import Path
 
 import numpy as np
 
+from crossguard.core.errors import ModelError
 from crossguard.core.model_repository import ModelRepository
 from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
-from crossguard.models.data import Example, default_data_dir, load_openai, select
+from crossguard.models.data import Example, default_data_dir, load_davidson, load_openai, select
 from crossguard.models.evaluate import average_precision
 from crossguard.models.speech_synth import NON_SPEECH, espeak_wav, flite_wav, sox_sound
 
-VOICES: dict[str, Callable[[str], bytes]] = {"flite": flite_wav, "espeak-ng": espeak_wav}
+# flite's voices as Debian ships them (`flite -lv`, less awb_time, which says only the time):
+# kal and awb 8 kHz (kal a diphone voice), kal16 16 kHz diphone, rms and slt 16 kHz clustergen.
+FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")
+# The eval's flite voice: the one Whisper base transcribes best on CLEAN_SENTENCES (docs/audio.md).
+DEFAULT_FLITE_VOICE = "slt"
+# `--voice best`: the WER-only voice with the lowest WER on CLEAN_SENTENCES.
+BEST = "best"
+
+
+def speaker(voice: str) -> Callable[[str], bytes]:
+    """The synthesiser named `voice`: "flite" (DEFAULT_FLITE_VOICE), "flite:<voice>" or
+    "espeak-ng"."""
+    if voice == "espeak-ng":
+        return espeak_wav
+    name, _, flite_voice = voice.partition(":")
+    if name == "flite" and (flite_voice or DEFAULT_FLITE_VOICE) in FLITE_VOICES:
+        chosen = flite_voice or DEFAULT_FLITE_VOICE
+        return lambda text: flite_wav(text, voice=chosen)
+    raise ModelError(
+        f"unknown voice {voice!r}: espeak-ng, flite or flite:<voice> with one of {FLITE_VOICES}"
+    )
+
+
+def voice_label(voice: str) -> str:
+    return f"flite:{DEFAULT_FLITE_VOICE}" if voice == "flite" else voice
+
 
 # A control for WER: ordinary sentences a synthesiser can say (the labeled texts hold user
 # names, URLs, slang and misspellings that it cannot). Also the speech of `crossguard bench
@@ -60,6 +91,15 @@ def normalise(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class SourceAuprc:
+    source: str
+    texts: int
+    positives: int
+    auprc_audio: float
+    auprc_text: float
+
+
+@dataclass(frozen=True)
 class VoiceReport:
     voice: str
     texts: int
@@ -77,6 +117,8 @@ class VoiceReport:
     flagged_text: int
     # WER on CLEAN_SENTENCES spoken by the same voice.
     clean_wer: float = math.nan
+    # AUPRC per data source (empty for a WER-only voice, whose AUPRC fields are NaN).
+    by_source: tuple[SourceAuprc, ...] = ()
 
     @property
     def rtf(self) -> float:
@@ -99,22 +141,31 @@ class AudioEvalReport:
         return sum(f for _, f in self.non_speech.values())
 
 
-def eval_texts(
-    data_dir: Path | None = None, limit: int | None = None, max_chars: int = 300
+def _key(example: Example) -> str:
+    return hashlib.sha256(example.text.encode()).hexdigest()
+
+
+def eval_sample(
+    data_dir: Path | None = None, positives: int = 40, max_chars: int = 300
 ) -> list[Example]:
-    rows = [
-        r
-        for r in select(load_openai(data_dir or default_data_dir()), "validation")
-        if len(r.text.strip()) <= max_chars and r.text.strip()
-    ]
-    rows.sort(key=lambda r: hashlib.sha256(r.text.encode()).hexdigest())
-    if not limit or limit >= len(rows):
-        return rows
-    # Every positive first (they are few), then negatives, each in sha256 order: AUPRC needs
-    # positives, and the choice depends on nothing but the texts.
-    positives = [r for r in rows if r.any_positive]
-    negatives = [r for r in rows if not r.any_positive]
-    return (positives + negatives)[:limit]
+    """The stratified validation sample described in the module docstring: OpenAI texts first
+    (every positive that fits, as many negatives), Davidson hate / neither tweets to reach
+    `positives`, balanced; the choice depends on nothing but the texts and their labels."""
+    data = data_dir or default_data_dir()
+
+    def fits(e: Example) -> bool:
+        return bool(e.text.strip()) and len(e.text.strip()) <= max_chars
+
+    openai = sorted((e for e in select(load_openai(data), "validation") if fits(e)), key=_key)
+    pos = [e for e in openai if e.any_positive][:positives]
+    neg = [e for e in openai if not e.any_positive][: len(pos)]
+    more = positives - len(pos)
+    if more > 0:
+        tweets = sorted((e for e in select(load_davidson(data), "validation") if fits(e)), key=_key)
+        hate = [e for e in tweets if e.source == "davidson:0"][:more]
+        pos += hate
+        neg += [e for e in tweets if e.source == "davidson:2"][: len(hate)]
+    return sorted(pos + neg, key=_key)
 
 
 def eval_audio(
@@ -122,7 +173,9 @@ def eval_audio(
     *,
     whisper_model: str = "whisper-base",
     voices: Sequence[str] = ("flite", "espeak-ng"),
-    limit: int | None = 48,
+    wer_voices: Sequence[str] = (),
+    wer_texts: int = 12,
+    positives: int = 40,
     max_chars: int = 300,
     data_dir: Path | None = None,
     threads: int = 0,
@@ -146,14 +199,28 @@ def eval_audio(
     model.load()
     thresholds = model.thresholds
     heads = [c for c in text_model.categories if c != Category.PROFANITY]
-    rows = eval_texts(data_dir, limit, max_chars)
-    y = np.array([int(r.any_positive) for r in rows], dtype=np.int64)
-    direct = text_model.predict([r.text for r in rows])
-    p_text = np.array([max(s[c] for c in heads) for s in direct])
-    flagged_text = sum(any(s[c] >= thresholds[c] for c in heads) for s in direct)
+    sample = eval_sample(data_dir, positives, max_chars)
+    y_all = np.array([int(r.any_positive) for r in sample], dtype=np.int64)
+    direct = text_model.predict([r.text for r in sample])
+    p_text_all = np.array([max(s[c] for c in heads) for s in direct])
+    flags_text = [any(s[c] >= thresholds[c] for c in heads) for s in direct]
+    sources = [r.source.split(":")[0] for r in sample]
     reports: list[VoiceReport] = []
-    for voice in voices:
-        speak = VOICES[voice]
+    # WER-only voices first (clean sentences + the first `wer_texts` texts), so that `best`
+    # among the full voices can be the lowest clean-sentence WER among them.
+    plan = [(v, False) for v in wer_voices] + [(v, True) for v in voices]
+    for voice, full in plan:
+        if voice == BEST:
+            measured = [r for r in reports if not r.by_source]
+            if not measured:
+                raise ModelError("--voice best needs WER-only voices (--wer-voice) to choose from")
+            voice = min(measured, key=lambda r: (r.clean_wer, r.wer)).voice
+        speak = speaker(voice)
+        voice = voice_label(voice)
+        rows = sample if full else sample[:wer_texts]
+        y = y_all[: len(rows)]
+        p_text = p_text_all[: len(rows)]
+        flagged_text = sum(flags_text[: len(rows)])
         refs: list[str] = []
         hyps: list[str] = []
         p_audio = np.zeros(len(rows))
@@ -180,6 +247,19 @@ def eval_audio(
         pairs = [(r, h) for r, h in zip(refs, hyps, strict=True) if r]
         wer = float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs]))
         per_text = [float(jiwer.wer(r, h)) for r, h in pairs]
+        by_source: tuple[SourceAuprc, ...] = ()
+        if full:
+            by_source = tuple(
+                SourceAuprc(
+                    src,
+                    int(mask.sum()),
+                    int(y[mask].sum()),
+                    average_precision(y[mask], p_audio[mask]),
+                    average_precision(y[mask], p_text[mask]),
+                )
+                for src in sorted(set(sources))
+                if (mask := np.array([s == src for s in sources])).any()
+            )
         reports.append(
             VoiceReport(
                 voice=voice,
@@ -187,14 +267,15 @@ def eval_audio(
                 positives=int(y.sum()),
                 wer=wer,
                 median_wer=float(np.median(per_text)) if per_text else math.nan,
-                auprc_audio=average_precision(y, p_audio),
-                auprc_text=average_precision(y, p_text),
+                auprc_audio=average_precision(y, p_audio) if full else math.nan,
+                auprc_text=average_precision(y, p_text) if full else math.nan,
                 audio_seconds=audio_s,
                 analysis_seconds=analysis_s,
                 asr_seconds=asr_s,
                 flagged_audio=flagged_audio,
                 flagged_text=int(flagged_text),
                 clean_wer=clean_wer,
+                by_source=by_source,
             )
         )
     non_speech: dict[str, tuple[bool, bool]] = {}
@@ -215,23 +296,38 @@ def eval_audio(
 
 def format_audio_eval(report: AudioEvalReport) -> str:
     lines = [
-        f"audio path with {report.whisper}; OpenAI moderation validation texts; AUPRC = 'any "
-        "category'",
-        "WER: over the texts / median per text / on ten clean sentences (CLEAN_SENTENCES)",
+        f"audio path with {report.whisper}; stratified validation sample; AUPRC = 'any category'",
+        "WER (normalised text: Whisper's English normaliser on both sides): over the texts / "
+        "median per text / on ten clean sentences (CLEAN_SENTENCES); a voice without AUPRC "
+        "was measured for WER on the first texts of the sample only",
         "",
-        f"{'voice':<10} {'texts':>5} {'pos':>4} {'WER':>6} {'median':>6} {'clean':>6} "
+        f"{'voice':<12} {'texts':>5} {'pos':>4} {'WER':>6} {'median':>6} {'clean':>6} "
         f"{'AUPRC audio':>11} "
         f"{'AUPRC text':>10} {'diff':>6} {'flagged a/t':>11} {'RTF':>5} {'ASR RTF':>7}",
     ]
     for v in report.voices:
         lines.append(
-            f"{v.voice:<10} {v.texts:>5} {v.positives:>4} {v.wer:>6.3f} {v.median_wer:>6.3f} "
+            f"{v.voice:<12} {v.texts:>5} {v.positives:>4} {v.wer:>6.3f} {v.median_wer:>6.3f} "
             f"{v.clean_wer:>6.3f} "
             f"{v.auprc_audio:>11.3f} "
             f"{v.auprc_text:>10.3f} {v.auprc_audio - v.auprc_text:>+6.3f} "
             f"{f'{v.flagged_audio}/{v.flagged_text}':>11} {v.rtf:>5.3f} "
             f"{v.asr_seconds / v.audio_seconds if v.audio_seconds else math.nan:>7.3f}"
         )
+    full = [v for v in report.voices if v.by_source]
+    if full:
+        lines += [
+            "",
+            f"{'voice':<12} {'source':<9} {'texts':>5} {'pos':>4} {'AUPRC audio':>11} "
+            f"{'AUPRC text':>10} {'diff':>6}",
+        ]
+        for v in full:
+            for a in v.by_source:
+                lines.append(
+                    f"{v.voice:<12} {a.source:<9} {a.texts:>5} {a.positives:>4} "
+                    f"{a.auprc_audio:>11.3f} {a.auprc_text:>10.3f} "
+                    f"{a.auprc_audio - a.auprc_text:>+6.3f}"
+                )
     n = len(report.non_speech)
     lines += [
         "",
