@@ -517,7 +517,13 @@ def eval_fusion(write_config: Path | None, holdout: bool, cache: Path) -> None:
     multiple=True,
     help="Voice measured for WER only (clean sentences + the first --wer-texts texts).",
 )
-@click.option("--wer-texts", type=int, default=12, show_default=True)
+@click.option(
+    "--wer-texts",
+    type=int,
+    default=12,
+    show_default=True,
+    help="Texts of the sample spoken by each --wer-voice.",
+)
 def eval_audio(
     positives: int,
     max_chars: int,

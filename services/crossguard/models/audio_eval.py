@@ -40,10 +40,11 @@ from crossguard.models.evaluate import average_precision
 from crossguard.models.speech_synth import NON_SPEECH, espeak_wav, flite_wav, sox_sound
 
 # flite's voices as Debian ships them (`flite -lv`, less awb_time, which says only the time):
-# kal and awb 8 kHz (kal a diphone voice), kal16 16 kHz diphone, rms and slt 16 kHz clustergen.
+# kal 8 kHz diphone, kal16 16 kHz diphone, awb, rms and slt 16 kHz clustergen.
 FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")
-# The eval's flite voice: the one Whisper base transcribes best on CLEAN_SENTENCES (docs/audio.md).
-DEFAULT_FLITE_VOICE = "slt"
+# The eval's flite voice: the one Whisper base transcribed best on CLEAN_SENTENCES (1.7 % WER;
+# docs/audio.md, "Voices").
+DEFAULT_FLITE_VOICE = "rms"
 # `--voice best`: the WER-only voice with the lowest WER on CLEAN_SENTENCES.
 BEST = "best"
 
@@ -185,6 +186,9 @@ def eval_audio(
     from crossguard.audio.settings import AudioServiceSettings
     from crossguard.text.model import TextModel
 
+    for name in (*wer_voices, *voices):
+        if name != BEST:
+            speaker(name)  # an unknown voice fails before minutes of model loading
     jiwer = __import__("jiwer")
     t0 = time.perf_counter()
     model_settings = ModelSettings(model_repository=repository.root)

@@ -45,8 +45,8 @@ def _run(args: list[str]) -> None:
 
 
 def flite_wav(text: str, voice: str = "kal") -> bytes:
-    """`text` spoken by flite (8 kHz mono WAV with the built-in voices kal and awb, 16 kHz with
-    slt and rms)."""
+    """`text` spoken by flite (mono WAV: 8 kHz with kal, the tests' voice; 16 kHz with kal16,
+    awb, rms and slt; `crossguard eval audio` speaks with rms by default)."""
     exe = _tool("flite", "flite")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "speech.wav"
