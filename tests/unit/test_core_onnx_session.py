@@ -137,3 +137,23 @@ def test_explicit_list_keeps_cpu_fallback_and_rejects_missing() -> None:
 def test_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="crossguard models build"):
         create_session(tmp_path / "nope.onnx")
+
+
+@pytest.mark.filterwarnings(_ORT_FALLBACK)
+def test_session_from_settings_takes_providers_and_threads_from_settings(
+    monkeypatch: pytest.MonkeyPatch, model_path: Path
+) -> None:
+    import onnxruntime as ort
+
+    from crossguard.core.onnx_session import session_from_settings
+    from crossguard.core.settings import ModelSettings
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, CPU])
+    settings = ModelSettings(onnx_providers=CUDA, onnx_intra_op_threads=2)
+    with pytest.raises(ModelError, match="could not start it"):
+        session_from_settings(model_path, settings)  # CUDA as the settings ask
+    session = session_from_settings(model_path, settings, cpu=True, intra_op_threads=1)
+    assert session.get_providers() == [CPU]
+    assert session.get_session_options().intra_op_num_threads == 1
+    default = session_from_settings(model_path, ModelSettings(onnx_intra_op_threads=2))
+    assert default.get_session_options().intra_op_num_threads == 2

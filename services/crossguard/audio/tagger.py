@@ -19,7 +19,7 @@ import numpy as np
 
 from crossguard.core.errors import ModelError
 from crossguard.core.model_repository import sha256_file
-from crossguard.core.onnx_session import create_session
+from crossguard.core.onnx_session import session_from_settings
 from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
 
@@ -87,12 +87,7 @@ class EventTagger:
         if not labels_path.is_file():
             raise ModelError(f"event tagger label file {labels_path} does not exist")
         self.labels = read_labels(labels_path)
-        self.session: ort.InferenceSession = create_session(
-            model_path,
-            providers=settings.onnx_providers,
-            intra_op_threads=settings.onnx_intra_op_threads,
-            cuda_device_id=settings.cuda_device_id,
-        )
+        self.session: ort.InferenceSession = session_from_settings(model_path, settings)
         inputs = self.session.get_inputs()
         outputs = self.session.get_outputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 2:

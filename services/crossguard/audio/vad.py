@@ -19,7 +19,7 @@ import numpy as np
 
 from crossguard.core.errors import ModelError
 from crossguard.core.model_repository import ModelEntry
-from crossguard.core.onnx_session import create_session
+from crossguard.core.onnx_session import session_from_settings
 from crossguard.core.settings import ModelSettings
 
 if TYPE_CHECKING:
@@ -66,11 +66,8 @@ class SileroVad:
             )
         self.entry = entry
         # One intra-op thread: each call is tiny (576 samples), threads would only add overhead.
-        self.session: ort.InferenceSession = create_session(
-            entry.onnx_path,
-            providers="CPUExecutionProvider",
-            intra_op_threads=1,
-            cuda_device_id=settings.cuda_device_id,
+        self.session: ort.InferenceSession = session_from_settings(
+            entry.onnx_path, settings, cpu=True, intra_op_threads=1
         )
         self._sr = np.array(SAMPLE_RATE, dtype=np.int64)
 

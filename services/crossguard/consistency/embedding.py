@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from crossguard.core.model_repository import MODEL_FILE, ModelRepository
-from crossguard.core.onnx_session import create_session
+from crossguard.core.onnx_session import session_from_settings
 from crossguard.core.settings import ModelSettings
 
 if TYPE_CHECKING:
@@ -41,12 +41,7 @@ class SentenceEncoder:
         self.tokenizer: Tokenizer = Tokenizer.from_file(str(entry.file(pre["tokenizer"])))
         self.tokenizer.enable_truncation(max_length=int(pre.get("max_length", max_tokens)))
         self.tokenizer.enable_padding()
-        self.session: ort.InferenceSession = create_session(
-            entry.file(MODEL_FILE),
-            providers=settings.onnx_providers,
-            intra_op_threads=settings.onnx_intra_op_threads,
-            cuda_device_id=settings.cuda_device_id,
-        )
+        self.session: ort.InferenceSession = session_from_settings(entry.file(MODEL_FILE), settings)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

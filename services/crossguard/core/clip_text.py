@@ -12,7 +12,7 @@ import numpy as np
 
 from crossguard.core.errors import ModelError, NotReady
 from crossguard.core.model_repository import ModelEntry
-from crossguard.core.onnx_session import create_session
+from crossguard.core.onnx_session import session_from_settings
 from crossguard.core.settings import ModelSettings
 
 if TYPE_CHECKING:
@@ -30,12 +30,7 @@ def clip_entry(entry: ModelEntry) -> ModelEntry:
 
 def clip_session(entry: ModelEntry, file: str, settings: ModelSettings) -> ort.InferenceSession:
     """An onnxruntime session on one of the entry's graphs, as the settings configure."""
-    return create_session(
-        entry.file(file),
-        providers=settings.onnx_providers,
-        intra_op_threads=settings.onnx_intra_op_threads,
-        cuda_device_id=settings.cuda_device_id,
-    )
+    return session_from_settings(entry.file(file), settings)
 
 
 class ClipTextEncoder:

@@ -15,6 +15,8 @@ from crossguard.core.errors import ModelError
 if TYPE_CHECKING:
     import onnxruntime as ort
 
+    from crossguard.core.settings import ModelSettings
+
 log = logging.getLogger(__name__)
 
 CUDA = "CUDAExecutionProvider"
@@ -146,3 +148,25 @@ def create_session(
         )
     log.info("onnx session ready", extra={"model_path": str(path), "providers": active})
     return session
+
+
+def session_from_settings(
+    path: Path,
+    settings: ModelSettings,
+    *,
+    cpu: bool = False,
+    intra_op_threads: int | None = None,
+    allow_spinning: bool | None = None,
+) -> ort.InferenceSession:
+    """create_session as ModelSettings configure it (providers, intra-op threads, CUDA device).
+    `cpu`: on the CPU provider whatever CROSSGUARD_ONNX_PROVIDERS says; `intra_op_threads`
+    overrides the setting."""
+    return create_session(
+        path,
+        providers=CPU if cpu else settings.onnx_providers,
+        intra_op_threads=(
+            settings.onnx_intra_op_threads if intra_op_threads is None else intra_op_threads
+        ),
+        cuda_device_id=settings.cuda_device_id,
+        allow_spinning=allow_spinning,
+    )

@@ -33,7 +33,7 @@ import numpy as np
 
 from crossguard.core.errors import ModelError, NotReady
 from crossguard.core.model_repository import MODEL_FILE, ModelEntry, ModelRepository
-from crossguard.core.onnx_session import CUDA, choose_providers, create_session
+from crossguard.core.onnx_session import CUDA, choose_providers, session_from_settings
 from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
 from crossguard.text.language import LanguageIdentifier, LanguageVerdict
@@ -150,12 +150,8 @@ def _session(
     cpu: bool = False,
 ) -> ort.InferenceSession:
     """`cpu`: on the CPU provider whatever CROSSGUARD_ONNX_PROVIDERS says."""
-    return create_session(
-        path or entry.onnx_path,
-        providers="CPUExecutionProvider" if cpu else settings.onnx_providers,
-        intra_op_threads=settings.onnx_intra_op_threads,
-        cuda_device_id=settings.cuda_device_id,
-        allow_spinning=allow_spinning,
+    return session_from_settings(
+        path or entry.onnx_path, settings, cpu=cpu, allow_spinning=allow_spinning
     )
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from crossguard.core.errors import NotReady
 from crossguard.core.model_repository import ModelRepository
-from crossguard.core.onnx_session import create_session
+from crossguard.core.onnx_session import session_from_settings
 from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
 
@@ -84,12 +84,7 @@ class OpenNsfwModel:
                 return
             entry = self.repository.get(NAME)
             entry.verify()
-            self._session = create_session(
-                entry.onnx_path,
-                providers=self.settings.onnx_providers,
-                intra_op_threads=self.settings.onnx_intra_op_threads,
-                cuda_device_id=self.settings.cuda_device_id,
-            )
+            self._session = session_from_settings(entry.onnx_path, self.settings)
             self.version = entry.manifest.version
             thresholds = entry.manifest.metrics.get("thresholds", {})
             self._threshold = float(thresholds.get(Category.SEXUAL.value, DEFAULT_THRESHOLD))

@@ -17,7 +17,7 @@ import numpy as np
 
 from crossguard.core.errors import NotReady
 from crossguard.core.model_repository import ModelRepository
-from crossguard.core.onnx_session import create_session
+from crossguard.core.onnx_session import session_from_settings
 from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
 
@@ -80,12 +80,7 @@ class NsfwjsModel:
                 return
             entry = self.repository.get(NAME)
             entry.verify()
-            self._session = create_session(
-                entry.onnx_path,
-                providers=self.settings.onnx_providers,
-                intra_op_threads=self.settings.onnx_intra_op_threads,
-                cuda_device_id=self.settings.cuda_device_id,
-            )
+            self._session = session_from_settings(entry.onnx_path, self.settings)
             self.sexy_weight = float(entry.manifest.metrics.get("sexy_weight", 0.5))
             self.version = entry.manifest.version
 
