@@ -19,11 +19,11 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from crossguard.core.errors import InvalidInput
 from crossguard.core.results import Modality, Score
 from crossguard.core.taxonomy import Category
 from crossguard.policy.engine import Action, Decision, MissingSignal, decide
 from crossguard.policy.inputs import ConsistencySignal, HashMatch, PolicyContext
+from crossguard.policy.jsonl import nonempty_lines
 from crossguard.policy.model import Policy
 from crossguard.policy.proto import RecordedItem
 from crossguard.v1 import decision_pb2, taxonomy_pb2
@@ -105,21 +105,14 @@ class SimulationReport:
 
 def read_recorded(path: Path) -> Iterator[tuple[int, RecordedDecision | str]]:
     """(line number, decision) per non-empty line, or (line number, error) for a bad one."""
-    try:
-        handle = path.open("rb")  # decoded per line: bad UTF-8 is one bad line
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from None
-    with handle:
-        for n, raw in enumerate(handle, 1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw.decode("utf-8"))
-                if not isinstance(row, dict):
-                    raise ValueError("not a JSON object")
-                yield n, recorded_from_json(row)
-            except (ValueError, TypeError, KeyError, RecursionError) as exc:
-                yield n, f"{path}:{n}: not a recorded ModerationDecision: {exc}"
+    for n, raw in nonempty_lines(path):
+        try:
+            row = json.loads(raw.decode("utf-8"))
+            if not isinstance(row, dict):
+                raise ValueError("not a JSON object")
+            yield n, recorded_from_json(row)
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+            yield n, f"{path}:{n}: not a recorded ModerationDecision: {exc}"
 
 
 def outcome_of(decision: Decision) -> Outcome:

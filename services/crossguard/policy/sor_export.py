@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from google.protobuf import json_format
 
 from crossguard.core.errors import InvalidInput
+from crossguard.policy.jsonl import nonempty_lines
 from crossguard.policy.sor import GROUND_KINDS
 from crossguard.v1 import decision_pb2, taxonomy_pb2
 
@@ -109,25 +110,18 @@ def tdb_statement(d: decision_pb2.ModerationDecision) -> dict[str, Any]:
 
 def read_decisions(path: Path) -> Iterator[tuple[int, decision_pb2.ModerationDecision | str]]:
     """(line number, decision) per non-empty JSON line, or (line number, error)."""
-    try:
-        handle = path.open("rb")  # decoded per line: bad UTF-8 is one bad line
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from None
-    with handle:
-        for n, raw in enumerate(handle, 1):
-            if not raw.strip():
-                continue
-            msg = decision_pb2.ModerationDecision()
-            try:
-                line = raw.decode("utf-8")
-                if not line.lstrip().startswith("{"):
-                    raise ValueError("not a JSON object")
-                json_format.Parse(line, msg, ignore_unknown_fields=True)
-                _check_restrictions(msg)
-            except (json_format.ParseError, ValueError) as exc:
-                yield n, f"{path}:{n}: not a ModerationDecision: {exc}"
-                continue
-            yield n, msg
+    for n, raw in nonempty_lines(path):
+        msg = decision_pb2.ModerationDecision()
+        try:
+            line = raw.decode("utf-8")
+            if not line.lstrip().startswith("{"):
+                raise ValueError("not a JSON object")
+            json_format.Parse(line, msg, ignore_unknown_fields=True)
+            _check_restrictions(msg)
+        except (json_format.ParseError, ValueError) as exc:
+            yield n, f"{path}:{n}: not a ModerationDecision: {exc}"
+            continue
+        yield n, msg
 
 
 def _check_restrictions(d: decision_pb2.ModerationDecision) -> None:
