@@ -31,7 +31,6 @@ It prints what it chose (processes, batch sizes, providers, encoder) and the tar
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from crossguard.bench.data import bench_texts
+from crossguard.bench.environ import overridden_environ
 from crossguard.bench.grpc_cost import GrpcCost, measure_grpc_cost, per_item_ms, tree_cpu_seconds
 from crossguard.bench.text import _load_text_model, measure_raw, service_config, start_text_server
 from crossguard.core.broker import EMBEDDED_KAFKA_TUNING, EmbeddedBroker, free_port
@@ -130,16 +130,8 @@ class PipelineBench:
 
 def pipeline_config(env: dict[str, str]) -> dict[str, str]:
     """The worker's effective batching settings under `env`."""
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with overridden_environ(env):
         settings = PipelineSettings()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return {
         "worker agent_concurrency": str(settings.agent_concurrency),
         "worker classify_batch_max_items": str(settings.classify_batch_max_items),

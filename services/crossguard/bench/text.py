@@ -25,7 +25,6 @@ crossguard.bench.text` runs it (or with --sweep-batcher a sweep of batching sett
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from crossguard.bench.data import bench_texts
+from crossguard.bench.environ import overridden_environ
 from crossguard.bench.grpc_cost import measure_grpc_cost, per_item_ms
 from crossguard.bench.load import BenchRow, measure_service, median, merge_rows, start_server
 from crossguard.bench.naive import NaiveWorker
@@ -68,16 +68,8 @@ def service_config(env: dict[str, str] | None = None) -> dict[str, str]:
     """The text server's effective batching/threading settings under `env` overrides."""
     from crossguard.core.cpus import available_cpus
 
-    saved = {k: os.environ.get(k) for k in env or {}}
-    os.environ.update(env or {})
-    try:
+    with overridden_environ(env):
         settings = TextServerSettings()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     cuda = serving.uses_cuda(settings)
     settings = serving.for_device(settings)  # the GPU batch settings on CUDA
     text = settings.text
