@@ -28,6 +28,7 @@ from crossguard.v1 import content_pb2, decision_pb2
 
 if TYPE_CHECKING:
     from crossguard.cli.stack import LocalStack
+    from crossguard.core.model_repository import ModelRepository
 
 console = Console(stderr=False)
 note = Console(stderr=True)
@@ -41,10 +42,10 @@ def _model_root(root: Path | None) -> Path:
     return root or ModelSettings().model_repository
 
 
-def _ensure_models() -> None:
-    """Build the default models first if any is missing (its table goes to stderr, so that
-    `moderate --json` keeps a clean stdout)."""
-    from crossguard.core.model_repository import MANIFEST_FILE
+def _ensure_models() -> ModelRepository:
+    """The configured model repository, with the default models built first if any is missing
+    (the build's table goes to stderr, so that `moderate --json` keeps a clean stdout)."""
+    from crossguard.core.model_repository import MANIFEST_FILE, ModelRepository
     from crossguard.models.build import DEFAULT_MODELS
 
     root = ModelSettings().model_repository
@@ -52,6 +53,7 @@ def _ensure_models() -> None:
     if any(not (root / m.name / m.version / MANIFEST_FILE).is_file() for m in required):
         _notify(f"models missing in {root}; building them (one time)")
         run_models_build(None, False, out=note)
+    return ModelRepository(root)
 
 
 def _print_review(stack: LocalStack) -> None:
@@ -302,10 +304,8 @@ def run_models_export(checkpoint: Path, name: str, version: str, root: Path | No
 def run_bench_text(seconds: float, concurrency: int, precision: str = "both") -> int:
     from crossguard.bench.report import print_bench
     from crossguard.bench.text import run_text_bench
-    from crossguard.core.model_repository import ModelRepository
 
-    _ensure_models()
-    repo = ModelRepository(ModelSettings().model_repository)
+    repo = _ensure_models()
     for variant in ("fp32", "int8") if precision == "both" else (precision,):
         table = run_text_bench(repo, seconds=seconds, concurrency=concurrency, precision=variant)
         print_bench(table, console)
@@ -313,11 +313,9 @@ def run_bench_text(seconds: float, concurrency: int, precision: str = "both") ->
 
 
 def run_eval_fusion(write_config: Path | None, holdout: bool, cache: Path) -> int:
-    from crossguard.core.model_repository import ModelRepository
     from crossguard.models.fusion_eval import eval_fusion
 
-    _ensure_models()
-    repo = ModelRepository(ModelSettings().model_repository)
+    repo = _ensure_models()
     out = eval_fusion(
         repo, cache=cache, write_config=write_config, holdout=holdout, progress=_notify
     )
@@ -327,10 +325,8 @@ def run_eval_fusion(write_config: Path | None, holdout: bool, cache: Path) -> in
 
 def run_bench_pipeline(items: int, batch_items: int, agent_concurrency: int) -> int:
     from crossguard.bench.pipeline import print_pipeline_bench, run_pipeline_bench
-    from crossguard.core.model_repository import ModelRepository
 
-    _ensure_models()
-    repo = ModelRepository(ModelSettings().model_repository)
+    repo = _ensure_models()
     bench = run_pipeline_bench(
         repo, items=items, batch_items=batch_items, agent_concurrency=agent_concurrency
     )
@@ -339,13 +335,11 @@ def run_bench_pipeline(items: int, batch_items: int, agent_concurrency: int) -> 
 
 
 def run_eval_text(precision: str = "auto") -> int:
-    from crossguard.core.model_repository import ModelRepository
     from crossguard.core.taxonomy import Category
     from crossguard.models.evaluate import eval_text, format_eval_report
     from crossguard.policy.loader import default_policy
 
-    _ensure_models()
-    repo = ModelRepository(ModelSettings().model_repository)
+    repo = _ensure_models()
     policy = default_policy()
     # Precision/recall are reported at the policy's escalate thresholds.
     thresholds = {c: t for c in Category if (t := policy.thresholds(c).escalate) is not None}
@@ -364,11 +358,9 @@ def run_eval_audio(
     positives: int = 40,
     max_chars: int = 300,
 ) -> int:
-    from crossguard.core.model_repository import ModelRepository
     from crossguard.models.audio_eval import eval_audio, format_audio_eval
 
-    _ensure_models()
-    repo = ModelRepository(ModelSettings().model_repository)
+    repo = _ensure_models()
     report = eval_audio(
         repo,
         whisper_model=whisper_model,
