@@ -219,11 +219,13 @@ def browser() -> Iterator[object]:
 
 
 def login(page: object, base: str, username: str) -> None:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Page, expect
 
     assert isinstance(page, Page)
     page.goto(f"{base}/login")
-    # Keyboard only: the username field has focus on load.
+    # Keyboard only: the username field has focus on load (autofocus lands after "load" on a
+    # busy machine, so wait for it rather than type into nothing).
+    expect(page.locator("#username")).to_be_focused()
     page.keyboard.type(username)
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)

@@ -56,13 +56,21 @@ def test_concurrent_reviewers_never_share_a_task_or_lose_a_verdict(
     results: list[tuple[str, bool]] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
-    barrier = threading.Barrier(n_reviewers)
+    start_line = threading.Barrier(n_reviewers, timeout=60)
+    # Every reviewer holds a lease at the same moment before anyone submits: the leases held
+    # together must be distinct, and the work is shared however the scheduler favours threads
+    # (on SQLite one writer can otherwise win every claim).
+    all_hold_one = threading.Barrier(n_reviewers, timeout=60)
 
     def review(user: User) -> None:
         try:
-            barrier.wait()
+            start_line.wait()
+            first = True
             while True:
                 task_id = store.claim(user)
+                if first:
+                    all_hold_one.wait()
+                    first = False
                 if task_id is None:
                     return
                 with lock:
@@ -85,7 +93,7 @@ def test_concurrent_reviewers_never_share_a_task_or_lose_a_verdict(
     leased = Counter(task for task, _ in claims)
     assert len(leased) == n_tasks
     assert max(leased.values()) == 1, "a task was leased twice"
-    assert len({who for _, who in claims}) > 1  # the work really was shared
+    assert len({who for _, who in claims}) == n_reviewers  # the work really was shared
     assert all(final for _, final in results) and len(results) == n_tasks
     with engine.connect() as conn:
         count = conn.execute(sqlalchemy.select(sqlalchemy.func.count()).select_from(verdicts))
