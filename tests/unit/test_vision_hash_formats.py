@@ -88,27 +88,3 @@ def test_respace_restores_word_gaps_from_character_boxes() -> None:
     assert respace("IWILLFIND", boxes(spans)) == "I WILL FIND"
     assert respace("I WILL", boxes(spans[:6])) == "I WILL"  # has spaces: unchanged
     assert respace("IWILLFIND", boxes(spans[:3])) == "IWILLFIND"  # boxes do not match
-
-
-def test_multi_index_hashing_is_exact_within_the_threshold() -> None:
-    """The faiss index finds exactly what a brute-force scan finds within the threshold."""
-    import numpy as np
-
-    from crossguard.vision.hashindex import KindIndex
-
-    rng = np.random.default_rng(0)
-    bank = rng.integers(0, 256, (3000, 32), dtype=np.uint8)
-    index = KindIndex(HashKind.PDQ, threshold=31)
-    index.add(bank, np.arange(len(bank), dtype=np.int64), ["b"] * len(bank))
-    queries = bank[rng.choice(len(bank), 200, replace=False)].copy()
-    for row, flips in zip(queries, rng.integers(0, 45, len(queries)), strict=True):
-        for bit in rng.choice(256, int(flips), replace=False):
-            row[bit // 8] ^= 1 << (bit % 8)
-    distances = np.unpackbits(queries[:, None, :] ^ bank[None, :, :], axis=-1).sum(axis=-1)
-    for q, hit in enumerate(index.search(queries)):
-        best = int(distances[q].min())
-        if best <= 31:
-            assert hit is not None and hit.distance == best
-            assert distances[q, hit.row_id] == best
-        else:
-            assert hit is None

@@ -373,7 +373,7 @@ def hashes_import(
 )
 @click.option("--queries", default=2000, show_default=True, help="Lookups per size.")
 def bench_hashes(sizes: str, queries: int) -> None:
-    """PDQ lookups/s and index memory at each bank size (faiss multi-index hashing)."""
+    """PDQ lookups/s and index memory at each bank size (exact multi-index hashing)."""
     from crossguard.bench.hashes import run_bench_hashes
 
     sys.exit(run_bench_hashes([int(s) for s in sizes.split(",") if s.strip()], queries))
