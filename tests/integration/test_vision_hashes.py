@@ -1,4 +1,4 @@
-"""Hash banks end to end: the store on real SQLite and real PostgreSQL, the faiss index over
+"""Hash banks end to end: the store on real SQLite and real PostgreSQL, the hash index over
 it, PDQ/pHash of real photographs (scikit-image's samples) and their altered copies, and the
 `crossguard hashes` command."""
 

@@ -68,7 +68,7 @@ def normalise_hash(value: str, kind: HashKind | None = None) -> tuple[HashKind, 
 
 
 def to_packed(hashes: list[str], kind: HashKind) -> np.ndarray:
-    """Hex hashes -> [n, bits/8] uint8 rows (the layout faiss's binary indexes take)."""
+    """Hex hashes -> [n, bits/8] uint8 rows (the layout the hash index takes)."""
     width = BITS[kind] // 8
     if not hashes:
         return np.zeros((0, width), dtype=np.uint8)
