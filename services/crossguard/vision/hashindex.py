@@ -1,9 +1,9 @@
 """In-memory index of the banks' hashes: exact multi-index hashing (MIH, Norouzi et al.) over
 sorted numpy arrays, written here because no maintained library met the speed target.
 
-faiss's `IndexBinaryMultiHash` (what this replaced) does the same search with hash maps and
-reached 500-1,600 lookups/s at 1,000,000 PDQ hashes; this layout measured several times that on
-the same machine (docs/vision.md, `crossguard bench hashes`).
+faiss's `IndexBinaryMultiHash` (what this replaced) does the same search with hash maps; on the
+same 1,000,000 PDQ hashes and queries, with identical results, this layout did about 20 times
+as many lookups per CPU-second (docs/vision.md, `crossguard bench hashes`).
 
 A hash is cut into 16-bit chunks (PDQ: 16, pHash: 4). Two hashes within `threshold` bits differ
 in at most `nflip = threshold // chunks` bits of at least one chunk (pigeonhole), so probing, in
@@ -11,8 +11,8 @@ every chunk's table, the query's chunk value and each value within `nflip` bit f
 every entry within the threshold: the search is exact. PDQ at 31: 1 flip, 17 probes per chunk.
 
 Per chunk, the entries are sorted by their chunk value, with a 2^16 + 1 offsets array giving each
-value's range, and stored as 16-byte records holding 96 bits of the hash taken from outside the
-chunk plus the entry's position. A query's probes become contiguous ranges of records; the
+value's range, and stored as 16-byte records holding the entry's position and 96 bits of its
+hash (PDQ: from the words other than the chunk's; pHash: all 64). A query's probes become contiguous ranges of records; the
 Hamming distance on those 96 bits is a lower bound of the full distance and rejects almost every
 non-match without reading the full hash (a random access); the few that pass are verified on the
 full hash. Everything is vectorised over one query batch (an image's 8 variants).
