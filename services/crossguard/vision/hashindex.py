@@ -12,10 +12,11 @@ every entry within the threshold: the search is exact. PDQ at 31: 1 flip, 17 pro
 
 Per chunk, the entries are sorted by their chunk value, with a 2^16 + 1 offsets array giving each
 value's range, and stored as 16-byte records holding the entry's position and 96 bits of its
-hash (PDQ: from the words other than the chunk's; pHash: all 64). A query's probes become contiguous ranges of records; the
-Hamming distance on those 96 bits is a lower bound of the full distance and rejects almost every
-non-match without reading the full hash (a random access); the few that pass are verified on the
-full hash. Everything is vectorised over one query batch (an image's 8 variants).
+hash (PDQ: from the words other than the chunk's; pHash: all 64). A query's probes become
+contiguous ranges of records; the Hamming distance on those bits is a lower bound of the full
+distance and rejects almost every non-match without reading the full hash (a random access); the
+few that pass are verified on the full hash. Everything is vectorised over one query batch (an
+image's 8 variants).
 
 Rows are added in blocks (`add`); the tables are rebuilt from all rows on the next `build` or
 search after an add (one stable radix argsort per chunk: seconds at 1,000,000).
