@@ -149,3 +149,20 @@ def test_nearest_over_an_images_variants() -> None:
 def test_flip_masks_are_every_probe_within_the_flips() -> None:
     assert flip_masks(0).tolist() == [0]
     assert len(flip_masks(1)) == 17 and len(flip_masks(2)) == 1 + 16 + 120
+
+
+def test_concurrent_searches_after_an_add_see_the_same_tables() -> None:
+    """The vision service looks hashes up from 2 threads: the first searches after an add build
+    the tables once, and every thread gets the brute-force answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(11)
+    bank, queries = bank_and_queries(HashKind.PDQ, 31, 2000, rng)
+    index = KindIndex(HashKind.PDQ, 31)
+    index.add(bank, np.arange(len(bank)), ["b"] * len(bank))
+    expected = brute_force(bank, queries, 31)
+    batches = [queries[i : i + 8] for i in range(0, len(queries), 8)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(index.search, batches))
+    got = [None if h is None else (h.row_id, h.distance) for hits in results for h in hits]
+    assert got == expected
