@@ -101,7 +101,8 @@ class KindIndex:
         self._tables = self._build(_empty(self.words))
 
     def __len__(self) -> int:
-        return self._tables.size + self._pending_rows
+        with self._lock:
+            return self._tables.size + self._pending_rows
 
     @property
     def nbytes(self) -> int:
