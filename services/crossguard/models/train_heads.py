@@ -27,7 +27,17 @@ Recipe (chosen by 5-fold cross-validation inside the TRAIN split; validation is 
 Also measured on the same folds and not adopted (no gain on train CV): other "any" aggregators
 (noisy-OR, per-head Platt/isotonic calibration, p/threshold, top-2 mean), C in {0.5, 1, 4, 8},
 Davidson weight in {0, 0.1, 1}, a direct "any" head, and TF-IDF word/char n-gram logistic
-heads blended with the embedding heads (+0.004 at best).
+heads blended with the embedding heads (+0.004 at best). Tried in session 6 on this recipe (train
+CV "any" AUPRC 0.839; all but the first candidate at lbfgs tol 1e-4, indicative only;
+docs/text-model.md "Model comparison" has validation and development-case
+figures): OpenAI rows not annotated for a category but harmless in every category they are
+annotated for as negatives for it (0.845, but validation AUPRC 0.877 and 23% of the English
+benign development cases flagged at its cuts, against 0.882 and 10.5%: its hate cut fell to 0.27),
+the same with C=1 (0.843) or with benign development cases at twice the weight (0.842), no
+class weights (0.836), benign development cases at twice the weight alone (0.836), thresholds
+chosen on the development cases' out-of-fold scores as well (same AUPRC; harmful development
+cases caught 91% -> 82%). None kept. Fine-tuning the encoder was not run: one forward+backward
+pass costs ~0.15 s of CPU per text at 128 word pieces (docs/text-model.md).
 
 Encoder variants: the heads are fitted on the fp32 encoder's features only (featurize asks for
 precision "fp32") and serve both the fp32 and the int8 (dynamically quantised, CPU) encoder.
