@@ -4,14 +4,14 @@
 
 The recipe (crossguard.models.multilingual_train) is crossguard.models.train_heads' (its
 training sets, logistic fit, 5-fold out-of-fold max-F1 thresholds are called from there):
-OpenAI train rows per annotated category, the Davidson subsample for hate/harassment, the train split of the English development cases.
-Only the features differ: the 512-d USE multilingual embedding of the sanitised text, without the
-profanity probability (alt-profanity-check reads English words only; the English heads lean on
-it, and a head that did would miss insults in other languages) and without crossguard.text.
-normalise (its leetspeak/homoglyph rules are built on an English vocabulary and would rewrite
-Cyrillic or accented words). No non-English text is trained on: the heads reach other languages
-through the encoder's shared embedding space, which is what the non-English development cases
-measure (crossguard.models.evaluate, per language).
+OpenAI train rows per annotated category, the Davidson subsample for hate/harassment, the
+train split of the English development cases. Only the features differ: the 512-d USE
+multilingual embedding of the sanitised text, without the profanity probability
+(alt-profanity-check reads English words only; a head leaning on it would miss insults in other
+languages) and without crossguard.text.normalise (its leetspeak/homoglyph rules are built on an
+English vocabulary and would rewrite Cyrillic or accented words). No non-English text is
+trained on: the heads reach other languages through the encoder's shared embedding space,
+which the non-English development cases measure (crossguard.models.evaluate, per language).
 
 `build_multilingual_heads` writes text-heads-multilingual/<VERSION>: Gemm + Sigmoid over
 `embedding` -> `probabilities` [batch, k], parity-checked against numpy.
