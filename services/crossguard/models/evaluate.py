@@ -264,7 +264,7 @@ def eval_text(
                 "all English dev cases",
                 [("all", bool(c.label), f, u, "") for c, f, u in english],
             )
-            rates += multilingual_rates(repo, settings, precision, progress)
+            rates += multilingual_rates(repo, settings, precision, progress, thresholds)
         return EvalReport(
             "validation",
             len(rows),
@@ -312,12 +312,14 @@ def multilingual_rates(
     settings: ModelSettings,
     precision: str = "auto",
     progress: Callable[[str], None] | None = None,
+    thresholds: dict[Category, float] | None = None,
 ) -> list[RateRow]:
     """Per language on the non-English development cases, through the service with the
     multilingual path on (whatever CROSSGUARD_TEXT_MULTILINGUAL says): flagged = a category at
-    the multilingual heads' own threshold (train split) for a text that path read, at the
-    English heads' for the others, or marked unread; one table per half (multilingual_half).
-    Empty when the repository lacks the multilingual entries."""
+    its threshold (`thresholds`, e.g. the policy's, else the heads' own from the train split:
+    the multilingual heads' for a text that path read, the English heads' for the others), or
+    marked unread; one table per half (multilingual_half). Empty when the repository lacks the
+    multilingual entries."""
     from crossguard.text.model import TextModel
 
     model = TextModel(repo, settings, precision=precision, multilingual=True)
@@ -330,7 +332,8 @@ def multilingual_rates(
         if progress:
             progress(f"scoring {len(cases)} non-English development cases (multilingual on)")
         classified = _classify_all(model, [c.text for c in cases])
-        en_cuts = model.thresholds
+        en_cuts = {**model.thresholds, **(thresholds or {})}
+        ml_cuts = {**ml_cuts, **(thresholds or {})}
         readers = [model.identify_language(c.text).reader for c in cases]
     finally:
         model.close()
@@ -341,9 +344,11 @@ def multilingual_rates(
             if multilingual_half(c) != half:
                 continue
             cuts = ml_cuts if reader == "multilingual" else en_cuts
-            hit = any(probs.get(cat, 0.0) >= t for cat, t in cuts.items())
-            picked.append((c.lang, bool(c.label), bool(unread) or hit, bool(unread), reader))
-        rows += _rates(f"multilingual model, non-English dev cases ({half} half)", picked)
+            hit = any(
+                probs.get(cat, 0.0) >= t for cat, t in cuts.items() if cat != Category.PROFANITY
+            )
+            picked.append((c.lang, bool(c.label), bool(unread) or hit, bool(unread), ""))
+        rows += _rates(f"non-English dev cases, multilingual model on ({half} half)", picked)
     return rows
 
 
