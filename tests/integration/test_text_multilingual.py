@@ -63,7 +63,7 @@ async def test_threats_in_its_languages_are_scored_and_caught(
 ) -> None:
     result = await classifier.classify("threat", [("body", text)])
     assert result.unread == []
-    assert ML_ENTRIES <= {name for name, _ in result.models}
+    assert {name for name, _ in result.models} >= ML_ENTRIES
     assert "minilm-l6-encoder" not in {name for name, _ in result.models}
     assert category in flagged(result, model.multilingual_thresholds)
 
@@ -81,7 +81,7 @@ async def test_benign_texts_in_its_languages_are_scored_and_not_flagged(
 ) -> None:
     result = await classifier.classify("benign", [("body", text)])
     assert result.unread == []
-    assert ML_ENTRIES <= {name for name, _ in result.models}
+    assert {name for name, _ in result.models} >= ML_ENTRIES
     assert flagged(result, model.multilingual_thresholds) == []
 
 
