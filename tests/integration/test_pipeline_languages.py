@@ -1,6 +1,8 @@
 """Text in a language the text model cannot read, through the running stack (real broker, real
 text service with real weights, real worker): the decision names the missing text signal
-(unsupported_language) and escalates it by the policy's fallback; English next to it does not."""
+(unsupported_language) and escalates it by the policy's fallback; English next to it does not.
+With the multilingual model (CROSSGUARD_TEXT_MULTILINGUAL, on by default) its languages are
+decided on their scores and the others still escalated."""
 
 from __future__ import annotations
 
@@ -29,7 +31,8 @@ def item(cid: str, text: str) -> content_pb2.ContentItem:
 async def test_unreadable_languages_are_escalated_never_silently_allowed(
     kafka: KafkaSettings, start_text: ServiceFactory, start_worker: ServiceFactory
 ) -> None:
-    text = start_text()
+    # The multilingual model off: German, Chinese and Spanish are unreadable too.
+    text = start_text(CROSSGUARD_TEXT_MULTILINGUAL="false")
     start_worker(CROSSGUARD_TEXT_ENDPOINT=f"127.0.0.1:{text.port}")
     items = [
         item("lang-de", "Ich habe den Prozess beendet und den Rechner neu gestartet."),
@@ -58,7 +61,7 @@ async def test_unreadable_languages_are_escalated_never_silently_allowed(
 async def test_with_the_multilingual_model_its_languages_are_decided_and_others_escalated(
     kafka: KafkaSettings, start_text: ServiceFactory, start_worker: ServiceFactory
 ) -> None:
-    text = start_text(CROSSGUARD_TEXT_MULTILINGUAL="true")
+    text = start_text()  # the multilingual model is on by default
     start_worker(CROSSGUARD_TEXT_ENDPOINT=f"127.0.0.1:{text.port}")
     items = [
         item("ml-es-threat", "Te voy a encontrar y te voy a matar."),

@@ -33,6 +33,14 @@ from crossguard.models.data import (
 from crossguard.models.devcases import load_devcases
 from crossguard.models.multilingual_heads import DIM, default_dir, save
 
+# Weight of the English development cases (train split) here; train_heads uses 3. Chosen on the
+# "choice" half of the non-English development cases (crossguard.models.evaluate.
+# multilingual_half; none of them is trained on), at the default policy's escalate thresholds:
+# weight 3 / 10 with C=2: benign flagged 5/23 / 5/23, harmful caught 14/17 / 17/17; C=0.5 or 8
+# at weight 3: 17/17 / 14/17 caught, 5/23 flagged both; no Davidson: 14/17. The cases teach
+# use vs mention (idioms, negation, counter-speech), which is what carries across languages.
+DEVCASE_WEIGHT = 10.0
+
 
 def embed(texts: list[str], repo: ModelRepository, progress: ProgressFn, what: str) -> np.ndarray:
     """[n, 512] USE embeddings of the sanitised texts, rounded as train_heads rounds features."""
@@ -50,6 +58,17 @@ def embed(texts: list[str], repo: ModelRepository, progress: ProgressFn, what: s
         progress(f"  embedding {what}: {done}/{len(clean)} ({time.perf_counter() - t0:.0f}s)")
     out = np.concatenate(parts) if parts else np.zeros((0, DIM), np.float32)
     return np.round(out.astype(np.float64), _train.FEATURE_DECIMALS)
+
+
+def _training_set(
+    cat: Any, rows: list[int], openai: Any, x_openai: np.ndarray, extra: tuple[Any, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """train_heads' training set, the development cases (its last rows) reweighted."""
+    x, y, w = _train._training_set(cat, rows, openai, x_openai, *extra)
+    n_dev = sum(d.label_for(cat) is not None for d in extra[2])
+    if n_dev:
+        w[len(w) - n_dev :] = DEVCASE_WEIGHT
+    return x, y, w
 
 
 def train(repo: ModelRepository, *, progress: ProgressFn = stderr_progress) -> dict[str, Any]:
@@ -77,7 +96,7 @@ def train(repo: ModelRepository, *, progress: ProgressFn = stderr_progress) -> d
     folds = StratifiedKFold(_train.FOLDS, shuffle=True, random_state=_train.SEED)
     for fit_rows, held in folds.split(np.zeros(len(openai)), any_pos):
         for k, cat in enumerate(cats):
-            x, y, w = _train._training_set(cat, fit_rows.tolist(), openai, x_openai, *extra)
+            x, y, w = _training_set(cat, fit_rows.tolist(), openai, x_openai, extra)
             oof[held, k] = _train._fit(x, y, w).predict_proba(x_openai[held])[:, 1]
     thresholds: dict[str, float] = {}
     cv: dict[str, Any] = {}
@@ -92,7 +111,7 @@ def train(repo: ModelRepository, *, progress: ProgressFn = stderr_progress) -> d
     weight = np.zeros((len(cats), DIM), dtype=np.float32)
     bias = np.zeros(len(cats), dtype=np.float32)
     for k, cat in enumerate(cats):
-        x, y, w = _train._training_set(cat, list(range(len(openai))), openai, x_openai, *extra)
+        x, y, w = _training_set(cat, list(range(len(openai))), openai, x_openai, extra)
         model = _train._fit(x, y, w)
         weight[k], bias[k] = model.coef_[0], model.intercept_[0]
     return {
@@ -102,7 +121,7 @@ def train(repo: ModelRepository, *, progress: ProgressFn = stderr_progress) -> d
         "thresholds": thresholds,
         "train_cv_auprc": cv,
         "recipe": f"crossguard.models.train_heads' recipe (C={_train.C}, Davidson weight "
-        f"{_train.DAVIDSON_WEIGHT}, development cases weight {_train.DEVCASE_WEIGHT}) over "
+        f"{_train.DAVIDSON_WEIGHT}, development cases weight {DEVCASE_WEIGHT}) over "
         f"the {DIM}-d {_ml.NAME}/{_ml.VERSION} embedding of the sanitised text; English "
         "training data only",
         "threshold_rule": _train.THRESHOLD_RULE,

@@ -138,11 +138,11 @@ class TextServiceSettings(ServingSettings):
         "kernels are CPU-only). The same text heads serve all.",
     )
 
-    # Off by default: on the non-English development cases (docs/text-model.md, Languages) it
-    # catches 82% (choice half) / 95% (untouched half) of harmful cases and flags 22% / 12% of
-    # benign ones, short of the 90% / 10% bar; off, every such text is escalated as unsupported.
+    # On by default: on the non-English development cases no harmful case in its languages is
+    # missed (choice half 17/17, untouched 21/21) and 5/23 / 0/15 benign ones are flagged, where
+    # off flags all of them (docs/text-model.md, Languages).
     multilingual: bool = Field(
-        default=False,
+        default=True,
         description="CROSSGUARD_TEXT_MULTILINGUAL: score texts the English encoder cannot read "
         "but USE multilingual v3 can (ar de es fr it ja ko nl pl pt ru th tr zh; entries "
         "use-m3-encoder and text-heads-multilingual, heads trained on English data only) with "
