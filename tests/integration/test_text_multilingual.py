@@ -147,3 +147,14 @@ def test_manifests_record_provenance_languages_and_parity(
     heads = model_repository.get("text-heads-multilingual").manifest
     assert heads.preprocessing["requires"] == {"use-m3-encoder": m.version}
     assert heads.metrics["graph_vs_numpy_max_abs_diff"] <= 1e-5
+
+
+async def test_an_item_with_a_served_and_an_unsupported_part_names_both_paths(
+    classifier: TextClassifier,
+) -> None:
+    result = await classifier.classify(
+        "mixed-unsupported",
+        [("es", "Te voy a encontrar y te voy a matar."), ("el", "Ευχαριστώ για το δείπνο.")],
+    )
+    assert [(u.part_id, u.reason) for u in result.unread] == [("el", UNSUPPORTED_LANGUAGE)]
+    assert {"minilm-l6-encoder", *ML_ENTRIES} <= {name for name, _ in result.models}

@@ -641,13 +641,14 @@ class TextModel:
         return dict(self._ml.thresholds) if self._ml is not None else {}
 
     def models_for(self, readers: Collection[str]) -> list[tuple[str, str]]:
-        """The entries that scored texts read by `readers` (ENGLISH / MULTILINGUAL): the
-        profanity model always, each path's encoder and heads when it read something."""
+        """The entries that scored texts read by `readers` (LanguageVerdict.reader: ENGLISH,
+        MULTILINGUAL, or "" for an unsupported text, which the English path scores): the
+        profanity model always, each path's encoder and heads when it scored something."""
         self._require()
         ml_infos = self._ml.infos if self._ml is not None else []
         english = [i for i in self._infos if i not in ml_infos and i[0] != PROFANITY]
         prof = [i for i in self._infos if i[0] == PROFANITY]
-        chosen = english if ENGLISH in readers or not readers else []
+        chosen = english if not readers or set(readers) - {MULTILINGUAL} else []
         if MULTILINGUAL in readers:
             chosen = chosen + ml_infos
         return chosen + prof

@@ -346,8 +346,7 @@ class TextClassifier(BatchedClassifier[TextParts, str, Probabilities]):
         unread: UnreadPart | None = None
         for ch in part.chunks:
             verdict = language_of(part.clean.text[ch.start : ch.end])
-            if verdict.reader:
-                part.readers.add(verdict.reader)
+            part.readers.add(verdict.reader)  # "" (unsupported): the default path scored it
             if not verdict.supported and unread is None:
                 detail = f"{verdict.language} {verdict.confidence:.2f}"
                 unread = UnreadPart(part.part_id, UNSUPPORTED_LANGUAGE, detail)
