@@ -1,6 +1,8 @@
 """Text in a language the text model cannot read, through the running stack (real broker, real
 text service with real weights, real worker): the decision names the missing text signal
-(unsupported_language) and escalates it by the policy's fallback; English next to it does not."""
+(unsupported_language) and escalates it by the policy's fallback; English next to it does not.
+With the multilingual model (CROSSGUARD_TEXT_MULTILINGUAL, on by default) its languages are
+decided on their scores and the others still escalated."""
 
 from __future__ import annotations
 
@@ -29,7 +31,8 @@ def item(cid: str, text: str) -> content_pb2.ContentItem:
 async def test_unreadable_languages_are_escalated_never_silently_allowed(
     kafka: KafkaSettings, start_text: ServiceFactory, start_worker: ServiceFactory
 ) -> None:
-    text = start_text()
+    # The multilingual model off: German, Chinese and Spanish are unreadable too.
+    text = start_text(CROSSGUARD_TEXT_MULTILINGUAL="false")
     start_worker(CROSSGUARD_TEXT_ENDPOINT=f"127.0.0.1:{text.port}")
     items = [
         item("lang-de", "Ich habe den Prozess beendet und den Rechner neu gestartet."),
@@ -53,3 +56,28 @@ async def test_unreadable_languages_are_escalated_never_silently_allowed(
     english = got["lang-en"]
     assert not english.missing_signals
     assert english.action == taxonomy_pb2.ACTION_ALLOW
+
+
+async def test_with_the_multilingual_model_its_languages_are_decided_and_others_escalated(
+    kafka: KafkaSettings, start_text: ServiceFactory, start_worker: ServiceFactory
+) -> None:
+    text = start_text()  # the multilingual model is on by default
+    start_worker(CROSSGUARD_TEXT_ENDPOINT=f"127.0.0.1:{text.port}")
+    items = [
+        item("ml-es-threat", "Te voy a encontrar y te voy a matar."),
+        item("ml-fr-benign", "Merci pour les fleurs, à demain au pique-nique."),
+        item("ml-hi", "यह चुटकुला बहुत मज़ेदार था, मैं बहुत हँसा।"),
+    ]
+    await publish_items(kafka.bootstrap_servers, items, kafka=kafka)
+    got = await collect_decisions(
+        kafka.bootstrap_servers, [i.id for i in items], kafka=kafka, timeout_s=90
+    )
+
+    threat, benign, hindi = got["ml-es-threat"], got["ml-fr-benign"], got["ml-hi"]
+    assert not threat.missing_signals and not benign.missing_signals
+    assert threat.action in (taxonomy_pb2.ACTION_ESCALATE, taxonomy_pb2.ACTION_BLOCK), threat
+    assert benign.action == taxonomy_pb2.ACTION_ALLOW, benign
+    assert [(m.reason, m.fallback) for m in hindi.missing_signals] == [
+        ("unsupported_language", "escalate")
+    ]
+    assert hindi.action in (taxonomy_pb2.ACTION_ESCALATE, taxonomy_pb2.ACTION_BLOCK)

@@ -23,6 +23,8 @@ def test_default_models_and_unknown_name(tmp_path: object) -> None:
         ("profanity", "1"),
         ("text-heads", "4"),
         ("minilm-l6-encoder-fp16", "3"),
+        ("use-m3-encoder", "1"),
+        ("text-heads-multilingual", "1"),
         ("silero-vad", "1"),
         ("whisper-base", "1"),
         ("whisper-tiny-en", "1"),

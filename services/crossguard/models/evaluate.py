@@ -9,10 +9,13 @@ The encoder variant (fp32 or int8, crossguard.text.model.encoder_variant) is cho
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +24,9 @@ from crossguard.core.model_repository import ModelRepository
 from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
 from crossguard.models.data import default_data_dir, load_davidson, load_openai, select
-from crossguard.models.devcases import load_devcases
+from crossguard.models.devcases import DevCase, load_devcases
+
+MULTILINGUAL_FILE = "multilingual.jsonl"
 
 ANY = "any"
 
@@ -259,6 +264,7 @@ def eval_text(
                 "all English dev cases",
                 [("all", bool(c.label), f, u, "") for c, f, u in english],
             )
+            rates += multilingual_rates(repo, settings, precision, progress, thresholds)
         return EvalReport(
             "validation",
             len(rows),
@@ -271,6 +277,79 @@ def eval_text(
         )
     finally:
         model.close()
+
+
+# --- multilingual path (crossguard.text.model.MultilingualScorer) ------------------------------
+
+
+def multilingual_cases() -> list[DevCase]:
+    """Every non-English development case: the contrastive file's and multilingual.jsonl's."""
+    extra = resources.files("crossguard.models").joinpath("devcases", MULTILINGUAL_FILE)
+    rows = [json.loads(line) for line in extra.read_text("utf-8").splitlines() if line.strip()]
+    added = [
+        DevCase(
+            r["id"],
+            r["family"],
+            r["text"],
+            int(r["label"]),
+            Category(r["category"]),
+            r["split"],
+            r.get("group", ""),
+            r["lang"],
+        )
+        for r in rows
+    ]
+    return [c for c in load_devcases() if c.lang != "en"] + added
+
+
+def multilingual_half(case: DevCase) -> str:
+    """ "choice" (looked at to decide the default) or "untouched", by sha256 of the case id."""
+    return "choice" if hashlib.sha256(case.id.encode()).digest()[0] % 2 == 0 else "untouched"
+
+
+def multilingual_rates(
+    repo: ModelRepository,
+    settings: ModelSettings,
+    precision: str = "auto",
+    progress: Callable[[str], None] | None = None,
+    thresholds: dict[Category, float] | None = None,
+) -> list[RateRow]:
+    """Per language on the non-English development cases, through the service with the
+    multilingual path on (whatever CROSSGUARD_TEXT_MULTILINGUAL says): flagged = a category at
+    its threshold (`thresholds`, e.g. the policy's, else the heads' own from the train split:
+    the multilingual heads' for a text that path read, the English heads' for the others), or
+    marked unread; one table per half (multilingual_half). Empty when the repository lacks the
+    multilingual entries."""
+    from crossguard.text.model import TextModel
+
+    model = TextModel(repo, settings, precision=precision, multilingual=True)
+    model.load()
+    try:
+        ml_cuts = model.multilingual_thresholds
+        if not ml_cuts:
+            return []
+        cases = multilingual_cases()
+        if progress:
+            progress(f"scoring {len(cases)} non-English development cases (multilingual on)")
+        classified = _classify_all(model, [c.text for c in cases])
+        en_cuts = {**model.thresholds, **(thresholds or {})}
+        ml_cuts = {**ml_cuts, **(thresholds or {})}
+        readers = [model.identify_language(c.text).reader for c in cases]
+    finally:
+        model.close()
+    rows: list[RateRow] = []
+    for half in ("choice", "untouched"):
+        picked = []
+        for c, (probs, unread), reader in zip(cases, classified, readers, strict=True):
+            if multilingual_half(c) != half:
+                continue
+            cuts = ml_cuts if reader == "multilingual" else en_cuts
+            hit = any(
+                probs.get(cat, 0.0) >= t for cat, t in cuts.items() if cat != Category.PROFANITY
+            )
+            picked.append((c.lang, bool(c.label), bool(unread) or hit, bool(unread), ""))
+        rows += _rates(f"non-English dev cases, multilingual model on ({half} half)", picked)
+    return rows
 
 
 def _rates(table: str, cases: Sequence[tuple[str, bool, bool, bool, str]]) -> list[RateRow]:

@@ -38,11 +38,14 @@ UNSUPPORTED_LANGUAGE = "unsupported_language"
 @dataclass(frozen=True)
 class LanguageVerdict:
     """`language`: ISO 639-1 code from py3langid ("und" when the text is too short to tell);
-    `confidence`: its probability; `supported`: whether the text models read this text."""
+    `confidence`: its probability; `supported`: whether the text models read this text;
+    `reader`: which of them does (crossguard.text.model: ENGLISH or MULTILINGUAL; "" when none
+    or not said)."""
 
     language: str
     confidence: float
     supported: bool
+    reader: str = ""
 
 
 class LanguageIdentifier:

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -49,6 +50,14 @@ ENCODER = "minilm-l6-encoder"
 ENCODER_FP16 = "minilm-l6-encoder-fp16"
 PROFANITY = "profanity"
 HEADS = "text-heads"
+# The multilingual path (crossguard.models.multilingual): texts the English encoder cannot read
+# whose language is in the multilingual encoder's manifest are scored by it and its heads.
+ML_ENCODER = "use-m3-encoder"
+ML_HEADS = "text-heads-multilingual"
+ENGLISH = "english"
+MULTILINGUAL = "multilingual"
+# Texts whose reader was decided (identify_language, then predict on the same text): most recent.
+_READER_CACHE = 4096
 
 # A batch is sorted by token length and cut into sub-batches (one onnxruntime call each) so that
 # padding stays low: a sub-batch grows while its padding stays within max_padding × its real
@@ -353,6 +362,49 @@ class ProfanityScorer:
         return np.asarray(out, dtype=np.float32).reshape(-1)
 
 
+class MultilingualScorer:
+    """USE multilingual encoder + its heads: sanitised texts -> probabilities per category.
+
+    Not normalised first: crossguard.text.normalise's rules are built on the English
+    vocabulary (the heads were trained the same way, crossguard.models.multilingual_heads)."""
+
+    def __init__(
+        self,
+        encoder_entry: ModelEntry,
+        heads_entry: ModelEntry,
+        settings: ModelSettings,
+        sub_batch: int,
+        max_padding: float | None,
+        allow_spinning: bool | None,
+    ) -> None:
+        required = heads_entry.manifest.preprocessing.get("requires", {})
+        if required.get(encoder_entry.manifest.name) != encoder_entry.manifest.version:
+            raise ModelError(
+                f"{ML_HEADS}/{heads_entry.manifest.version} needs {required}, the repository "
+                f"serves {encoder_entry.manifest.name}/{encoder_entry.manifest.version}"
+            )
+        self.encoder = TextEncoder(
+            encoder_entry, settings, sub_batch, max_padding, allow_spinning, precision="fp32"
+        )
+        self.heads = _session(heads_entry, settings, allow_spinning=allow_spinning, cpu=True)
+        self.languages = frozenset(
+            str(x) for x in encoder_entry.manifest.preprocessing.get("languages", ())
+        )
+        self.categories = [Category(label) for label in heads_entry.manifest.labels]
+        raw = heads_entry.manifest.metrics.get("thresholds", {})
+        # Chosen on the English train split (crossguard.models.multilingual_heads); reported by
+        # `crossguard eval text`. Decisions use the policy's thresholds, as for English.
+        self.thresholds = {c: float(raw.get(c.value, 0.5)) for c in self.categories}
+        self.infos = [
+            (encoder_entry.manifest.name, encoder_entry.manifest.version),
+            (heads_entry.manifest.name, heads_entry.manifest.version),
+        ]
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        emb = self.encoder.embed(texts)
+        return np.asarray(self.heads.run(["probabilities"], {"embedding": emb})[0])
+
+
 class TextModel:
     """Scores texts for every supported category (heads' categories + profanity).
 
@@ -372,13 +424,16 @@ class TextModel:
         allow_spinning: bool | None = None,
         precision: str = "auto",
         normalise: bool = True,
+        multilingual: bool = False,
     ) -> None:
         """`sub_batch`: most texts per encoder call; `max_padding`: most padded tokens per real
         token in one call (None: fixed sub-batches of `sub_batch`), see plan_sub_batches;
         `allow_spinning`: onnxruntime's intra-op spin-wait (None: onnxruntime's default);
         `precision`: encoder variant, "auto" (int8 on CPU, fp32 on CUDA), "fp32" or "int8";
         `normalise`: undo obfuscation (crossguard.text.normalise) before the models read a
-        text (off only to measure what it does)."""
+        text (off only to measure what it does); `multilingual`: score texts in the
+        multilingual encoder's languages with it (MultilingualScorer) instead of reporting them
+        unsupported, when its entries are in the repository."""
         check_precision(precision)
         self.settings = settings or ModelSettings()
         self.repository = repository or ModelRepository(self.settings.model_repository)
@@ -387,6 +442,9 @@ class TextModel:
         self.allow_spinning = allow_spinning
         self.precision = precision
         self.normalise = normalise
+        self.multilingual = multilingual
+        self._ml: MultilingualScorer | None = None
+        self._readers: dict[str, str] = {}
         self._normaliser: Normaliser | None = None
         self._languages: LanguageIdentifier | None = None
         self.version = "unloaded"
@@ -452,8 +510,35 @@ class TextModel:
                 (enc_entry.manifest.name, f"{enc_entry.manifest.version}-{encoder.precision}"),
                 *((e.manifest.name, e.manifest.version) for e in (heads_entry, prof_entry)),
             ]
+            self._ml = self._load_multilingual() if self.multilingual else None
+            if self._ml is not None:
+                self._infos.extend(self._ml.infos)
             self.version = "+".join(f"{n}:{v}" for n, v in self._infos)
             self._profanity, self._heads, self._encoder = profanity, heads, encoder
+
+    def _load_multilingual(self) -> MultilingualScorer | None:
+        """The multilingual path, or None (logged) when its entries are not in the repository:
+        the texts it would read are then reported unsupported, as without it."""
+        try:
+            enc_entry = self.repository.get(ML_ENCODER)
+            heads_entry = self.repository.get(ML_HEADS)
+        except ModelError as exc:
+            log.warning(
+                "multilingual text model not loaded, non-English texts stay "
+                "unsupported_language: %s",
+                exc,
+            )
+            return None
+        enc_entry.verify()
+        heads_entry.verify()
+        return MultilingualScorer(
+            enc_entry,
+            heads_entry,
+            self.settings,
+            self.sub_batch,
+            self.max_padding,
+            self.allow_spinning,
+        )
 
     def _fp16_entry(self, version: str) -> ModelEntry | None:
         """The fp16 encoder derived from encoder `version`, verified, or None."""
@@ -475,17 +560,43 @@ class TextModel:
         texts = [t if isinstance(t, str) else str(t) for t in batch]
         if not texts:
             return []
+        raw = texts
         if self._normaliser is not None:
             texts = [self._normaliser(t) for t in texts]
         prof = profanity.score(texts)
-        feats = encoder.features(texts)
-        probs = heads.run(["probabilities"], {"features": feats, "profanity": prof})[0]
-        out: list[dict[Category, float]] = []
-        for row in range(len(texts)):
-            scores = {c: float(probs[row, k]) for k, c in enumerate(self._head_categories)}
+        ml = self._ml
+        foreign = (
+            [i for i, (r, t) in enumerate(zip(raw, texts, strict=True)) if self._reader(r, t)]
+            if ml is not None
+            else []
+        )
+        english = sorted(set(range(len(texts))) - set(foreign)) if foreign else None
+        out: list[dict[Category, float]] = [{} for _ in texts]
+        rows = english if english is not None else range(len(texts))
+        if english is None or english:
+            picked = texts if english is None else [texts[i] for i in english]
+            feats = encoder.features(picked)
+            picked_prof = prof if english is None else prof[english]
+            probs = heads.run(["probabilities"], {"features": feats, "profanity": picked_prof})[0]
+            for k_row, row in enumerate(rows):
+                out[row] = {c: float(probs[k_row, k]) for k, c in enumerate(self._head_categories)}
+        if foreign and ml is not None:
+            probs = ml.predict([raw[i] for i in foreign])
+            for k_row, row in enumerate(foreign):
+                got = {c: float(probs[k_row, k]) for k, c in enumerate(ml.categories)}
+                out[row] = {c: got.get(c, 0.0) for c in self._head_categories}
+        for row, scores in enumerate(out):
             scores[Category.PROFANITY] = float(prof[row])
-            out.append(scores)
         return out
+
+    def _reader(self, raw: str, normalised: str) -> bool:
+        """Whether the multilingual path reads this text (the English one cannot, and its
+        language is one of the multilingual encoder's); remembered for the last texts, which
+        identify_language usually saw just before."""
+        reader = self._readers.get(raw)
+        if reader is None:
+            reader = self._verdict(normalised).reader
+        return reader == MULTILINGUAL
 
     def close(self) -> None:
         with self._lock:
@@ -494,6 +605,8 @@ class TextModel:
             self._heads = None
             self._normaliser = None
             self._languages = None
+            self._ml = None
+            self._readers = {}
             self.version = "unloaded"
 
     # -- extras -------------------------------------------------------------------------------
@@ -501,11 +614,44 @@ class TextModel:
     def identify_language(self, text: str) -> LanguageVerdict:
         """The language of `text` (after the same normalisation `predict` applies) and whether
         the encoder reads it (crossguard.text.language)."""
+        normaliser = self._normaliser
+        verdict = self._verdict(normaliser(text) if normaliser is not None else text)
+        if self._ml is not None:
+            if len(self._readers) >= _READER_CACHE:
+                self._readers.clear()
+            self._readers[text] = verdict.reader
+        return verdict
+
+    def _verdict(self, normalised: str) -> LanguageVerdict:
         languages = self._languages
         if languages is None:
             raise NotReady("text model is not loaded; call load() first")
-        normaliser = self._normaliser
-        return languages.identify(normaliser(text) if normaliser is not None else text)
+        verdict = languages.identify(normalised)
+        if verdict.supported:
+            return replace(verdict, reader=ENGLISH)
+        ml = self._ml
+        if ml is not None and verdict.language in ml.languages:
+            return replace(verdict, supported=True, reader=MULTILINGUAL)
+        return verdict
+
+    @property
+    def multilingual_thresholds(self) -> dict[Category, float]:
+        """The multilingual heads' own thresholds (empty when that path is not loaded)."""
+        self._require()
+        return dict(self._ml.thresholds) if self._ml is not None else {}
+
+    def models_for(self, readers: Collection[str]) -> list[tuple[str, str]]:
+        """The entries that scored texts read by `readers` (LanguageVerdict.reader: ENGLISH,
+        MULTILINGUAL, or "" for an unsupported text, which the English path scores): the
+        profanity model always, each path's encoder and heads when it scored something."""
+        self._require()
+        ml_infos = self._ml.infos if self._ml is not None else []
+        english = [i for i in self._infos if i not in ml_infos and i[0] != PROFANITY]
+        prof = [i for i in self._infos if i[0] == PROFANITY]
+        chosen = english if not readers or set(readers) - {MULTILINGUAL} else []
+        if MULTILINGUAL in readers:
+            chosen = chosen + ml_infos
+        return chosen + prof
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised MiniLM sentence embeddings, [len(texts), 384] float32 (cosine = dot)."""

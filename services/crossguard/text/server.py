@@ -32,6 +32,7 @@ def build_model(settings: TextServerSettings) -> Model[str, Probabilities]:
         "max_padding": text.model_max_padding,
         "allow_spinning": text.onnx_spinning,
         "precision": text.encoder_precision,
+        "multilingual": text.multilingual,
     }
     if serving.uses_cuda(settings):  # large calls, length-bucketed (plan_sub_batches)
         options["sub_batch"] = text.gpu_sub_batch

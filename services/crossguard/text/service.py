@@ -48,6 +48,8 @@ class _Part:
     spans: list[tuple[int, int]]
     chunks: list[Chunk]
     unread: UnreadPart | None = None
+    # Which text model path read its pieces (LanguageVerdict.reader), for the result's `models`.
+    readers: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -109,9 +111,15 @@ class TextClassifier(BatchedClassifier[TextParts, str, Probabilities]):
         language_of: Callable[[str], LanguageVerdict] | None = None,
     ) -> None:
         """`language_of`: identifies a piece's language (TextModel.identify_language); a
-        part with a piece the model does not read is reported in the result's `unread` (None:
+        part with a piece the model does not read is reported in the result's `unread`, and the
+        path that read the others (LanguageVerdict.reader) chooses the result's `models` (None:
         no check)."""
         self.language_of = language_of
+        # Models that route by language (TextModel.models_for) name the entries that scored
+        # each item; others report every entry they hold.
+        self.models_for: Callable[[set[str]], list[tuple[str, str]]] | None = getattr(
+            model, "models_for", None
+        )
         self.settings = settings or TextServiceSettings()
         super().__init__(
             model,
@@ -224,11 +232,19 @@ class TextClassifier(BatchedClassifier[TextParts, str, Probabilities]):
             spent = (t_end - t_model) * 1000.0 if index in evidence else 0.0
             parts = prepared[index]
             unread = [] if isinstance(parts, Exception) else [p.unread for p in parts if p.unread]
+            readers = (
+                set() if isinstance(parts, Exception) else {r for p in parts for r in p.readers}
+            )
+            models = (
+                self.models_for(readers)
+                if self.models_for is not None and self.language_of is not None
+                else list(self.model_infos)
+            )
             result = ClassifierResult(
                 modality=Modality.TEXT,
                 scores=[Score(cat, value, severity(value)) for cat, value in ordered],
                 evidence=evidence.get(index, []),
-                models=list(self.model_infos),
+                models=models,
                 unread=unread,
                 timings=[
                     StageTime("prepare", prep_ms),
@@ -325,13 +341,16 @@ class TextClassifier(BatchedClassifier[TextParts, str, Probabilities]):
 
     @staticmethod
     def _unread(part: _Part, language_of: Callable[[str], LanguageVerdict]) -> UnreadPart | None:
-        """The part's first piece in a language the model does not read, if any."""
+        """The part's first piece in a language the model does not read, if any; records
+        which model path read each piece in `part.readers`."""
+        unread: UnreadPart | None = None
         for ch in part.chunks:
             verdict = language_of(part.clean.text[ch.start : ch.end])
-            if not verdict.supported:
+            part.readers.add(verdict.reader)  # "" (unsupported): the default path scored it
+            if not verdict.supported and unread is None:
                 detail = f"{verdict.language} {verdict.confidence:.2f}"
-                return UnreadPart(part.part_id, UNSUPPORTED_LANGUAGE, detail)
-        return None
+                unread = UnreadPart(part.part_id, UNSUPPORTED_LANGUAGE, detail)
+        return unread
 
     def _prepare_checked(self, parts: Sequence[tuple[str, str]]) -> list[_Part]:
         prepared = self._prepare(parts)

@@ -138,6 +138,19 @@ class TextServiceSettings(ServingSettings):
         "kernels are CPU-only). The same text heads serve all.",
     )
 
+    # On by default: on the non-English development cases no harmful case in its languages is
+    # missed (choice half 17/17, untouched 21/21) and 5/23 / 0/15 benign ones are flagged, where
+    # off flags all of them (docs/text-model.md, Languages).
+    multilingual: bool = Field(
+        default=True,
+        description="CROSSGUARD_TEXT_MULTILINGUAL: score texts the English encoder cannot read "
+        "but USE multilingual v3 can (ar de es fr it ja ko nl pl pt ru th tr zh; entries "
+        "use-m3-encoder and text-heads-multilingual, heads trained on English data only) with "
+        "that encoder; off: they are reported unsupported_language and the policy's fallback "
+        "applies. Texts in other languages are unsupported either way. Non-English development "
+        "cases: docs/text-model.md, Languages.",
+    )
+
     # --- micro-batching ----------------------------------------------------------------------
     # Defaults measured on 2 quiet CPU cores, 16 closed-loop gRPC clients (one connection each),
     # 4 interleaved rounds, int8 encoder, TOKENIZERS_PARALLELISM off: 2 processes × 1 worker

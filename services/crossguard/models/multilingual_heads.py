@@ -1,0 +1,159 @@
+"""Per-category logistic heads over the multilingual encoder (use-m3-encoder), trained on English.
+
+    python -m crossguard.models.multilingual_train  # -> crossguard/text/heads_multilingual
+
+The recipe (crossguard.models.multilingual_train) is crossguard.models.train_heads' (its
+training sets, logistic fit, 5-fold out-of-fold max-F1 thresholds are called from there):
+OpenAI train rows per annotated category, the Davidson subsample for hate/harassment, the
+train split of the English development cases. Only the features differ: the 512-d USE
+multilingual embedding of the sanitised text, without the profanity probability
+(alt-profanity-check reads English words only; a head leaning on it would miss insults in other
+languages) and without crossguard.text.normalise (its leetspeak/homoglyph rules are built on an
+English vocabulary and would rewrite Cyrillic or accented words). No non-English text is
+trained on: the heads reach other languages through the encoder's shared embedding space,
+which the non-English development cases measure (crossguard.models.evaluate, per language).
+
+`build_multilingual_heads` writes text-heads-multilingual/<VERSION>: Gemm + Sigmoid over
+`embedding` -> `probabilities` [batch, k], parity-checked against numpy.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crossguard.core.errors import ModelError
+from crossguard.core.model_repository import (
+    MODEL_FILE,
+    Manifest,
+    ModelEntry,
+    ModelRepository,
+    Provenance,
+    TensorSpec,
+)
+from crossguard.core.taxonomy import Category
+from crossguard.models import multilingual as _ml
+from crossguard.models._common import (
+    OPSET,
+    ProgressFn,
+    onnx_parity,
+    require,
+    stderr_progress,
+)
+
+NAME = "text-heads-multilingual"
+VERSION = "1"
+WEIGHTS_FILE = "heads.npz"
+META_FILE = "heads.json"
+OUTPUT = "probabilities"
+DIM = _ml.DIM
+
+
+def default_dir() -> Path:
+    """services/crossguard/text/heads_multilingual (shipped as package data)."""
+    import crossguard.text
+
+    return Path(crossguard.text.__file__).resolve().parent / "heads_multilingual"
+
+
+def save(heads: dict[str, Any], directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / WEIGHTS_FILE).open("wb") as fh:
+        np.savez(fh, weight=heads["weight"], bias=heads["bias"])
+    meta = {k: v for k, v in heads.items() if k not in ("weight", "bias")}
+    (directory / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def load(directory: Path | None = None) -> dict[str, Any]:
+    directory = directory or default_dir()
+    if not (directory / WEIGHTS_FILE).is_file():
+        raise ModelError(
+            f"multilingual head weights not found in {directory}; run "
+            "`python -m crossguard.models.multilingual_train`"
+        )
+    meta: dict[str, Any] = json.loads((directory / META_FILE).read_text())
+    with np.load(directory / WEIGHTS_FILE) as z:
+        meta["weight"] = np.asarray(z["weight"], dtype=np.float32)
+        meta["bias"] = np.asarray(z["bias"], dtype=np.float32)
+    return meta
+
+
+def graph(weight: np.ndarray, bias: np.ndarray) -> Any:
+    """ONNX ModelProto: embedding [batch, 512] -> probabilities [batch, k]."""
+    onnx = require("onnx")
+    h, tp = onnx.helper, onnx.TensorProto
+    nodes = [
+        h.make_node("Gemm", ["embedding", "W", "b"], ["logits"], transB=1),
+        h.make_node("Sigmoid", ["logits"], [OUTPUT]),
+    ]
+    inits = [onnx.numpy_helper.from_array(weight, "W"), onnx.numpy_helper.from_array(bias, "b")]
+    g = h.make_graph(
+        nodes,
+        "text_heads_multilingual",
+        [h.make_tensor_value_info("embedding", tp.FLOAT, ["batch", DIM])],
+        [h.make_tensor_value_info(OUTPUT, tp.FLOAT, ["batch", weight.shape[0]])],
+        inits,
+    )
+    model = h.make_model(g, opset_imports=[h.make_opsetid("", OPSET)], producer_name="crossguard")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def build_multilingual_heads(
+    repo: ModelRepository, *, progress: ProgressFn = stderr_progress
+) -> ModelEntry:
+    """Write text-heads-multilingual/<VERSION> from the committed weights (no training here)."""
+    require("onnxruntime")
+    heads = load()
+    out_dir = repo.fresh_entry_dir(NAME, VERSION)
+    t0 = time.perf_counter()
+    (out_dir / MODEL_FILE).write_bytes(graph(heads["weight"], heads["bias"]).SerializeToString())
+    x = np.random.default_rng(0).normal(size=(16, DIM)).astype(np.float32)
+    expected = 1.0 / (1.0 + np.exp(-(x @ heads["weight"].T + heads["bias"])))
+    diff = onnx_parity(
+        NAME, out_dir / MODEL_FILE, {"embedding": x}, OUTPUT, expected, "numpy", progress, 1e-5
+    )
+    labels = list(heads["categories"])
+    manifest = Manifest(
+        name=NAME,
+        version=VERSION,
+        task="multi-label-classification",
+        inputs=[TensorSpec(name="embedding", dtype="float32", shape=["batch", DIM])],
+        outputs=[TensorSpec(name=OUTPUT, dtype="float32", shape=["batch", len(labels)])],
+        labels=labels,
+        taxonomy={label: label for label in labels},
+        preprocessing={
+            "embedding": f"output `embedding` of {_ml.NAME}/{_ml.VERSION} on the sanitised "
+            "text (crossguard.text.textprep.sanitize; no crossguard.text.normalise)",
+            "requires": {_ml.NAME: _ml.VERSION},
+            "activation": "sigmoid per category (independent, multi-label)",
+        },
+        provenance=Provenance(
+            source_package="crossguard (services/crossguard/text/heads_multilingual)",
+            source_version=str(heads.get("weights_sha256", ""))[:16],
+            licence="Apache-2.0 (crossguard); trained on OpenAI moderation samples (MIT) and "
+            "Davidson hate-speech data (MIT)",
+            description=str(heads.get("recipe", "")),
+            built_by="python -m crossguard.models.multilingual_train (weights); "
+            "crossguard models build (graph)",
+        ),
+        metrics={
+            "thresholds": heads["thresholds"],
+            "threshold_rule": heads.get("threshold_rule", ""),
+            "train_cv_auprc": heads.get("train_cv_auprc", {}),
+            "graph_vs_numpy_max_abs_diff": diff,
+            "build_seconds": round(time.perf_counter() - t0, 3),
+        },
+    )
+    repo.write_manifest(out_dir, manifest)
+    return repo.get(NAME, VERSION)
+
+
+def thresholds_of(entry: ModelEntry) -> dict[Category, float]:
+    raw = entry.manifest.metrics.get("thresholds", {})
+    return {Category(k): float(v) for k, v in raw.items()}
