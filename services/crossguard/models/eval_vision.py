@@ -7,7 +7,11 @@
    than allow.
 2. The OCR path: labeled texts of the validation split rendered into images (varied fonts,
    sizes, colours and backgrounds), scored through OCR and the text models, against the same
-   texts scored directly by the text models: AUPRC of each, side by side.
+   texts scored directly by the text models: AUPRC of each, side by side, with a paired
+   bootstrap interval of the difference, on a "choose" and a "report" half
+   (crossguard.models.eval_ocr). Rendering draws what a screen would show: lines wrapped by
+   the font's measured width, and characters the font has no glyph for (emoji) left out of
+   the image; the direct score is of the text itself, emoji included.
 
 What it cannot measure: recall on explicit or violent imagery (no labeled harmful images exist
 here, and none should be generated), hash-bank recall on real known-bad lists. The text models
@@ -81,7 +85,8 @@ BENIGN_MESSAGES = [
 ]
 # Rendered texts are cut here: a screenshot of a whole essay would be a very tall image.
 MAX_RENDER_CHARS = 400
-# OpenAI validation (182) + 58 Davidson tweets: about 5 minutes on 2 idle cores.
+# OpenAI validation (182) + 58 Davidson tweets: enough for a paired interval of about ±2 points
+# on "any"; 0.2-0.26 texts/s measured on the shared 2 cores at load 15 (--ocr-texts for fewer).
 DEFAULT_OCR_TEXTS = 240
 
 
