@@ -3,6 +3,7 @@ assembly, by plain calls."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from crossguard.vision.hashbank import parse_csv, parse_te
@@ -88,3 +89,38 @@ def test_respace_restores_word_gaps_from_character_boxes() -> None:
     assert respace("IWILLFIND", boxes(spans)) == "I WILL FIND"
     assert respace("I WILL", boxes(spans[:6])) == "I WILL"  # has spaces: unchanged
     assert respace("IWILLFIND", boxes(spans[:3])) == "IWILLFIND"  # boxes do not match
+
+
+def _ctc(frames: list[tuple[int, float]], classes: int = 5) -> np.ndarray:
+    """[1, frames, classes] probabilities: each frame's top class and its space probability
+    (class 4 is the space; class 0 the CTC blank)."""
+    out = np.zeros((1, len(frames), classes), dtype=np.float32)
+    for t, (top, space) in enumerate(frames):
+        out[0, t, 4] = space
+        out[0, t, top] = max(out[0, t, top], 1.0 - space)
+    return out
+
+
+def test_restore_spaces_turns_the_most_space_like_blank_of_a_word_gap_into_a_space() -> None:
+    from crossguard.vision.ocr import restore_spaces
+
+    # a _ _ b | b _(0.02) _(0.2) _(0.05) c | c _(0.001) d, then trailing blanks with space odds.
+    frames = [(1, 0.0), (0, 0.0), (0, 0.0), (2, 0.0), (0, 0.02), (0, 0.2), (0, 0.05), (3, 0.0)]
+    frames += [(0, 0.001), (1, 0.0), (0, 0.3), (0, 0.3)]
+    out = restore_spaces(_ctc(frames), space=4, threshold=0.01)
+    assert out[0].argmax(axis=1).tolist() == [1, 0, 0, 2, 0, 4, 0, 3, 0, 1, 0, 0]
+    # Nothing reaches a high threshold: unchanged.
+    assert np.array_equal(restore_spaces(_ctc(frames), space=4, threshold=0.5), _ctc(frames))
+    # A gap already read as a space gets no second one.
+    spaced = _ctc([(1, 0.0), (4, 0.9), (0, 0.3), (2, 0.0)])
+    assert restore_spaces(spaced, space=4).argmax(axis=2).tolist() == [[1, 4, 0, 2]]
+
+
+def test_a_turned_reading_replaces_the_upright_one_only_when_more_confident() -> None:
+    from crossguard.vision.ocr import better_reading
+
+    box = [[0, 0], [10, 0], [10, 5], [0, 5]]
+    upright = [box, "K pue Aibue", 0.75, [box]]
+    assert better_reading(upright, "and angry I", 0.98) == [box, "and angry I", 0.98]
+    assert better_reading(upright, "ɐ", 0.5) is upright
+    assert better_reading(upright, "  ", 0.99) is upright

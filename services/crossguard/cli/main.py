@@ -550,16 +550,46 @@ def eval_audio(
 
 @eval_.command("vision")
 @click.option(
-    "--ocr-texts", default=40, show_default=True, help="Validation texts rendered for OCR."
+    "--ocr-texts",
+    default=240,
+    show_default=True,
+    help="Labeled validation texts rendered for OCR (182 OpenAI, then Davidson tweets).",
 )
 @click.option("--seed", default=0, show_default=True)
-def eval_vision(ocr_texts: int, seed: int) -> None:
+@click.option(
+    "--benign/--no-benign", default=True, show_default=True, help="Run the benign image set."
+)
+@click.option(
+    "--part",
+    "parts",
+    type=click.Choice(["choose", "report"]),
+    multiple=True,
+    help="Only texts of these halves (repeatable; default both). Tune on choose only.",
+)
+@click.option(
+    "--scores",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write one JSON line per text: drawn and OCR-read text, both paths' scores.",
+)
+def eval_vision(
+    ocr_texts: int, seed: int, benign: bool, parts: tuple[str, ...], scores: Path | None
+) -> None:
     """Benign false-positive rate at the policy thresholds, and AUPRC of texts read by OCR
-    from images vs the same texts scored directly."""
+    from images vs the same texts scored directly (with a paired bootstrap interval)."""
+    from crossguard.models.eval_ocr import PARTS, write_rows
     from crossguard.models.eval_vision import eval_vision as run
     from crossguard.models.eval_vision import format_vision_report
 
-    report = run(ocr_texts, seed, progress=lambda m: click.echo(f"· {m}", err=True))
+    report = run(
+        ocr_texts,
+        seed,
+        progress=lambda m: click.echo(f"· {m}", err=True),
+        benign=benign,
+        parts=parts or PARTS,
+    )
+    if scores is not None:
+        write_rows(scores, report.ocr_rows)
     click.echo(format_vision_report(report))
     sys.exit(0)
 

@@ -7,7 +7,11 @@
    than allow.
 2. The OCR path: labeled texts of the validation split rendered into images (varied fonts,
    sizes, colours and backgrounds), scored through OCR and the text models, against the same
-   texts scored directly by the text models: AUPRC of each, side by side.
+   texts scored directly by the text models: AUPRC of each, side by side, with a paired
+   bootstrap interval of the difference, on a "choose" and a "report" half
+   (crossguard.models.eval_ocr). Rendering draws what a screen would show: lines wrapped by
+   the font's measured width, and characters the font has no glyph for (emoji) left out of
+   the image; the direct score is of the text itself, emoji included.
 
 What it cannot measure: recall on explicit or violent imagery (no labeled harmful images exist
 here, and none should be generated), hash-bank recall on real known-bad lists. The text models
@@ -20,11 +24,11 @@ from __future__ import annotations
 import asyncio
 import difflib
 import io
-import math
-import textwrap
 import time
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -32,12 +36,25 @@ from PIL import Image, ImageDraw, ImageFont
 from crossguard.core.model_repository import ModelRepository
 from crossguard.core.results import ClassifierResult
 from crossguard.core.settings import ModelSettings
-from crossguard.core.taxonomy import Category
-from crossguard.models.data import load_openai, select
-from crossguard.models.evaluate import average_precision
+from crossguard.models.data import Example
+from crossguard.models.eval_ocr import (
+    BOOTSTRAP_RESAMPLES,
+    PARTS,
+    AuprcRow,
+    OcrRow,
+    Progress,
+    auprc_table,
+    choose_texts,
+    format_table,
+    make_row,
+    part_of,
+)
 from crossguard.policy.engine import Action, decide
 from crossguard.policy.loader import default_policy
 from crossguard.vision.service import ImagePart, VisionClassifier, VisionResult
+
+if TYPE_CHECKING:
+    from crossguard.text.service import TextClassifier
 
 FONTS = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
@@ -68,16 +85,9 @@ BENIGN_MESSAGES = [
 ]
 # Rendered texts are cut here: a screenshot of a whole essay would be a very tall image.
 MAX_RENDER_CHARS = 400
-HEAD_CATEGORIES = [
-    Category.SEXUAL,
-    Category.HATE,
-    Category.VIOLENCE,
-    Category.HARASSMENT,
-    Category.SELF_HARM,
-    Category.SEXUAL_MINORS,
-    Category.HATE_THREATENING,
-    Category.VIOLENCE_GRAPHIC,
-]
+# OpenAI validation (182) + 58 Davidson tweets: enough for a paired interval of about ±2 points
+# on "any"; 0.2-0.26 texts/s measured on the shared 2 cores at load 15 (--ocr-texts for fewer).
+DEFAULT_OCR_TEXTS = 240
 
 
 def _font(path: str, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -87,13 +97,73 @@ def _font(path: str, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
         return ImageFont.load_default(size=size)
 
 
-def render_text(text: str, rng: np.random.Generator, width: int = 720) -> Image.Image:
+# Characters that draw nothing on screen (zero-width joiners and spaces, variation selectors,
+# soft hyphens); DejaVu draws a glyph for some of them that a phone would not show.
+_INVISIBLE_CATEGORIES = {"Cc", "Cf", "Co", "Cn"}
+
+
+def _notdef(font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> bytes:
+    return bytes(font.getmask("\U0010fffd"))  # a noncharacter: every font draws .notdef
+
+
+def drawable(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> str:
+    """`text` less what a screen would not show with this font: invisible format characters,
+    and characters the font has no glyph for (emoji here: no colour-emoji font is installed).
+    A meme shows an emoji as a picture OCR cannot read, never as a tofu box that OCR reads as
+    a letter, so leaving it out is the honest rendering."""
+    notdef = _notdef(font)
+    kept = []
+    for ch in text:
+        if ch.isspace():
+            kept.append(" ")
+        elif unicodedata.category(ch) in _INVISIBLE_CATEGORIES or 0xFE00 <= ord(ch) <= 0xFE0F:
+            continue
+        elif bytes(font.getmask(ch)) != notdef:
+            kept.append(ch)
+    return " ".join("".join(kept).split())
+
+
+def wrap_pixels(
+    text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: float
+) -> list[str]:
+    """Greedy word wrap by the font's measured advance, so that no line runs past `width` px
+    (a character-count wrap cut the right end off most lines of bold and monospaced fonts).
+    A word wider than a line is broken between characters."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        candidate = f"{line} {word}" if line else word
+        if font.getlength(candidate) <= width:
+            line = candidate
+            continue
+        if line:
+            lines.append(line)
+        line = ""
+        for ch in word:
+            if line and font.getlength(line + ch) > width:
+                lines.append(line)
+                line = ""
+            line += ch
+    if line:
+        lines.append(line)
+    return lines
+
+
+@dataclass(frozen=True)
+class Rendered:
+    image: Image.Image
+    text: str  # what was drawn, line breaks as spaces
+    style: str  # font file, size and background style
+
+
+def render(text: str, rng: np.random.Generator, width: int = 720) -> Rendered:
     """`text` as an image: a random font, size, colours and a plain, gradient or noisy
-    background (what a screenshot or a text meme looks like)."""
+    background (what a screenshot or a text meme looks like), wrapped to fit the width."""
     size = int(rng.integers(18, 34))
-    font = _font(FONTS[int(rng.integers(len(FONTS)))], size)
-    chars = max(10, int(width / (size * 0.55)))
-    lines = textwrap.wrap(" ".join(text.split()), chars) or [" "]
+    path = FONTS[int(rng.integers(len(FONTS)))]
+    font = _font(path, size)
+    drawn = drawable(text, font)
+    lines = wrap_pixels(drawn, font, width - 40) or [" "]
     height = 40 + len(lines) * int(size * 1.4)
     style = int(rng.integers(4))
     if style == 0:
@@ -115,7 +185,12 @@ def render_text(text: str, rng: np.random.Generator, width: int = 720) -> Image.
     for line in lines:
         draw.text((20, y), line, font=font, fill=fg)
         y += int(size * 1.4)
-    return img
+    name = path.rsplit("/", 1)[-1].removesuffix(".ttf")
+    return Rendered(img, " ".join(lines), f"{name} {size}px bg{style}")
+
+
+def render_text(text: str, rng: np.random.Generator, width: int = 720) -> Image.Image:
+    return render(text, rng, width).image
 
 
 def chart(rng: np.random.Generator, kind: str) -> Image.Image:
@@ -212,26 +287,28 @@ class InProcessText:
 @dataclass
 class VisionEvalReport:
     benign: list[tuple[str, str, str, list[str]]] = field(default_factory=list)
-    ocr_rows: int = 0
-    auprc: list[tuple[str, int, int, float, float]] = field(default_factory=list)
-    # Mean character similarity (difflib ratio) of the OCR'd text to the rendered text.
-    ocr_similarity: float = 0.0
+    ocr_rows: list[OcrRow] = field(default_factory=list)
+    auprc: list[AuprcRow] = field(default_factory=list)
     seconds: float = 0.0
     models: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def ocr_similarity(self) -> float:
+        """Mean character similarity (difflib ratio, case-folded) of OCR text to drawn text."""
+        return sum(r.similarity for r in self.ocr_rows) / max(1, len(self.ocr_rows))
 
     @property
     def false_positives(self) -> int:
         return sum(1 for _, _, action, _ in self.benign if action != Action.ALLOW.value)
 
 
-def _pick(scores: dict[Category, float], category: Category | None) -> float:
-    """A category's score; for None ("any") the highest over the head categories."""
-    if category is None:
-        return max((scores.get(c, 0.0) for c in HEAD_CATEGORIES), default=0.0)
-    return scores.get(category, 0.0)
-
-
-async def _run(limit_ocr: int, seed: int, progress: Callable[[str], None]) -> VisionEvalReport:
+async def _run(
+    limit_ocr: int,
+    seed: int,
+    progress: Callable[[str], None],
+    benign: bool,
+    parts: Sequence[str],
+) -> VisionEvalReport:
     from crossguard.text.model import TextModel
     from crossguard.text.service import TextClassifier
     from crossguard.text.settings import TextServiceSettings
@@ -261,10 +338,10 @@ async def _run(limit_ocr: int, seed: int, progress: Callable[[str], None]) -> Vi
     await vision.start()
     policy = default_policy()
     report = VisionEvalReport()
-    validation = select(load_openai(), "validation")
     try:
-        images = benign_images(seed)
-        progress(f"benign set: {len(images)} images")
+        images = benign_images(seed) if benign else []
+        if images:
+            progress(f"benign set: {len(images)} images")
         for source, name, data in images:
             result: VisionResult = await vision.analyse(name, [ImagePart(name, data, "image/png")])
             decision = decide(policy, _Item(), [result.to_classifier_result()], [])
@@ -273,54 +350,45 @@ async def _run(limit_ocr: int, seed: int, progress: Callable[[str], None]) -> Vi
         report.models = [*vision.model_infos, *text_classifier.model_infos]
 
         rng = np.random.default_rng(seed + 1)
-        rows = [e for e in validation if e.labels]
-        order = rng.permutation(len(rows))[:limit_ocr]
-        chosen = [rows[i] for i in order]
+        chosen = choose_texts(limit_ocr)
         if chosen:
             progress(f"OCR path: {len(chosen)} validation texts rendered into images")
-        direct: list[dict[Category, float]] = []
-        via_ocr: list[dict[Category, float]] = []
-        similarity = 0.0
+        ticker = Progress(len(chosen), progress, time.perf_counter)
         for i, e in enumerate(chosen):
+            # Every text draws its rendering from the generator, so a text looks the same
+            # whichever parts are run.
             cut = " ".join(e.text[:MAX_RENDER_CHARS].split())
-            d = await text_classifier.classify(f"d{i}", [(str(i), cut)])
-            direct.append({s.category: s.score for s in d.scores})
-            data = _png(render_text(cut, rng))
-            r = await vision.analyse(f"o{i}", [ImagePart(str(i), data, "image/png")])
-            (image,) = r.images
-            signal = next((s for s in image.signals if s.model == "ocr+text"), None)
-            via_ocr.append(dict(signal.scores) if signal else {})
-            read = " ".join(" ".join(f.text.split()) for f in image.ocr)
-            similarity += difflib.SequenceMatcher(None, read.lower(), cut.lower()).ratio()
-        report.ocr_rows = len(chosen)
-        report.ocr_similarity = similarity / max(1, len(chosen))
-        for cat in [None, *HEAD_CATEGORIES]:
-            pairs = [
-                (e, k)
-                for k, e in enumerate(chosen)
-                if (cat is None and e.labels) or (cat is not None and cat in e.labels)
-            ]
-            if not pairs:
-                continue
-            y = np.array([int(e.any_positive) if cat is None else e.labels[cat] for e, _ in pairs])
-            if y.sum() < 3:
-                continue
-            p_direct = np.array([_pick(direct[k], cat) for _, k in pairs])
-            p_ocr = np.array([_pick(via_ocr[k], cat) for _, k in pairs])
-            report.auprc.append(
-                (
-                    "any" if cat is None else cat.value,
-                    len(y),
-                    int(y.sum()),
-                    average_precision(y, p_direct),
-                    average_precision(y, p_ocr),
-                )
-            )
+            drawn = render(cut, rng)
+            if part_of(e.text) in parts:
+                row = await _score(e, cut, drawn, i, text_classifier, vision)
+                report.ocr_rows.append(row)
+            ticker.step(i + 1)
+        report.auprc = auprc_table(report.ocr_rows)
     finally:
         await vision.close()
         await text_classifier.close()
     report.seconds = time.perf_counter() - t0
     return report
+
+
+async def _score(
+    e: Example,
+    cut: str,
+    drawn: Rendered,
+    i: int,
+    text: TextClassifier,
+    vision: VisionClassifier,
+) -> OcrRow:
+    """`cut` scored directly, and its rendering through OCR and the text models."""
+    d = await text.classify(f"d{i}", [(str(i), cut)])
+    r = await vision.analyse(f"o{i}", [ImagePart(str(i), _png(drawn.image), "image/png")])
+    (image,) = r.images
+    signal = next((s for s in image.signals if s.model == "ocr+text"), None)
+    read = " ".join(" ".join(f.text.split()) for f in image.ocr)
+    similarity = difflib.SequenceMatcher(None, read.lower(), drawn.text.lower()).ratio()
+    direct = {s.category: s.score for s in d.scores}
+    via_ocr = dict(signal.scores) if signal else {}
+    return make_row(e, drawn.text, read, similarity, direct, via_ocr, drawn.style)
 
 
 class _Item:
@@ -329,12 +397,32 @@ class _Item:
 
 
 def eval_vision(
-    limit_ocr: int = 40, seed: int = 0, progress: Callable[[str], None] = print
+    limit_ocr: int = DEFAULT_OCR_TEXTS,
+    seed: int = 0,
+    progress: Callable[[str], None] = print,
+    *,
+    benign: bool = True,
+    parts: Sequence[str] = PARTS,
 ) -> VisionEvalReport:
-    return asyncio.run(_run(limit_ocr, seed, progress))
+    return asyncio.run(_run(limit_ocr, seed, progress, benign, parts))
 
 
 def format_vision_report(report: VisionEvalReport) -> str:
+    lines: list[str] = []
+    if report.benign:
+        lines += _benign_lines(report)
+    if report.ocr_rows:
+        lines += _ocr_lines(report)
+    lines += [
+        "",
+        "Not measured here: recall on explicit or violent imagery (no labeled harmful images are "
+        "available, and none are generated), and hash-bank recall on real known-bad lists.",
+        f"models: {', '.join(f'{a}/{b}' for a, b in report.models)}; {report.seconds:.0f}s",
+    ]
+    return "\n".join(lines)
+
+
+def _benign_lines(report: VisionEvalReport) -> list[str]:
     total = len(report.benign)
     fp = report.false_positives
     lines = [
@@ -350,26 +438,16 @@ def format_vision_report(report: VisionEvalReport) -> str:
     for source, name, action, rules in report.benign:
         if action != Action.ALLOW.value:
             lines.append(f"  {source}/{name}: {action} ({', '.join(rules)})")
-    if report.ocr_rows:
-        lines += _ocr_lines(report)
-    lines += [
-        "",
-        "Not measured here: recall on explicit or violent imagery (no labeled harmful images are "
-        "available, and none are generated), and hash-bank recall on real known-bad lists.",
-        f"models: {', '.join(f'{a}/{b}' for a, b in report.models)}; {report.seconds:.0f}s",
-    ]
-    return "\n".join(lines)
+    return lines
 
 
 def _ocr_lines(report: VisionEvalReport) -> list[str]:
-    lines = [
+    counts = {p: sum(1 for r in report.ocr_rows if r.part == p) for p in PARTS}
+    return [
         "",
-        f"OCR path: {report.ocr_rows} validation texts (first {MAX_RENDER_CHARS} characters) "
-        f"rendered into images; OCR text matches the rendered text at "
-        f"{report.ocr_similarity:.1%} character similarity (mean)",
-        f"{'category':<20}{'n':>5}{'pos':>5}{'AUPRC text':>12}{'AUPRC OCR':>11}{'diff':>8}",
+        f"OCR path: {len(report.ocr_rows)} validation texts (first {MAX_RENDER_CHARS} characters; "
+        f"choose {counts['choose']}, report {counts['report']}) rendered into images; OCR text "
+        f"matches the drawn text at {report.ocr_similarity:.1%} character similarity (mean)",
+        *format_table(report.auprc),
+        f"(95% CI: paired bootstrap over texts, {BOOTSTRAP_RESAMPLES} resamples)",
     ]
-    for name, n, pos, direct, ocr in report.auprc:
-        diff = ocr - direct if not (math.isnan(ocr) or math.isnan(direct)) else math.nan
-        lines.append(f"{name:<20}{n:>5}{pos:>5}{direct:>12.3f}{ocr:>11.3f}{diff:>+8.3f}")
-    return lines

@@ -190,7 +190,8 @@ def build_pp_ocr(repo: ModelRepository, *, progress: ProgressFn = stderr_progres
         ],
         labels=[],
         preprocessing={
-            "pipeline": f"{OCR_PACKAGE} RapidOCR (det -> angle cls -> rec, CTC decoding)",
+            "pipeline": f"{OCR_PACKAGE} RapidOCR (det -> rec upright, doubtful lines again turned "
+            "180°; CTC decoding with word spaces restored; crossguard.vision.ocr)",
             "files": dict(_ocr.FILES),
             "det": {"limit_side_len": 960, "limit_type": "max", "mean": 0.5, "std": 0.5},
             "rec": {"image_shape": [3, 48, 320], "character_list": "rec.onnx metadata"},

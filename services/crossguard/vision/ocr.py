@@ -1,11 +1,12 @@
-"""Text in images: PP-OCRv4 detection + recognition (+ the angle classifier) as ONNX, run by
-rapidocr-onnxruntime's pipeline (its pre/post-processing: DB box extraction, perspective crops,
+"""Text in images: PP-OCRv4 detection + recognition as ONNX, run by rapidocr-onnxruntime's
+pipeline (its pre/post-processing: DB box extraction, perspective crops,
 CTC decoding with the character list stored in the recognition model) on the model files of the
 repository entry `pp-ocr`, which `crossguard models build` copies from that package.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,55 @@ FILES = {"det": "det.onnx", "rec": "rec.onnx", "cls": "cls.onnx"}
 # line: 1.72 s and "I willfindyouandkillyou" with rapidocr's default, 0.50 s and both lines
 # read exactly with this.
 DET_OPTIONS: dict[str, object] = {"det_limit_type": "max", "det_limit_side_len": 960}
+# Line orientation. rapidocr's angle classifier squeezes each line into 192×48 px; a long line
+# (a 700×20 px screenshot line, aspect 35) becomes a smear, and the classifier turned such
+# lines upside down in 14 of the eval's 121 upright "choose" images (read as garbage, "K pue
+# Aibue jab pinom" for "...would get angry and", or as nothing). So lines are read upright
+# first, and a line read with less confidence than this is read again turned 180°; the reading
+# with the higher confidence is kept (most upright lines read at 0.95 or more; the wrongly
+# turned lines seen read at 0.00-0.75).
+REREAD_BELOW = 0.9
+
+
+# Word gaps. PP-OCRv4's recogniser (trained mostly on Chinese) reads the gap between two Latin
+# words as CTC blank frames far more often than as its space class, so whole lines come back
+# without spaces ("Theblackdemographichasa..."). In those blank frames the space class still
+# gets a small probability (0.01-0.3) at word gaps and almost none (< 0.01) inside a word, so
+# the most space-like frame of a blank run between two characters becomes a space when its space
+# probability reaches this. Measured on 14 eval "choose" images (6 fonts, 18-33 px): words read
+# exactly 77% as decoded by rapidocr, 97% at 0.003 and 0.01, 95% at 0.03, 89% at 0.1.
+SPACE_PROBABILITY = 0.01
+
+
+def restore_spaces(
+    preds: np.ndarray, space: int, threshold: float = SPACE_PROBABILITY
+) -> np.ndarray:
+    """CTC outputs [batch, frames, classes] (class 0 blank) with one frame of each blank run
+    between two characters turned into `space` where that frame's space probability is at least
+    `threshold` (see SPACE_PROBABILITY). Greedy CTC decoding of the result has the spaces."""
+    out = preds.copy()
+    best = preds.argmax(axis=2)
+    for b in range(preds.shape[0]):
+        chars = np.flatnonzero(best[b] != 0)
+        for left, right in itertools.pairwise(chars):
+            if right - left < 2 or space in (best[b, left], best[b, right]):
+                continue
+            gap = preds[b, left + 1 : right, space]
+            k = left + 1 + int(gap.argmax())
+            if gap.max() >= threshold:
+                out[b, k, space] = preds[b, k, 0] + 1e-3  # just above blank: argmax is space
+    return out
+
+
+class SpacedDecode:
+    """rapidocr's CTC decoder (TextRecognizer.postprocess_op) with restore_spaces before it."""
+
+    def __init__(self, decode: Any, space: int) -> None:
+        self.decode, self.space = decode, space
+        self.character = decode.character
+
+    def __call__(self, preds: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+        return self.decode(restore_spaces(preds, self.space), *args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -41,12 +91,11 @@ class OcrLine:
     height: int
 
 
-# PP-OCR's recogniser (trained mostly on Chinese) often drops the spaces of tightly set Latin
-# capitals, the usual meme font ("IWILLFINDYOU"), and the text models cannot read that. When a
-# line of 6+ letters came back without a space, spaces are put back where the gap between two
-# characters' boxes (rapidocr's per-character boxes from the CTC alignment) is wider than this
-# fraction of the median character width. Measured on the demo meme (28 px DejaVu Sans Bold):
-# gaps inside words 0-8 px, between words 11-13 px, median width 16-19 px.
+# When a line of 6+ letters still came back without a space (restore_spaces found no gap in
+# tightly set capitals, the usual meme font: "IWILLFINDYOU"), spaces are put back where the
+# gap between two characters' boxes (rapidocr's per-character boxes from the CTC alignment) is
+# wider than this fraction of the median character width. Measured on the demo meme (28 px
+# DejaVu Sans Bold): gaps inside words 0-8 px, between words 11-13 px, median width 16-19 px.
 RESPACE_GAP = 0.5
 
 
@@ -66,6 +115,15 @@ def respace(text: str, boxes: Sequence[Sequence[Sequence[float]]]) -> str:
             out.append(" ")
         out.append(text[i])
     return "".join(out)
+
+
+def better_reading(row: list[Any], turned: str, confidence: float) -> list[Any]:
+    """rapidocr's row (box, text, confidence[, character boxes]) with the 180°-turned reading
+    in place of the upright one when that was read with higher confidence (its character
+    boxes, which respace needs, are then unknown); the same row when not."""
+    if confidence > float(row[2]) and turned.strip():
+        return [row[0], turned, confidence]
+    return row
 
 
 def _bounding_box(points: Sequence[Sequence[float]]) -> tuple[int, int, int, int]:
@@ -124,6 +182,10 @@ class OcrModel:
                 text_score=self.min_confidence,
                 **DET_OPTIONS,
             )
+            recogniser = self._engine.text_rec
+            if " " in recogniser.postprocess_op.character:
+                space = recogniser.postprocess_op.character.index(" ")
+                recogniser.postprocess_op = SpacedDecode(recogniser.postprocess_op, space)
             self.version = entry.manifest.version
 
     def ready(self) -> bool:
@@ -137,11 +199,25 @@ class OcrModel:
         if engine is None:
             raise NotReady("OCR is not loaded; call load() first")
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-        result, _elapsed = engine(bgr, return_word_box=True)
+        # text_score 0: every line comes back, so doubtful ones can be read again below.
+        result, _elapsed = engine(bgr, use_cls=False, return_word_box=True, text_score=0.0)
+        rows = [list(row) for row in result or ()]
+        doubtful = [k for k, row in enumerate(rows) if float(row[2]) < REREAD_BELOW]
+        if doubtful:
+            points = [np.asarray(rows[k][0], dtype=np.float32) for k in doubtful]
+            crops = engine.get_crop_img_list(bgr, points)
+            turned, _ = engine.text_rec([np.ascontiguousarray(c[::-1, ::-1]) for c in crops])
+            flipped = 0
+            for k, (text, confidence) in zip(doubtful, turned, strict=True):
+                row = better_reading(rows[k], str(text), float(confidence))
+                flipped += row is not rows[k]
+                rows[k] = row
+            if 2 * flipped > len(rows):
+                rows.reverse()  # mostly turned lines: the image is upside down, read bottom up
         lines: list[OcrLine] = []
-        for row in result or ():
+        for row in rows:
             points, text, confidence = row[0], str(row[1]), float(row[2])
-            if not text.strip():
+            if not text.strip() or confidence < self.min_confidence:
                 continue
             if len(row) > 3 and row[3]:
                 text = respace(text, row[3])
