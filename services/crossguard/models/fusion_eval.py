@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -30,7 +30,7 @@ from crossguard.consistency.config import (
 from crossguard.consistency.fusion import FusionInputs, FusionResult, fuse, logit, mean_agreement
 from crossguard.consistency.parts import KIND_MODALITY, TextKind, TextView, combined_text
 from crossguard.core.model_repository import ModelRepository
-from crossguard.core.results import ClassifierResult, Score
+from crossguard.core.results import ClassifierResult, Modality, Score
 from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
 from crossguard.models.evaluate import _predict, average_precision
@@ -39,6 +39,10 @@ from crossguard.policy import Action, Policy, decide, default_policy
 from crossguard.policy.inputs import ConsistencySignal, PolicyContext
 
 Scores = dict[Category, float]
+# Where `--derive real` caches derived texts (crossguard.models.fusion_derive).
+DEFAULT_DERIVE_DIR = Path(".crossguard/cache")
+RELIABILITY_GRID = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+PARTS: tuple[Part, ...] = ("fit", "report", "holdout")
 
 
 @dataclass(frozen=True)
@@ -158,10 +162,24 @@ def decision_of(policy: Policy, s: ScoredItem, fused: FusionResult | None) -> Ac
 # --- fitting ------------------------------------------------------------------------------
 
 
-def _features(s: ScoredItem, cat: Category) -> list[float] | None:
+def _part_scores(s: ScoredItem, cat: Category, config: FusionConfig | None = None) -> list[float]:
+    """Each part's score for `cat` weighted by its modality's reliability (as fuse() does),
+    highest first."""
+
+    def weight(kind: TextKind) -> float:
+        return 1.0 if config is None else config.reliability_of(KIND_MODALITY[kind])
+
+    return sorted(
+        (min(1.0, sc.get(cat, 0.0) * weight(k)) for k, sc in s.parts.items()), reverse=True
+    )
+
+
+def _features(
+    s: ScoredItem, cat: Category, config: FusionConfig | None = None
+) -> list[float] | None:
     if s.combined is None:
         return None
-    ranked = sorted((sc.get(cat, 0.0) for sc in s.parts.values()), reverse=True)
+    ranked = _part_scores(s, cat, config)
     second = ranked[1] if len(ranked) > 1 else 0.0
     agree = mean_agreement(s.agreement)
     return [
@@ -173,19 +191,23 @@ def _features(s: ScoredItem, cat: Category) -> list[float] | None:
 
 
 def fit_combination(
-    scored: Sequence[ScoredItem], c: float = 1.0, below: float = 1.0
+    scored: Sequence[ScoredItem],
+    c: float = 1.0,
+    below: float = 1.0,
+    config: FusionConfig | None = None,
 ) -> CombinationWeights:
     """L2 logistic regression over (item, labeled category) rows of the multi-text items whose
     highest part score for the category is below `below` (the estimate only matters where it
-    exceeds every part: 1.0 fits every row)."""
+    exceeds every part: 1.0 fits every row). Part scores are weighted by `config`'s
+    reliabilities, as fuse() weights them."""
     from sklearn.linear_model import LogisticRegression
 
     x: list[list[float]] = []
     y: list[int] = []
     for s in scored:
         for cat, label in s.item.labels.items():
-            f = _features(s, cat)
-            if f is not None and max(sc.get(cat, 0.0) for sc in s.parts.values()) < below:
+            f = _features(s, cat, config)
+            if f is not None and _part_scores(s, cat, config)[0] < below:
                 x.append(f)
                 y.append(label)
     lr = LogisticRegression(C=c, max_iter=1000)
@@ -214,7 +236,7 @@ def signal_cut(
     for k in range(folds):
         train = [s for i, s in enumerate(scored) if i % folds != k]
         held = [s for i, s in enumerate(scored) if i % folds == k]
-        weights = fit_combination(train, below=config.flag_at)
+        weights = fit_combination(train, below=config.flag_at, config=config)
         fold_config = config.model_copy(update={"combination": {"default": weights}})
         for s in benign_combinations(held, policy):
             r = fuse(fusion_inputs(s), fold_config)
@@ -296,7 +318,7 @@ def report(scored: Sequence[ScoredItem], config: FusionConfig, policy: Policy) -
     rows.append(
         Row(
             "AUPRC max fusion (pass-through)",
-            auprc(lambda s: max(_labeled_max(p, s.item) for p in s.parts.values())),
+            auprc(lambda s: max((_labeled_max(p, s.item) for p in s.parts.values()), default=0.0)),
         )
     )
     rows.append(
@@ -348,46 +370,75 @@ def format_rows(title: str, rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def eval_fusion(
-    repository: ModelRepository | Path,
-    *,
-    data_dir: Path | None = None,
-    cache: Path | None = None,
-    write_config: Path | None = None,
-    holdout: bool = False,
-    progress: Callable[[str], None] | None = None,
-) -> str:
-    """Fit on the fit part, report on the report part (and the holdout part with `holdout`);
-    write the fitted configuration to `write_config` when given. Returns the printed report."""
-    repo = repository if isinstance(repository, ModelRepository) else ModelRepository(repository)
-    settings = ModelSettings(model_repository=repo.root)
-    t0 = time.perf_counter()
-    items = build_dev_set(data_dir)
-    scored = score_dev_set(items, repo, settings, cache, progress)
+Derivation = Literal["exact", "real"]
+
+
+def fit_reliability(
+    scored: Sequence[ScoredItem], config: FusionConfig, grid: Sequence[float] = RELIABILITY_GRID
+) -> dict[Modality, float]:
+    """Per derived-text modality (image: OCR, audio: ASR), the reliability from `grid` that
+    gives the highest context-aware fusion AUPRC on `scored`, one modality at a time (the
+    higher value on ties: 1.0 unless a lower one helps)."""
+    chosen: dict[Modality, float] = {}
+    for modality in (Modality.IMAGE, Modality.AUDIO):
+        best = (-1.0, 0.0)
+        for value in sorted(grid, reverse=True):
+            trial = config.model_copy(update={"reliability": {**chosen, modality: value}})
+            got = _fused_auprc(scored, trial)
+            if got > best[0] + 1e-9:
+                best = (got, value)
+        chosen[modality] = best[1]
+    return chosen
+
+
+def _fused_auprc(scored: Sequence[ScoredItem], config: FusionConfig) -> float:
+    y = np.asarray([int(s.item.harmful) for s in scored])
+    p = [
+        max(
+            (f.score for f in fuse(fusion_inputs(s), config).fused if f.category in s.item.labels),
+            default=0.0,
+        )
+        for s in scored
+    ]
+    return average_precision(y, np.asarray(p, dtype=np.float64))
+
+
+@dataclass(frozen=True)
+class FitResult:
+    config: FusionConfig
+    lines: list[str]
+
+
+def fit_and_report(
+    derivation: Derivation,
+    scored: Sequence[ScoredItem],
+    base: FusionConfig,
+    policy: Policy,
+    holdout: bool,
+    provenance: dict[str, Any],
+) -> FitResult:
+    """Fit the rule on the fit part of `scored` (reliabilities with real derived texts, then
+    the combination weights) and report it on the report part (and the holdout part)."""
     by_part: dict[Part, list[ScoredItem]] = {"fit": [], "report": [], "holdout": []}
     for s in scored:
         by_part[s.item.part].append(s)
-    policy = default_policy()
-    base = load_fusion_config()
+    reliability: dict[Modality, float] = {}
+    if derivation == "real":
+        reliability = fit_reliability(by_part["fit"], base.model_copy(update={"reliability": {}}))
+    start = base.model_copy(update={"reliability": reliability})
     # Fitted where the estimate matters: rows whose parts all score below the flag cut.
-    weights = fit_combination(by_part["fit"], below=base.flag_at)
-    config = base.model_copy(
+    weights = fit_combination(by_part["fit"], below=base.flag_at, config=start)
+    config = start.model_copy(
         update={
             # A refit is a new rule: decisions name it as context-fusion/<version>.
-            "version": _next_version(base, weights),
+            "version": _next_version(base, weights, reliability),
             "combination": {"default": weights},
-            "provenance": {
-                "fitted_by": "crossguard eval fusion --write-config (docs/fusion.md)",
-                "data": "multimodal development set at derived-text level, fit part "
-                f"({len(by_part['fit'])} items) of crossguard.models.fusion_data",
-                "text_models": sorted({m for m in _model_names(repo)}),
-            },
+            "provenance": provenance,
         }
     )
-    out = [
-        f"multimodal development set: {len(items)} items (fit {len(by_part['fit'])}, report "
-        f"{len(by_part['report'])}, holdout {len(by_part['holdout'])}); derived texts only: no "
-        "OCR/ASR noise",
+    lines = [
+        f"== derivation: {derivation} ({DERIVATION_WORDS[derivation]})",
+        f"fitted reliability (fit part): { ({m.value: v for m, v in reliability.items()}) }",
         f"fitted combination weights (fit part): {weights.model_dump()}",
         "suggested policy cut for harmful_combination/* (fit part, at most "
         f"{MAX_BENIGN_SIGNAL:.0%} of benign combinations): "
@@ -396,12 +447,94 @@ def eval_fusion(
         format_rows("report part", report(by_part["report"], config, policy)),
     ]
     if holdout:
-        out.append(format_rows("HOLDOUT part", report(by_part["holdout"], config, policy)))
-    if write_config is not None:
+        lines.append(format_rows("HOLDOUT part", report(by_part["holdout"], config, policy)))
+    return FitResult(config, lines)
+
+
+DERIVATION_WORDS: dict[str, str] = {
+    "exact": "texts placed in the OCR / transcript slots exactly: no OCR/ASR noise",
+    "real": "OCR slot rendered and read by pp-ocr, transcript slot spoken by flite and "
+    "transcribed by Whisper (crossguard.models.fusion_derive)",
+}
+
+
+def eval_fusion(
+    repository: ModelRepository | Path,
+    *,
+    data_dir: Path | None = None,
+    cache: Path | None = None,
+    write_config: Path | None = None,
+    holdout: bool = False,
+    progress: Callable[[str], None] | None = None,
+    derive: Derivation = "exact",
+    limit: int | None = None,
+    derive_dir: Path = DEFAULT_DERIVE_DIR,
+) -> str:
+    """Fit on the fit part, report on the report part (and the holdout part with `holdout`);
+    write the fitted configuration to `write_config` when given. With `derive="real"` the
+    first `limit` items (all by default; crossguard.models.fusion_derive.limited) are fitted
+    and reported twice, with exact and with real derived texts, and the real fit is the one
+    written. Returns the printed report."""
+    repo = repository if isinstance(repository, ModelRepository) else ModelRepository(repository)
+    settings = ModelSettings(model_repository=repo.root)
+    t0 = time.perf_counter()
+    items = build_dev_set(data_dir)
+    runs: list[tuple[Derivation, list[DevItem]]] = []
+    head = [
+        f"multimodal development set: {len(items)} items ("
+        + ", ".join(
+            f"{p} {sum(it.part == p for it in items)}" for p in ("fit", "report", "holdout")
+        )
+        + ")"
+    ]
+    if derive == "real":
+        from crossguard.models.fusion_derive import derive_slot, limited, with_derived
+
+        sample = limited(items, limit)
+        derived = [
+            derive_slot(sample, kind, repo, settings, derive_dir, progress)
+            for kind in (TextKind.OCR, TextKind.TRANSCRIPT)
+        ]
+        real = with_derived(sample, derived)
+        head.append(
+            f"sample: {len(sample)} items"
+            + (f" (--limit {limit}, item-id order)" if limit is not None else "")
+            + f"; {len(sample) - len(real)} dropped with real derivation (no text read at all)"
+        )
+        head += [
+            f"derived {d.kind.value}: {len(d.texts)} texts with {d.method} "
+            f"({d.fresh} new, {d.seconds:.0f} s); empty: "
+            f"{sum(not v.strip() for v in d.texts.values())}"
+            for d in derived
+        ]
+        kept = {it.id for it in real}
+        runs = [("exact", [it for it in sample if it.id in kept]), ("real", real)]
+    else:
+        runs = [("exact", items)]
+    policy = default_policy()
+    base = load_fusion_config()
+    out = list(head)
+    config: FusionConfig | None = None
+    for derivation, run_items in runs:
+        scored = score_dev_set(run_items, repo, settings, cache, progress)
+        provenance = {
+            "fitted_by": "crossguard eval fusion --write-config"
+            + (" --derive real" if derivation == "real" else "")
+            + " (docs/fusion.md)",
+            "data": f"multimodal development set, {DERIVATION_WORDS[derivation]}; fit part "
+            f"({sum(s.item.part == 'fit' for s in scored)} items) of "
+            "crossguard.models.fusion_data",
+            "text_models": sorted(_model_names(repo)),
+        }
+        fitted = fit_and_report(derivation, scored, base, policy, holdout, provenance)
+        out += fitted.lines
+        config = fitted.config
+    if write_config is not None and config is not None:
         header = (
             "# Fusion rule of the consistency service (docs/fusion.md). Written by\n"
-            "# `crossguard eval fusion --write-config`: combination weights fitted on the fit\n"
-            "# part of the multimodal development set; the other values are chosen by hand.\n"
+            "# `crossguard eval fusion --write-config`: reliabilities and combination weights\n"
+            "# fitted on the fit part of the multimodal development set; the other values are\n"
+            "# chosen by hand.\n"
         )
         dump_fusion_config(config, write_config, header)
         out.append(f"wrote {write_config}")
@@ -409,9 +542,14 @@ def eval_fusion(
     return "\n".join(out)
 
 
-def _next_version(base: FusionConfig, weights: CombinationWeights) -> str:
-    """The packaged default's version when the fit reproduces its weights, else the next one."""
-    if base.combination.get("default") == weights:
+def _next_version(
+    base: FusionConfig,
+    weights: CombinationWeights,
+    reliability: dict[Modality, float] | None = None,
+) -> str:
+    """The packaged default's version when the fit reproduces its weights and reliabilities,
+    else the next one."""
+    if base.combination.get("default") == weights and base.reliability == (reliability or {}):
         return base.version
     return str(int(base.version) + 1) if base.version.isdigit() else f"{base.version}.1"
 
