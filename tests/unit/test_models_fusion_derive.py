@@ -77,6 +77,8 @@ def test_derive_slot_uses_the_cache_and_with_derived_replaces_the_slot(tmp_path:
         _item("c", (TextKind.CAPTION, "cap2"), (TextKind.OCR, "blank")),
     ]
     assert [it.id for it in limited(items, 2)] == ["a", "b"]
+    template = DevItem("z", "turn", ((TextKind.OCR, "x"),), {Category.HATE: 1})
+    assert [it.id for it in limited([*items, template], 1)] == ["a", "z"]
     assert texts_of(items, TextKind.OCR) == ["in image", "blank"]
     made: list[_Upper] = []
 
@@ -116,3 +118,54 @@ def test_fit_reliability_discounts_a_modality_that_overscores_benign_items() -> 
     got = fit_reliability(rows, load_fusion_config(), grid=(0.5, 0.8, 1.0))
     assert got[Modality.IMAGE] == 0.8  # the highest value that ranks them right
     assert got[Modality.AUDIO] == 1.0  # no audio: ties keep 1.0
+
+
+def test_with_combination_cut_changes_only_that_rule() -> None:
+    from crossguard.models.fusion_eval import COMBINATION_GLOB, with_combination_cut
+    from crossguard.policy import default_policy
+
+    policy = default_policy()
+    moved = with_combination_cut(policy, 0.35)
+    before = {r.signal: r.at_least for r in policy.escalation.inconsistency}
+    after = {r.signal: r.at_least for r in moved.escalation.inconsistency}
+    assert after[COMBINATION_GLOB] == 0.35
+    assert {k: v for k, v in after.items() if k != COMBINATION_GLOB} == {
+        k: v for k, v in before.items() if k != COMBINATION_GLOB
+    }
+    assert before[COMBINATION_GLOB] != 0.35  # the default policy is untouched
+
+
+def test_combination_head_features_are_symmetric_and_items_take_their_best_pair(
+    tmp_path: Path,
+) -> None:
+    import numpy as np
+
+    from crossguard.models.combination_head import (
+        CombinationHead,
+        Embeddings,
+        Pair,
+        _sha,
+        fit_head,
+        pair_features,
+    )
+
+    a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    assert np.array_equal(pair_features(a, b), pair_features(b, a))
+    # Harmful pairs: both texts lean on the first axis; benign ones on the second.
+    rng = np.random.default_rng(0)
+    known: dict[str, list[float]] = {}
+    pairs = []
+    for i in range(40):
+        label = i % 2
+        centre = np.array([1.0, 0.0]) if label else np.array([0.0, 1.0])
+        texts = (f"a{i}", f"b{i}")
+        for t in texts:
+            known[_sha(t)] = list(centre + rng.normal(0, 0.1, 2))
+        pairs.append(Pair(*texts, label))
+    emb = Embeddings(ModelRepository(tmp_path), ModelSettings(), tmp_path / "e.json", known)
+    emb.ensure([t for p in pairs for t in (p.a, p.b)])  # all known: nothing to embed
+    head = fit_head(pairs, emb)
+    harmful, benign = emb["a1"], emb["a0"]
+    assert head.score([harmful, emb["b1"]]) > 0.5 > head.score([benign, emb["b0"]])
+    assert head.score([benign, emb["b0"], harmful, emb["b1"]]) == head.score([harmful, emb["b1"]])
+    assert CombinationHead(np.zeros(6), 0.0).score([a]) == 0.0  # one text: no pair

@@ -319,6 +319,8 @@ def run_eval_fusion(
     derive: str = "exact",
     limit: int | None = None,
     derive_cache: Path = Path(".crossguard/cache"),
+    combination_head: bool = False,
+    tune_signal: bool = False,
 ) -> int:
     from crossguard.models.fusion_eval import eval_fusion
 
@@ -332,6 +334,8 @@ def run_eval_fusion(
         derive="real" if derive == "real" else "exact",
         limit=limit,
         derive_dir=derive_cache,
+        combination_head=combination_head,
+        tune_signal=tune_signal,
     )
     console.print(out, highlight=False, markup=False, soft_wrap=True)
     return 0

@@ -493,7 +493,8 @@ def review_add_user(username: str, role: str, password: str, database_url: str |
     "--limit",
     type=click.IntRange(min=1),
     default=None,
-    help="With --derive real: only the first N items in item-id order (a fixed sample).",
+    help="With --derive real: only the first N items in item-id order (a fixed sample), "
+    "plus the template items.",
 )
 @click.option(
     "--derive-cache",
@@ -502,6 +503,17 @@ def review_add_user(username: str, role: str, password: str, database_url: str |
     show_default=True,
     help="Derived texts, keyed by sha256 of (method and model version, text).",
 )
+@click.option(
+    "--combination-head",
+    is_flag=True,
+    help="Also measure the candidate combination head (crossguard.models.combination_head).",
+)
+@click.option(
+    "--tune-signal",
+    is_flag=True,
+    help="Report with the harmful_combination margin and policy cut chosen on the fit part "
+    "(and write that margin) instead of the configured ones.",
+)
 def eval_fusion(
     write_config: Path | None,
     holdout: bool,
@@ -509,11 +521,24 @@ def eval_fusion(
     derive: str,
     limit: int | None,
     derive_cache: Path,
+    combination_head: bool,
+    tune_signal: bool,
 ) -> None:
     """Fit fusion on the multimodal development set's fit part; report on its report part."""
     from crossguard.cli.commands import run_eval_fusion
 
-    sys.exit(run_eval_fusion(write_config, holdout, cache, derive, limit, derive_cache))
+    sys.exit(
+        run_eval_fusion(
+            write_config,
+            holdout,
+            cache,
+            derive,
+            limit,
+            derive_cache,
+            combination_head,
+            tune_signal,
+        )
+    )
 
 
 @eval_.command("fusion-derive")

@@ -155,11 +155,19 @@ DERIVERS: dict[TextKind, Callable[[ModelRepository, ModelSettings], Deriver]] = 
 }
 
 
+# Hand-written template items (fusion_data's turn / turn_control): always in a limited sample,
+# since they are most of the "benign parts, harmful combination" items and cost only 20
+# distinct images to read.
+TEMPLATE_KINDS = ("turn", "turn_control")
+
+
 def limited(items: Sequence[DevItem], limit: int | None) -> list[DevItem]:
     """The first `limit` items in item-id (sha256) order, i.e. a fixed random sample across
-    kinds and parts; all items when `limit` is None."""
+    kinds and parts, plus every template item; all items when `limit` is None."""
     ordered = sorted(items, key=lambda it: it.id)
-    return ordered if limit is None else ordered[:limit]
+    if limit is None:
+        return ordered
+    return [it for k, it in enumerate(ordered) if k < limit or it.kind in TEMPLATE_KINDS]
 
 
 def texts_of(items: Iterable[DevItem], kind: TextKind) -> list[str]:

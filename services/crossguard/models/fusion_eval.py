@@ -225,32 +225,90 @@ def fit_combination(
 MAX_BENIGN_SIGNAL = 0.04
 
 
-def signal_cut(
-    scored: Sequence[ScoredItem], config: FusionConfig, policy: Policy, folds: int = 5
-) -> float:
-    """The lowest harmful_combination value (0.05 steps) at which at most MAX_BENIGN_SIGNAL of
-    the benign combinations would raise the signal: the policy's `at_least` for it. The values
-    are out-of-fold (weights fitted on the other folds of `scored`), so the cut does not rest on
-    the weights having seen the very items it is chosen on."""
-    values = []
+@dataclass(frozen=True)
+class SignalRule:
+    """When harmful_combination/* escalates: fusion's `combination_margin` (the estimate must
+    exceed every part by this much) and the policy's `at_least` on the estimate, with the
+    out-of-fold rates they give on the fit part."""
+
+    margin: float
+    cut: float
+    recall: float  # of "benign parts, harmful combination" items
+    benign: float  # of benign combinations
+
+
+MARGINS = (0.0, 0.05, 0.1)
+CUTS = tuple(round(float(c), 2) for c in np.arange(0.05, 0.95, 0.05))
+
+
+def _oof_signal_values(
+    scored: Sequence[ScoredItem], config: FusionConfig, policy: Policy, folds: int
+) -> list[tuple[bool, float, float]]:
+    """(is a combination item, estimate, estimate - top part) of the highest harmful category
+    of every combination item and benign combination, with weights fitted on the other folds."""
+    rows: list[tuple[bool, float, float]] = []
     for k in range(folds):
         train = [s for i, s in enumerate(scored) if i % folds != k]
         held = [s for i, s in enumerate(scored) if i % folds == k]
         weights = fit_combination(train, below=config.flag_at, config=config)
-        fold_config = config.model_copy(update={"combination": {"default": weights}})
-        for s in benign_combinations(held, policy):
-            r = fuse(fusion_inputs(s), fold_config)
-            values.append(
-                max(
-                    (g.value for g in r.signals if g.name.startswith("harmful_combination/")),
-                    default=0.0,
-                )
-            )
-    arr = np.asarray(values)
-    for cut in np.arange(0.2, 0.95, 0.05):
-        if len(arr) == 0 or float(np.mean(arr >= cut)) <= MAX_BENIGN_SIGNAL:
-            return round(float(cut), 2)
-    return 0.95
+        fold_config = config.model_copy(
+            update={"combination": {"default": weights}, "combination_margin": 0.0}
+        )
+        for is_combo, group in (
+            (True, combination_items(held, policy)),
+            (False, benign_combinations(held, policy)),
+        ):
+            for s in group:
+                r = fuse(fusion_inputs(s), fold_config)
+                best = (0.0, -1.0)
+                for d in r.details:
+                    if d.combination is None or d.category in config.informational:
+                        continue
+                    top = max(_part_scores(s, d.category, config)[0], 0.0)
+                    if top < config.flag_at and d.combination > best[0]:
+                        best = (d.combination, d.combination - top)
+                rows.append((is_combo, best[0], best[1]))
+    return rows
+
+
+def signal_rule(
+    scored: Sequence[ScoredItem], config: FusionConfig, policy: Policy, folds: int = 5
+) -> SignalRule:
+    """The (margin, cut) of MARGINS x CUTS that raises harmful_combination on the most
+    combination items while at most MAX_BENIGN_SIGNAL of the benign combinations raise it
+    (ties: the higher cut, then the higher margin). Values are out-of-fold (weights fitted on
+    the other folds of `scored`), so the rule does not rest on the weights having seen the very
+    items it is chosen on."""
+    rows = _oof_signal_values(scored, config, policy, folds)
+    combos = [(v, m) for c, v, m in rows if c]
+    benign = [(v, m) for c, v, m in rows if not c]
+
+    def rate(group: list[tuple[float, float]], margin: float, cut: float) -> float:
+        hits = sum(v >= cut and m >= margin for v, m in group)
+        return hits / len(group) if group else 0.0
+
+    best = SignalRule(max(MARGINS), max(CUTS), 0.0, 0.0)
+    for margin in MARGINS:
+        for cut in CUTS:
+            b = rate(benign, margin, cut)
+            r = rate(combos, margin, cut)
+            if b <= MAX_BENIGN_SIGNAL and (r, cut, margin) > (best.recall, best.cut, best.margin):
+                best = SignalRule(margin, cut, r, b)
+    return best
+
+
+COMBINATION_GLOB = "harmful_combination/*"
+
+
+def with_combination_cut(policy: Policy, cut: float) -> Policy:
+    """`policy` with its harmful_combination/* rule's `at_least` set to `cut` (as if the YAML
+    said so; the version is left alone: this is for measuring, not for serving)."""
+    rules = [
+        r.model_copy(update={"at_least": cut}) if r.signal == COMBINATION_GLOB else r
+        for r in policy.escalation.inconsistency
+    ]
+    escalation = policy.escalation.model_copy(update={"inconsistency": rules})
+    return policy.model_copy(update={"escalation": escalation})
 
 
 # --- report -------------------------------------------------------------------------------
@@ -416,6 +474,7 @@ def fit_and_report(
     policy: Policy,
     holdout: bool,
     provenance: dict[str, Any],
+    tune_signal: bool = False,
 ) -> FitResult:
     """Fit the rule on the fit part of `scored` (reliabilities with real derived texts, then
     the combination weights) and report it on the report part (and the holdout part)."""
@@ -436,13 +495,19 @@ def fit_and_report(
             "provenance": provenance,
         }
     )
+    rule = signal_rule(by_part["fit"], config, policy)
+    if tune_signal:
+        config = config.model_copy(update={"combination_margin": rule.margin})
+        policy = with_combination_cut(policy, rule.cut)
+    fitted_reliability = {m.value: v for m, v in reliability.items()}
     lines = [
         f"== derivation: {derivation} ({DERIVATION_WORDS[derivation]})",
-        f"fitted reliability (fit part): { ({m.value: v for m, v in reliability.items()}) }",
+        f"fitted reliability (fit part): {fitted_reliability}",
         f"fitted combination weights (fit part): {weights.model_dump()}",
-        "suggested policy cut for harmful_combination/* (fit part, at most "
-        f"{MAX_BENIGN_SIGNAL:.0%} of benign combinations): "
-        f"{signal_cut(by_part['fit'], config, policy)}",
+        "suggested harmful_combination rule (fit part, out-of-fold, at most "
+        f"{MAX_BENIGN_SIGNAL:.0%} of benign combinations): combination_margin {rule.margin}, "
+        f"policy at_least {rule.cut} (combinations {rule.recall:.1%}, benign "
+        f"{rule.benign:.1%}); " + ("applied below" if tune_signal else "not applied below"),
         format_rows("fit part (in-sample)", report(by_part["fit"], config, policy)),
         format_rows("report part", report(by_part["report"], config, policy)),
     ]
@@ -469,12 +534,17 @@ def eval_fusion(
     derive: Derivation = "exact",
     limit: int | None = None,
     derive_dir: Path = DEFAULT_DERIVE_DIR,
+    combination_head: bool = False,
+    tune_signal: bool = False,
 ) -> str:
     """Fit on the fit part, report on the report part (and the holdout part with `holdout`);
     write the fitted configuration to `write_config` when given. With `derive="real"` the
     first `limit` items (all by default; crossguard.models.fusion_derive.limited) are fitted
     and reported twice, with exact and with real derived texts, and the real fit is the one
-    written. Returns the printed report."""
+    written. `combination_head`: also measure the candidate head of
+    crossguard.models.combination_head. `tune_signal`: report with the harmful_combination
+    margin and policy cut chosen on the fit part (signal_rule) instead of the configured ones.
+    Returns the printed report."""
     repo = repository if isinstance(repository, ModelRepository) else ModelRepository(repository)
     settings = ModelSettings(model_repository=repo.root)
     t0 = time.perf_counter()
@@ -498,7 +568,11 @@ def eval_fusion(
         real = with_derived(sample, derived)
         head.append(
             f"sample: {len(sample)} items"
-            + (f" (--limit {limit}, item-id order)" if limit is not None else "")
+            + (
+                f" (--limit {limit}: item-id order, plus the template items)"
+                if limit is not None
+                else ""
+            )
             + f"; {len(sample) - len(real)} dropped with real derivation (no text read at all)"
         )
         head += [
@@ -526,8 +600,10 @@ def eval_fusion(
             "crossguard.models.fusion_data",
             "text_models": sorted(_model_names(repo)),
         }
-        fitted = fit_and_report(derivation, scored, base, policy, holdout, provenance)
+        fitted = fit_and_report(derivation, scored, base, policy, holdout, provenance, tune_signal)
         out += fitted.lines
+        if combination_head:
+            out += _head_lines(scored, repo, settings, derive_dir, cache, policy, holdout, progress)
         config = fitted.config
     if write_config is not None and config is not None:
         header = (
@@ -540,6 +616,40 @@ def eval_fusion(
         out.append(f"wrote {write_config}")
     out.append(f"({time.perf_counter() - t0:.0f} s)")
     return "\n".join(out)
+
+
+def _head_lines(
+    scored: Sequence[ScoredItem],
+    repo: ModelRepository,
+    settings: ModelSettings,
+    derive_dir: Path,
+    cache: Path | None,
+    policy: Policy,
+    holdout: bool,
+    progress: Callable[[str], None] | None,
+) -> list[str]:
+    from crossguard.models.combination_head import (
+        Embeddings,
+        combination_rows,
+        fit_head,
+        training_pairs,
+    )
+
+    known = {}
+    if cache is not None and cache.is_file():
+        known = json.loads(cache.read_text()).get("embeddings", {})
+    emb = Embeddings(repo, settings, derive_dir / "combination-embeddings.json", known)
+    pairs = training_pairs()
+    emb.ensure([t for p in pairs for t in (p.a, p.b)], progress)
+    emb.ensure([t for s in scored if len(s.item.texts) >= 2 for _, t in s.item.texts], progress)
+    head = fit_head(pairs, emb)
+    parts: tuple[Part, ...] = PARTS if holdout else ("fit", "report")
+    by_part = {p: [s for s in scored if s.item.part == p] for p in parts}
+    rows = combination_rows(
+        {str(p): v for p, v in by_part.items()}, head, emb, policy, MAX_BENIGN_SIGNAL
+    )
+    harmful = sum(p.label for p in pairs)
+    return [*rows, f"  trained on {len(pairs)} training-split pairs ({harmful} harmful)"]
 
 
 def _next_version(
