@@ -17,7 +17,6 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,10 +24,6 @@ from crossguard.core.model_repository import ModelRepository
 from crossguard.core.settings import ModelSettings
 from crossguard.models.data import default_data_dir, load_davidson, load_openai, select
 from crossguard.models.fusion_data import _halves
-
-if TYPE_CHECKING:
-    from crossguard.models.fusion_eval import ScoredItem
-    from crossguard.policy import Policy
 
 # Training pairs per label: enough to fit ~1,150 weights with L2, few enough to embed on two
 # busy cores in minutes.
@@ -124,6 +119,7 @@ def _sha(text: str) -> str:
 class CombinationHead:
     coef: np.ndarray
     intercept: float
+    c: float = 1.0  # the regularisation chosen
 
     def score(self, texts: Sequence[np.ndarray]) -> float:
         """The highest pair's probability over an item's texts' embeddings."""
@@ -135,51 +131,22 @@ class CombinationHead:
         return best
 
 
-def fit_head(pairs: Sequence[Pair], emb: Embeddings, c: float = 1.0) -> CombinationHead:
+def fit_head(pairs: Sequence[Pair], emb: Embeddings) -> CombinationHead:
+    """L2 logistic regression, its strength chosen by 5-fold cross-validated log loss on the
+    training pairs themselves."""
     from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
 
     x = np.stack([pair_features(emb[p.a], emb[p.b]) for p in pairs])
     y = np.asarray([p.label for p in pairs])
-    lr = LogisticRegression(C=c, max_iter=2000)
-    lr.fit(x, y)
-    return CombinationHead(lr.coef_[0].astype(np.float64), float(lr.intercept_[0]))
 
+    def model(c: float) -> LogisticRegression:
+        return LogisticRegression(C=c, max_iter=2000)
 
-def combination_rows(
-    by_part: dict[str, list[ScoredItem]],
-    head: CombinationHead,
-    emb: Embeddings,
-    policy: Policy,
-    max_benign: float,
-) -> list[str]:
-    """The head's cut chosen on the fit part (the lowest, in 0.05 steps, at which at most
-    `max_benign` of the benign combinations reach it), then per part: "benign parts, harmful
-    combination" items and benign combinations at or above it."""
-    from crossguard.models.fusion_eval import benign_combinations, combination_items
-
-    def value(s: ScoredItem) -> float:
-        return head.score([emb[t] for _, t in s.item.texts])
-
-    fit_benign = np.asarray([value(s) for s in benign_combinations(by_part["fit"], policy)])
-    cut = 0.95
-    for c in np.arange(0.05, 0.95, 0.05):
-        if len(fit_benign) == 0 or float(np.mean(fit_benign >= c)) <= max_benign:
-            cut = round(float(c), 2)
-            break
-    lines = [f"combination head (measured, not served): cut {cut} chosen on the fit part"]
-    for part, scored in by_part.items():
-        combos = combination_items(scored, policy)
-        benign = benign_combinations(scored, policy)
-        hit = sum(value(s) >= cut for s in combos)
-        fp = sum(value(s) >= cut for s in benign)
-        kinds = "; ".join(
-            f"{k} {sum(value(s) >= cut for s in combos if s.item.kind == k)}/"
-            f"{sum(s.item.kind == k for s in combos)}"
-            for k in ("split", "turn")
-        )
-        lines.append(
-            f"  {part}: benign parts, harmful combination {hit}/{len(combos)} ({kinds}); "
-            f"benign combinations {fp}/{len(benign)}"
-            + (f" ({fp / len(benign):.1%})" if benign else "")
-        )
-    return lines
+    losses = {
+        c: float(np.mean(cross_val_score(model(c), x, y, cv=5, scoring="neg_log_loss")))
+        for c in (0.01, 0.1, 1.0, 10.0)
+    }
+    best = max(losses, key=lambda c: losses[c])
+    lr = model(best).fit(x, y)
+    return CombinationHead(lr.coef_[0].astype(np.float64), float(lr.intercept_[0]), best)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
 from crossguard.models.evaluate import _predict, average_precision
 from crossguard.models.fusion_data import DevItem, Part, build_dev_set
+
+if TYPE_CHECKING:
+    from crossguard.models.combination_head import CombinationHead, Embeddings
 from crossguard.policy import Action, Policy, decide, default_policy
 from crossguard.policy.inputs import ConsistencySignal, PolicyContext
 
@@ -628,12 +631,7 @@ def _head_lines(
     holdout: bool,
     progress: Callable[[str], None] | None,
 ) -> list[str]:
-    from crossguard.models.combination_head import (
-        Embeddings,
-        combination_rows,
-        fit_head,
-        training_pairs,
-    )
+    from crossguard.models.combination_head import Embeddings, fit_head, training_pairs
 
     known = {}
     if cache is not None and cache.is_file():
@@ -649,7 +647,49 @@ def _head_lines(
         {str(p): v for p, v in by_part.items()}, head, emb, policy, MAX_BENIGN_SIGNAL
     )
     harmful = sum(p.label for p in pairs)
-    return [*rows, f"  trained on {len(pairs)} training-split pairs ({harmful} harmful)"]
+    return [
+        *rows,
+        f"  trained on {len(pairs)} training-split pairs ({harmful} harmful), C={head.c}",
+    ]
+
+
+def combination_rows(
+    by_part: dict[str, list[ScoredItem]],
+    head: CombinationHead,
+    emb: Embeddings,
+    policy: Policy,
+    max_benign: float,
+) -> list[str]:
+    """The head's cut chosen on the fit part (the lowest, in 0.05 steps, at which at most
+    `max_benign` of the benign combinations reach it), then per part: "benign parts, harmful
+    combination" items and benign combinations at or above it."""
+
+    def value(s: ScoredItem) -> float:
+        return head.score([emb[t] for _, t in s.item.texts])
+
+    fit_benign = np.asarray([value(s) for s in benign_combinations(by_part["fit"], policy)])
+    cut = 0.95
+    for c in np.arange(0.05, 0.95, 0.05):
+        if len(fit_benign) == 0 or float(np.mean(fit_benign >= c)) <= max_benign:
+            cut = round(float(c), 2)
+            break
+    lines = [f"combination head (measured, not served): cut {cut} chosen on the fit part"]
+    for part, scored in by_part.items():
+        combos = combination_items(scored, policy)
+        benign = benign_combinations(scored, policy)
+        hit = sum(value(s) >= cut for s in combos)
+        fp = sum(value(s) >= cut for s in benign)
+        kinds = "; ".join(
+            f"{k} {sum(value(s) >= cut for s in combos if s.item.kind == k)}/"
+            f"{sum(s.item.kind == k for s in combos)}"
+            for k in ("split", "turn")
+        )
+        lines.append(
+            f"  {part}: benign parts, harmful combination {hit}/{len(combos)} ({kinds}); "
+            f"benign combinations {fp}/{len(benign)}"
+            + (f" ({fp / len(benign):.1%})" if benign else "")
+        )
+    return lines
 
 
 def _next_version(
