@@ -342,6 +342,13 @@ def _parts_allowed(s: ScoredItem, policy: Policy) -> bool:
     return all(a == Action.ALLOW for a in alone)
 
 
+def _combined_flagged(s: ScoredItem, policy: Policy) -> bool:
+    if s.combined is None:
+        return False
+    result = ClassifierResult(Modality.TEXT, [Score(c, v, 0) for c, v in s.combined.items()])
+    return decide(policy, _Item(), [result], []).action != Action.ALLOW
+
+
 def combination_items(scored: Sequence[ScoredItem], policy: Policy) -> list[ScoredItem]:
     """Harmful split/turn items whose every part alone the policy would allow (benign parts,
     harmful combination)."""
@@ -396,6 +403,20 @@ def report(scored: Sequence[ScoredItem], config: FusionConfig, policy: Policy) -
     combos = combination_items(scored, policy)
     benign_combos = benign_combinations(scored, policy)
     benign_multi = [s for s in scored if not s.item.harmful and len(s.item.texts) >= 2]
+    # What the text model alone makes of the texts read together: the policy's action on the
+    # combined text as if it were one caption (what any rule that trusts it fully would give).
+    for name, group in (
+        ("benign parts, harmful combination", combos),
+        ("benign combinations (parts allowed alone)", benign_combos),
+    ):
+        read = sum(_combined_flagged(s, policy) for s in group)
+        rows.append(
+            Row(
+                f"{name}: texts read together flagged as one text",
+                read / len(group) if group else math.nan,
+                f"{read}/{len(group)}",
+            )
+        )
     for label, use_fusion in (("max fusion", False), ("context-aware fusion", True)):
 
         def flagged(s: ScoredItem, use_fusion: bool = use_fusion) -> bool:
