@@ -499,6 +499,7 @@ def fit_and_report(
     holdout: bool,
     provenance: dict[str, Any],
     tune_signal: bool = False,
+    refit_weights: bool = True,
 ) -> FitResult:
     """Fit the rule on the fit part of `scored` (reliabilities with real derived texts, then
     the combination weights) and report it on the report part (and the holdout part)."""
@@ -509,8 +510,15 @@ def fit_and_report(
     if derivation == "real":
         reliability = fit_reliability(by_part["fit"], base.model_copy(update={"reliability": {}}))
     start = base.model_copy(update={"reliability": reliability})
-    # Fitted where the estimate matters: rows whose parts all score below the flag cut.
-    weights = fit_combination(by_part["fit"], below=base.flag_at, config=start)
+    # Fitted where the estimate matters: rows whose parts all score below the flag cut. On a
+    # limited sample the packaged weights are kept, so that exact vs real compares the reading
+    # noise alone (a refit on a few hundred items, most of them templates, would differ by the
+    # sample more than by the noise).
+    weights = (
+        fit_combination(by_part["fit"], below=base.flag_at, config=start)
+        if refit_weights
+        else base.weights_for(["default"])
+    )
     config = start.model_copy(
         update={
             # A refit is a new rule: decisions name it as context-fusion/<version>.
@@ -527,7 +535,12 @@ def fit_and_report(
     lines = [
         f"== derivation: {derivation} ({DERIVATION_WORDS[derivation]})",
         f"fitted reliability (fit part): {fitted_reliability}",
-        f"fitted combination weights (fit part): {weights.model_dump()}",
+        (
+            "fitted combination weights (fit part): "
+            if refit_weights
+            else "combination weights (packaged, kept on a limited sample): "
+        )
+        + str(weights.model_dump()),
         "suggested harmful_combination rule (fit part, out-of-fold, at most "
         f"{MAX_BENIGN_SIGNAL:.0%} of benign combinations): combination_margin {rule.margin}, "
         f"policy at_least {rule.cut} (combinations {rule.recall:.1%}, benign "
@@ -624,7 +637,9 @@ def eval_fusion(
             "crossguard.models.fusion_data",
             "text_models": sorted(_model_names(repo)),
         }
-        fitted = fit_and_report(derivation, scored, base, policy, holdout, provenance, tune_signal)
+        fitted = fit_and_report(
+            derivation, scored, base, policy, holdout, provenance, tune_signal, limit is None
+        )
         out += fitted.lines
         if combination_head:
             out += _head_lines(scored, repo, settings, derive_dir, cache, policy, holdout, progress)
