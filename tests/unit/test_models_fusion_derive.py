@@ -169,3 +169,10 @@ def test_combination_head_features_are_symmetric_and_items_take_their_best_pair(
     assert head.score([harmful, emb["b1"]]) > 0.5 > head.score([benign, emb["b0"]])
     assert head.score([benign, emb["b0"], harmful, emb["b1"]]) == head.score([harmful, emb["b1"]])
     assert CombinationHead(np.zeros(6), 0.0).score([a]) == 0.0  # one text: no pair
+
+
+def test_reading_noise_of_ocr_is_character_similarity() -> None:
+    from crossguard.models.fusion_derive import Derived, reading_noise
+
+    derived = Derived(TextKind.OCR, "m/1", {"Hello  World": "hello world", "abcd": "abce"}, 0.0, 0)
+    assert reading_noise(derived) == "character similarity 87.5% (mean), 1 read exactly"

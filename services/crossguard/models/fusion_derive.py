@@ -241,3 +241,29 @@ def with_derived(items: Sequence[DevItem], derived: Sequence[Derived]) -> list[D
         if texts:
             out.append(replace(it, texts=texts))
     return out
+
+
+def reading_noise(derived: Derived) -> str:
+    """How far the derived texts are from the placed ones: OCR as mean character similarity
+    (difflib, case and spacing ignored, as `crossguard eval vision` measures it), ASR as WER
+    after Whisper's English normaliser (jiwer, as `crossguard eval audio` measures it)."""
+    pairs = list(derived.texts.items())
+    if not pairs:
+        return "no texts"
+    if derived.kind == TextKind.TRANSCRIPT:
+        import jiwer
+
+        from crossguard.models.audio_eval import normalise
+
+        refs = [(normalise(t), normalise(d)) for t, d in pairs]
+        refs = [(r, h) for r, h in refs if r]
+        wer = float(jiwer.wer([r for r, _ in refs], [h for _, h in refs]))
+        return f"WER {wer:.1%}"
+    import difflib
+
+    def flat(text: str) -> str:
+        return " ".join(text.split()).lower()
+
+    ratios = [difflib.SequenceMatcher(None, flat(t), flat(d)).ratio() for t, d in pairs]
+    same = sum(r == 1.0 for r in ratios)
+    return f"character similarity {sum(ratios) / len(ratios):.1%} (mean), {same} read exactly"

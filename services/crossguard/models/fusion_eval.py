@@ -595,7 +595,12 @@ def eval_fusion(
         + ")"
     ]
     if derive == "real":
-        from crossguard.models.fusion_derive import derive_slot, limited, with_derived
+        from crossguard.models.fusion_derive import (
+            derive_slot,
+            limited,
+            reading_noise,
+            with_derived,
+        )
 
         sample = limited(items, limit)
         derived = [
@@ -615,7 +620,7 @@ def eval_fusion(
         head += [
             f"derived {d.kind.value}: {len(d.texts)} texts with {d.method} "
             f"({d.fresh} new, {d.seconds:.0f} s); empty: "
-            f"{sum(not v.strip() for v in d.texts.values())}"
+            f"{sum(not v.strip() for v in d.texts.values())}; {reading_noise(d)}"
             for d in derived
         ]
         kept = {it.id for it in real}
