@@ -312,14 +312,46 @@ def run_bench_text(seconds: float, concurrency: int, precision: str = "both") ->
     return 0
 
 
-def run_eval_fusion(write_config: Path | None, holdout: bool, cache: Path) -> int:
+def run_eval_fusion(
+    write_config: Path | None,
+    holdout: bool,
+    cache: Path,
+    derive: str = "exact",
+    limit: int | None = None,
+    derive_cache: Path = Path(".crossguard/cache"),
+    combination_head: bool = False,
+    tune_signal: bool = False,
+) -> int:
     from crossguard.models.fusion_eval import eval_fusion
 
     repo = _ensure_models()
     out = eval_fusion(
-        repo, cache=cache, write_config=write_config, holdout=holdout, progress=_notify
+        repo,
+        cache=cache,
+        write_config=write_config,
+        holdout=holdout,
+        progress=_notify,
+        derive="real" if derive == "real" else "exact",
+        limit=limit,
+        derive_dir=derive_cache,
+        combination_head=combination_head,
+        tune_signal=tune_signal,
     )
     console.print(out, highlight=False, markup=False, soft_wrap=True)
+    return 0
+
+
+def run_eval_fusion_derive(slot: str, limit: int | None, derive_cache: Path) -> int:
+    from crossguard.consistency.parts import TextKind
+    from crossguard.core.settings import ModelSettings
+    from crossguard.models.fusion_data import build_dev_set
+    from crossguard.models.fusion_derive import derive_slot, limited
+
+    repo = _ensure_models()
+    items = limited(build_dev_set(), limit)
+    settings = ModelSettings(model_repository=repo.root)
+    got = derive_slot(items, TextKind(slot), repo, settings, derive_cache, _notify)
+    console.print(f"{slot}: {len(got.texts)} texts, {got.fresh} derived in {got.seconds:.0f} s")
     return 0
 
 

@@ -480,11 +480,86 @@ def review_add_user(username: str, role: str, password: str, database_url: str |
     show_default=True,
     help="Text-model scores and embeddings of the set's texts, reused between runs.",
 )
-def eval_fusion(write_config: Path | None, holdout: bool, cache: Path) -> None:
+@click.option(
+    "--derive",
+    type=click.Choice(["exact", "real"]),
+    default="exact",
+    show_default=True,
+    help="exact: texts placed in the OCR/transcript slots as they are; real: rendered and read "
+    "by OCR, spoken by flite and transcribed by Whisper (slow; cached in --derive-cache), "
+    "reported beside exact on the same items, and the real fit is the one written.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --derive real: only the first N items in item-id order (a fixed sample), "
+    "plus the template items.",
+)
+@click.option(
+    "--derive-cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".crossguard/cache"),
+    show_default=True,
+    help="Derived texts, keyed by sha256 of (method and model version, text).",
+)
+@click.option(
+    "--combination-head",
+    is_flag=True,
+    help="Also measure the candidate combination head (crossguard.models.combination_head).",
+)
+@click.option(
+    "--tune-signal",
+    is_flag=True,
+    help="Report with the harmful_combination margin and policy cut chosen on the fit part "
+    "(and write that margin) instead of the configured ones.",
+)
+def eval_fusion(
+    write_config: Path | None,
+    holdout: bool,
+    cache: Path,
+    derive: str,
+    limit: int | None,
+    derive_cache: Path,
+    combination_head: bool,
+    tune_signal: bool,
+) -> None:
     """Fit fusion on the multimodal development set's fit part; report on its report part."""
     from crossguard.cli.commands import run_eval_fusion
 
-    sys.exit(run_eval_fusion(write_config, holdout, cache))
+    sys.exit(
+        run_eval_fusion(
+            write_config,
+            holdout,
+            cache,
+            derive,
+            limit,
+            derive_cache,
+            combination_head,
+            tune_signal,
+        )
+    )
+
+
+@eval_.command("fusion-derive")
+@click.option(
+    "--slot",
+    type=click.Choice(["ocr", "transcript"]),
+    required=True,
+    help="Which slot's texts to derive (run one of each at once to use two cores).",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="As eval fusion's.")
+@click.option(
+    "--derive-cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".crossguard/cache"),
+    show_default=True,
+)
+def eval_fusion_derive(slot: str, limit: int | None, derive_cache: Path) -> None:
+    """Fill the derived-text cache of `eval fusion --derive real` for one slot."""
+    from crossguard.cli.commands import run_eval_fusion_derive
+
+    sys.exit(run_eval_fusion_derive(slot, limit, derive_cache))
 
 
 @eval_.command("audio")

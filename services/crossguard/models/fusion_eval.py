@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -30,15 +30,22 @@ from crossguard.consistency.config import (
 from crossguard.consistency.fusion import FusionInputs, FusionResult, fuse, logit, mean_agreement
 from crossguard.consistency.parts import KIND_MODALITY, TextKind, TextView, combined_text
 from crossguard.core.model_repository import ModelRepository
-from crossguard.core.results import ClassifierResult, Score
+from crossguard.core.results import ClassifierResult, Modality, Score
 from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
 from crossguard.models.evaluate import _predict, average_precision
 from crossguard.models.fusion_data import DevItem, Part, build_dev_set
+
+if TYPE_CHECKING:
+    from crossguard.models.combination_head import CombinationHead, Embeddings
 from crossguard.policy import Action, Policy, decide, default_policy
 from crossguard.policy.inputs import ConsistencySignal, PolicyContext
 
 Scores = dict[Category, float]
+# Where `--derive real` caches derived texts (crossguard.models.fusion_derive).
+DEFAULT_DERIVE_DIR = Path(".crossguard/cache")
+RELIABILITY_GRID = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+PARTS: tuple[Part, ...] = ("fit", "report", "holdout")
 
 
 @dataclass(frozen=True)
@@ -158,10 +165,24 @@ def decision_of(policy: Policy, s: ScoredItem, fused: FusionResult | None) -> Ac
 # --- fitting ------------------------------------------------------------------------------
 
 
-def _features(s: ScoredItem, cat: Category) -> list[float] | None:
+def _part_scores(s: ScoredItem, cat: Category, config: FusionConfig | None = None) -> list[float]:
+    """Each part's score for `cat` weighted by its modality's reliability (as fuse() does),
+    highest first."""
+
+    def weight(kind: TextKind) -> float:
+        return 1.0 if config is None else config.reliability_of(KIND_MODALITY[kind])
+
+    return sorted(
+        (min(1.0, sc.get(cat, 0.0) * weight(k)) for k, sc in s.parts.items()), reverse=True
+    )
+
+
+def _features(
+    s: ScoredItem, cat: Category, config: FusionConfig | None = None
+) -> list[float] | None:
     if s.combined is None:
         return None
-    ranked = sorted((sc.get(cat, 0.0) for sc in s.parts.values()), reverse=True)
+    ranked = _part_scores(s, cat, config)
     second = ranked[1] if len(ranked) > 1 else 0.0
     agree = mean_agreement(s.agreement)
     return [
@@ -173,19 +194,23 @@ def _features(s: ScoredItem, cat: Category) -> list[float] | None:
 
 
 def fit_combination(
-    scored: Sequence[ScoredItem], c: float = 1.0, below: float = 1.0
+    scored: Sequence[ScoredItem],
+    c: float = 1.0,
+    below: float = 1.0,
+    config: FusionConfig | None = None,
 ) -> CombinationWeights:
     """L2 logistic regression over (item, labeled category) rows of the multi-text items whose
     highest part score for the category is below `below` (the estimate only matters where it
-    exceeds every part: 1.0 fits every row)."""
+    exceeds every part: 1.0 fits every row). Part scores are weighted by `config`'s
+    reliabilities, as fuse() weights them."""
     from sklearn.linear_model import LogisticRegression
 
     x: list[list[float]] = []
     y: list[int] = []
     for s in scored:
         for cat, label in s.item.labels.items():
-            f = _features(s, cat)
-            if f is not None and max(sc.get(cat, 0.0) for sc in s.parts.values()) < below:
+            f = _features(s, cat, config)
+            if f is not None and _part_scores(s, cat, config)[0] < below:
                 x.append(f)
                 y.append(label)
     lr = LogisticRegression(C=c, max_iter=1000)
@@ -203,32 +228,90 @@ def fit_combination(
 MAX_BENIGN_SIGNAL = 0.04
 
 
-def signal_cut(
-    scored: Sequence[ScoredItem], config: FusionConfig, policy: Policy, folds: int = 5
-) -> float:
-    """The lowest harmful_combination value (0.05 steps) at which at most MAX_BENIGN_SIGNAL of
-    the benign combinations would raise the signal: the policy's `at_least` for it. The values
-    are out-of-fold (weights fitted on the other folds of `scored`), so the cut does not rest on
-    the weights having seen the very items it is chosen on."""
-    values = []
+@dataclass(frozen=True)
+class SignalRule:
+    """When harmful_combination/* escalates: fusion's `combination_margin` (the estimate must
+    exceed every part by this much) and the policy's `at_least` on the estimate, with the
+    out-of-fold rates they give on the fit part."""
+
+    margin: float
+    cut: float
+    recall: float  # of "benign parts, harmful combination" items
+    benign: float  # of benign combinations
+
+
+MARGINS = (0.0, 0.05, 0.1)
+CUTS = tuple(round(float(c), 2) for c in np.arange(0.05, 0.95, 0.05))
+
+
+def _oof_signal_values(
+    scored: Sequence[ScoredItem], config: FusionConfig, policy: Policy, folds: int
+) -> list[tuple[bool, float, float]]:
+    """(is a combination item, estimate, estimate - top part) of the highest harmful category
+    of every combination item and benign combination, with weights fitted on the other folds."""
+    rows: list[tuple[bool, float, float]] = []
     for k in range(folds):
         train = [s for i, s in enumerate(scored) if i % folds != k]
         held = [s for i, s in enumerate(scored) if i % folds == k]
-        weights = fit_combination(train, below=config.flag_at)
-        fold_config = config.model_copy(update={"combination": {"default": weights}})
-        for s in benign_combinations(held, policy):
-            r = fuse(fusion_inputs(s), fold_config)
-            values.append(
-                max(
-                    (g.value for g in r.signals if g.name.startswith("harmful_combination/")),
-                    default=0.0,
-                )
-            )
-    arr = np.asarray(values)
-    for cut in np.arange(0.2, 0.95, 0.05):
-        if len(arr) == 0 or float(np.mean(arr >= cut)) <= MAX_BENIGN_SIGNAL:
-            return round(float(cut), 2)
-    return 0.95
+        weights = fit_combination(train, below=config.flag_at, config=config)
+        fold_config = config.model_copy(
+            update={"combination": {"default": weights}, "combination_margin": 0.0}
+        )
+        for is_combo, group in (
+            (True, combination_items(held, policy)),
+            (False, benign_combinations(held, policy)),
+        ):
+            for s in group:
+                r = fuse(fusion_inputs(s), fold_config)
+                best = (0.0, -1.0)
+                for d in r.details:
+                    if d.combination is None or d.category in config.informational:
+                        continue
+                    top = max(_part_scores(s, d.category, config)[0], 0.0)
+                    if top < config.flag_at and d.combination > best[0]:
+                        best = (d.combination, d.combination - top)
+                rows.append((is_combo, best[0], best[1]))
+    return rows
+
+
+def signal_rule(
+    scored: Sequence[ScoredItem], config: FusionConfig, policy: Policy, folds: int = 5
+) -> SignalRule:
+    """The (margin, cut) of MARGINS x CUTS that raises harmful_combination on the most
+    combination items while at most MAX_BENIGN_SIGNAL of the benign combinations raise it
+    (ties: the higher cut, then the higher margin). Values are out-of-fold (weights fitted on
+    the other folds of `scored`), so the rule does not rest on the weights having seen the very
+    items it is chosen on."""
+    rows = _oof_signal_values(scored, config, policy, folds)
+    combos = [(v, m) for c, v, m in rows if c]
+    benign = [(v, m) for c, v, m in rows if not c]
+
+    def rate(group: list[tuple[float, float]], margin: float, cut: float) -> float:
+        hits = sum(v >= cut and m >= margin for v, m in group)
+        return hits / len(group) if group else 0.0
+
+    best = SignalRule(max(MARGINS), max(CUTS), 0.0, 0.0)
+    for margin in MARGINS:
+        for cut in CUTS:
+            b = rate(benign, margin, cut)
+            r = rate(combos, margin, cut)
+            if b <= MAX_BENIGN_SIGNAL and (r, cut, margin) > (best.recall, best.cut, best.margin):
+                best = SignalRule(margin, cut, r, b)
+    return best
+
+
+COMBINATION_GLOB = "harmful_combination/*"
+
+
+def with_combination_cut(policy: Policy, cut: float) -> Policy:
+    """`policy` with its harmful_combination/* rule's `at_least` set to `cut` (as if the YAML
+    said so; the version is left alone: this is for measuring, not for serving)."""
+    rules = [
+        r.model_copy(update={"at_least": cut}) if r.signal == COMBINATION_GLOB else r
+        for r in policy.escalation.inconsistency
+    ]
+    escalation = policy.escalation.model_copy(update={"inconsistency": rules})
+    return policy.model_copy(update={"escalation": escalation})
 
 
 # --- report -------------------------------------------------------------------------------
@@ -257,6 +340,13 @@ def _parts_allowed(s: ScoredItem, policy: Policy) -> bool:
         for k, sc in s.parts.items()
     ]
     return all(a == Action.ALLOW for a in alone)
+
+
+def _combined_flagged(s: ScoredItem, policy: Policy) -> bool:
+    if s.combined is None:
+        return False
+    result = ClassifierResult(Modality.TEXT, [Score(c, v, 0) for c, v in s.combined.items()])
+    return decide(policy, _Item(), [result], []).action != Action.ALLOW
 
 
 def combination_items(scored: Sequence[ScoredItem], policy: Policy) -> list[ScoredItem]:
@@ -296,7 +386,7 @@ def report(scored: Sequence[ScoredItem], config: FusionConfig, policy: Policy) -
     rows.append(
         Row(
             "AUPRC max fusion (pass-through)",
-            auprc(lambda s: max(_labeled_max(p, s.item) for p in s.parts.values())),
+            auprc(lambda s: max((_labeled_max(p, s.item) for p in s.parts.values()), default=0.0)),
         )
     )
     rows.append(
@@ -313,6 +403,20 @@ def report(scored: Sequence[ScoredItem], config: FusionConfig, policy: Policy) -
     combos = combination_items(scored, policy)
     benign_combos = benign_combinations(scored, policy)
     benign_multi = [s for s in scored if not s.item.harmful and len(s.item.texts) >= 2]
+    # What the text model alone makes of the texts read together: the policy's action on the
+    # combined text as if it were one caption (what any rule that trusts it fully would give).
+    for name, group in (
+        ("benign parts, harmful combination", combos),
+        ("benign combinations (parts allowed alone)", benign_combos),
+    ):
+        read = sum(_combined_flagged(s, policy) for s in group)
+        rows.append(
+            Row(
+                f"{name}: texts read together flagged as one text",
+                read / len(group) if group else math.nan,
+                f"{read}/{len(group)}",
+            )
+        )
     for label, use_fusion in (("max fusion", False), ("context-aware fusion", True)):
 
         def flagged(s: ScoredItem, use_fusion: bool = use_fusion) -> bool:
@@ -348,6 +452,114 @@ def format_rows(title: str, rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
+Derivation = Literal["exact", "real"]
+
+
+def fit_reliability(
+    scored: Sequence[ScoredItem], config: FusionConfig, grid: Sequence[float] = RELIABILITY_GRID
+) -> dict[Modality, float]:
+    """Per derived-text modality (image: OCR, audio: ASR), the reliability from `grid` that
+    gives the highest context-aware fusion AUPRC on `scored`, one modality at a time (the
+    higher value on ties: 1.0 unless a lower one helps)."""
+    chosen: dict[Modality, float] = {}
+    for modality in (Modality.IMAGE, Modality.AUDIO):
+        best = (-1.0, 0.0)
+        for value in sorted(grid, reverse=True):
+            trial = config.model_copy(update={"reliability": {**chosen, modality: value}})
+            got = _fused_auprc(scored, trial)
+            if got > best[0] + 1e-9:
+                best = (got, value)
+        chosen[modality] = best[1]
+    return chosen
+
+
+def _fused_auprc(scored: Sequence[ScoredItem], config: FusionConfig) -> float:
+    y = np.asarray([int(s.item.harmful) for s in scored])
+    p = [
+        max(
+            (f.score for f in fuse(fusion_inputs(s), config).fused if f.category in s.item.labels),
+            default=0.0,
+        )
+        for s in scored
+    ]
+    return average_precision(y, np.asarray(p, dtype=np.float64))
+
+
+@dataclass(frozen=True)
+class FitResult:
+    config: FusionConfig
+    lines: list[str]
+
+
+def fit_and_report(
+    derivation: Derivation,
+    scored: Sequence[ScoredItem],
+    base: FusionConfig,
+    policy: Policy,
+    holdout: bool,
+    provenance: dict[str, Any],
+    tune_signal: bool = False,
+    refit_weights: bool = True,
+) -> FitResult:
+    """Fit the rule on the fit part of `scored` (reliabilities with real derived texts, then
+    the combination weights) and report it on the report part (and the holdout part)."""
+    by_part: dict[Part, list[ScoredItem]] = {"fit": [], "report": [], "holdout": []}
+    for s in scored:
+        by_part[s.item.part].append(s)
+    reliability: dict[Modality, float] = {}
+    if derivation == "real":
+        reliability = fit_reliability(by_part["fit"], base.model_copy(update={"reliability": {}}))
+    start = base.model_copy(update={"reliability": reliability})
+    # Fitted where the estimate matters: rows whose parts all score below the flag cut. On a
+    # limited sample the packaged weights are kept, so that exact vs real compares the reading
+    # noise alone (a refit on a few hundred items, most of them templates, would differ by the
+    # sample more than by the noise).
+    weights = (
+        fit_combination(by_part["fit"], below=base.flag_at, config=start)
+        if refit_weights
+        else base.weights_for(["default"])
+    )
+    config = start.model_copy(
+        update={
+            # A refit is a new rule: decisions name it as context-fusion/<version>.
+            "version": _next_version(base, weights, reliability),
+            "combination": {"default": weights},
+            "provenance": provenance,
+        }
+    )
+    rule = signal_rule(by_part["fit"], config, policy)
+    if tune_signal:
+        config = config.model_copy(update={"combination_margin": rule.margin})
+        policy = with_combination_cut(policy, rule.cut)
+    fitted_reliability = {m.value: v for m, v in reliability.items()}
+    lines = [
+        f"== derivation: {derivation} ({DERIVATION_WORDS[derivation]})",
+        f"fitted reliability (fit part): {fitted_reliability}",
+        (
+            "fitted combination weights (fit part): "
+            if refit_weights
+            else "combination weights (packaged, kept on a limited sample): "
+        )
+        + str(weights.model_dump()),
+        "suggested harmful_combination rule (fit part, out-of-fold, at most "
+        f"{MAX_BENIGN_SIGNAL:.0%} of benign combinations): combination_margin {rule.margin}, "
+        f"policy at_least {rule.cut} (combinations {rule.recall:.1%}, benign "
+        f"{rule.benign:.1%}); " + ("applied below" if tune_signal else "not applied below"),
+        format_rows("fit part (in-sample)", report(by_part["fit"], config, policy)),
+        format_rows("report part", report(by_part["report"], config, policy)),
+    ]
+    if holdout:
+        lines.append(format_rows("HOLDOUT part", report(by_part["holdout"], config, policy)))
+    return FitResult(config, lines)
+
+
+DERIVATION_WORDS: dict[str, str] = {
+    "exact": "texts placed in the OCR / transcript slots exactly: no OCR/ASR noise",
+    "real": "OCR slot rendered and read by pp-ocr, transcript slot spoken by flite and "
+    "transcribed by Whisper (crossguard.models.fusion_derive)",
+}
+
+
 def eval_fusion(
     repository: ModelRepository | Path,
     *,
@@ -356,52 +568,93 @@ def eval_fusion(
     write_config: Path | None = None,
     holdout: bool = False,
     progress: Callable[[str], None] | None = None,
+    derive: Derivation = "exact",
+    limit: int | None = None,
+    derive_dir: Path = DEFAULT_DERIVE_DIR,
+    combination_head: bool = False,
+    tune_signal: bool = False,
 ) -> str:
     """Fit on the fit part, report on the report part (and the holdout part with `holdout`);
-    write the fitted configuration to `write_config` when given. Returns the printed report."""
+    write the fitted configuration to `write_config` when given. With `derive="real"` the
+    first `limit` items (all by default; crossguard.models.fusion_derive.limited) are fitted
+    and reported twice, with exact and with real derived texts, and the real fit is the one
+    written. `combination_head`: also measure the candidate head of
+    crossguard.models.combination_head. `tune_signal`: report with the harmful_combination
+    margin and policy cut chosen on the fit part (signal_rule) instead of the configured ones.
+    Returns the printed report."""
     repo = repository if isinstance(repository, ModelRepository) else ModelRepository(repository)
     settings = ModelSettings(model_repository=repo.root)
     t0 = time.perf_counter()
     items = build_dev_set(data_dir)
-    scored = score_dev_set(items, repo, settings, cache, progress)
-    by_part: dict[Part, list[ScoredItem]] = {"fit": [], "report": [], "holdout": []}
-    for s in scored:
-        by_part[s.item.part].append(s)
+    runs: list[tuple[Derivation, list[DevItem]]] = []
+    head = [
+        f"multimodal development set: {len(items)} items ("
+        + ", ".join(
+            f"{p} {sum(it.part == p for it in items)}" for p in ("fit", "report", "holdout")
+        )
+        + ")"
+    ]
+    if derive == "real":
+        from crossguard.models.fusion_derive import (
+            derive_slot,
+            limited,
+            reading_noise,
+            with_derived,
+        )
+
+        sample = limited(items, limit)
+        derived = [
+            derive_slot(sample, kind, repo, settings, derive_dir, progress)
+            for kind in (TextKind.OCR, TextKind.TRANSCRIPT)
+        ]
+        real = with_derived(sample, derived)
+        head.append(
+            f"sample: {len(sample)} items"
+            + (
+                f" (--limit {limit}: item-id order, plus the template items)"
+                if limit is not None
+                else ""
+            )
+            + f"; {len(sample) - len(real)} dropped with real derivation (no text read at all)"
+        )
+        head += [
+            f"derived {d.kind.value}: {len(d.texts)} texts with {d.method} "
+            f"({d.fresh} new, {d.seconds:.0f} s); empty: "
+            f"{sum(not v.strip() for v in d.texts.values())}; {reading_noise(d)}"
+            for d in derived
+        ]
+        kept = {it.id for it in real}
+        runs = [("exact", [it for it in sample if it.id in kept]), ("real", real)]
+    else:
+        runs = [("exact", items)]
     policy = default_policy()
     base = load_fusion_config()
-    # Fitted where the estimate matters: rows whose parts all score below the flag cut.
-    weights = fit_combination(by_part["fit"], below=base.flag_at)
-    config = base.model_copy(
-        update={
-            # A refit is a new rule: decisions name it as context-fusion/<version>.
-            "version": _next_version(base, weights),
-            "combination": {"default": weights},
-            "provenance": {
-                "fitted_by": "crossguard eval fusion --write-config (docs/fusion.md)",
-                "data": "multimodal development set at derived-text level, fit part "
-                f"({len(by_part['fit'])} items) of crossguard.models.fusion_data",
-                "text_models": sorted({m for m in _model_names(repo)}),
-            },
+    out = list(head)
+    config: FusionConfig | None = None
+    for derivation, run_items in runs:
+        scored = score_dev_set(run_items, repo, settings, cache, progress)
+        provenance = {
+            "fitted_by": "crossguard eval fusion --write-config"
+            + (" --derive real" if derivation == "real" else "")
+            + " (docs/fusion.md)",
+            "data": f"multimodal development set, {DERIVATION_WORDS[derivation]}; fit part "
+            f"({sum(s.item.part == 'fit' for s in scored)} items) of "
+            "crossguard.models.fusion_data",
+            "text_models": sorted(_model_names(repo)),
         }
-    )
-    out = [
-        f"multimodal development set: {len(items)} items (fit {len(by_part['fit'])}, report "
-        f"{len(by_part['report'])}, holdout {len(by_part['holdout'])}); derived texts only: no "
-        "OCR/ASR noise",
-        f"fitted combination weights (fit part): {weights.model_dump()}",
-        "suggested policy cut for harmful_combination/* (fit part, at most "
-        f"{MAX_BENIGN_SIGNAL:.0%} of benign combinations): "
-        f"{signal_cut(by_part['fit'], config, policy)}",
-        format_rows("fit part (in-sample)", report(by_part["fit"], config, policy)),
-        format_rows("report part", report(by_part["report"], config, policy)),
-    ]
-    if holdout:
-        out.append(format_rows("HOLDOUT part", report(by_part["holdout"], config, policy)))
-    if write_config is not None:
+        fitted = fit_and_report(
+            derivation, scored, base, policy, holdout, provenance, tune_signal, limit is None
+        )
+        out += fitted.lines
+        if combination_head:
+            out += _head_lines(scored, repo, settings, derive_dir, cache, policy, holdout, progress)
+        config = fitted.config
+    if write_config is not None and config is not None:
         header = (
             "# Fusion rule of the consistency service (docs/fusion.md). Written by\n"
-            "# `crossguard eval fusion --write-config`: combination weights fitted on the fit\n"
-            "# part of the multimodal development set; the other values are chosen by hand.\n"
+            "# `crossguard eval fusion --write-config`: reliabilities and combination weights\n"
+            "# fitted on the fit part of the multimodal development set; the other values are\n"
+            "# chosen by hand.\n"
         )
         dump_fusion_config(config, write_config, header)
         out.append(f"wrote {write_config}")
@@ -409,9 +662,85 @@ def eval_fusion(
     return "\n".join(out)
 
 
-def _next_version(base: FusionConfig, weights: CombinationWeights) -> str:
-    """The packaged default's version when the fit reproduces its weights, else the next one."""
-    if base.combination.get("default") == weights:
+def _head_lines(
+    scored: Sequence[ScoredItem],
+    repo: ModelRepository,
+    settings: ModelSettings,
+    derive_dir: Path,
+    cache: Path | None,
+    policy: Policy,
+    holdout: bool,
+    progress: Callable[[str], None] | None,
+) -> list[str]:
+    from crossguard.models.combination_head import Embeddings, fit_head, training_pairs
+
+    known = {}
+    if cache is not None and cache.is_file():
+        known = json.loads(cache.read_text()).get("embeddings", {})
+    emb = Embeddings(repo, settings, derive_dir / "combination-embeddings.json", known)
+    pairs = training_pairs()
+    emb.ensure([t for p in pairs for t in (p.a, p.b)], progress)
+    emb.ensure([t for s in scored if len(s.item.texts) >= 2 for _, t in s.item.texts], progress)
+    head = fit_head(pairs, emb)
+    parts: tuple[Part, ...] = PARTS if holdout else ("fit", "report")
+    by_part = {p: [s for s in scored if s.item.part == p] for p in parts}
+    rows = combination_rows(
+        {str(p): v for p, v in by_part.items()}, head, emb, policy, MAX_BENIGN_SIGNAL
+    )
+    harmful = sum(p.label for p in pairs)
+    return [
+        *rows,
+        f"  trained on {len(pairs)} training-split pairs ({harmful} harmful), C={head.c}",
+    ]
+
+
+def combination_rows(
+    by_part: dict[str, list[ScoredItem]],
+    head: CombinationHead,
+    emb: Embeddings,
+    policy: Policy,
+    max_benign: float,
+) -> list[str]:
+    """The head's cut chosen on the fit part (the lowest, in 0.05 steps, at which at most
+    `max_benign` of the benign combinations reach it), then per part: "benign parts, harmful
+    combination" items and benign combinations at or above it."""
+
+    def value(s: ScoredItem) -> float:
+        return head.score([emb[t] for _, t in s.item.texts])
+
+    fit_benign = np.asarray([value(s) for s in benign_combinations(by_part["fit"], policy)])
+    cut = 0.95
+    for c in np.arange(0.05, 0.95, 0.05):
+        if len(fit_benign) == 0 or float(np.mean(fit_benign >= c)) <= max_benign:
+            cut = round(float(c), 2)
+            break
+    lines = [f"combination head (measured, not served): cut {cut} chosen on the fit part"]
+    for part, scored in by_part.items():
+        combos = combination_items(scored, policy)
+        benign = benign_combinations(scored, policy)
+        hit = sum(value(s) >= cut for s in combos)
+        fp = sum(value(s) >= cut for s in benign)
+        kinds = "; ".join(
+            f"{k} {sum(value(s) >= cut for s in combos if s.item.kind == k)}/"
+            f"{sum(s.item.kind == k for s in combos)}"
+            for k in ("split", "turn")
+        )
+        lines.append(
+            f"  {part}: benign parts, harmful combination {hit}/{len(combos)} ({kinds}); "
+            f"benign combinations {fp}/{len(benign)}"
+            + (f" ({fp / len(benign):.1%})" if benign else "")
+        )
+    return lines
+
+
+def _next_version(
+    base: FusionConfig,
+    weights: CombinationWeights,
+    reliability: dict[Modality, float] | None = None,
+) -> str:
+    """The packaged default's version when the fit reproduces its weights and reliabilities,
+    else the next one."""
+    if base.combination.get("default") == weights and base.reliability == (reliability or {}):
         return base.version
     return str(int(base.version) + 1) if base.version.isdigit() else f"{base.version}.1"
 
