@@ -60,10 +60,19 @@ escalation:
     assert ("signals.text.fallback", 6) in where
     assert ("signals.text.retries", 7) in where
     assert ("overrides[0].defaults.block", 11) in where
-    # A missing field is reported on the line of the mapping that lacks it.
-    assert ("escalation.inconsistency[0].at_least", 14) in where
+    # A rule with no bound is reported on the line of the mapping that lacks it.
+    assert ("escalation.inconsistency[0]", 14) in where
     text = {str(i) for i in issues}
     assert any(t.startswith("p.yaml:6: signals.text.fallback: Input should be") for t in text)
+
+
+def test_an_inconsistency_rule_needs_exactly_one_bound() -> None:
+    base = 'version: "1"\nescalation:\n  inconsistency:\n    - {signal: "x"%s}\n'
+    for bounds in ("", ", at_least: 0.5, at_most: 0.2"):
+        errors = errors_of(base % bounds)
+        assert any("exactly one of at_least and at_most" in e for e in errors), errors
+    rule = parse_policy(base % ", at_most: 0.2").escalation.inconsistency[0]
+    assert (rule.at_least, rule.at_most) == (None, 0.2)
 
 
 def test_duplicate_keys_are_errors_with_their_line() -> None:

@@ -46,6 +46,7 @@ escalation:
   inconsistency:
     - {signal: "*_disagreement", at_least: 0.6}
     - {signal: "harmful_combination", at_least: 0.5, action: limit_visibility, category: hate}
+    - {signal: "image_caption_agreement", at_most: 0.15}
 hash_matches:
   banks:
     csam: {category: sexual/minors}
@@ -164,6 +165,18 @@ def test_inconsistency_rules() -> None:
         Category.HATE,
     )
     assert d.reasons == ["harmful_combination 0.80 >= 0.50: x"]
+
+
+def test_an_at_most_rule_fires_on_a_low_signal_only() -> None:
+    def with_agreement(value: float) -> PolicyContext:
+        return PolicyContext(consistency=[ConsistencySignal("image_caption_agreement", value)])
+
+    d = decide(POLICY, Item(), [text((Category.HATE, 0.1))], [], context=with_agreement(0.1))
+    assert d.action is Action.ESCALATE
+    assert d.escalation.rule == "inconsistency.escalate:image_caption_agreement"
+    assert d.reasons == ["image_caption_agreement 0.10 <= 0.15"]
+    d = decide(POLICY, Item(), [text((Category.HATE, 0.1))], [], context=with_agreement(0.3))
+    assert d.action is Action.ALLOW
 
 
 def test_hash_match_blocks_without_review() -> None:

@@ -339,7 +339,7 @@ def _inconsistency_hits(
     top = categories[0] if categories else None
     for sig in sorted(ctx.consistency, key=lambda c: c.name):
         for r in rules:
-            if not (r.matches(sig.name) and sig.value >= r.at_least):
+            if not r.fires(sig.name, sig.value):
                 continue
             category = r.category or (top.category if top is not None else None)
             score = next((s for s in categories if s.category == category), None)
@@ -348,7 +348,7 @@ def _inconsistency_hits(
                 RuleHit(
                     rule=f"inconsistency.{r.action}:{sig.name}",
                     action=Action(r.action),
-                    reason=f"{sig.name} {sig.value:.2f} >= {r.at_least:.2f}{detail}",
+                    reason=f"{sig.name} {sig.value:.2f} {r.bound()}{detail}",
                     severity=score.severity if score is not None else 0,
                     score=score.score if score is not None else 0.0,
                     category=category,

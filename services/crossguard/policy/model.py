@@ -153,10 +153,13 @@ class UncertaintyRule(Strict):
 
 
 class InconsistencyRule(Strict):
-    """A consistency signal (name or glob, e.g. "*_disagreement") at or above `at_least`."""
+    """A consistency signal (name or glob, e.g. "*_disagreement") at or above `at_least`, or
+    at or below `at_most` (exactly one of the two): agreement signals such as
+    `image_caption_agreement` are alarming when LOW."""
 
     signal: str = Field(min_length=1)
-    at_least: float = Field(ge=0.0, le=1.0)
+    at_least: float | None = Field(default=None, ge=0.0, le=1.0)
+    at_most: float | None = Field(default=None, ge=0.0, le=1.0)
     action: Literal["age_restrict", "limit_visibility", "escalate", "block"] = "escalate"
     # The category the SoR cites for this rule (none: the top-scoring category).
     category: Category | None = None
@@ -166,8 +169,28 @@ class InconsistencyRule(Strict):
     def _category(cls, value: object) -> object:
         return Category.parse(str(value)) if value is not None else None
 
+    @model_validator(mode="after")
+    def _one_bound(self) -> InconsistencyRule:
+        if (self.at_least is None) == (self.at_most is None):
+            raise ValueError("give exactly one of at_least and at_most")
+        return self
+
     def matches(self, name: str) -> bool:
         return fnmatchcase(name, self.signal)
+
+    def fires(self, name: str, value: float) -> bool:
+        """The signal `name` with `value` meets this rule."""
+        if not self.matches(name):
+            return False
+        if self.at_least is not None:
+            return value >= self.at_least
+        return self.at_most is not None and value <= self.at_most
+
+    def bound(self) -> str:
+        """The rule's bound as a reason reads it, e.g. ">= 0.60"."""
+        if self.at_least is not None:
+            return f">= {self.at_least:.2f}"
+        return f"<= {self.at_most:.2f}"
 
 
 class EscalationPolicy(Strict):
