@@ -24,7 +24,7 @@ from typing import Any
 
 from crossguard.audio.asr import TranscriptSegment
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: a repeated run followed by other words keeps them
 # AudioServiceSettings fields that change what is heard (the rest: serving, limits far above
 # the eval's clips, scoring, the tagger).
 HEARING_SETTINGS = (

@@ -116,9 +116,9 @@ class WerGroup:
 def wer_groups(
     rows: Sequence[tuple[tuple[str, ...], int, int]],
 ) -> list[WerGroup]:
-    """Corpus WER of every text, of the texts readable as written (no feature), of the rest,
-    and of the texts with each feature (a text may count under several), from
-    (features, errors, reference words) per text."""
+    """Corpus WER of every text, of the texts readable as written (no feature; and those
+    whose only feature is OOV words), of the rest, and of the texts with each feature (a text
+    may count under several), from (features, errors, reference words) per text."""
 
     def group(name: str, chosen: Iterable[tuple[tuple[str, ...], int, int]]) -> WerGroup:
         picked = list(chosen)
@@ -127,6 +127,7 @@ def wer_groups(
     out = [
         group("all texts", rows),
         group("readable as written", (r for r in rows if not r[0])),
+        group("  or only unknown words", (r for r in rows if set(r[0]) <= {OOV})),
         group("with any feature", (r for r in rows if r[0])),
     ]
     out += [group(f"  {f}", (r for r in rows if f in r[0])) for f in (*FEATURE_NAMES, OOV)]
