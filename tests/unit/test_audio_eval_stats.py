@@ -100,3 +100,11 @@ def _settings(**changed: object) -> dict[str, object]:
     from crossguard.audio.settings import AudioServiceSettings
 
     return {**AudioServiceSettings().model_dump(mode="json"), **changed}
+
+
+def test_symbols_as_flite_says_them() -> None:
+    from crossguard.models.audio_eval import normalise
+    from crossguard.models.audio_eval_stats import verbalise_symbols
+
+    said = normalise(verbalise_symbols("@bob look #win http://url & a/b *"))
+    assert said == "at bob look hash win http slash slash url ampersand a slash b asterisk"

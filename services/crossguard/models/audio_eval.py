@@ -45,6 +45,7 @@ from crossguard.models.audio_eval_stats import (
     paired_auprc,
     split_of_text,
     text_features,
+    verbalise_symbols,
     wer_groups,
     word_errors,
 )
@@ -121,6 +122,9 @@ class TextResult:
     heard: str  # normalised
     errors: int  # substitutions + deletions + insertions
     ref_words: int
+    # The same against the reference with its symbols as flite says them (verbalise_symbols).
+    spoken_errors: int
+    spoken_ref_words: int
     features: tuple[str, ...]  # audio_eval_stats.text_features
     seconds: float
     analysis_seconds: float
@@ -139,8 +143,14 @@ class VoiceReport:
 
     @property
     def wer(self) -> float:
-        words = sum(r.ref_words for r in self.rows)
-        return sum(r.errors for r in self.rows) / words if words else math.nan
+        return self.wer_of()
+
+    def wer_of(self, split: str | None = None, *, spoken: bool = False) -> float:
+        """Corpus WER of a part, against the written (or symbols-spoken) reference."""
+        rows = [r for r in self.rows if split is None or r.split == split]
+        words = sum(r.spoken_ref_words if spoken else r.ref_words for r in rows)
+        errors = sum(r.spoken_errors if spoken else r.errors for r in rows)
+        return errors / words if words else math.nan
 
     @property
     def median_wer(self) -> float:
@@ -324,11 +334,13 @@ def eval_audio(
             scores, _ = model.score_transcript(voice, heard.segments)
             reference = normalise(example.text)
             hypothesis = normalise(" ".join(s.text for s in heard.segments))
+            said = normalise(verbalise_symbols(example.text))
             counts = (
                 jiwer.process_words(reference, hypothesis)
                 if reference
                 else None  # nothing speakable: no WER
             )
+            said_counts = jiwer.process_words(said, hypothesis) if said else None
             rows.append(
                 TextResult(
                     key=_key(example),
@@ -346,6 +358,12 @@ def eval_audio(
                         counts.substitutions + counts.deletions + counts.insertions if counts else 0
                     ),
                     ref_words=len(reference.split()),
+                    spoken_errors=(
+                        said_counts.substitutions + said_counts.deletions + said_counts.insertions
+                        if said_counts
+                        else 0
+                    ),
+                    spoken_ref_words=len(said.split()),
                     features=text_features(example.text, vocabulary),
                     seconds=heard.seconds,
                     analysis_seconds=heard.analysis_seconds,
@@ -420,6 +438,19 @@ def format_audio_eval(report: AudioEvalReport) -> str:
             f"{v.asr_rtf:>7.3f}"
         )
     for v in (v for v in report.voices if v.full):
+        splits = sorted({r.split for r in v.rows})
+        lines += [
+            "",
+            f"{v.voice}: WER against the written reference and against it with its symbols "
+            "as flite says them (@ 'at', # 'hash', :// 'slash slash', / & *)",
+            f"{'part':<12} {'texts':>5} {'written':>8} {'spoken':>8}",
+        ]
+        for split in (*splits, None) if len(splits) > 1 else (None,):
+            n = sum(1 for r in v.rows if split is None or r.split == split)
+            lines.append(
+                f"{split or 'all':<12} {n:>5} {v.wer_of(split):>8.3f} "
+                f"{v.wer_of(split, spoken=True):>8.3f}"
+            )
         lines += [
             "",
             f"{v.voice}: AUPRC through the audio path vs the same texts typed; diff with the "
@@ -427,7 +458,6 @@ def format_audio_eval(report: AudioEvalReport) -> str:
             f"{'part':<30} {'texts':>5} {'pos':>4} {'AUPRC audio':>11} {'AUPRC text':>10} "
             f"{'diff':>6}  95 % CI",
         ]
-        splits = sorted({r.split for r in v.rows})
         sources = sorted({r.source for r in v.rows})
         for split in (*splits, None) if len(splits) > 1 else (None,):
             name = split or "all"
@@ -441,11 +471,14 @@ def format_audio_eval(report: AudioEvalReport) -> str:
             "",
             f"{v.voice}: WER by what the text holds (features of the written text; a text may "
             "have several; 'unknown words': a word outside the text encoder's vocabulary)",
-            f"{'texts':<30} {'n':>5} {'words':>6} {'errors':>6} {'WER':>6}",
+            f"{'texts':<30} {'n':>5} {'words':>6} {'errors':>6} {'WER':>6} {'spoken':>6}",
         ]
         groups = wer_groups([(r.features, r.errors, r.ref_words) for r in v.rows])
-        for g in groups:
-            lines.append(f"{g.name:<30} {g.texts:>5} {g.words:>6} {g.errors:>6} {g.wer:>6.3f}")
+        said = wer_groups([(r.features, r.spoken_errors, r.spoken_ref_words) for r in v.rows])
+        for g, gs in zip(groups, said, strict=True):
+            lines.append(
+                f"{g.name:<30} {g.texts:>5} {g.words:>6} {g.errors:>6} {g.wer:>6.3f} {gs.wer:>6.3f}"
+            )
         if v.word_errors is not None:
             w = v.word_errors
             lines.append(

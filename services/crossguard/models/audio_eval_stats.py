@@ -75,6 +75,25 @@ def paired_auprc(
     return PairedAuprc(len(y), int(y.sum()), audio, text, low, high)
 
 
+# Symbols as flite reads them out (heard in the choose part's transcripts: "@user" is "at
+# user", "http://" is "http slash slash", "#tag" is "hash tag"). A reference with them spelled
+# out is what was said; WER against it counts recognition errors, not spelling.
+_SPOKEN_SYMBOLS = (
+    ("://", " slash slash "),
+    ("@", " at "),
+    ("#", " hash "),
+    ("/", " slash "),
+    ("&", " ampersand "),
+    ("*", " asterisk "),
+)
+
+
+def verbalise_symbols(text: str) -> str:
+    for symbol, spoken in _SPOKEN_SYMBOLS:
+        text = text.replace(symbol, spoken)
+    return text
+
+
 # What a synthesiser cannot say as it is written, detected on the raw text. Each is a reason
 # the spoken words differ from the written reference whatever the recogniser does.
 _FEATURES: tuple[tuple[str, Callable[[str], bool]], ...] = (
