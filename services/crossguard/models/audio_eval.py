@@ -17,6 +17,15 @@ exactly as the service runs it. Reported per voice:
 - real-time factor (analysis seconds / audio seconds) on this machine;
 and, on non-speech sounds made with sox (noise, tones, sweeps, chords, plucked notes), how many
 clips were transcribed at all and how many were flagged.
+
+Honesty and size: every text's scores and WER counts are kept (JSON Lines under the cache
+directory); the AUPRC difference comes with a paired bootstrap 95 % interval; the sample is
+split by a salted hash of the text into a "choose" part, where options of the audio path are
+compared (`--split choose --audio-setting NAME=VALUE`), and a "report" part, where the chosen
+one is reported; WER is broken down by what the written text holds that no synthesiser says
+as written (audio_eval_stats) and also computed against the reference with its symbols as
+flite says them. Speech and transcripts are cached (audio_eval_cache), so reruns cost only the
+text models.
 """
 
 from __future__ import annotations
@@ -267,6 +276,9 @@ def eval_audio(
     jiwer = __import__("jiwer")
     t0 = time.perf_counter()
     overrides = dict(audio_settings or {})
+    unknown = sorted(set(overrides) - set(AudioServiceSettings.model_fields))
+    if unknown:
+        raise ModelError(f"unknown audio settings {unknown}: see docs/configuration.md")
     settings = AudioServiceSettings(
         **{"whisper_model": whisper_model, "whisper_threads": threads, **overrides}  # type: ignore[arg-type]
     )
