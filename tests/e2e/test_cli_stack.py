@@ -106,6 +106,10 @@ def test_moderate_blocks_a_threat_and_allows_a_friendly_sentence(
         assert decision["action"] in ("ACTION_ESCALATE", "ACTION_BLOCK"), decision
         missing = decision.get("missing_signals", [])
         assert not any(m["modality"] == "MODALITY_AUDIO" for m in missing), decision
+        # The decision carries the voice note's timed transcript for its reviewers.
+        (audio,) = [g for g in decision["evidence"] if g["modality"] == "MODALITY_AUDIO"]
+        (transcript,) = audio["transcripts"]
+        assert transcript["segments"] and all(s["text"] for s in transcript["segments"])
     # An image alone: the vision service reads the meme's text (OCR) and the text service scores
     # it; a photo with a friendly caption is allowed.
     samples = Path(__file__).resolve().parents[2] / "services/crossguard/cli/samples"
@@ -123,6 +127,9 @@ def test_moderate_blocks_a_threat_and_allows_a_friendly_sentence(
     table = run_cli("moderate", "--text", "I will find you and kill you")
     assert table.returncode == 0, table.stderr
     assert "policy" in table.stdout and ("BLOCK" in table.stdout or "ESCALATE" in table.stdout)
+    heard = run_cli("moderate", "--audio", str(voice))
+    assert heard.returncode == 0, heard.stderr
+    assert "heard in" in heard.stdout, heard.stdout
 
     # A labeled replay through the same running stack reports speed and quality.
     labeled = tmp_path / "labeled.jsonl"

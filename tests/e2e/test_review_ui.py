@@ -74,7 +74,7 @@ def silent_wav(path: Path, seconds: float = 1.0) -> None:
 def review_task(media_dir: Path) -> review_pb2.ReviewTask:
     image = png(96, 64)
     (media_dir / "post.png").write_bytes(image)
-    silent_wav(media_dir / "clip.wav")
+    silent_wav(media_dir / "clip.wav", seconds=4.0)
     audio = (media_dir / "clip.wav").read_bytes()
     text = "Meet me after school, I will hurt you badly."
     item = content_pb2.ContentItem(id=f"ui-{uuid.uuid4().hex[:8]}", tenant="t1", surface="comment")
@@ -152,6 +152,24 @@ def review_task(media_dir: Path) -> review_pb2.ReviewTask:
                         category=threat,
                         time_range=classifier_pb2.AudioRange(start_ms=1200, end_ms=2900),
                         derived_text="i know where you live",
+                    )
+                ],
+                # The part's whole transcript, as the pipeline carries it.
+                transcripts=[
+                    classifier_pb2.Transcript(
+                        part_id="audio-0",
+                        language="en",
+                        segments=[
+                            classifier_pb2.TimedText(
+                                time_range=classifier_pb2.AudioRange(start_ms=a, end_ms=b),
+                                text=text,
+                            )
+                            for a, b, text in (
+                                (100, 1100, "hey it's me again"),
+                                (1200, 2900, "i know where you live"),
+                                (3000, 3900, "see you soon"),
+                            )
+                        ],
                     )
                 ],
             ),
@@ -276,8 +294,21 @@ def test_reviewer_claims_reveals_and_decides_with_the_keyboard(
     expect(mark).to_have_text("I will hurt you")
     expect(mark).to_have_attribute("data-category", "harassment/threatening")
     expect(page.locator(".ocr")).to_have_text("YOU ARE NEXT")
-    expect(page.locator(".transcript li")).to_contain_text(
+    expect(page.locator(".flagged-audio li")).to_have_text(
         "00:01.200–00:02.900 i know where you live"
+    )
+    # The whole transcript with its times, the flagged segment highlighted.
+    lines = page.locator("ol.transcript li")
+    expect(lines).to_have_text(
+        [
+            "00:00.100–00:01.100 hey it's me again",
+            "00:01.200–00:02.900 i know where you live",
+            "00:03.000–00:03.900 see you soon",
+        ]
+    )
+    expect(lines.locator("mark")).to_have_count(1)
+    expect(lines.nth(1).locator("mark")).to_have_attribute(
+        "data-category", "harassment/threatening"
     )
     expect(page.locator(".hash")).to_contain_text("demo-threats")
     expect(page.locator("table.scores")).to_contain_text("0.620")
@@ -304,6 +335,12 @@ def test_reviewer_claims_reveals_and_decides_with_the_keyboard(
     assert image.evaluate("e => getComputedStyle(e).filter") == "none"
     page.wait_for_function("() => document.querySelector('.media-wrap img').naturalWidth > 64")
     page.screenshot(path=str(tmp_path / "task-revealed.png"), full_page=True)
+
+    # Once the audio is revealed, a transcript time plays it from there.
+    page.locator(".audio-reveal").click()
+    page.wait_for_function("() => document.querySelector('audio').getAttribute('src')")
+    lines.nth(2).locator("button.ts").click()
+    page.wait_for_function("() => document.querySelector('audio').currentTime >= 2.9")
 
     page.keyboard.press("b")  # block, with the flagged categories pre-selected
     page.wait_for_url(f"{base}/queue?msg=final")

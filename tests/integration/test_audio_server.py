@@ -146,17 +146,23 @@ def test_audio_server_end_to_end(
 
     # The pipeline's processor against this server: an undecodable part or one over a limit
     # dead-letters the item with its reason; a spoken threat is decided from the audio signal.
-    def item(cid: str, data: bytes) -> bytes:
+    def item(cid: str, data: bytes, *extra: content_pb2.ContentPart) -> bytes:
         return content_pb2.ContentItem(
-            id=cid, tenant="acme", surface="comment", parts=[_audio("voice-0", data)]
+            id=cid, tenant="acme", surface="comment", parts=[_audio("voice-0", data), *extra]
         ).SerializeToString()
 
     async def through_pipeline() -> list[Outcome]:
-        processor = Processor(PipelineSettings(audio_endpoint=f"127.0.0.1:{proc.port}"))
+        processor = Processor(
+            PipelineSettings(audio_endpoint=f"127.0.0.1:{proc.port}"),
+            media_store=FileMediaStore(tmp_path / "review-media"),
+        )
         try:
             raws = [
                 item("a-bad", b"RIFF" + b"\x00" * 600),
                 item("a-threat", threat),
+                # No text service here: the caption's signal is missing and the policy's
+                # fallback escalates, so the benign voice message goes to review.
+                item("a-review", benign, content_pb2.ContentPart(part_id="cap", text="hi")),
                 item("a-long", _silent_wav(MAX_SECONDS + 1, 8000)),
                 item("a-rate", _silent_wav(0.5, 4000)),  # under the 8 kHz default minimum
                 item("a-channels", _silent_wav(0.5, 16_000, channels=9)),  # default most: 8
@@ -165,7 +171,7 @@ def test_audio_server_end_to_end(
         finally:
             await processor.close()
 
-    bad_outcome, threat_outcome, *over_limits = asyncio.run(through_pipeline())
+    bad_outcome, threat_outcome, review_outcome, *over_limits = asyncio.run(through_pipeline())
     expected = ["media_audio_too_long", "media_audio_sample_rate", "media_audio_too_many_channels"]
     assert [(o.kind, o.dlq_code) for o in over_limits] == [("dlq", code) for code in expected]
     for outcome, code in zip(over_limits, expected, strict=True):
@@ -180,3 +186,26 @@ def test_audio_server_end_to_end(
     decision = threat_outcome.decision
     assert taxonomy_pb2.MODALITY_AUDIO not in [m.modality for m in decision.missing_signals]
     assert decision.action in (taxonomy_pb2.ACTION_ESCALATE, taxonomy_pb2.ACTION_BLOCK)
+    # The decision's audio evidence carries the whole timed transcript of the part, the
+    # flagged range inside it.
+    (audio_group,) = [g for g in decision.evidence if g.modality == taxonomy_pb2.MODALITY_AUDIO]
+    (heard,) = audio_group.transcripts
+    assert heard.part_id == "voice-0" and heard.language == "en" and heard.omitted_segments == 0
+    assert "kill" in " ".join(s.text for s in heard.segments).lower()
+    assert heard.segments[0].time_range.start_ms >= 1100
+    flagged = audio_group.evidence[0].time_range
+    assert any(
+        s.time_range.start_ms < flagged.end_ms and flagged.start_ms < s.time_range.end_ms
+        for s in heard.segments
+    )
+
+    # An escalated item: its review task carries the transcript (in the decision under review)
+    # and the audio by reference, never the bytes.
+    assert review_outcome.review is not None, review_outcome.decision
+    task = review_outcome.review
+    (group,) = [g for g in task.decision.evidence if g.modality == taxonomy_pb2.MODALITY_AUDIO]
+    (calm,) = group.transcripts
+    assert not group.evidence  # nothing flagged; the transcript travels all the same
+    assert "walk in the park" in " ".join(s.text for s in calm.segments).lower()
+    assert all(s.time_range.end_ms > s.time_range.start_ms for s in calm.segments)
+    assert task.item.parts[0].media.WhichOneof("source") == "uri"

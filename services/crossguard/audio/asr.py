@@ -254,9 +254,10 @@ class WhisperTranscriber:
             tokens = sum(t < self.eot for t in seg.tokens)
             for raw_text, start, end, share in split_by_span(seg, timemap):
                 flags: list[str] = []
-                text, looped = collapse_repetition(raw_text.strip(), o.max_repeats)
-                if looped:
+                text, repeated, looped = collapse_repetition(raw_text.strip(), o.max_repeats)
+                if repeated:
                     flags.append(REPETITION)
+                    chunk_flags.append(REPETITION)
                 if seg.no_speech_prob > o.no_speech_threshold:
                     flags.append(NO_SPEECH)
                 if not text:
@@ -275,8 +276,7 @@ class WhisperTranscriber:
                 if looped:
                     break
             if looped:
-                chunk_flags.append(REPETITION)
-                break  # what follows a loop is the loop going on
+                break  # what follows a loop that ran to its segment's end is the loop going on
         return ChunkTranscript(
             segments=out,
             language=str(info.language),

@@ -272,7 +272,7 @@ class AudioModel:
         run.finish()
 
         t = time.perf_counter()
-        scores, evidence = self._score(part_id, run.segments)
+        scores, evidence = self.score_transcript(part_id, run.segments)
         times["text"] += time.perf_counter() - t
         events = run.tagger_stream.events if run.tagger_stream else []
         if run.tagger_stream:
@@ -298,7 +298,7 @@ class AudioModel:
             timings={k: v * 1000.0 for k, v in times.items()},
         )
 
-    def _score(
+    def score_transcript(
         self, part_id: str, segments: list[TranscriptSegment]
     ) -> tuple[dict[Category, float], list[AudioEvidence]]:
         """Scores and evidence of a transcript. A short transcript (at most

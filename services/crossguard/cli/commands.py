@@ -389,6 +389,10 @@ def run_eval_audio(
     wer_texts: int = 12,
     positives: int = 40,
     max_chars: int = 300,
+    split: str | None = None,
+    audio_settings: dict[str, str] | None = None,
+    cache_dir: Path | None = None,
+    non_speech: bool = True,
 ) -> int:
     from crossguard.models.audio_eval import eval_audio, format_audio_eval
 
@@ -401,6 +405,10 @@ def run_eval_audio(
         wer_texts=wer_texts,
         positives=positives,
         max_chars=max_chars,
+        split=split,
+        audio_settings=audio_settings,
+        cache_dir=cache_dir,
+        non_speech=non_speech,
         progress=_notify,
     )
     console.print(format_audio_eval(report), highlight=False, markup=False, soft_wrap=True)

@@ -599,6 +599,32 @@ def eval_fusion_derive(slot: str, limit: int | None, derive_cache: Path) -> None
     show_default=True,
     help="Texts of the sample spoken by each --wer-voice.",
 )
+@click.option(
+    "--split",
+    type=click.Choice(["choose", "report", "all"]),
+    default="all",
+    show_default=True,
+    help="Speak only one part of the sample (split by a hash of the text): compare options "
+    "of the audio path on 'choose', report the chosen one on 'report'.",
+)
+@click.option(
+    "--audio-setting",
+    "audio_settings",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="An audio service setting for this run (the field of CROSSGUARD_AUDIO_<NAME>, "
+    "e.g. beam_size=5). Repeatable.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Synthesised speech and transcripts kept here between runs "
+    "[default: $XDG_CACHE_HOME/crossguard/audio-eval].",
+)
+@click.option(
+    "--no-non-speech", is_flag=True, help="Skip the non-speech clips (sox noise, tones, music)."
+)
 def eval_audio(
     positives: int,
     max_chars: int,
@@ -606,11 +632,21 @@ def eval_audio(
     voices: tuple[str, ...],
     wer_voices: tuple[str, ...],
     wer_texts: int,
+    split: str,
+    audio_settings: tuple[str, ...],
+    cache_dir: Path | None,
+    no_non_speech: bool,
 ) -> None:
     """WER and AUPRC of spoken validation texts through the audio path; non-speech false
     positives."""
     from crossguard.cli.commands import run_eval_audio
 
+    overrides: dict[str, str] = {}
+    for setting in audio_settings:
+        name, sep, value = setting.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{setting!r} is not NAME=VALUE", param_hint="--audio-setting")
+        overrides[name.strip().lower()] = value.strip()
     sys.exit(
         run_eval_audio(
             whisper_model,
@@ -619,6 +655,10 @@ def eval_audio(
             wer_texts=wer_texts,
             positives=positives,
             max_chars=max_chars,
+            split=None if split == "all" else split,
+            audio_settings=overrides,
+            cache_dir=cache_dir,
+            non_speech=not no_non_speech,
         )
     )
 

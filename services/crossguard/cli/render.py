@@ -67,6 +67,14 @@ def decision_table(d: decision_pb2.ModerationDecision) -> Table:
             if e.WhichOneof("location") == "span":
                 cat = Category.from_proto(e.category).value
                 table.add_row("evidence", f"{cat}: “{e.span.text}” ({e.weight:+.2f})")
+        for t in ev.transcripts:
+            for seg in t.segments[:10]:
+                at = seg.time_range
+                when = f"{at.start_ms / 1000:.1f}–{at.end_ms / 1000:.1f} s"
+                table.add_row(f"heard in {t.part_id}", escape(f"{when}: {seg.text.strip()}"))
+            if len(t.segments) > 10 or t.omitted_segments:
+                more = len(t.segments) - min(10, len(t.segments)) + t.omitted_segments
+                table.add_row(f"heard in {t.part_id}", f"… {more} more segment(s)")
     table.add_row("missing signals", missing(d))
     table.add_row("models", ", ".join(f"{m.name}/{m.version}" for m in d.models) or "-")
     if d.escalation.escalated:

@@ -17,26 +17,48 @@ exactly as the service runs it. Reported per voice:
 - real-time factor (analysis seconds / audio seconds) on this machine;
 and, on non-speech sounds made with sox (noise, tones, sweeps, chords, plucked notes), how many
 clips were transcribed at all and how many were flagged.
+
+Honesty and size: every text's scores and WER counts are kept (JSON Lines under the cache
+directory); the AUPRC difference comes with a paired bootstrap 95 % interval; the sample is
+split by a salted hash of the text into a "choose" part, where options of the audio path are
+compared (`--split choose --audio-setting NAME=VALUE`), and a "report" part, where the chosen
+one is reported; WER is broken down by what the written text holds that no synthesiser says
+as written (audio_eval_stats) and also computed against the reference with its symbols as
+flite says them. Speech and transcripts are cached (audio_eval_cache), so reruns cost only the
+text models.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from crossguard.audio.model import VAD_ENTRY
 from crossguard.core.errors import ModelError
 from crossguard.core.model_repository import ModelRepository
 from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
+from crossguard.models.audio_eval_cache import EvalCache, Heard, default_cache_dir, fingerprint
+from crossguard.models.audio_eval_stats import (
+    SPLITS,
+    PairedAuprc,
+    WordErrors,
+    paired_auprc,
+    split_of_text,
+    text_features,
+    verbalise_symbols,
+    wer_groups,
+    word_errors,
+)
 from crossguard.models.data import Example, default_data_dir, load_davidson, load_openai, select
-from crossguard.models.evaluate import average_precision
 from crossguard.models.speech_synth import NON_SPEECH, espeak_wav, flite_wav, sox_sound
 
 # flite's voices as Debian ships them (`flite -lv`, less awb_time, which says only the time):
@@ -92,38 +114,80 @@ def normalise(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class SourceAuprc:
-    source: str
-    texts: int
-    positives: int
-    auprc_audio: float
-    auprc_text: float
+class TextResult:
+    """One spoken text: its label and split, the text model's score on the typed text (as
+    written, and after the WER normaliser), the audio path's score, and the WER counts."""
+
+    key: str  # sha256 of the text
+    source: str  # "openai" or "davidson"
+    label: int
+    split: str  # "choose" or "report" (audio_eval_stats.split_of_text)
+    p_text: float
+    p_text_normalised: float
+    p_audio: float
+    flagged_text: bool
+    flagged_audio: bool
+    reference: str  # normalised
+    heard: str  # normalised
+    errors: int  # substitutions + deletions + insertions
+    ref_words: int
+    # The same against the reference with its symbols as flite says them (verbalise_symbols).
+    spoken_errors: int
+    spoken_ref_words: int
+    features: tuple[str, ...]  # audio_eval_stats.text_features
+    seconds: float
+    analysis_seconds: float
+    asr_seconds: float
 
 
 @dataclass(frozen=True)
 class VoiceReport:
     voice: str
-    texts: int
-    positives: int
-    wer: float
-    # Median of the per-text WERs: the typical text, less swayed by a few unspeakable ones
-    # (URLs, user names, emoji).
-    median_wer: float
-    auprc_audio: float
-    auprc_text: float
-    audio_seconds: float
-    analysis_seconds: float
-    asr_seconds: float
-    flagged_audio: int
-    flagged_text: int
+    rows: list[TextResult]
     # WER on CLEAN_SENTENCES spoken by the same voice.
-    clean_wer: float = math.nan
-    # AUPRC per data source (empty for a WER-only voice, whose AUPRC fields are NaN).
-    by_source: tuple[SourceAuprc, ...] = ()
+    clean_wer: float
+    # False: measured for WER only, on the first texts of the sample (no AUPRC).
+    full: bool
+    word_errors: WordErrors | None = None
+
+    @property
+    def wer(self) -> float:
+        return self.wer_of()
+
+    def wer_of(self, split: str | None = None, *, spoken: bool = False) -> float:
+        """Corpus WER of a part, against the written (or symbols-spoken) reference."""
+        rows = [r for r in self.rows if split is None or r.split == split]
+        words = sum(r.spoken_ref_words if spoken else r.ref_words for r in rows)
+        errors = sum(r.spoken_errors if spoken else r.errors for r in rows)
+        return errors / words if words else math.nan
+
+    @property
+    def median_wer(self) -> float:
+        per = [r.errors / r.ref_words for r in self.rows if r.ref_words]
+        return float(np.median(per)) if per else math.nan
 
     @property
     def rtf(self) -> float:
-        return self.analysis_seconds / self.audio_seconds if self.audio_seconds else math.nan
+        audio = sum(r.seconds for r in self.rows)
+        return sum(r.analysis_seconds for r in self.rows) / audio if audio else math.nan
+
+    @property
+    def asr_rtf(self) -> float:
+        audio = sum(r.seconds for r in self.rows)
+        return sum(r.asr_seconds for r in self.rows) / audio if audio else math.nan
+
+    def auprc(
+        self, split: str | None = None, source: str | None = None, *, normalised: bool = False
+    ) -> PairedAuprc:
+        """Audio path vs typed (as written, or `normalised`), paired bootstrap CI."""
+        rows = [
+            r
+            for r in self.rows
+            if (split is None or r.split == split) and (source is None or r.source == source)
+        ]
+        y = np.array([r.label for r in rows], dtype=np.int64)
+        typed = [r.p_text_normalised if normalised else r.p_text for r in rows]
+        return paired_auprc(y, np.array([r.p_audio for r in rows]), np.array(typed))
 
 
 @dataclass
@@ -132,6 +196,9 @@ class AudioEvalReport:
     voices: list[VoiceReport]
     non_speech: dict[str, tuple[bool, bool]] = field(default_factory=dict)  # transcribed, flagged
     seconds: float = 0.0
+    settings: dict[str, object] = field(default_factory=dict)  # --audio-setting overrides
+    cache: str = ""
+    results: list[str] = field(default_factory=list)  # per-text JSON Lines written
 
     @property
     def non_speech_transcribed(self) -> int:
@@ -169,6 +236,14 @@ def eval_sample(
     return sorted(pos + neg, key=_key)
 
 
+def _vocabulary(repository: ModelRepository) -> frozenset[str]:
+    """The whole words of the text encoder's WordPiece vocabulary (bert-base-uncased's: about
+    20 000 common English words): a word outside it is a misspelling, slang, a name or rare."""
+    entry = repository.get("minilm-l6-encoder")
+    vocab = json.loads((entry.path / "tokenizer.json").read_text())["model"]["vocab"]
+    return frozenset(w for w in vocab if w.isalpha() and w.isascii())
+
+
 def eval_audio(
     repository: ModelRepository,
     *,
@@ -178,10 +253,17 @@ def eval_audio(
     wer_texts: int = 12,
     positives: int = 40,
     max_chars: int = 300,
+    split: str | None = None,
+    audio_settings: dict[str, str] | None = None,
+    cache_dir: Path | None = None,
     data_dir: Path | None = None,
     threads: int = 0,
+    non_speech: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> AudioEvalReport:
+    """`split`: speak only the texts of that part ("choose" or "report"; None: all).
+    `audio_settings`: AudioServiceSettings overrides (e.g. beam_size=5), for comparing
+    options of the audio path on the choose part."""
     from crossguard.audio.model import AudioModel
     from crossguard.audio.settings import AudioServiceSettings
     from crossguard.text.model import TextModel
@@ -189,157 +271,244 @@ def eval_audio(
     for name in (*wer_voices, *voices):
         if name != BEST:
             speaker(name)  # an unknown voice fails before minutes of model loading
+    if split is not None and split not in SPLITS:
+        raise ModelError(f"unknown split {split!r}: one of {SPLITS}")
     jiwer = __import__("jiwer")
     t0 = time.perf_counter()
+    overrides = dict(audio_settings or {})
+    unknown = sorted(set(overrides) - set(AudioServiceSettings.model_fields))
+    if unknown:
+        raise ModelError(f"unknown audio settings {unknown}: see docs/configuration.md")
+    settings = AudioServiceSettings(
+        **{"whisper_model": whisper_model, "whisper_threads": threads, **overrides}  # type: ignore[arg-type]
+    )
     model_settings = ModelSettings(model_repository=repository.root)
     text_model = TextModel(repository, model_settings)
     text_model.load()
-    model = AudioModel(
-        text_model,
-        AudioServiceSettings(whisper_model=whisper_model, whisper_threads=threads),
-        model_settings,
-        repository,
-    )
+    model = AudioModel(text_model, settings, model_settings, repository)
     model.load()
     thresholds = model.thresholds
     heads = [c for c in text_model.categories if c != Category.PROFANITY]
-    sample = eval_sample(data_dir, positives, max_chars)
-    y_all = np.array([int(r.any_positive) for r in sample], dtype=np.int64)
-    direct = text_model.predict([r.text for r in sample])
-    p_text_all = np.array([max(s[c] for c in heads) for s in direct])
-    flags_text = [any(s[c] >= thresholds[c] for c in heads) for s in direct]
-    sources = [r.source.split(":")[0] for r in sample]
+    hearing = [(n, v) for n, v in model.model_infos if n in (VAD_ENTRY, settings.whisper_model)]
+    cache = EvalCache(
+        cache_dir or default_cache_dir(), fingerprint(hearing, settings.model_dump(mode="json"))
+    )
+    vocabulary = _vocabulary(repository)
+    sample = [
+        e
+        for e in eval_sample(data_dir, positives, max_chars)
+        if split is None or split_of_text(e.text) == split
+    ]
+    typed = text_model.predict([e.text for e in sample])
+    typed_normalised = text_model.predict([normalise(e.text) for e in sample])
+
+    def any_score(scores: Mapping[Category, float]) -> float:
+        return max(scores.get(c, 0.0) for c in heads)
+
+    def flagged(scores: Mapping[Category, float]) -> bool:
+        return any(scores.get(c, 0.0) >= thresholds[c] for c in heads)
+
+    def hear(voice: str, text: str, speak: Callable[[str], bytes]) -> Heard:
+        def listen() -> Heard:
+            data = cache.speech(voice, text, speak)
+            t = time.perf_counter()
+            a = model.analyze(voice, data)
+            return Heard(
+                a.segments,
+                a.language,
+                a.seconds,
+                a.speech_seconds,
+                time.perf_counter() - t,
+                a.timings.get("asr", 0.0) / 1000.0,
+                a.flags,
+            )
+
+        return cache.heard(voice, text, listen)
+
     reports: list[VoiceReport] = []
+    results: list[str] = []
     # WER-only voices first (clean sentences + the first `wer_texts` texts), so that `best`
     # among the full voices can be the lowest clean-sentence WER among them.
     plan = [(v, False) for v in wer_voices] + [(v, True) for v in voices]
     for voice, full in plan:
         if voice == BEST:
-            measured = [r for r in reports if not r.by_source]
+            measured = [r for r in reports if not r.full]
             if not measured:
                 raise ModelError("--voice best needs WER-only voices (--wer-voice) to choose from")
             voice = min(measured, key=lambda r: (r.clean_wer, r.wer)).voice
         speak = speaker(voice)
         voice = voice_label(voice)
-        rows = sample if full else sample[:wer_texts]
-        y = y_all[: len(rows)]
-        p_text = p_text_all[: len(rows)]
-        flagged_text = sum(flags_text[: len(rows)])
-        refs: list[str] = []
-        hyps: list[str] = []
-        p_audio = np.zeros(len(rows))
-        flagged_audio = 0
-        audio_s = analysis_s = asr_s = 0.0
-        for i, row in enumerate(rows):
-            data = speak(row.text)
-            t = time.perf_counter()
-            analysis = model.analyze(f"{voice}-{i}", data)
-            analysis_s += time.perf_counter() - t
-            audio_s += analysis.seconds
-            asr_s += analysis.timings.get("asr", 0.0) / 1000.0
-            refs.append(normalise(row.text))
-            hyps.append(normalise(analysis.transcript))
-            p_audio[i] = max(analysis.scores.get(c, 0.0) for c in heads)
-            flagged_audio += any(analysis.scores.get(c, 0.0) >= thresholds[c] for c in heads)
-            if progress and (i + 1) % 10 == 0:
-                progress(f"{voice}: {i + 1}/{len(rows)} texts")
+        chosen = sample if full else sample[:wer_texts]
+        rows: list[TextResult] = []
+        started = time.perf_counter()
+        for i, example in enumerate(chosen):
+            heard = hear(voice, example.text, speak)
+            scores, _ = model.score_transcript(voice, heard.segments)
+            reference = normalise(example.text)
+            hypothesis = normalise(" ".join(s.text for s in heard.segments))
+            said = normalise(verbalise_symbols(example.text))
+            counts = (
+                jiwer.process_words(reference, hypothesis)
+                if reference
+                else None  # nothing speakable: no WER
+            )
+            said_counts = jiwer.process_words(said, hypothesis) if said else None
+            rows.append(
+                TextResult(
+                    key=_key(example),
+                    source=example.source.split(":")[0],
+                    label=int(example.any_positive),
+                    split=split_of_text(example.text),
+                    p_text=any_score(typed[i]),
+                    p_text_normalised=any_score(typed_normalised[i]),
+                    p_audio=any_score(scores),
+                    flagged_text=flagged(typed[i]),
+                    flagged_audio=flagged(scores),
+                    reference=reference,
+                    heard=hypothesis,
+                    errors=(
+                        counts.substitutions + counts.deletions + counts.insertions if counts else 0
+                    ),
+                    ref_words=len(reference.split()),
+                    spoken_errors=(
+                        said_counts.substitutions + said_counts.deletions + said_counts.insertions
+                        if said_counts
+                        else 0
+                    ),
+                    spoken_ref_words=len(said.split()),
+                    features=text_features(example.text, vocabulary),
+                    seconds=heard.seconds,
+                    analysis_seconds=heard.analysis_seconds,
+                    asr_seconds=heard.asr_seconds,
+                )
+            )
+            if progress and ((i + 1) % 10 == 0 or i + 1 == len(chosen)):
+                progress(
+                    f"{voice}: {i + 1}/{len(chosen)} texts, "
+                    f"{time.perf_counter() - started:.0f} s "
+                    f"(cache: {cache.hits} heard before, {cache.misses} new)"
+                )
         clean_hyps = [
-            normalise(model.analyze(f"{voice}-clean-{k}", speak(text)).transcript)
-            for k, text in enumerate(CLEAN_SENTENCES)
+            normalise(" ".join(s.text for s in hear(voice, text, speak).segments))
+            for text in CLEAN_SENTENCES
         ]
         clean_wer = float(jiwer.wer([normalise(t) for t in CLEAN_SENTENCES], clean_hyps))
-        pairs = [(r, h) for r, h in zip(refs, hyps, strict=True) if r]
-        wer = float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs]))
-        per_text = [float(jiwer.wer(r, h)) for r, h in pairs]
-        by_source: tuple[SourceAuprc, ...] = ()
+        pairs = [(r.reference, r.heard) for r in rows if r.reference]
+        report = VoiceReport(voice, rows, clean_wer, full, word_errors(pairs, vocabulary, jiwer))
+        reports.append(report)
         if full:
-            by_source = tuple(
-                SourceAuprc(
-                    src,
-                    int(mask.sum()),
-                    int(y[mask].sum()),
-                    average_precision(y[mask], p_audio[mask]),
-                    average_precision(y[mask], p_text[mask]),
-                )
-                for src in sorted(set(sources))
-                if (mask := np.array([s == src for s in sources])).any()
-            )
-        reports.append(
-            VoiceReport(
-                voice=voice,
-                texts=len(rows),
-                positives=int(y.sum()),
-                wer=wer,
-                median_wer=float(np.median(per_text)) if per_text else math.nan,
-                auprc_audio=average_precision(y, p_audio) if full else math.nan,
-                auprc_text=average_precision(y, p_text) if full else math.nan,
-                audio_seconds=audio_s,
-                analysis_seconds=analysis_s,
-                asr_seconds=asr_s,
-                flagged_audio=flagged_audio,
-                flagged_text=int(flagged_text),
-                clean_wer=clean_wer,
-                by_source=by_source,
-            )
-        )
-    non_speech: dict[str, tuple[bool, bool]] = {}
-    for kind in NON_SPEECH:
+            out = cache.root / "results" / f"{voice.replace(':', '-')}-{cache.fingerprint}.jsonl"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text("".join(json.dumps(asdict(r)) + "\n" for r in rows))
+            results.append(str(out))
+    sounds: dict[str, tuple[bool, bool]] = {}
+    for kind in NON_SPEECH if non_speech else ():
         analysis = model.analyze(kind, sox_sound(kind, seconds=5.0))
-        flagged = bool(analysis.evidence) or any(
+        hit = bool(analysis.evidence) or any(
             v >= thresholds.get(c, 0.5) for c, v in analysis.scores.items()
         )
-        non_speech[kind] = (bool(analysis.segments), flagged)
-    if progress:
+        sounds[kind] = (bool(analysis.segments), hit)
+    if progress and non_speech:
         progress(f"{len(NON_SPEECH)} non-speech clips done")
-    whisper = next(v for n, v in model.model_infos if n == whisper_model)
+    whisper = next(v for n, v in model.model_infos if n == settings.whisper_model)
     model.close()
     return AudioEvalReport(
-        f"{whisper_model}/{whisper}", reports, non_speech, time.perf_counter() - t0
+        f"{settings.whisper_model}/{whisper}",
+        reports,
+        sounds,
+        time.perf_counter() - t0,
+        settings=dict(overrides),
+        cache=f"{cache.root} (transcripts: {cache.fingerprint})",
+        results=results,
+    )
+
+
+def _auprc_line(label: str, a: PairedAuprc) -> str:
+    return (
+        f"{label:<30} {a.texts:>5} {a.positives:>4} {a.audio:>11.3f} {a.text:>10.3f} "
+        f"{a.diff:>+6.3f}  [{a.low:+.3f}, {a.high:+.3f}]"
     )
 
 
 def format_audio_eval(report: AudioEvalReport) -> str:
+    settings = ", ".join(f"{k}={v}" for k, v in report.settings.items()) or "defaults"
     lines = [
-        f"audio path with {report.whisper}; stratified validation sample; AUPRC = 'any category'",
+        f"audio path with {report.whisper} (audio settings: {settings}); stratified validation "
+        "sample; AUPRC = 'any category'",
         "WER (normalised text: Whisper's English normaliser on both sides): over the texts / "
         "median per text / on ten clean sentences (CLEAN_SENTENCES); a voice without AUPRC "
         "was measured for WER on the first texts of the sample only",
         "",
         f"{'voice':<12} {'texts':>5} {'pos':>4} {'WER':>6} {'median':>6} {'clean':>6} "
-        f"{'AUPRC audio':>11} "
-        f"{'AUPRC text':>10} {'diff':>6} {'flagged a/t':>11} {'RTF':>5} {'ASR RTF':>7}",
+        f"{'flagged a/t':>11} {'RTF':>5} {'ASR RTF':>7}",
     ]
     for v in report.voices:
+        flagged = f"{sum(r.flagged_audio for r in v.rows)}/{sum(r.flagged_text for r in v.rows)}"
         lines.append(
-            f"{v.voice:<12} {v.texts:>5} {v.positives:>4} {v.wer:>6.3f} {v.median_wer:>6.3f} "
-            f"{v.clean_wer:>6.3f} "
-            f"{v.auprc_audio:>11.3f} "
-            f"{v.auprc_text:>10.3f} {v.auprc_audio - v.auprc_text:>+6.3f} "
-            f"{f'{v.flagged_audio}/{v.flagged_text}':>11} {v.rtf:>5.3f} "
-            f"{v.asr_seconds / v.audio_seconds if v.audio_seconds else math.nan:>7.3f}"
+            f"{v.voice:<12} {len(v.rows):>5} {sum(r.label for r in v.rows):>4} {v.wer:>6.3f} "
+            f"{v.median_wer:>6.3f} {v.clean_wer:>6.3f} {flagged:>11} {v.rtf:>5.3f} "
+            f"{v.asr_rtf:>7.3f}"
         )
-    full = [v for v in report.voices if v.by_source]
-    if full:
+    for v in (v for v in report.voices if v.full):
+        splits = sorted({r.split for r in v.rows})
         lines += [
             "",
-            f"{'voice':<12} {'source':<9} {'texts':>5} {'pos':>4} {'AUPRC audio':>11} "
-            f"{'AUPRC text':>10} {'diff':>6}",
+            f"{v.voice}: WER against the written reference and against it with its symbols "
+            "as flite says them (@ 'at', # 'hash', :// 'slash slash', / & *)",
+            f"{'part':<12} {'texts':>5} {'written':>8} {'spoken':>8}",
         ]
-        for v in full:
-            for a in v.by_source:
-                lines.append(
-                    f"{v.voice:<12} {a.source:<9} {a.texts:>5} {a.positives:>4} "
-                    f"{a.auprc_audio:>11.3f} {a.auprc_text:>10.3f} "
-                    f"{a.auprc_audio - a.auprc_text:>+6.3f}"
-                )
-    n = len(report.non_speech)
-    lines += [
-        "",
-        f"non-speech clips (sox, 5 s each): {report.non_speech_transcribed}/{n} transcribed, "
-        f"{report.non_speech_flagged}/{n} flagged",
-    ]
-    for kind, (transcribed, flagged) in report.non_speech.items():
-        if transcribed or flagged:
-            lines.append(f"  {kind}: transcribed={transcribed} flagged={flagged}")
+        for split in (*splits, None) if len(splits) > 1 else (None,):
+            n = sum(1 for r in v.rows if split is None or r.split == split)
+            lines.append(
+                f"{split or 'all':<12} {n:>5} {v.wer_of(split):>8.3f} "
+                f"{v.wer_of(split, spoken=True):>8.3f}"
+            )
+        lines += [
+            "",
+            f"{v.voice}: AUPRC through the audio path vs the same texts typed; diff with the "
+            "95 % interval of a paired bootstrap (2000 resamples of the texts)",
+            f"{'part':<30} {'texts':>5} {'pos':>4} {'AUPRC audio':>11} {'AUPRC text':>10} "
+            f"{'diff':>6}  95 % CI",
+        ]
+        sources = sorted({r.source for r in v.rows})
+        for split in (*splits, None) if len(splits) > 1 else (None,):
+            name = split or "all"
+            lines.append(_auprc_line(name, v.auprc(split)))
+            for source in sources:
+                lines.append(_auprc_line(f"  {name} / {source}", v.auprc(split, source)))
+            lines.append(
+                _auprc_line(f"  {name}, typed normalised", v.auprc(split, normalised=True))
+            )
+        lines += [
+            "",
+            f"{v.voice}: WER by what the text holds (features of the written text; a text may "
+            "have several; 'unknown words': a word outside the text encoder's vocabulary)",
+            f"{'texts':<30} {'n':>5} {'words':>6} {'errors':>6} {'WER':>6} {'spoken':>6}",
+        ]
+        groups = wer_groups([(r.features, r.errors, r.ref_words) for r in v.rows])
+        said = wer_groups([(r.features, r.spoken_errors, r.spoken_ref_words) for r in v.rows])
+        for g, gs in zip(groups, said, strict=True):
+            lines.append(
+                f"{g.name:<30} {g.texts:>5} {g.words:>6} {g.errors:>6} {g.wer:>6.3f} {gs.wer:>6.3f}"
+            )
+        if v.word_errors is not None:
+            w = v.word_errors
+            lines.append(
+                f"reference words lost (substituted or deleted): {w.errors_in_vocab} of "
+                f"{w.ref_words - w.ref_oov} in the vocabulary, {w.errors_oov} of {w.ref_oov} "
+                f"outside it; {w.insertions} words inserted"
+            )
+    if report.non_speech:
+        n = len(report.non_speech)
+        lines += [
+            "",
+            f"non-speech clips (sox, 5 s each): {report.non_speech_transcribed}/{n} transcribed, "
+            f"{report.non_speech_flagged}/{n} flagged",
+        ]
+        for kind, (transcribed, hit) in report.non_speech.items():
+            if transcribed or hit:
+                lines.append(f"  {kind}: transcribed={transcribed} flagged={hit}")
+    lines.append(f"cache: {report.cache}")
+    lines += [f"per-text results: {path}" for path in report.results]
     lines.append(f"({report.seconds:.0f} s)")
     return "\n".join(lines)

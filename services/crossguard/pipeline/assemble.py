@@ -11,7 +11,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from crossguard.core.proto_convert import evidence_to_proto, modality_to_proto, score_to_proto
 from crossguard.core.results import ClassifierResult
+from crossguard.pipeline.settings import DEFAULT_TRANSCRIPT_MAX_CHARS
 from crossguard.pipeline.signals import Consistency
+from crossguard.pipeline.transcripts import capped_transcripts
 from crossguard.pipeline.validate import ValidItem
 from crossguard.policy import Decision
 from crossguard.policy.proto import action_to_proto, fill_policy_fields
@@ -36,12 +38,18 @@ def timestamp(dt: datetime) -> Timestamp:
     return ts
 
 
-def _evidence(result: ClassifierResult) -> decision_pb2.ModalityEvidence | None:
-    if not result.evidence:
+def modality_evidence(
+    result: ClassifierResult, transcript_max_chars: int
+) -> decision_pb2.ModalityEvidence | None:
+    """A modality's evidence, with its audio parts' capped transcripts (even when nothing
+    was flagged: a reviewer of an escalated item reads what was said)."""
+    transcripts = capped_transcripts(result.transcripts, result.evidence, transcript_max_chars)
+    if not result.evidence and not transcripts:
         return None
     out = decision_pb2.ModalityEvidence(modality=modality_to_proto(result.modality))
     for e in result.evidence:
         evidence_to_proto(e, out.evidence.add())
+    out.transcripts.extend(transcripts)
     return out
 
 
@@ -51,7 +59,10 @@ def build_decision(
     results: Sequence[ClassifierResult],
     consistency: Consistency | None,
     now: datetime,
+    *,
+    transcript_max_chars: int = DEFAULT_TRANSCRIPT_MAX_CHARS,
 ) -> decision_pb2.ModerationDecision:
+    """`transcript_max_chars`: the audio transcripts' cap (CROSSGUARD_TRANSCRIPT_MAX_CHARS)."""
     item = valid.item
     msg = decision_pb2.ModerationDecision(
         decision_id=decision_id(item.id, decision.policy_version, valid.content_sha256),
@@ -66,7 +77,7 @@ def build_decision(
     )
     msg.categories.extend(score_to_proto(s) for s in decision.categories)
     for result in results:
-        evidence = _evidence(result)
+        evidence = modality_evidence(result, transcript_max_chars)
         if evidence is not None:
             msg.evidence.append(evidence)
     for m in decision.missing:

@@ -273,7 +273,14 @@ class Processor:
                 decision.reasons.append("consistency service unavailable: local max fusion")
             elif consistency is not None and consistency.explanation:
                 decision.reasons.append(f"fusion: {consistency.explanation}")
-            msg = build_decision(valid, decision, signals.results, consistency, datetime.now(UTC))
+            msg = build_decision(
+                valid,
+                decision,
+                signals.results,
+                consistency,
+                datetime.now(UTC),
+                transcript_max_chars=self.settings.transcript_max_chars,
+            )
             span.set_attribute("crossguard.action", decision.action.value)
             span.set_attribute("crossguard.policy_version", decision.policy_version)
             span.set_attribute("crossguard.decision_id", msg.decision_id)

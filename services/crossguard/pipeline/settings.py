@@ -11,6 +11,9 @@ from pydantic import Field
 from crossguard.core.media.settings import MediaSettings
 from crossguard.core.settings import CrossguardSettings
 
+# About 20-25 minutes of speech: a review task stays far under CROSSGUARD_REVIEW_MAX_TASK_BYTES.
+DEFAULT_TRANSCRIPT_MAX_CHARS = 20_000
+
 
 class PipelineSettings(CrossguardSettings):
     # -- services -------------------------------------------------------------------------
@@ -97,6 +100,13 @@ class PipelineSettings(CrossguardSettings):
         description="CROSSGUARD_MAX_INLINE_BYTES: inline media bytes per part; larger media "
         "travel by reference (a uri with sha256 and size, docs/media.md), so records stay "
         "under Kafka's default 1 MB limit.",
+    )
+    transcript_max_chars: int = Field(
+        default=DEFAULT_TRANSCRIPT_MAX_CHARS,
+        ge=0,
+        description="CROSSGUARD_TRANSCRIPT_MAX_CHARS: characters of audio transcript a decision "
+        "(and its review task) carries, over all audio parts: segments overlapping flagged "
+        "evidence first, then the rest in time order; whole segments only. 0: none.",
     )
     max_id_chars: int = Field(
         default=256, ge=1, description="CROSSGUARD_MAX_ID_CHARS: length of the content id."

@@ -1,6 +1,7 @@
 """What the task view shows, from the stored item and the decision under review: text with
-its evidence spans highlighted, media references with OCR text, transcript segments and hash
-matches, per-category scores, the models that scored, and the policy rule that fired."""
+its evidence spans highlighted, media references with OCR text, an audio part's whole timed
+transcript with the flagged segments highlighted (and the flagged pieces), hash matches,
+per-category scores, the models that scored, and the policy rule that fired."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from crossguard.core.taxonomy import Category
 from crossguard.review.outcomes import ACTION_NAMES
-from crossguard.v1 import content_pb2, decision_pb2, taxonomy_pb2
+from crossguard.v1 import classifier_pb2, content_pb2, decision_pb2, taxonomy_pb2
 
 MODALITY = {
     taxonomy_pb2.MODALITY_TEXT: "text",
@@ -25,6 +26,14 @@ class Segment:
 
 
 @dataclass
+class TranscriptLine:
+    stamp: str  # "mm:ss.mmm–mm:ss.mmm"
+    start_ms: int
+    text: str
+    category: str = ""  # non-empty: overlaps evidence for this category (highlighted)
+
+
+@dataclass
 class ShownPart:
     part_id: str
     kind: str  # text, image, audio, media
@@ -34,7 +43,13 @@ class ShownPart:
     reference: str = ""  # the URI's scheme and path tail, never the bytes
     has_uri: bool = False
     ocr: list[str] = field(default_factory=list)
-    transcript: list[tuple[str, str]] = field(default_factory=list)  # (timestamp, text)
+    # The flagged pieces of an audio part: (time range, text heard), from the evidence.
+    flagged: list[tuple[str, str]] = field(default_factory=list)
+    # The part's whole timed transcript as the decision carries it (capped by the pipeline).
+    transcript: list[TranscriptLine] = field(default_factory=list)
+    language: str = ""
+    omitted_segments: int = 0  # left out by the cap
+    guards: list[str] = field(default_factory=list)
     hash_matches: list[str] = field(default_factory=list)
     regions: list[str] = field(default_factory=list)
 
@@ -83,6 +98,28 @@ def highlight(text: str, spans: list[tuple[int, int, str]]) -> list[Segment]:
     return out
 
 
+def _stamp(start_ms: int, end_ms: int) -> str:
+    return f"{_timestamp(start_ms)}–{_timestamp(end_ms)}"
+
+
+def transcript_lines(
+    transcript: classifier_pb2.Transcript, evidence: list[Any]
+) -> list[TranscriptLine]:
+    """The transcript's segments in time order, each marked with the category of the first
+    (strongest) flagged time range it overlaps."""
+    ranges = [
+        (ev.time_range.start_ms, ev.time_range.end_ms, _category(ev.category))
+        for ev in evidence
+        if ev.WhichOneof("location") == "time_range"
+    ]
+    lines: list[TranscriptLine] = []
+    for seg in sorted(transcript.segments, key=lambda s: s.time_range.start_ms):
+        start, end = seg.time_range.start_ms, seg.time_range.end_ms
+        category = next((c for a, b, c in ranges if start < b and a < end), "")
+        lines.append(TranscriptLine(_stamp(start, end), start, seg.text.strip(), category))
+    return lines
+
+
 def _reference(media: content_pb2.Media) -> str:
     if media.WhichOneof("source") == "uri":
         uri = media.uri
@@ -97,9 +134,12 @@ def present(
     if item is None or decision is None:
         return Shown(True, [], [], [], "", [], "", "", "", [], [])
     by_part: dict[str, list[Any]] = {}
+    transcripts: dict[str, classifier_pb2.Transcript] = {}
     for group in decision.evidence:
         for ev in group.evidence:
             by_part.setdefault(ev.part_id, []).append(ev)
+        for tr in group.transcripts:
+            transcripts[tr.part_id] = tr
     parts: list[ShownPart] = []
     for index, part in enumerate(item.parts):
         pid = part.part_id or str(index)
@@ -131,8 +171,8 @@ def present(
             if ev.hash_bank:
                 shown.hash_matches.append(f"{ev.hash_bank} ({_category(ev.category)})")
             if where == "time_range":
-                stamp = f"{_timestamp(ev.time_range.start_ms)}–{_timestamp(ev.time_range.end_ms)}"
-                shown.transcript.append((stamp, ev.derived_text))
+                stamp = _stamp(ev.time_range.start_ms, ev.time_range.end_ms)
+                shown.flagged.append((stamp, ev.derived_text))
             elif where == "region":
                 r = ev.region
                 box = f"{r.width}×{r.height} at ({r.x}, {r.y})"
@@ -141,6 +181,12 @@ def present(
                     shown.ocr.append(ev.derived_text)
             elif ev.derived_text and shown.kind != "text":
                 shown.ocr.append(ev.derived_text)
+        if pid in transcripts:
+            tr = transcripts[pid]
+            shown.transcript = transcript_lines(tr, evs)
+            shown.language = tr.language
+            shown.omitted_segments = tr.omitted_segments
+            shown.guards = list(tr.guards)
         parts.append(shown)
     scores = sorted(
         ((_category(c.category), float(c.score), int(c.severity)) for c in decision.categories),

@@ -593,6 +593,7 @@ class Transcript(_message.Message):
     GUARDS_FIELD_NUMBER: _builtins.int
     DURATION_MS_FIELD_NUMBER: _builtins.int
     SPEECH_MS_FIELD_NUMBER: _builtins.int
+    OMITTED_SEGMENTS_FIELD_NUMBER: _builtins.int
     part_id: _builtins.str
     language: _builtins.str
     """Language detected by the speech model (e.g. "en"); empty when nothing was transcribed."""
@@ -600,6 +601,10 @@ class Transcript(_message.Message):
     duration_ms: _builtins.int
     speech_ms: _builtins.int
     """Of duration_ms, how much voice activity detection found to be speech."""
+    omitted_segments: _builtins.int
+    """Segments left out of this copy (0 in the classifier's answer): the decision and the review
+    task carry a transcript capped in size (CROSSGUARD_TRANSCRIPT_MAX_CHARS).
+    """
     @_builtins.property
     def segments(self) -> _containers.RepeatedCompositeFieldContainer[Global___TimedText]: ...
     @_builtins.property
@@ -618,10 +623,11 @@ class Transcript(_message.Message):
         guards: _abc.Iterable[_builtins.str] | None = ...,
         duration_ms: _builtins.int = ...,
         speech_ms: _builtins.int = ...,
+        omitted_segments: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_ms", b"duration_ms", "guards", b"guards", "language", b"language", "language_probability", b"language_probability", "part_id", b"part_id", "segments", b"segments", "speech_ms", b"speech_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_ms", b"duration_ms", "guards", b"guards", "language", b"language", "language_probability", b"language_probability", "omitted_segments", b"omitted_segments", "part_id", b"part_id", "segments", b"segments", "speech_ms", b"speech_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -57,18 +57,27 @@ class ModalityEvidence(_message.Message):
 
     MODALITY_FIELD_NUMBER: _builtins.int
     EVIDENCE_FIELD_NUMBER: _builtins.int
+    TRANSCRIPTS_FIELD_NUMBER: _builtins.int
     modality: _taxonomy_pb2.Modality.ValueType
     @_builtins.property
     def evidence(self) -> _containers.RepeatedCompositeFieldContainer[_classifier_pb2.Evidence]: ...
+    @_builtins.property
+    def transcripts(self) -> _containers.RepeatedCompositeFieldContainer[_classifier_pb2.Transcript]:
+        """Audio: each part's whole timed transcript, so a reviewer reads what was said around the
+        flagged ranges. Capped in size: segments that overlap flagged evidence first, then the
+        others in time order (Transcript.omitted_segments counts what was left out).
+        """
+
     def __init__(
         self,
         *,
         modality: _taxonomy_pb2.Modality.ValueType = ...,
         evidence: _abc.Iterable[_classifier_pb2.Evidence] | None = ...,
+        transcripts: _abc.Iterable[_classifier_pb2.Transcript] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "modality", b"modality"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "modality", b"modality", "transcripts", b"transcripts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

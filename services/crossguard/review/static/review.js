@@ -29,6 +29,16 @@
     w.addEventListener("click", () => revealAll([w]));
   });
 
+  // A transcript timestamp plays its part's audio from there, once the audio is revealed.
+  document.querySelectorAll(".transcript button.ts[data-seek-ms]").forEach((b) => {
+    b.addEventListener("click", () => {
+      const audio = b.closest(".part")?.querySelector("audio");
+      if (!(audio instanceof HTMLAudioElement) || !audio.getAttribute("src")) return;
+      audio.currentTime = Number(b.dataset.seekMs) / 1000;
+      audio.play().catch(() => {});
+    });
+  });
+
   const click = (id) => { const el = document.getElementById(id); if (el) { el.click(); return true; } return false; };
 
   document.addEventListener("keydown", (ev) => {
