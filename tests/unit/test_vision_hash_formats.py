@@ -9,7 +9,7 @@ import pytest
 from crossguard.vision.hashbank import parse_csv, parse_te
 from crossguard.vision.hashing import HashKind, hash_kind, normalise_hash, to_packed
 from crossguard.vision.ocr import OcrLine
-from crossguard.vision.ocr_text import frame_text
+from crossguard.vision.ocr_text import FrameText, frame_text
 
 pytestmark = pytest.mark.unit
 
@@ -66,6 +66,16 @@ def test_frame_text_joins_lines_and_maps_spans_back() -> None:
     assert ft.offsets == [(0, 15), (16, 28)]
     assert ft.lines_in(16, 20) == [2]  # OCR line indices: the blank line 1 is left out
     assert ft.lines_in(10, 20) == [0, 2]
+
+
+def test_a_frame_with_a_stray_glyph_is_not_scored() -> None:
+    def text(t: str) -> FrameText:
+        return frame_text([OcrLine(t, 0.9, 0, 0, 10, 10)], max_chars=100)
+
+    assert not text("G").scorable(3)  # what OCR made of a cat's fur in the benign set
+    assert not text("- ; G !").scorable(3)
+    assert text("kys").scorable(3) and text("G").scorable(0) and text("G").scorable(1)
+    assert not frame_text([], max_chars=100).scorable(0)  # nothing to score, whatever the cut
 
 
 def test_respace_restores_word_gaps_from_character_boxes() -> None:

@@ -675,6 +675,12 @@ def eval_audio(
     "--benign/--no-benign", default=True, show_default=True, help="Run the benign image set."
 )
 @click.option(
+    "--photo-variants",
+    default=12,
+    show_default=True,
+    help="Re-posted copies (crop, mirror, light, scale, JPEG) of each benign sample photo.",
+)
+@click.option(
     "--part",
     "parts",
     type=click.Choice(["choose", "report"]),
@@ -688,7 +694,12 @@ def eval_audio(
     help="Write one JSON line per text: drawn and OCR-read text, both paths' scores.",
 )
 def eval_vision(
-    ocr_texts: int, seed: int, benign: bool, parts: tuple[str, ...], scores: Path | None
+    ocr_texts: int,
+    seed: int,
+    benign: bool,
+    photo_variants: int,
+    parts: tuple[str, ...],
+    scores: Path | None,
 ) -> None:
     """Benign false-positive rate at the policy thresholds, and AUPRC of texts read by OCR
     from images vs the same texts scored directly (with a paired bootstrap interval)."""
@@ -702,6 +713,7 @@ def eval_vision(
         progress=lambda m: click.echo(f"· {m}", err=True),
         benign=benign,
         parts=parts or PARTS,
+        photo_variants=photo_variants,
     )
     if scores is not None:
         write_rows(scores, report.ocr_rows)

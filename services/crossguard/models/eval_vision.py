@@ -28,6 +28,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -64,6 +65,11 @@ FONTS = [
     "/usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf",
     "/usr/share/fonts/truetype/liberation/LiberationMono-Regular.ttf",
 ]
+# Re-posted copies per sample photo, and generated charts and object drawings, in the benign
+# set: with none flagged, ~300 images bound the false-positive rate below 1% (95%, one-sided).
+PHOTO_VARIANTS = 12
+CHARTS = 24
+OBJECTS = 24
 SKIMAGE_SAMPLES = [
     "astronaut", "camera", "coffee", "chelsea", "rocket", "cat", "horse", "coins", "moon",
     "page", "text", "clock", "colorwheel", "logo", "brick", "grass", "gravel", "hubble_deep_field",
@@ -248,25 +254,75 @@ def _png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def benign_images(seed: int = 0) -> list[tuple[str, str, bytes]]:
-    """(source, name, PNG bytes) of the benign set."""
-    import skimage.data
+def variant(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A re-posted copy of a photo as platforms see them: cropped (60-100% of each side),
+    maybe mirrored, brightness and contrast shifted, rescaled (long side 256-1024 px) and
+    recompressed as JPEG (quality 40-95)."""
+    from PIL import ImageEnhance, ImageOps
 
-    rng = np.random.default_rng(seed)
-    out: list[tuple[str, str, bytes]] = []
+    img = img.convert("RGB")
+    w, h = img.size
+    cw, ch = int(w * rng.uniform(0.6, 1.0)), int(h * rng.uniform(0.6, 1.0))
+    x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    img = img.crop((x, y, x + cw, y + ch))
+    if rng.random() < 0.5:
+        img = ImageOps.mirror(img)
+    img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.7, 1.3))
+    img = ImageEnhance.Contrast(img).enhance(rng.uniform(0.7, 1.3))
+    scale = int(rng.integers(256, 1025)) / max(img.size)
+    img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=int(rng.integers(40, 96)))
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def _photos() -> list[tuple[str, str, Image.Image]]:
+    """(source, name, image): scikit-image's samples and scikit-learn's two sample photos."""
+    import skimage.data
+    from sklearn.datasets import load_sample_images
+
+    out: list[tuple[str, str, Image.Image]] = []
     for name in SKIMAGE_SAMPLES:
         arr = np.asarray(getattr(skimage.data, name)(), dtype=np.float64)
         if arr.max() <= 1.0:  # boolean or [0, 1] float samples
             arr = arr * 255.0
-        arr = np.clip(arr, 0, 255).astype(np.uint8)
-        out.append(("scikit-image", name, _png(Image.fromarray(arr))))
-    for i in range(8):
+        out.append(("scikit-image", name, Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))))
+    samples = load_sample_images()
+    for path, arr in zip(samples.filenames, samples.images, strict=True):
+        out.append(("scikit-learn", Path(path).stem, Image.fromarray(arr)))
+    return out
+
+
+def benign_images(
+    seed: int = 0, photo_variants: int = PHOTO_VARIANTS
+) -> list[tuple[str, str, bytes]]:
+    """(source, name, PNG bytes) of the benign set: the sample photos as they are and
+    `photo_variants` re-posted copies of each, charts, screenshots of everyday messages, and
+    drawings of objects."""
+    rng = np.random.default_rng(seed)
+    out: list[tuple[str, str, bytes]] = []
+    photos = _photos()
+    for source, name, img in photos:
+        out.append((source, name, _png(img)))
+    for source, name, img in photos:
+        for k in range(photo_variants):
+            out.append((f"{source} copies", f"{name}-{k}", _png(variant(img, rng))))
+    for i in range(CHARTS):
         out.append(("chart", f"chart-{i}", _png(chart(rng, "bar" if i % 2 else "line"))))
     for i, text in enumerate(BENIGN_MESSAGES):
         out.append(("screenshot", f"screenshot-{i}", _png(screenshot(text, rng))))
-    for i in range(6):
+    for i in range(OBJECTS):
         out.append(("objects", f"objects-{i}", _png(objects(rng))))
     return out
+
+
+def upper_bound(failures: int, n: int, confidence: float = 0.95) -> float:
+    """One-sided Clopper-Pearson upper confidence bound of a rate seen as failures/n."""
+    from scipy.stats import beta
+
+    if n == 0:
+        return 1.0
+    return 1.0 if failures >= n else float(beta.ppf(confidence, failures + 1, n - failures))
 
 
 class InProcessText:
@@ -308,6 +364,7 @@ async def _run(
     progress: Callable[[str], None],
     benign: bool,
     parts: Sequence[str],
+    photo_variants: int = PHOTO_VARIANTS,
 ) -> VisionEvalReport:
     from crossguard.text.model import TextModel
     from crossguard.text.service import TextClassifier
@@ -339,10 +396,12 @@ async def _run(
     policy = default_policy()
     report = VisionEvalReport()
     try:
-        images = benign_images(seed) if benign else []
+        images = benign_images(seed, photo_variants) if benign else []
         if images:
             progress(f"benign set: {len(images)} images")
-        for source, name, data in images:
+        for done, (source, name, data) in enumerate(images, 1):
+            if done % 50 == 0:
+                progress(f"benign set: {done}/{len(images)} images")
             result: VisionResult = await vision.analyse(name, [ImagePart(name, data, "image/png")])
             decision = decide(policy, _Item(), [result.to_classifier_result()], [])
             flagged = [h.rule for h in decision.hits]
@@ -403,8 +462,9 @@ def eval_vision(
     *,
     benign: bool = True,
     parts: Sequence[str] = PARTS,
+    photo_variants: int = PHOTO_VARIANTS,
 ) -> VisionEvalReport:
-    return asyncio.run(_run(limit_ocr, seed, progress, benign, parts))
+    return asyncio.run(_run(limit_ocr, seed, progress, benign, parts, photo_variants))
 
 
 def format_vision_report(report: VisionEvalReport) -> str:
@@ -427,7 +487,8 @@ def _benign_lines(report: VisionEvalReport) -> list[str]:
     fp = report.false_positives
     lines = [
         f"Benign false-positive rate at the default policy's thresholds: {fp}/{total} = "
-        f"{fp / max(1, total):.1%}",
+        f"{fp / max(1, total):.1%} (95% upper bound {upper_bound(fp, total):.1%}, one-sided "
+        "Clopper-Pearson)",
         "",
         f"{'source':<14}{'images':>7}{'not allowed':>13}",
     ]

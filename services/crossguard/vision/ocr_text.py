@@ -47,6 +47,10 @@ class FrameText:
     offsets: list[tuple[int, int]]
     line_indices: list[int]
 
+    def scorable(self, min_chars: int) -> bool:
+        """Holds at least `min_chars` letters and digits, so it can say something."""
+        return sum(ch.isalnum() for ch in self.text) >= max(1, min_chars)
+
     def lines_in(self, start: int, end: int) -> list[int]:
         """OCR line indices of the lines that overlap [start, end)."""
         return [

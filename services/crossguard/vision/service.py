@@ -454,7 +454,12 @@ class VisionClassifier(BatchedClassifier[list[ImagePart], np.ndarray, float]):
             *(loop.run_in_executor(self._cpu, self.ocr.read, f.pixels) for f in chosen)
         )
         texts = [frame_text(lines, self.settings.ocr_max_chars) for lines in read]
-        scored = [(f, lines, t) for f, lines, t in zip(chosen, read, texts, strict=True) if t.text]
+        min_chars = self.settings.ocr_min_chars
+        scored = [
+            (f, lines, t)
+            for f, lines, t in zip(chosen, read, texts, strict=True)
+            if t.scorable(min_chars)
+        ]
         if self.text is None or not scored:
             return (
                 [OcrFrameText(f.index, lines) for f, lines in zip(chosen, read, strict=True)],

@@ -16,6 +16,7 @@ from pydantic_settings import SettingsConfigDict
 
 from crossguard.core.serving.serving_settings import ServerSettings, ServingSettings
 from crossguard.core.settings import CrossguardSettings, GrpcServerSettings, ModelSettings
+from crossguard.vision.ocr import MIN_CONFIDENCE
 
 
 class DecodeLimits(CrossguardSettings):
@@ -103,11 +104,17 @@ class VisionServiceSettings(ServingSettings):
         "text models.",
     )
     ocr_min_confidence: float = Field(
-        default=0.5,
+        default=MIN_CONFIDENCE,
         ge=0,
         le=1,
         description="CROSSGUARD_VISION_OCR_MIN_CONFIDENCE: OCR lines recognised with less "
-        "confidence are dropped.",
+        "confidence are dropped (real text reads at 0.9 or more; noise in photos at 0.5-0.65).",
+    )
+    ocr_min_chars: int = Field(
+        default=3,
+        ge=0,
+        description="CROSSGUARD_VISION_OCR_MIN_CHARS: a frame whose OCR text has fewer letters "
+        "and digits is shown to reviewers but not scored (a stray glyph carries no meaning).",
     )
     ocr_max_frames: int = Field(
         default=2,
