@@ -15,7 +15,8 @@ from crossguard.core.results import ClassifierResult
 from crossguard.core.taxonomy import Category
 from crossguard.text.language import UNSUPPORTED_LANGUAGE
 from crossguard.text.service import TextClassifier
-from crossguard.text.settings import TextServiceSettings
+
+from .text_models import loaded_text_model, text_classifier
 
 pytestmark = pytest.mark.integration
 
@@ -24,25 +25,14 @@ ML_ENTRIES = {"use-m3-encoder", "text-heads-multilingual"}
 
 @pytest.fixture(scope="module")
 def model(model_repository: ModelRepository) -> Iterator[Any]:
-    from crossguard.text.model import TextModel
-
-    m = TextModel(model_repository, multilingual=True)
-    m.load()
-    yield m
-    m.close()
+    with loaded_text_model(model_repository, multilingual=True) as m:
+        yield m
 
 
 @pytest.fixture
 async def classifier(model: Any) -> AsyncIterator[TextClassifier]:
-    c = TextClassifier(
-        model,
-        TextServiceSettings(evidence_passes=0),
-        owns_model=False,
-        language_of=model.identify_language,
-    )
-    await c.start()
-    yield c
-    await c.close()
+    async with text_classifier(model) as c:
+        yield c
 
 
 def flagged(result: ClassifierResult, cuts: dict[Category, float]) -> list[str]:

@@ -17,32 +17,22 @@ from crossguard.core.taxonomy import Category
 from crossguard.models.devcases import DevCase, load_devcases
 from crossguard.text.language import UNSUPPORTED_LANGUAGE
 from crossguard.text.service import TextClassifier
-from crossguard.text.settings import TextServiceSettings
+
+from .text_models import loaded_text_model, text_classifier
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def model(model_repository: ModelRepository) -> Iterator[Any]:
-    from crossguard.text.model import TextModel
-
-    m = TextModel(model_repository)
-    m.load()
-    yield m
-    m.close()
+    with loaded_text_model(model_repository) as m:
+        yield m
 
 
 @pytest.fixture
 async def classifier(model: Any) -> AsyncIterator[TextClassifier]:
-    c = TextClassifier(
-        model,
-        TextServiceSettings(evidence_passes=0),
-        owns_model=False,
-        language_of=model.identify_language,
-    )
-    await c.start()
-    yield c
-    await c.close()
+    async with text_classifier(model) as c:
+        yield c
 
 
 async def outcomes(
