@@ -10,21 +10,19 @@ RGB → BGR, minus the BGR channel means, NHWC float32. The manifest records it 
 from __future__ import annotations
 
 import io
-import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-from crossguard.core.errors import NotReady
-from crossguard.core.model_repository import ModelRepository
-from crossguard.core.onnx_session import session_from_settings
+from crossguard.core.model_repository import ModelEntry, ModelRepository
+from crossguard.core.onnx_entry_model import OnnxEntryModel
 from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
 
 if TYPE_CHECKING:
-    import onnxruntime as ort
+    pass
 
 NAME = "open-nsfw"
 MEAN_BGR = np.array([104.0, 117.0, 123.0], dtype=np.float32)
@@ -50,7 +48,7 @@ def preprocess(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr[:, :, ::-1] - MEAN_BGR, dtype=np.float32)
 
 
-class OpenNsfwModel:
+class OpenNsfwModel(OnnxEntryModel):
     """Model contract (crossguard.core.model_contract.Model[np.ndarray, float]): RGB frames ->
     probability that each is sexual/nude content."""
 
@@ -59,11 +57,7 @@ class OpenNsfwModel:
     def __init__(
         self, repository: ModelRepository | None = None, settings: ModelSettings | None = None
     ) -> None:
-        self.settings = settings or ModelSettings()
-        self.repository = repository or ModelRepository(self.settings.model_repository)
-        self.version = "unloaded"
-        self._session: ort.InferenceSession | None = None
-        self._lock = threading.Lock()
+        super().__init__(repository, settings)
         self._threshold = DEFAULT_THRESHOLD
 
     @property
@@ -74,35 +68,14 @@ class OpenNsfwModel:
     def thresholds(self) -> Mapping[Category, float]:
         return {Category.SEXUAL: self._threshold}
 
-    @property
-    def model_infos(self) -> Sequence[tuple[str, str]]:
-        return [(self.name, self.version)]
-
-    def load(self) -> None:
-        with self._lock:
-            if self._session is not None:
-                return
-            entry = self.repository.get(NAME)
-            entry.verify()
-            self._session = session_from_settings(entry.onnx_path, self.settings)
-            self.version = entry.manifest.version
-            thresholds = entry.manifest.metrics.get("thresholds", {})
-            self._threshold = float(thresholds.get(Category.SEXUAL.value, DEFAULT_THRESHOLD))
-
-    def ready(self) -> bool:
-        return self._session is not None
+    def _configure(self, entry: ModelEntry) -> None:
+        thresholds = entry.manifest.metrics.get("thresholds", {})
+        self._threshold = float(thresholds.get(Category.SEXUAL.value, DEFAULT_THRESHOLD))
 
     def predict(self, batch: Sequence[np.ndarray]) -> list[float]:
-        session = self._session
-        if session is None:
-            raise NotReady("open_nsfw is not loaded; call load() first")
+        session = self.session()
         if not batch:
             return []
         inputs = np.stack([preprocess(rgb) for rgb in batch])
         out = session.run([OUTPUT], {INPUT: inputs})[0]
         return [float(p) for p in out[:, NSFW_COLUMN]]
-
-    def close(self) -> None:
-        with self._lock:
-            self._session = None
-            self.version = "unloaded"

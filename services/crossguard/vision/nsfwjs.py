@@ -9,20 +9,18 @@ suggestive counts half), capped at 1. The class probabilities themselves are kep
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from crossguard.core.errors import NotReady
-from crossguard.core.model_repository import ModelRepository
-from crossguard.core.onnx_session import session_from_settings
+from crossguard.core.model_repository import ModelEntry, ModelRepository
+from crossguard.core.onnx_entry_model import OnnxEntryModel
 from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
 
 if TYPE_CHECKING:
-    import onnxruntime as ort
+    pass
 
 NAME = "nsfwjs-mobilenet-v2"
 SIZE = 224
@@ -46,7 +44,7 @@ def preprocess(rgb: np.ndarray, size: int = SIZE) -> np.ndarray:
     return np.ascontiguousarray(top * (1 - wy) + bottom * wy, dtype=np.float32)
 
 
-class NsfwjsModel:
+class NsfwjsModel(OnnxEntryModel):
     """Model contract (crossguard.core.model_contract.Model[np.ndarray, dict[Category, float]]);
     `classes` gives the five class probabilities of frames."""
 
@@ -55,12 +53,8 @@ class NsfwjsModel:
     def __init__(
         self, repository: ModelRepository | None = None, settings: ModelSettings | None = None
     ) -> None:
-        self.settings = settings or ModelSettings()
-        self.repository = repository or ModelRepository(self.settings.model_repository)
-        self.version = "unloaded"
+        super().__init__(repository, settings)
         self.sexy_weight = 0.5
-        self._session: ort.InferenceSession | None = None
-        self._lock = threading.Lock()
 
     @property
     def categories(self) -> Sequence[Category]:
@@ -70,28 +64,12 @@ class NsfwjsModel:
     def thresholds(self) -> Mapping[Category, float]:
         return {}
 
-    @property
-    def model_infos(self) -> Sequence[tuple[str, str]]:
-        return [(self.name, self.version)]
-
-    def load(self) -> None:
-        with self._lock:
-            if self._session is not None:
-                return
-            entry = self.repository.get(NAME)
-            entry.verify()
-            self._session = session_from_settings(entry.onnx_path, self.settings)
-            self.sexy_weight = float(entry.manifest.metrics.get("sexy_weight", 0.5))
-            self.version = entry.manifest.version
-
-    def ready(self) -> bool:
-        return self._session is not None
+    def _configure(self, entry: ModelEntry) -> None:
+        self.sexy_weight = float(entry.manifest.metrics.get("sexy_weight", 0.5))
 
     def classes(self, frames: Sequence[np.ndarray]) -> np.ndarray:
         """Class probabilities [n, 5] in LABELS order."""
-        session = self._session
-        if session is None:
-            raise NotReady("nsfwjs is not loaded; call load() first")
+        session = self.session()
         batch = np.stack([preprocess(f) for f in frames])
         return np.asarray(session.run(["probabilities"], {"input": batch})[0], dtype=np.float32)
 
@@ -103,8 +81,3 @@ class NsfwjsModel:
             sexual = float(p[3] + p[1] + self.sexy_weight * p[4])
             out.append({Category.SEXUAL: min(1.0, sexual)})
         return out
-
-    def close(self) -> None:
-        with self._lock:
-            self._session = None
-            self.version = "unloaded"
