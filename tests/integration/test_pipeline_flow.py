@@ -64,10 +64,16 @@ def corpus(prefix: str, n: int) -> list[content_pb2.ContentItem]:
 
 
 async def all_decision_records(
-    kafka: KafkaSettings, ids: set[str], timeout_s: float, settle_s: float = 2.0
+    kafka: KafkaSettings,
+    ids: set[str],
+    timeout_s: float,
+    settle_s: float = 2.0,
+    min_each: int = 1,
 ) -> dict[str, list[decision_pb2.ModerationDecision]]:
     """Every decision record (duplicates included), read once the topic has been quiet for
-    `settle_s`, retried until each id has a decision or `timeout_s` passes."""
+    `settle_s`, retried until each id has `min_each` records or `timeout_s` passes. (A quiet
+    topic alone is no proof: a restarted worker on a busy 2-core host can pause longer than
+    `settle_s` between its replay and the second publish.)"""
     topic = Topics.from_settings(kafka).decisions
     deadline = time.monotonic() + timeout_s
     while True:
@@ -77,12 +83,13 @@ async def all_decision_records(
         ):
             d = decision_pb2.ModerationDecision.FromString(rec.value or b"")
             out[d.content_id].append(d)
-        missing = ids - out.keys()
+        missing = {i for i in ids if len(out.get(i, ())) < min_each}
         if not missing:
             return out
         if time.monotonic() > deadline:
             raise AssertionError(
-                f"{len(missing)} items without a decision, e.g. {sorted(missing)[:5]}"
+                f"{len(missing)} items with fewer than {min_each} decision records,"
+                f" e.g. {sorted(missing)[:5]}"
             )
         await asyncio.sleep(1.0)
 
@@ -319,7 +326,7 @@ async def test_one_decision_per_item_through_a_worker_sigkill_and_a_classifier_o
     await publish_items(kafka.bootstrap_servers, before + during, kafka=kafka)
 
     ids = {i.id for i in before + during}
-    got = await all_decision_records(kafka, ids, timeout_s=150)
+    got = await all_decision_records(kafka, ids, timeout_s=150, min_each=2)
     assert got.keys() == ids, "every produced item decided, nothing else"
     without_text = replayed = 0
     for cid in ids:
