@@ -301,13 +301,26 @@ def run_models_export(checkpoint: Path, name: str, version: str, root: Path | No
     return 0
 
 
-def run_bench_text(seconds: float, concurrency: int, precision: str = "both") -> int:
+def run_bench_text(
+    seconds: float,
+    concurrency: int,
+    precision: str = "both",
+    batch_sizes: tuple[int, ...] = (1, 4, 16, 64),
+    naive: bool = True,
+) -> int:
     from crossguard.bench.report import print_bench
     from crossguard.bench.text import run_text_bench
 
     repo = _ensure_models()
     for variant in ("fp32", "int8") if precision == "both" else (precision,):
-        table = run_text_bench(repo, seconds=seconds, concurrency=concurrency, precision=variant)
+        table = run_text_bench(
+            repo,
+            seconds=seconds,
+            concurrency=concurrency,
+            precision=variant,
+            batch_sizes=batch_sizes,
+            with_naive=naive,
+        )
         print_bench(table, console)
     return 0
 

