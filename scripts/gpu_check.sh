@@ -33,7 +33,7 @@ step() {  # step NAME CAP_SECONDS COMMAND...: run with min(CAP, budget left); lo
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   "$py" -c "import onnxruntime as o; print('onnxruntime', o.__version__, o.get_available_providers())"
-  "$py" -c "import ctranslate2 as c; print('ctranslate2', c.__version__, 'cuda devices', c.get_cuda_device_count())"
+
   nproc
 } 2>&1 | tee "$out/device.log"
 
@@ -45,5 +45,4 @@ step eval-text-fp16 45 "${cli[@]}" eval text --precision fp16
 step bench-pipeline 120 "${cli[@]}" bench pipeline --items 3000 --batch-items 256 \
   --agent-concurrency 512
 step bench-vision 60 "${cli[@]}" bench vision --seconds 2
-step bench-audio 60 "${cli[@]}" bench audio --streams 4
 echo "total $(($(date +%s) - start))s" | tee -a "$out/summary.log"
