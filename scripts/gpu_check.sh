@@ -3,11 +3,11 @@
 # device machine through ../shared/tools/gpu-kit; docs/deployment.md, "Checking a GPU node").
 # Each step has its own time cap inside an overall budget; logs go to $OUT (default ./gpu-check).
 # Usage, from the project root with the runtime (onnxruntime-gpu) installed:
-#   scripts/gpu_check.sh [BUDGET_SECONDS]        (default 480)
+#   scripts/gpu_check.sh [BUDGET_SECONDS]        (default 900)
 set -u
 out=${OUT:-gpu-check}
 mkdir -p "$out"
-budget=${1:-480}
+budget=${1:-900}
 start=$(date +%s)
 py=${PYTHON:-python3}
 cli=("$py" -m crossguard.cli)
@@ -37,12 +37,12 @@ step() {  # step NAME CAP_SECONDS COMMAND...: run with min(CAP, budget left); lo
   nproc
 } 2>&1 | tee "$out/device.log"
 
-step bench-text-fp16 95 "${cli[@]}" bench text --precision fp16 --seconds 3 --no-naive \
+step bench-text-fp16 240 "${cli[@]}" bench text --precision fp16 --seconds 2 --no-naive \
   --batch-sizes 1,64,256,512
-step bench-text-fp32 85 "${cli[@]}" bench text --precision fp32 --seconds 3 --no-naive \
+step bench-text-fp32 240 "${cli[@]}" bench text --precision fp32 --seconds 2 --no-naive \
   --batch-sizes 1,64,256,512
 step eval-text-fp16 45 "${cli[@]}" eval text --precision fp16
-step bench-pipeline 120 "${cli[@]}" bench pipeline --items 3000 --batch-items 256 \
-  --agent-concurrency 512
-step bench-vision 60 "${cli[@]}" bench vision --seconds 2
+step bench-pipeline 180 "${cli[@]}" bench pipeline --items 3000 --batch-items 256 \
+  --agent-concurrency 256
+step bench-vision 150 "${cli[@]}" bench vision --seconds 2
 echo "total $(($(date +%s) - start))s" | tee -a "$out/summary.log"

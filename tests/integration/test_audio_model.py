@@ -212,3 +212,23 @@ def test_tiny_event_tagger_runs_through_the_audio_model(
 
     _, audio = decode_all(sox_sound("white-noise", seconds=3.0), model.limits)
     assert direct.score_windows([audio[:16_000]]).shape == (1, 4)
+
+
+def test_whisper_auto_falls_back_to_the_cpu_when_cuda_fails(
+    model_repository: ModelRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`auto` on a node whose CUDA is unusable (here: no driver; on a GPU node: CTranslate2
+    without CUDA 12's cuBLAS) serves on the CPU; an explicit `cuda` still fails loudly."""
+    import ctranslate2
+
+    from crossguard.audio import asr
+
+    if ctranslate2.get_cuda_device_count() > 0:
+        pytest.skip("CUDA works on this machine: nothing to fall back from")
+    entry = model_repository.get("whisper-tiny-en")
+    monkeypatch.setattr(asr, "resolve_device", lambda requested: "cuda")
+    whisper = asr.WhisperTranscriber(entry, asr.WhisperOptions(device="auto", threads=1))
+    assert (whisper.device, whisper.compute_type) == ("cpu", "int8")
+    assert whisper.version.endswith("-int8")
+    with pytest.raises(RuntimeError, match="CUDA"):
+        asr.WhisperTranscriber(entry, asr.WhisperOptions(device="cuda", threads=1))

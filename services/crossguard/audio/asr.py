@@ -9,6 +9,7 @@ SpeechTimestampsMap undoes the packing).
 from __future__ import annotations
 
 import bisect
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from crossguard.audio.vad import SAMPLE_RATE, SpeechSpan
 from crossguard.core.cpus import available_cpus
 from crossguard.core.errors import ModelError
 from crossguard.core.model_repository import ModelEntry
+
+log = logging.getLogger(__name__)
 
 # Whisper's decoder holds 448 positions, a few of which the prompt takes.
 MAX_DECODE_TOKENS = 440
@@ -187,22 +190,23 @@ class WhisperTranscriber:
 
         self.entry = entry
         self.options = options
-        self.device = resolve_device(options.device)
-        self.compute_type = (
-            options.compute_type
-            if options.compute_type != "auto"
-            else ("float16" if self.device == "cuda" else "int8")
-        )
-        threads = options.threads or max(1, available_cpus() // options.workers)
         self.multilingual = bool(entry.manifest.preprocessing.get("multilingual", True))
-        self.model: Any = WhisperModel(
-            str(entry.path),
-            device=self.device,
-            compute_type=self.compute_type,
-            cpu_threads=threads,
-            num_workers=options.workers,
-            local_files_only=True,
-        )
+        self.device = resolve_device(options.device)
+        try:
+            self.model: Any = self._load(WhisperModel)
+            if self.device == "cuda":
+                # CTranslate2 opens cuBLAS/cuDNN at the first GEMM, not at load: decode one
+                # token of silence now, so that a node without them fails here.
+                self.model.transcribe(np.zeros(SAMPLE_RATE // 2, np.float32), max_new_tokens=1)
+        except RuntimeError as exc:
+            if options.device != "auto" or self.device != "cuda":
+                raise
+            # `auto` promised "CUDA when it works": CTranslate2 4.x needs CUDA 12's cuBLAS,
+            # which a CUDA-13-only image lacks (docs/audio.md); serve on the CPU rather than
+            # crash-loop, and say so.
+            log.warning("Whisper on CUDA failed (%s); falling back to the CPU", exc)
+            self.device = "cpu"
+            self.model = self._load(WhisperModel)
         from faster_whisper.tokenizer import Tokenizer
 
         # Token ids from end-of-text up are special (timestamps, language, task).
@@ -212,6 +216,22 @@ class WhisperTranscriber:
             task="transcribe",
             language="en",
         ).eot
+
+    def _load(self, whisper_model: Any) -> Any:
+        o = self.options
+        self.compute_type = (
+            o.compute_type
+            if o.compute_type != "auto"
+            else ("float16" if self.device == "cuda" else "int8")
+        )
+        return whisper_model(
+            str(self.entry.path),
+            device=self.device,
+            compute_type=self.compute_type,
+            cpu_threads=o.threads or max(1, available_cpus() // o.workers),
+            num_workers=o.workers,
+            local_files_only=True,
+        )
 
     @property
     def version(self) -> str:
