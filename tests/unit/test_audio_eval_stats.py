@@ -13,6 +13,7 @@ from crossguard.audio.asr import TranscriptSegment
 from crossguard.models.audio_eval_cache import EvalCache, Heard, fingerprint
 from crossguard.models.audio_eval_stats import (
     OOV,
+    compare_runs,
     paired_auprc,
     split_of_text,
     text_features,
@@ -108,3 +109,39 @@ def test_symbols_as_flite_says_them() -> None:
 
     said = normalise(verbalise_symbols("@bob look #win http://url & a/b *"))
     assert said == "at bob look hash win http slash slash url ampersand a slash b asterisk"
+
+
+def test_compare_runs_pairs_texts_by_key() -> None:
+    rng = np.random.default_rng(2)
+    y = [1] * 20 + [0] * 20
+
+    def row(i: int, p_audio: float, errors: int) -> dict[str, object]:
+        return {
+            "key": f"k{i}",
+            "label": y[i],
+            "p_text": float(y[i]),
+            "p_audio": p_audio,
+            "errors": errors,
+            "ref_words": 10,
+            "spoken_errors": errors // 2,
+            "spoken_ref_words": 10,
+            "heard": f"text {i}",
+        }
+
+    noisy = y + rng.normal(0, 0.6, 40)
+    base = [row(i, float(noisy[i]), 4) for i in range(40)]
+    # The other run holds 30 of the texts (in another order), perfectly separated, fewer errors.
+    other = [row(i, float(y[i]), 1) for i in reversed(range(10, 40))]
+    c = compare_runs(base, other, moved=3)
+    assert c.auprc.texts == 30
+    assert c.auprc.audio == pytest.approx(1.0)
+    assert c.auprc.text < 1.0
+    assert 0 <= c.auprc.low <= c.auprc.high
+    assert c.other_to_typed.diff == pytest.approx(0.0)
+    assert c.base_to_typed.diff < 0
+    assert (c.base_wer, c.other_wer) == (pytest.approx(0.4), pytest.approx(0.1))
+    assert (c.base_spoken_wer, c.other_spoken_wer) == (pytest.approx(0.2), pytest.approx(0.0))
+    moved = [abs(float(o["p_audio"]) - float(b["p_audio"])) for b, o in c.moved]  # type: ignore[arg-type]
+    assert len(moved) == 3 and moved == sorted(moved, reverse=True)
+    with pytest.raises(ValueError):
+        compare_runs(base[:5], other[20:], moved=1)

@@ -680,6 +680,20 @@ def eval_audio(
     )
 
 
+@eval_.command("audio-compare")
+@click.argument("base", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("other", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def eval_audio_compare(base: Path, other: Path) -> None:
+    """Two runs of `eval audio` (their per-text results files) on the texts both hold: AUPRC
+    of each audio path with a paired bootstrap CI of the difference, gap to typed, WER, and the
+    texts whose score moved most. Reads the files only (no model)."""
+    from crossguard.models.audio_eval import format_comparison, read_results
+    from crossguard.models.audio_eval_stats import compare_runs
+
+    comparison = compare_runs(read_results(base), read_results(other), moved=8)
+    click.echo(format_comparison(base, other, comparison))
+
+
 @eval_.command("vision")
 @click.option(
     "--ocr-texts",

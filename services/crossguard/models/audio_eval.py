@@ -50,6 +50,7 @@ from crossguard.models.audio_eval_cache import EvalCache, Heard, default_cache_d
 from crossguard.models.audio_eval_stats import (
     SPLITS,
     PairedAuprc,
+    RunComparison,
     WordErrors,
     paired_auprc,
     split_of_text,
@@ -511,4 +512,43 @@ def format_audio_eval(report: AudioEvalReport) -> str:
     lines.append(f"cache: {report.cache}")
     lines += [f"per-text results: {path}" for path in report.results]
     lines.append(f"({report.seconds:.0f} s)")
+    return "\n".join(lines)
+
+
+def read_results(path: Path) -> list[dict[str, object]]:
+    """The per-text JSON Lines `eval_audio` writes."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def format_comparison(base: Path, other: Path, c: RunComparison) -> str:
+    def pct(x: float) -> str:
+        return f"{100 * x:+.1f}"
+
+    a = c.auprc
+    lines = [
+        f"base:  {base}",
+        f"other: {other}",
+        f"texts in both: {a.texts} ({a.positives} positives)",
+        f"{'':<28} {'base':>8} {'other':>8}",
+        f"{'AUPRC audio path':<28} {a.text:>8.3f} {a.audio:>8.3f}",
+        f"{'gap to typed (points)':<28} {pct(c.base_to_typed.diff):>8} "
+        f"{pct(c.other_to_typed.diff):>8}",
+        f"{'  95 % CI':<28} [{pct(c.base_to_typed.low)}, {pct(c.base_to_typed.high)}] "
+        f"[{pct(c.other_to_typed.low)}, {pct(c.other_to_typed.high)}]",
+        f"{'WER as written':<28} {c.base_wer:>8.3f} {c.other_wer:>8.3f}",
+        f"{'WER symbols spoken':<28} {c.base_spoken_wer:>8.3f} {c.other_spoken_wer:>8.3f}",
+        f"other - base AUPRC: {pct(a.diff)} points, paired bootstrap 95 % CI "
+        f"[{pct(a.low)}, {pct(a.high)}]",
+        "",
+        "texts whose audio-path score moved most (label, base -> other, what each heard):",
+    ]
+    for b, o in c.moved:
+        if b["p_audio"] == o["p_audio"]:
+            break
+        lines += [
+            f"  {str(b['key'])[:12]} label={b['label']} {float(b['p_audio']):.3f} -> "  # type: ignore[arg-type]
+            f"{float(o['p_audio']):.3f}",  # type: ignore[arg-type]
+            f"    base:  {b['heard']}",
+            f"    other: {o['heard']}",
+        ]
     return "\n".join(lines)

@@ -186,3 +186,56 @@ def word_errors(
                     else:
                         oov += 1
     return WordErrors(ref_words, ref_oov, in_vocab, oov, insertions)
+
+
+@dataclass(frozen=True)
+class RunComparison:
+    """Two runs of `crossguard eval audio` (their per-text JSON Lines) on the texts both hold:
+    the AUPRC of each audio path, a paired bootstrap CI of the difference (other - base), the
+    gap of each to the typed texts, and the WER of each."""
+
+    auprc: PairedAuprc  # .audio: the other run, .text: the base run
+    base_to_typed: PairedAuprc
+    other_to_typed: PairedAuprc
+    base_wer: float
+    other_wer: float
+    base_spoken_wer: float
+    other_spoken_wer: float
+    # Texts whose audio-path score moved most: (base row, other row).
+    moved: list[tuple[dict[str, object], dict[str, object]]]
+
+
+def compare_runs(
+    base: Sequence[dict[str, object]], other: Sequence[dict[str, object]], *, moved: int = 5
+) -> RunComparison:
+    """`base` and `other`: per-text rows (audio_eval.TextResult as dicts)."""
+    by_key = {str(r["key"]): r for r in base}
+    pairs = [(by_key[str(r["key"])], r) for r in other if str(r["key"]) in by_key]
+    if not pairs:
+        raise ValueError("the two runs have no text in common")
+
+    def col(rows: Iterable[dict[str, object]], name: str) -> np.ndarray:
+        return np.array([float(r[name]) for r in rows])  # type: ignore[arg-type]
+
+    b = [p[0] for p in pairs]
+    o = [p[1] for p in pairs]
+    y = col(b, "label").astype(np.int64)
+
+    def wer(rows: list[dict[str, object]], errors: str, words: str) -> float:
+        n = col(rows, words).sum()
+        return float(col(rows, errors).sum() / n) if n else math.nan
+
+    changed = sorted(
+        pairs,
+        key=lambda p: -abs(float(p[1]["p_audio"]) - float(p[0]["p_audio"])),  # type: ignore[arg-type]
+    )[:moved]
+    return RunComparison(
+        auprc=paired_auprc(y, col(o, "p_audio"), col(b, "p_audio")),
+        base_to_typed=paired_auprc(y, col(b, "p_audio"), col(b, "p_text")),
+        other_to_typed=paired_auprc(y, col(o, "p_audio"), col(o, "p_text")),
+        base_wer=wer(b, "errors", "ref_words"),
+        other_wer=wer(o, "errors", "ref_words"),
+        base_spoken_wer=wer(b, "spoken_errors", "spoken_ref_words"),
+        other_spoken_wer=wer(o, "spoken_errors", "spoken_ref_words"),
+        moved=changed,
+    )
