@@ -33,10 +33,6 @@ log = logging.getLogger(__name__)
 
 # Whisper's decoder holds 448 positions, a few of which the prompt takes.
 MAX_DECODE_TOKENS = 440
-# faster-whisper keeps at most the last 448 // 2 - 1 tokens of earlier text as the prompt.
-MAX_PROMPT_TOKENS = 223
-# Upstream Whisper's temperature schedule (CROSSGUARD_AUDIO_TEMPERATURE_FALLBACK).
-FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 # Silence put between packed speech spans.
 GAP_SECONDS = 0.5
 # How close to a span's end a segment start must be to be moved to the next span (TimeMap).
@@ -166,9 +162,6 @@ class WhisperOptions:
     workers: int = 1
     beam_size: int = 1
     language: str = ""
-    initial_prompt: str = ""
-    temperature_fallback: bool = False
-    condition_on_previous_text: bool = False
     no_speech_threshold: float = 0.6
     max_tokens_per_second: float = 6.0
     max_repeats: int = 3
@@ -216,22 +209,13 @@ class WhisperTranscriber:
             self.model = self._load(WhisperModel)
         from faster_whisper.tokenizer import Tokenizer
 
-        tokenizer = Tokenizer(
+        # Token ids from end-of-text up are special (timestamps, language, task).
+        self.eot: int = Tokenizer(
             self.model.hf_tokenizer,
             self.model.model.is_multilingual,
             task="transcribe",
             language="en",
-        )
-        # Token ids from end-of-text up are special (timestamps, language, task).
-        self.eot: int = tokenizer.eot
-        # Decoder positions the prompt takes (start-of-previous + its tokens), so that prompt +
-        # new tokens stay within the decoder (faster-whisper refuses more).
-        self.prompt_tokens = 0
-        if options.condition_on_previous_text:
-            self.prompt_tokens = 1 + MAX_PROMPT_TOKENS
-        elif options.initial_prompt.strip():
-            prompt = tokenizer.encode(" " + options.initial_prompt.strip())
-            self.prompt_tokens = 1 + min(len(prompt), MAX_PROMPT_TOKENS)
+        ).eot
 
     def _load(self, whisper_model: Any) -> Any:
         o = self.options
@@ -263,18 +247,14 @@ class WhisperTranscriber:
         budget = token_budget(speech, o.max_tokens_per_second)
         # The decoder's limit counts timestamp tokens too (a pair per segment, segments of a
         # second or more): the cap itself is checked on text tokens below.
-        decode_limit = min(
-            MAX_DECODE_TOKENS - self.prompt_tokens,
-            budget + 2 * math.ceil(len(packed) / SAMPLE_RATE) + 4,
-        )
+        decode_limit = min(MAX_DECODE_TOKENS, budget + 2 * math.ceil(len(packed) / SAMPLE_RATE) + 4)
         language = o.language or (None if self.multilingual else "en")
         segments_iter, info = self.model.transcribe(
             packed,
             language=language,
             beam_size=o.beam_size,
-            temperature=FALLBACK_TEMPERATURES if o.temperature_fallback else 0.0,
-            condition_on_previous_text=o.condition_on_previous_text,
-            initial_prompt=o.initial_prompt.strip() or None,
+            temperature=0.0,
+            condition_on_previous_text=False,
             no_speech_threshold=o.no_speech_threshold,
             max_new_tokens=decode_limit,
             vad_filter=False,

@@ -147,26 +147,6 @@ class AudioServiceSettings(ServingSettings):
         description="CROSSGUARD_AUDIO_LANGUAGE: force a language code (e.g. 'en'); empty = "
         "detect it per chunk and report it.",
     )
-    initial_prompt: str = Field(
-        default="",
-        max_length=400,
-        description="CROSSGUARD_AUDIO_INITIAL_PROMPT: text given to Whisper as if it preceded "
-        "each chunk (faster-whisper's initial_prompt: it steers spelling and style); empty = "
-        "none.",
-    )
-    temperature_fallback: bool = Field(
-        default=False,
-        description="CROSSGUARD_AUDIO_TEMPERATURE_FALLBACK: redecode a chunk by sampling at "
-        "temperatures 0.2-1.0 when the greedy (or beam) result is too repetitive (gzip "
-        "compression ratio over 2.4) or too unsure (average log-probability under -1), as "
-        "upstream Whisper does; off = one decode at temperature 0.",
-    )
-    condition_on_previous_text: bool = Field(
-        default=False,
-        description="CROSSGUARD_AUDIO_CONDITION_ON_PREVIOUS_TEXT: within one chunk, give Whisper "
-        "the text it decoded so far as the prompt of the next 30 s window or re-decode (it then "
-        "holds up to 224 of the decoder's 448 positions, so the token budget is capped lower).",
-    )
 
     # --- guards against Whisper's known failures ----------------------------------------------
     max_tokens_per_second: float = Field(
