@@ -1,6 +1,7 @@
 """Offline experiment: fine-tune MiniLM-L6 on the train split, then heads + eval in a private repo.
 
-`python -m crossguard.models.finetune_encoder --out DIR [--epochs N] [--lr LR] [--holdout]`
+`python -m crossguard.models.finetune_encoder --out DIR [--epochs N] [--lr LR] [--holdout]
+[--train-layers K] [--export-epoch E] [--from-delta FILE]`
 
 Not part of `crossguard models build` and not a default. Steps:
 
@@ -16,6 +17,15 @@ Not part of `crossguard models build` and not a default. Steps:
 3. otherwise export the weights with encoder.build_encoder (ONNX fp32 + int8, parity checks) into
    DIR/models (the other entries linked from --base), train heads there with train_heads.train,
    build text-heads, and print the `crossguard eval text` command for DIR/models.
+
+`--train-layers K`: only the top K transformer layers (and the linear layer) are trained; the
+embeddings and the layers below are frozen, run once without dropout and cached (TopLayers), so an
+epoch costs the top K layers' forward and backward passes. After every epoch only the trained
+parameters are saved, as DIR/delta-epochN.safetensors (crossguard.models.weight_delta: fp16
+differences from the package's weights, about 3.5 MB per layer, with base sha256, recipe, seed
+and data in its metadata); the export applies that file to the package, so what is evaluated is
+what a build would apply. `--export-epoch E` stops after epoch E of the N-epoch schedule (the
+checkpoint the holdout chose); `--from-delta FILE` exports a saved delta without training.
 """
 
 from __future__ import annotations
