@@ -379,17 +379,23 @@ def run_bench_pipeline(items: int, batch_items: int, agent_concurrency: int) -> 
     return 0
 
 
-def run_eval_text(precision: str = "auto") -> int:
+def run_eval_text(precision: str = "auto", cuts: str = "policy") -> int:
     from crossguard.core.taxonomy import Category
     from crossguard.models.evaluate import eval_text, format_eval_report
     from crossguard.policy.loader import default_policy
 
     repo = _ensure_models()
     policy = default_policy()
-    # Precision/recall are reported at the policy's escalate thresholds.
+    # Precision/recall are reported at the policy's escalate thresholds, or (cuts="heads") at
+    # the heads' own, chosen on the train split.
     thresholds = {c: t for c in Category if (t := policy.thresholds(c).escalate) is not None}
-    report = eval_text(repo, thresholds, progress=_notify, precision=precision)
-    console.print(f"policy {policy.version}: precision/recall at its escalate thresholds")
+    report = eval_text(
+        repo, thresholds if cuts == "policy" else None, progress=_notify, precision=precision
+    )
+    if cuts == "policy":
+        console.print(f"policy {policy.version}: precision/recall at its escalate thresholds")
+    else:
+        console.print("precision/recall at the heads' own thresholds (train split)")
     console.print(format_eval_report(report), highlight=False, markup=False)
     return 0
 

@@ -420,11 +420,19 @@ def eval_() -> None:
     help="Encoder variant: int8 (dynamically quantised), fp32 or fp16 (fused, for GPUs); auto = "
     "int8 on CPU, on CUDA fp16 when its parity holds else fp32 (as the service).",
 )
-def eval_text(precision: str) -> None:
+@click.option(
+    "--thresholds",
+    type=click.Choice(["policy", "heads"]),
+    default="policy",
+    show_default=True,
+    help="Cuts for precision/recall and flagging: the bundled policy's escalate thresholds, or "
+    "the heads' own (chosen on the train split, in their heads.json).",
+)
+def eval_text(precision: str, thresholds: str) -> None:
     """Per-category AUC, AUPRC, precision/recall at the policy thresholds."""
     from crossguard.cli.commands import run_eval_text
 
-    sys.exit(run_eval_text(precision))
+    sys.exit(run_eval_text(precision, thresholds))
 
 
 @cli.command()
