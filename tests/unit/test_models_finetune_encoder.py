@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from crossguard.core.errors import ModelError
+from crossguard.core.model_repository import sha256_file
 from crossguard.core.taxonomy import Category
 from crossguard.models._common import require
 from crossguard.models.data import Example
@@ -20,7 +21,6 @@ from crossguard.models.weight_delta import (
     WEIGHTS_FILE,
     apply_delta,
     read_metadata,
-    sha256_file,
     write_delta,
 )
 from crossguard.text.model import pad_token_ids

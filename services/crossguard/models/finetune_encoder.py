@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from crossguard.core.model_repository import ModelRepository
+from crossguard.core.model_repository import ModelRepository, sha256_file
 from crossguard.core.taxonomy import Category
 from crossguard.models import encoder as _encoder
 from crossguard.models import heads as _heads
@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         base = st.load_file(str(model_dir / _delta.WEIGHTS_FILE))
         meta = {
             "base_package": f"{_encoder.PACKAGE}=={dist_version(_encoder.PACKAGE)}",
-            "base_sha256": _delta.sha256_file(model_dir / _delta.WEIGHTS_FILE),
+            "base_sha256": sha256_file(model_dir / _delta.WEIGHTS_FILE),
             "layers": ",".join(str(i) for i in range(first, _encoder.LAYERS)),
             "recipe": f"crossguard.models.finetune_encoder --train-layers {args.train_layers} "
             f"--epochs {args.epochs} --lr {args.lr} --seed {args.seed}: checkpoint after epoch "
@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes = _delta.write_delta(trained, base, path, meta)
         stderr_progress(
             f"  {path}: {len(trained)} tensors, {path.stat().st_size / 1e6:.1f} MB, "
-            f"sha256 {_delta.sha256_file(path)}, {sizes}"
+            f"sha256 {sha256_file(path)}, {sizes}"
         )
 
     weights = args.from_weights

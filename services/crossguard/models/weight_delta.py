@@ -11,24 +11,16 @@ writes the delta offline.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 from typing import Any
 
 from crossguard.core.errors import ModelError
+from crossguard.core.model_repository import sha256_file
 from crossguard.models._common import require
 
 WEIGHTS_FILE = "model.safetensors"
 FORMAT = "crossguard-weight-delta/1"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_delta(
