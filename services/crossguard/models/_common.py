@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from crossguard.core.errors import ModelError
-from crossguard.core.model_repository import Provenance
+from crossguard.core.model_repository import Provenance, TensorSpec
 
 ProgressFn = Callable[[str], None]
 """Receives one human-readable progress line at a time (print, rich console.print, a logger)."""
@@ -112,6 +112,24 @@ def cpu_session(path: Path) -> Any:
     """onnxruntime session on CPU only: build-time checks measure the same graph on any builder."""
     ort = require("onnxruntime")
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+TOKEN_INPUT_NAMES = ["input_ids", "attention_mask"]
+
+
+def token_inputs() -> list[TensorSpec]:
+    """Manifest inputs of a text graph: int64 token ids and attention mask, [batch, sequence]."""
+    return [
+        TensorSpec(name=n, dtype="int64", shape=["batch", "sequence"]) for n in TOKEN_INPUT_NAMES
+    ]
+
+
+def token_dynamic_axes(*outputs: str) -> dict[str, dict[int, str]]:
+    """Export axes of a text graph: variable batch and sequence in, variable batch out."""
+    return {
+        **{n: {0: "batch", 1: "sequence"} for n in TOKEN_INPUT_NAMES},
+        **{o: {0: "batch"} for o in outputs},
+    }
 
 
 def export_torch(

@@ -30,6 +30,7 @@ from crossguard.core.model_repository import (
 )
 from crossguard.models._common import (
     OPSET,
+    TOKEN_INPUT_NAMES,
     ProgressFn,
     batch_and_single_diff,
     check_min_cosine,
@@ -42,6 +43,8 @@ from crossguard.models._common import (
     parity_metrics,
     require,
     stderr_progress,
+    token_dynamic_axes,
+    token_inputs,
 )
 
 NAME = "minilm-l6-encoder"
@@ -139,14 +142,9 @@ def _export(model_dir: Path, out: Path) -> None:
         wrapper,
         (ids, mask),
         out,
-        input_names=["input_ids", "attention_mask"],
+        input_names=TOKEN_INPUT_NAMES,
         output_names=["embedding", "features"],
-        dynamic_axes={
-            "input_ids": {0: "batch", 1: "sequence"},
-            "attention_mask": {0: "batch", 1: "sequence"},
-            "embedding": {0: "batch"},
-            "features": {0: "batch"},
-        },
+        dynamic_axes=token_dynamic_axes("embedding", "features"),
     )
 
 
@@ -323,10 +321,7 @@ def build_encoder(
         name=NAME,
         version=VERSION,
         task="sentence-embedding",
-        inputs=[
-            TensorSpec(name="input_ids", dtype="int64", shape=["batch", "sequence"]),
-            TensorSpec(name="attention_mask", dtype="int64", shape=["batch", "sequence"]),
-        ],
+        inputs=token_inputs(),
         outputs=[
             TensorSpec(name="embedding", dtype="float32", shape=["batch", DIM]),
             TensorSpec(name="features", dtype="float32", shape=["batch", FEATURES_DIM]),

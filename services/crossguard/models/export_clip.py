@@ -33,12 +33,15 @@ from crossguard.core.model_repository import (
 from crossguard.models._common import (
     OPSET,
     PARITY_LIMIT,
+    TOKEN_INPUT_NAMES,
     ProgressFn,
     dist_version,
     export_torch,
     onnx_parity,
     parity_metrics,
     require,
+    token_dynamic_axes,
+    token_inputs,
 )
 
 TEXT_FILE = "text.onnx"
@@ -149,13 +152,9 @@ def export_clip(
         text_tower,
         (torch.from_numpy(ids), torch.from_numpy(mask)),
         out / TEXT_FILE,
-        input_names=["input_ids", "attention_mask"],
+        input_names=TOKEN_INPUT_NAMES,
         output_names=["text_embeds"],
-        dynamic_axes={
-            "input_ids": {0: "batch", 1: "sequence"},
-            "attention_mask": {0: "batch", 1: "sequence"},
-            "text_embeds": {0: "batch"},
-        },
+        dynamic_axes=token_dynamic_axes("text_embeds"),
     )
     check_px = rng.standard_normal((3, 3, crop_h, crop_w)).astype(np.float32)
     with torch.no_grad():
@@ -188,8 +187,7 @@ def export_clip(
         task="clip",
         inputs=[
             TensorSpec(name="pixel_values", dtype="float32", shape=["batch", 3, crop_h, crop_w]),
-            TensorSpec(name="input_ids", dtype="int64", shape=["batch", "sequence"]),
-            TensorSpec(name="attention_mask", dtype="int64", shape=["batch", "sequence"]),
+            *token_inputs(),
         ],
         outputs=[
             TensorSpec(name="image_embeds", dtype="float32", shape=["batch", dim]),

@@ -37,6 +37,7 @@ from crossguard.core.model_repository import (
 from crossguard.models import encoder as _encoder
 from crossguard.models._common import (
     OPSET,
+    TOKEN_INPUT_NAMES,
     ProgressFn,
     check_parity,
     cpu_session,
@@ -46,6 +47,8 @@ from crossguard.models._common import (
     parity_metrics,
     require,
     stderr_progress,
+    token_dynamic_axes,
+    token_inputs,
 )
 
 NAME = "use-m3-encoder"
@@ -251,13 +254,9 @@ def build_multilingual_encoder(
         module,
         (ids, (ids != 0).to(torch.int64)),
         out_dir / MODEL_FILE,
-        input_names=["input_ids", "attention_mask"],
+        input_names=TOKEN_INPUT_NAMES,
         output_names=["embedding"],
-        dynamic_axes={
-            "input_ids": {0: "batch", 1: "sequence"},
-            "attention_mask": {0: "batch", 1: "sequence"},
-            "embedding": {0: "batch"},
-        },
+        dynamic_axes=token_dynamic_axes("embedding"),
     )
     write_tokenizer(_resources() / "sp.model", out_dir / TOKENIZER_FILE)
     got = parity(out_dir, backend)
@@ -278,10 +277,7 @@ def build_multilingual_encoder(
         name=NAME,
         version=VERSION,
         task="sentence-embedding",
-        inputs=[
-            TensorSpec(name="input_ids", dtype="int64", shape=["batch", "sequence"]),
-            TensorSpec(name="attention_mask", dtype="int64", shape=["batch", "sequence"]),
-        ],
+        inputs=token_inputs(),
         outputs=[TensorSpec(name="embedding", dtype="float32", shape=["batch", DIM])],
         preprocessing={
             "tokenizer": TOKENIZER_FILE,
