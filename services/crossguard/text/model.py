@@ -570,15 +570,13 @@ class TextModel:
             if ml is not None
             else []
         )
-        english = sorted(set(range(len(texts))) - set(foreign)) if foreign else None
+        read_elsewhere = set(foreign)
+        english = [i for i in range(len(texts)) if i not in read_elsewhere]
         out: list[dict[Category, float]] = [{} for _ in texts]
-        rows = english if english is not None else range(len(texts))
-        if english is None or english:
-            picked = texts if english is None else [texts[i] for i in english]
-            feats = encoder.features(picked)
-            picked_prof = prof if english is None else prof[english]
-            probs = heads.run(["probabilities"], {"features": feats, "profanity": picked_prof})[0]
-            for k_row, row in enumerate(rows):
+        if english:
+            feats = encoder.features([texts[i] for i in english])
+            probs = heads.run(["probabilities"], {"features": feats, "profanity": prof[english]})[0]
+            for k_row, row in enumerate(english):
                 out[row] = {c: float(probs[k_row, k]) for k, c in enumerate(self._head_categories)}
         if foreign and ml is not None:
             probs = ml.predict([raw[i] for i in foreign])
