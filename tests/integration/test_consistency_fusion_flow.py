@@ -44,6 +44,12 @@ CALM_OCR = "Happy weekend at the lake with friends"
 TURN_CAPTION = "Vermin, everywhere you look"
 TURN_OCR = "Asian workers leaving the factory"
 THREAT = "I know where you live and I will hurt you and your family."
+# The framing head (framing-head/1): a caption that frames the people the image text names,
+# and the same caption over the pests it fits literally. Neither text is in the head's
+# training lists or in the development set.
+FRAME_CAPTION = "Call pest control already"
+FRAME_PEOPLE = "Brazilian students at the welcome evening"
+FRAME_PESTS = "Mice droppings in the cupboard"
 
 
 class DerivedTextClassifier(classifier_pb2_grpc.ClassifierServiceServicer):
@@ -165,6 +171,8 @@ async def test_consistency_server_signals_and_fusion_on_mixed_items(
     voice = mixed_item("v1", CAPTION, "audio-0", THREAT, "audio/wav")
     calm = mixed_item("c1", CAPTION, "image-0", CALM_OCR, "image/png")
     turn = mixed_item("t1", TURN_CAPTION, "image-0", TURN_OCR, "image/png")
+    framed = mixed_item("f1", FRAME_CAPTION, "image-0", FRAME_PEOPLE, "image/png")
+    pests = mixed_item("f2", FRAME_CAPTION, "image-0", FRAME_PESTS, "image/png")
     answers = {}
     async with grpc.aio.insecure_channel(f"127.0.0.1:{consistency.port}") as channel:
         stub = consistency_pb2_grpc.ConsistencyServiceStub(channel)
@@ -173,6 +181,8 @@ async def test_consistency_server_signals_and_fusion_on_mixed_items(
             (voice, audio_endpoint),
             (calm, vision_endpoint),
             (turn, vision_endpoint),
+            (framed, vision_endpoint),
+            (pests, vision_endpoint),
         ):
             responses = [
                 await _classify(text_endpoint, item, "text"),
@@ -220,6 +230,15 @@ async def test_consistency_server_signals_and_fusion_on_mixed_items(
     assert combo.value >= 0.2 and list(combo.part_ids) == ["caption", "image-0"]
     hate = fused(t)[Category.HATE.proto]
     assert "read together score" in hate.explanation and hate.uncertainty > 0.1
+    # A caption that frames the people named in the image as pests: the framing head's signal,
+    # naming which part framed which; the same caption over actual pests raises nothing.
+    f = answers["f1"]
+    frame = signals(f)["harmful_framing/hate"]
+    assert frame.value >= 0.3 and list(frame.part_ids) == ["caption", "image-0"]
+    assert frame.detail.startswith("the caption frames the people the text in the image names")
+    assert frame.detail in f.explanation
+    assert ("framing-head", "1") in {(x.name, x.version) for x in f.models}
+    assert not [n for n in signals(answers["f2"]) if n.startswith("harmful_framing/")]
 
 
 async def test_pipeline_decides_on_fused_scores_with_explanations(
@@ -240,6 +259,8 @@ async def test_pipeline_decides_on_fused_scores_with_explanations(
         mixed_item("p-voice", CAPTION, "audio-0", THREAT, "audio/wav"),
         mixed_item("p-calm", CAPTION, "image-0", CALM_OCR, "image/png"),
         mixed_item("p-turn", TURN_CAPTION, "image-0", TURN_OCR, "image/png"),
+        mixed_item("p-frame", FRAME_CAPTION, "image-0", FRAME_PEOPLE, "image/png"),
+        mixed_item("p-pests", FRAME_CAPTION, "image-0", FRAME_PESTS, "image/png"),
     ]
     await publish_items(kafka.bootstrap_servers, items, kafka=kafka)
     got = await collect_decisions(
@@ -266,3 +287,9 @@ async def test_pipeline_decides_on_fused_scores_with_explanations(
     assert any(s.name == "harmful_combination/hate" for s in turn.consistency)
     assert any(h.rule == "inconsistency.escalate:harmful_combination/hate" for h in turn.rule_hits)
     assert turn.escalation.escalated and not turn.final
+    # One part frames the people the other names: escalated by the policy's harmful_framing
+    # rule; the literal use is allowed.
+    frame, pests = got["p-frame"], got["p-pests"]
+    assert frame.action == taxonomy_pb2.ACTION_ESCALATE
+    assert any(h.rule == "inconsistency.escalate:harmful_framing/hate" for h in frame.rule_hits)
+    assert pests.action == taxonomy_pb2.ACTION_ALLOW

@@ -64,6 +64,11 @@ class FusionConfig(_Strict):
     # development set has no image-caption pairs; ~0.2 separates matched (about 0.25-0.35) from
     # unrelated pairs for OpenAI's CLIP ViT-B/32 (docs/fusion.md).
     image_caption_unrelated_below: float = Field(default=0.2, ge=0.0, le=1.0)
+    # The framing signal (harmful_framing/<framing_category>, crossguard.consistency.framing):
+    # raised when the framing head's score reaches framing_signal_at while no part flags the
+    # category; the policy's cut on the signal decides what it does (docs/fusion.md).
+    framing_category: Category = Category.HATE
+    framing_signal_at: float = Field(default=0.05, ge=0.0, le=1.0)
     # How the defaults were fitted (data, split, command, figures); informational.
     provenance: dict[str, Any] = Field(default_factory=dict)
 

@@ -12,7 +12,8 @@ Per category:
   plus a fixed amount per modality that should have answered and did not.
 
 Signals (docs/fusion.md): text_agreement/<kind>~<kind>, image_caption_agreement,
-modality_disagreement/<category>, harmful_combination/<category>.
+modality_disagreement/<category>, harmful_combination/<category>, harmful_framing/<category>
+(one text frames the people another names: crossguard.consistency.framing).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from crossguard.consistency.config import FusionConfig
+from crossguard.consistency.framing import Framing
 from crossguard.consistency.parts import KIND_WORDS, TextKind, TextView
 from crossguard.core.results import ClassifierResult, Modality, Score
 from crossguard.core.taxonomy import Category, severity
@@ -80,6 +82,8 @@ class FusionInputs:
     image_caption: ImageCaption | None = None
     # Modalities the item has parts of but no result for.
     missing: Sequence[Modality] = ()
+    # The framing head's strongest pair of texts (None: not configured or fewer than two texts).
+    framing: Framing | None = None
 
 
 @dataclass(frozen=True)
@@ -265,8 +269,43 @@ def fuse(inputs: FusionInputs | Sequence[ClassifierResult], config: FusionConfig
                 )
             )
 
+    framing = _framing_signal(inputs, config, per_cat)
+    if framing is not None:
+        signals.append(framing)
     fused_scores = [Score(d.category, d.score, severity(d.score)) for d in details]
-    return FusionResult(fused_scores, signals, details, _summary(details, inputs, config))
+    summary = _summary(details, inputs, config)
+    if framing is not None:
+        summary += f"; {framing.detail}"
+    return FusionResult(fused_scores, signals, details, summary)
+
+
+def _framing_signal(
+    inputs: FusionInputs, config: FusionConfig, per_cat: dict[Category, dict[Modality, float]]
+) -> Signal | None:
+    """harmful_framing/<category> when one text frames the people another names and no part
+    flags the category by itself (then the part's own score already acts)."""
+    fr = inputs.framing
+    cat = config.framing_category
+    if fr is None or fr.value < config.framing_signal_at:
+        return None
+    if max(per_cat.get(cat, {}).values(), default=0.0) >= config.flag_at:
+        return None
+    by_kind = {v.kind: v for v in inputs.views}
+    people, frame = by_kind.get(fr.people), by_kind.get(fr.frame)
+    if people is None or frame is None:
+        return None
+    return Signal(
+        name=f"harmful_framing/{cat.value}",
+        value=fr.value,
+        modalities=tuple(dict.fromkeys((frame.modality, people.modality))),
+        # Scores and kinds only, no quoted text: details travel into decisions and statements
+        # of reasons, which must not carry the content.
+        detail=f"the {KIND_WORDS[fr.frame]} frames the people the {KIND_WORDS[fr.people]} "
+        f"names as {cat.value} (framing {fr.value:.2f} = names people {fr.people_score:.2f} x "
+        f"frames as harm {fr.frame_score:.2f}, {fr.model[0]}/{fr.model[1]})",
+        part_ids=frame.part_ids + people.part_ids,
+        category=cat,
+    )
 
 
 def _summary(details: Sequence[FusedCategory], inputs: FusionInputs, config: FusionConfig) -> str:

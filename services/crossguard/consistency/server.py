@@ -7,6 +7,7 @@ import asyncio
 from crossguard.consistency.clip_caption import ClipCaptionScorer
 from crossguard.consistency.config import load_fusion_config
 from crossguard.consistency.embedding import SentenceEncoder
+from crossguard.consistency.framing import FramingHead
 from crossguard.consistency.service import ConsistencyChecker, Embedder
 from crossguard.consistency.servicer import ConsistencyServicer
 from crossguard.consistency.settings import ConsistencySettings
@@ -32,10 +33,18 @@ def build_checker(
     config = load_fusion_config(settings.fusion_config)
     used = [(config.name, config.version)]
     embedder: Embedder | None = None
+    framing: FramingHead | None = None
     if settings.semantic_agreement:
         encoder = SentenceEncoder(ModelRepository(models.model_repository), models)
         embedder = encoder
         used.append(encoder.model)
+        if settings.framing_model:
+            try:
+                entry = ModelRepository(models.model_repository).get(settings.framing_model)
+                framing = FramingHead(entry, models, encoder.model)
+            except ModelError as exc:
+                raise ModelError(f"CROSSGUARD_CONSISTENCY_FRAMING_MODEL: {exc}") from exc
+            used.append(framing.model)
     clip: ClipCaptionScorer | None = None
     if settings.clip_model:
         # A bad name or a non-CLIP entry fails start-up with a ModelError naming the setting.
@@ -65,6 +74,7 @@ def build_checker(
         embedder=embedder,
         combiner=combiner,
         image_caption=clip,
+        framing=framing,
         max_text_chars=settings.max_text_chars,
         max_results=settings.max_responses,
         embed_max_batch=settings.embed_max_batch,

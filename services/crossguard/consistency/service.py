@@ -17,6 +17,7 @@ import numpy as np
 
 from crossguard.consistency.config import FusionConfig
 from crossguard.consistency.embedding import similarity
+from crossguard.consistency.framing import Framing, FramingHead
 from crossguard.consistency.fusion import FusionInputs, FusionResult, ImageCaption, fuse
 from crossguard.consistency.parts import TextKind, combined_text, text_views
 from crossguard.core.batcher import MicroBatcher
@@ -77,6 +78,7 @@ class ConsistencyChecker:
         embedder: Embedder | None = None,
         combiner: CombinationScorer | None = None,
         image_caption: ImageCaptionScorer | None = None,
+        framing: FramingHead | None = None,
         max_text_chars: int = 6000,
         max_results: int = 16,
         embed_max_batch: int = 32,
@@ -96,6 +98,8 @@ class ConsistencyChecker:
         )
         self.combiner = combiner
         self.image_caption = image_caption
+        # Reads the agreement embeddings, so it needs the embedder.
+        self.framing = framing if embedder is not None else None
         self.max_text_chars = max_text_chars
         self.max_results = max_results
 
@@ -121,6 +125,7 @@ class ConsistencyChecker:
         agreement: dict[tuple[TextKind, TextKind], float] = {}
         combined: Mapping[Category, float] | None = None
         image_caption: ImageCaption | None = None
+        framing: Framing | None = None
         jobs: list[asyncio.Future[object]] = []
         if self._embeddings is not None and len(views) >= 2:
             jobs.append(asyncio.ensure_future(self._embed([v.text for v in views])))
@@ -155,6 +160,8 @@ class ConsistencyChecker:
                     for j in range(i + 1, len(views)):
                         key = (views[i].kind, views[j].kind)
                         agreement[key] = similarity(outcome[i], outcome[j])
+                if self.framing is not None:
+                    framing = self.framing.framing([v.kind for v in views], outcome)
             elif isinstance(outcome, list):
                 combined = outcome[0]
             elif isinstance(outcome, ImageCaption):
@@ -178,6 +185,7 @@ class ConsistencyChecker:
                 agreement=agreement,
                 image_caption=image_caption,
                 missing=missing,
+                framing=framing,
             ),
             self.config,
         )

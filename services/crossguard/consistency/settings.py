@@ -69,6 +69,13 @@ class ConsistencySettings(CrossguardSettings):
         "(minilm-l6-encoder from CROSSGUARD_MODEL_REPOSITORY) and measure how the item's texts "
         "agree; false: no text_agreement signals.",
     )
+    framing_model: str = Field(
+        default="framing-head",
+        description="CROSSGUARD_CONSISTENCY_FRAMING_MODEL: model repository entry of the framing "
+        "head (built by `crossguard models build`) that reads the agreement embeddings for the "
+        "harmful_framing signal: one text frames the people another names (docs/fusion.md); "
+        "empty: off. Needs CROSSGUARD_CONSISTENCY_SEMANTIC_AGREEMENT.",
+    )
     embed_max_batch: int = Field(
         default=32,
         ge=1,

