@@ -2,8 +2,8 @@
 text in an image; a caption + spoken words) through the consistency server, and through the
 pipeline worker on the real broker.
 
-The vision (OCR) and audio (ASR) services are not on this branch's main yet: their part here is
-played by `DerivedTextClassifier`, which takes the text an OCR or ASR model would read from the
+The vision (OCR) and audio (ASR) services' part here is played by `DerivedTextClassifier` (their
+own tests read real images and speech), which takes the text an OCR or ASR model would read from the
 media part's bytes (the test writes the text there), scores it with the real text service, and
 answers as the image or audio modality with derived-text evidence, the way those services answer.
 Only the reading step is skipped; every score is the real text model's."""

@@ -25,6 +25,7 @@ def test_default_models_and_unknown_name(tmp_path: object) -> None:
         ("minilm-l6-encoder-fp16", "3"),
         ("use-m3-encoder", "1"),
         ("text-heads-multilingual", "1"),
+        ("framing-head", "1"),
         ("silero-vad", "1"),
         ("whisper-base", "1"),
         ("whisper-tiny-en", "1"),
