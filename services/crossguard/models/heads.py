@@ -34,7 +34,8 @@ from crossguard.models._common import OPSET, ProgressFn, onnx_parity, require, s
 NAME = "text-heads"
 # 3: same weights as 2, for minilm-l6-encoder/3 (which adds the int8 variant).
 # 4: trained on normalised text with the contrastive development cases (train split).
-VERSION = "4"
+# 5: + short benign and hateful mentions of 40 more identity groups (development cases 447+).
+VERSION = "5"
 WEIGHTS_FILE = "heads.npz"
 META_FILE = "heads.json"
 FEATURES_DIM = _encoder.FEATURES_DIM

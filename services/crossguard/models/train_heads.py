@@ -16,8 +16,9 @@ Recipe (chosen by 5-fold cross-validation inside the TRAIN split; validation is 
 - the train split of the contrastive development cases (crossguard.models.devcases: counter-speech,
   negation, idioms, supportive self-harm language, untargeted profanity, benign and hateful
   mentions of identity groups) at sample weight 3: benign cases are 0 for every head, harmful
-  ones 1 for their category (text-heads/4). Their dev split, the held-out families (reclaimed
-  terms, obfuscation, non-English) and the held-out groups are never trained on;
+  ones 1 for their category (text-heads/4; text-heads/5 adds short benign and hateful mentions
+  of 40 more groups, cases 447+). Their dev split, the held-out families (reclaimed terms,
+  obfuscation, non-English) and the held-out groups are never trained on;
 - every text goes through the service's preparation first (textprep.sanitize, then
   crossguard.text.normalise), as at serving time;
 - threshold per category = the one maximising F1 on out-of-fold probabilities of the OpenAI train

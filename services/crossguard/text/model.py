@@ -7,7 +7,7 @@ model repository built by `crossguard models build`:
                           (input_ids, attention_mask -> embedding, features = per-layer pooled
                           hidden states); the manifest's preprocessing["variants"] names them
     profanity/1           model.onnx (text [batch,1] -> offensive [batch])
-    text-heads/4          model.onnx (features, profanity -> probabilities [batch,k]); trained
+    text-heads/5          model.onnx (features, profanity -> probabilities [batch,k]); trained
                           on fp32 features, used with either encoder variant
 
     minilm-l6-encoder-fp16/3  the same encoder fused by onnxruntime's transformer optimizer and
