@@ -19,16 +19,11 @@ which the non-English development cases measure (crossguard.models.evaluate, per
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from crossguard.core.errors import ModelError
 from crossguard.core.model_repository import (
-    MODEL_FILE,
     Manifest,
     ModelEntry,
     ModelRepository,
@@ -36,20 +31,18 @@ from crossguard.core.model_repository import (
     TensorSpec,
 )
 from crossguard.core.taxonomy import Category
+from crossguard.models import embedding_heads as _eh
 from crossguard.models import multilingual as _ml
 from crossguard.models._common import (
-    OPSET,
     ProgressFn,
-    onnx_parity,
-    require,
     stderr_progress,
 )
 
 NAME = "text-heads-multilingual"
 VERSION = "1"
-WEIGHTS_FILE = "heads.npz"
-META_FILE = "heads.json"
-OUTPUT = "probabilities"
+WEIGHTS_FILE = _eh.WEIGHTS_FILE
+META_FILE = _eh.META_FILE
+OUTPUT = _eh.OUTPUT
 DIM = _ml.DIM
 
 
@@ -61,63 +54,23 @@ def default_dir() -> Path:
 
 
 def save(heads: dict[str, Any], directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    with (directory / WEIGHTS_FILE).open("wb") as fh:
-        np.savez(fh, weight=heads["weight"], bias=heads["bias"])
-    meta = {k: v for k, v in heads.items() if k not in ("weight", "bias")}
-    (directory / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    _eh.save(heads, directory)
 
 
 def load(directory: Path | None = None) -> dict[str, Any]:
-    directory = directory or default_dir()
-    if not (directory / WEIGHTS_FILE).is_file():
-        raise ModelError(
-            f"multilingual head weights not found in {directory}; run "
-            "`python -m crossguard.models.multilingual_train`"
-        )
-    meta: dict[str, Any] = json.loads((directory / META_FILE).read_text())
-    with np.load(directory / WEIGHTS_FILE) as z:
-        meta["weight"] = np.asarray(z["weight"], dtype=np.float32)
-        meta["bias"] = np.asarray(z["bias"], dtype=np.float32)
-    return meta
-
-
-def graph(weight: np.ndarray, bias: np.ndarray) -> Any:
-    """ONNX ModelProto: embedding [batch, 512] -> probabilities [batch, k]."""
-    onnx = require("onnx")
-    h, tp = onnx.helper, onnx.TensorProto
-    nodes = [
-        h.make_node("Gemm", ["embedding", "W", "b"], ["logits"], transB=1),
-        h.make_node("Sigmoid", ["logits"], [OUTPUT]),
-    ]
-    inits = [onnx.numpy_helper.from_array(weight, "W"), onnx.numpy_helper.from_array(bias, "b")]
-    g = h.make_graph(
-        nodes,
-        "text_heads_multilingual",
-        [h.make_tensor_value_info("embedding", tp.FLOAT, ["batch", DIM])],
-        [h.make_tensor_value_info(OUTPUT, tp.FLOAT, ["batch", weight.shape[0]])],
-        inits,
+    return _eh.load(
+        directory or default_dir(), "multilingual head", "crossguard.models.multilingual_train"
     )
-    model = h.make_model(g, opset_imports=[h.make_opsetid("", OPSET)], producer_name="crossguard")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
 
 
 def build_multilingual_heads(
     repo: ModelRepository, *, progress: ProgressFn = stderr_progress
 ) -> ModelEntry:
     """Write text-heads-multilingual/<VERSION> from the committed weights (no training here)."""
-    require("onnxruntime")
     heads = load()
     out_dir = repo.fresh_entry_dir(NAME, VERSION)
     t0 = time.perf_counter()
-    (out_dir / MODEL_FILE).write_bytes(graph(heads["weight"], heads["bias"]).SerializeToString())
-    x = np.random.default_rng(0).normal(size=(16, DIM)).astype(np.float32)
-    expected = 1.0 / (1.0 + np.exp(-(x @ heads["weight"].T + heads["bias"])))
-    diff = onnx_parity(
-        NAME, out_dir / MODEL_FILE, {"embedding": x}, OUTPUT, expected, "numpy", progress, 1e-5
-    )
+    diff = _eh.write_graph(NAME, out_dir, heads, "text_heads_multilingual", progress)
     labels = list(heads["categories"])
     manifest = Manifest(
         name=NAME,
