@@ -282,10 +282,12 @@ async def test_pipeline_decides_on_fused_scores_with_explanations(
     assert {s.name for s in calm.consistency} == {"text_agreement/caption~ocr"}
     fusion = load_fusion_config()  # the packaged defaults the pipeline's consistency server runs
     assert {(m.name, m.version) for m in meme.models} >= {("context-fusion", fusion.version)}
-    # Benign parts, harmful combination: escalated by the policy's inconsistency rule.
+    # Benign parts, harmful combination: both signals are raised; the policy escalates on the
+    # framing ("Vermin, everywhere you look" over a group), the combination estimate staying
+    # under its cut of 0.65.
     assert turn.action == taxonomy_pb2.ACTION_ESCALATE
     assert any(s.name == "harmful_combination/hate" for s in turn.consistency)
-    assert any(h.rule == "inconsistency.escalate:harmful_combination/hate" for h in turn.rule_hits)
+    assert any(h.rule == "inconsistency.escalate:harmful_framing/hate" for h in turn.rule_hits)
     assert turn.escalation.escalated and not turn.final
     # One part frames the people the other names: escalated by the policy's harmful_framing
     # rule; the literal use is allowed.

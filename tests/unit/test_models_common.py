@@ -21,7 +21,7 @@ def test_default_models_and_unknown_name(tmp_path: object) -> None:
     assert [(m.name, m.version) for m in DEFAULT_MODELS] == [
         ("minilm-l6-encoder", "3"),
         ("profanity", "1"),
-        ("text-heads", "4"),
+        ("text-heads", "5"),
         ("minilm-l6-encoder-fp16", "3"),
         ("use-m3-encoder", "1"),
         ("text-heads-multilingual", "1"),

@@ -53,7 +53,7 @@ def test_heads_entry_manifest_and_graph(tmp_path: Path) -> None:
     entry.verify()
     m = entry.manifest
     labels = [c.value for c in OPENAI_CATEGORIES]
-    assert (m.name, m.version) == ("text-heads", "4")
+    assert (m.name, m.version) == ("text-heads", "5")
     assert m.labels == labels
     assert m.taxonomy == {label: label for label in labels}
     assert all(Category(v) for v in m.taxonomy.values())

@@ -181,7 +181,7 @@ def test_default_policy_loads_and_has_version() -> None:
     p = default_policy()
     assert isinstance(p, Policy)
     assert p.version
-    assert p.thresholds(Category.HATE).escalate == 0.41
+    assert p.thresholds(Category.HATE).escalate == 0.56
     assert p.thresholds(Category.HATE).block == 0.9
     # Categories without their own entry use the defaults.
     assert p.thresholds(Category.SPAM).escalate == 0.5

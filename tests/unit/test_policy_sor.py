@@ -288,7 +288,7 @@ def test_default_policy_has_statements_for_its_categories() -> None:
         "out_of_court_settlement",
         "judicial_redress",
     }
-    d = decide(policy, Item(), [text((Category.SEXUAL, 0.5))], [])
+    d = decide(policy, Item(), [text((Category.SEXUAL, 0.65))], [])
     assert d.action is Action.AGE_RESTRICT
     assert d.statement is not None
     assert d.statement.statement_category == "STATEMENT_CATEGORY_PORNOGRAPHY_OR_SEXUALIZED_CONTENT"
