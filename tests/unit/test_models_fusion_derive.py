@@ -135,6 +135,24 @@ def test_with_combination_cut_changes_only_that_rule() -> None:
     assert before[COMBINATION_GLOB] != 0.35  # the default policy is untouched
 
 
+def test_with_joint_rule_moves_both_cuts_and_the_uncertainty_min_score() -> None:
+    from crossguard.models.fusion_eval import COMBINATION_GLOB, FRAMING, with_joint_rule
+    from crossguard.policy import default_policy
+
+    policy = default_policy()
+    moved = with_joint_rule(policy, 0.45, 0.3, 0.5)
+    after = {r.signal: r.at_least for r in moved.escalation.inconsistency}
+    before = {r.signal: r.at_least for r in policy.escalation.inconsistency}
+    assert (after[COMBINATION_GLOB], after[FRAMING + "*"]) == (0.45, 0.3)
+    assert after["modality_disagreement/*"] == before["modality_disagreement/*"]
+    assert moved.escalation.uncertainty.min_score == 0.5
+    assert (
+        moved.escalation.uncertainty.max_uncertainty
+        == policy.escalation.uncertainty.max_uncertainty
+    )
+    assert policy.escalation.uncertainty.min_score == 0.7  # the default policy is untouched
+
+
 def test_combination_head_features_are_symmetric_and_items_take_their_best_pair(
     tmp_path: Path,
 ) -> None:

@@ -355,6 +355,63 @@ def framing_rule(
 
 FRAMING = "harmful_framing/"
 COMBINATION_GLOB = "harmful_combination/*"
+# The grid of joint_rule: the combination and framing cuts and the uncertainty rule's
+# min_score, chosen together because each alone can stay within the benign budget while
+# together they exceed it.
+JOINT_COMBINATION = (0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95)
+JOINT_FRAMING = (0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
+JOINT_MIN_SCORE = (0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+@dataclass(frozen=True)
+class JointRule:
+    combination: float
+    framing: float
+    min_score: float
+    recall: float  # of "benign parts, harmful combination" items, escalated by the policy
+    benign: float  # of benign combinations
+
+
+def with_joint_rule(policy: Policy, combination: float, framing: float, min_score: float) -> Policy:
+    """`policy` with its harmful_combination/* and harmful_framing/* cuts and its uncertainty
+    min_score replaced (for measuring; the version is left alone)."""
+    cuts = {COMBINATION_GLOB: combination, FRAMING + "*": framing}
+    rules = [
+        r.model_copy(update={"at_least": cuts[r.signal]}) if r.signal in cuts else r
+        for r in policy.escalation.inconsistency
+    ]
+    uncertainty = policy.escalation.uncertainty.model_copy(update={"min_score": min_score})
+    escalation = policy.escalation.model_copy(
+        update={"inconsistency": rules, "uncertainty": uncertainty}
+    )
+    return policy.model_copy(update={"escalation": escalation})
+
+
+def joint_rule(scored: Sequence[ScoredItem], config: FusionConfig, policy: Policy) -> JointRule:
+    """The values of the JOINT_* grid under which the policy escalates the most combination
+    items of `scored` while escalating at most MAX_BENIGN_SIGNAL of its benign combinations
+    (whatever rule escalates them); ties: the fewer benign, then the first in grid order."""
+    combos = combination_items(scored, policy)
+    benign = benign_combinations(scored, policy)
+    fused = [(s, fuse(fusion_inputs(s), config)) for s in [*combos, *benign]]
+
+    def rate(p: Policy) -> tuple[float, float]:
+        flags = [decision_of(p, s, f) != Action.ALLOW for s, f in fused]
+        n = len(combos)
+        return (
+            sum(flags[:n]) / n if n else 0.0,
+            sum(flags[n:]) / len(benign) if benign else 0.0,
+        )
+
+    best: tuple[tuple[float, ...], JointRule] | None = None
+    for comb in JOINT_COMBINATION:
+        for frame in JOINT_FRAMING:
+            for mins in JOINT_MIN_SCORE:
+                r, b = rate(with_joint_rule(policy, comb, frame, mins))
+                key = (r, -b)
+                if b <= MAX_BENIGN_SIGNAL and (best is None or key > best[0]):
+                    best = (key, JointRule(comb, frame, mins, r, b))
+    return best[1] if best is not None else JointRule(1.0, 1.0, 1.0, 0.0, 0.0)
 
 
 def with_combination_cut(policy: Policy, cut: float) -> Policy:
@@ -366,6 +423,14 @@ def with_combination_cut(policy: Policy, cut: float) -> Policy:
     ]
     escalation = policy.escalation.model_copy(update={"inconsistency": rules})
     return policy.model_copy(update={"escalation": escalation})
+
+
+def _joint_values(policy: Policy) -> str:
+    cuts = {r.signal: r.at_least for r in policy.escalation.inconsistency}
+    return (
+        f"{cuts.get(COMBINATION_GLOB)}, {cuts.get(FRAMING + '*')}, "
+        f"{policy.escalation.uncertainty.min_score}"
+    )
 
 
 def _framing_cut(policy: Policy) -> str:
@@ -588,6 +653,7 @@ def fit_and_report(
     )
     rule = signal_rule(by_part["fit"], config, policy)
     framing = framing_rule(by_part["fit"], config, policy)
+    joint = joint_rule(by_part["fit"], config, policy)
     if tune_signal:
         config = config.model_copy(update={"combination_margin": rule.margin})
         policy = with_combination_cut(policy, rule.cut)
@@ -609,6 +675,12 @@ def fit_and_report(
         f"{MAX_BENIGN_SIGNAL:.0%} of benign combinations): policy at_least {framing[0]} "
         f"(combinations {framing[1]:.1%}, benign {framing[2]:.1%}); "
         f"the policy's: {_framing_cut(policy)}",
+        "suggested together (fit part, at most "
+        f"{MAX_BENIGN_SIGNAL:.0%} of benign combinations escalated by any rule): "
+        f"harmful_combination at_least {joint.combination}, harmful_framing at_least "
+        f"{joint.framing}, uncertainty min_score {joint.min_score} (combinations "
+        f"{joint.recall:.1%}, benign {joint.benign:.1%}); the policy's: "
+        f"{_joint_values(policy)}",
         format_rows("fit part (in-sample)", report(by_part["fit"], config, policy)),
         format_rows("report part", report(by_part["report"], config, policy)),
     ]
