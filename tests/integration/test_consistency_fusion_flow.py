@@ -38,9 +38,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 CAPTION = "Had a great weekend with friends at the lake"
 HATEFUL_OCR = "People like you are subhuman garbage and should be wiped out."
 CALM_OCR = "Happy weekend at the lake with friends"
-# Benign parts, harmful combination: an item of the development set's fit part that the
-# packaged defaults flag (harmful_combination/hate 0.53 in `crossguard eval fusion`'s scores;
-# each part alone is allowed), docs/fusion.md.
+# Benign parts, harmful combination: an item of the development set's fit part (each part alone
+# is allowed); fusion raises harmful_combination/hate on it and the framing head
+# harmful_framing/hate, the signal the default policy escalates it on (docs/fusion.md).
 TURN_CAPTION = "Vermin, everywhere you look"
 TURN_OCR = "Asian workers leaving the factory"
 THREAT = "I know where you live and I will hurt you and your family."
@@ -224,7 +224,7 @@ async def test_consistency_server_signals_and_fusion_on_mixed_items(
     assert not [n for n in signals(c) if not n.startswith("text_agreement/")]
     assert signals(c)["text_agreement/caption~ocr"].value > agree.value  # lake ~ lake
     # A caption that turns the image's meaning: each part alone is allowed, read together
-    # they are hateful; fusion lifts hate and raises the signal the policy escalates on.
+    # they are hateful; fusion lifts hate and raises the combination signal.
     t = answers["t1"]
     combo = signals(t)["harmful_combination/hate"]
     assert combo.value >= 0.2 and list(combo.part_ids) == ["caption", "image-0"]

@@ -32,15 +32,16 @@ def build_checker(
     client to close on shutdown."""
     config = load_fusion_config(settings.fusion_config)
     used = [(config.name, config.version)]
+    repository = ModelRepository(models.model_repository)
     embedder: Embedder | None = None
     framing: FramingHead | None = None
     if settings.semantic_agreement:
-        encoder = SentenceEncoder(ModelRepository(models.model_repository), models)
+        encoder = SentenceEncoder(repository, models)
         embedder = encoder
         used.append(encoder.model)
         if settings.framing_model:
             try:
-                entry = ModelRepository(models.model_repository).get(settings.framing_model)
+                entry = repository.get(settings.framing_model)
                 framing = FramingHead(entry, models, encoder.model)
             except ModelError as exc:
                 raise ModelError(f"CROSSGUARD_CONSISTENCY_FRAMING_MODEL: {exc}") from exc
@@ -49,7 +50,7 @@ def build_checker(
     if settings.clip_model:
         # A bad name or a non-CLIP entry fails start-up with a ModelError naming the setting.
         try:
-            entry = ModelRepository(models.model_repository).get(settings.clip_model)
+            entry = repository.get(settings.clip_model)
             clip = ClipCaptionScorer(ClipTextEncoder(entry, models))
         except ModelError as exc:
             raise ModelError(f"CROSSGUARD_CONSISTENCY_CLIP_MODEL: {exc}") from exc

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from crossguard.core.errors import ModelError
-from crossguard.core.model_repository import MODEL_FILE
+from crossguard.core.model_repository import MODEL_FILE, TensorSpec
 from crossguard.models._common import OPSET, ProgressFn, onnx_parity, require
 
 WEIGHTS_FILE = "heads.npz"
@@ -74,4 +74,12 @@ def write_graph(
     expected = 1.0 / (1.0 + np.exp(-(x @ weight.T + bias)))
     return onnx_parity(
         name, out_dir / MODEL_FILE, {INPUT: x}, OUTPUT, expected, "numpy", progress, 1e-5
+    )
+
+
+def tensor_specs(dim: int, k: int) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """The manifest's inputs and outputs of the graph."""
+    return (
+        [TensorSpec(name=INPUT, dtype="float32", shape=["batch", dim])],
+        [TensorSpec(name=OUTPUT, dtype="float32", shape=["batch", k])],
     )

@@ -40,7 +40,6 @@ from crossguard.core.model_repository import (
     ModelEntry,
     ModelRepository,
     Provenance,
-    TensorSpec,
 )
 from crossguard.models import combination_cases as cases
 from crossguard.models import embedding_heads as _eh
@@ -49,11 +48,8 @@ from crossguard.models._common import ProgressFn, stderr_progress
 
 NAME = "framing-head"
 VERSION = "1"
-WEIGHTS_FILE = _eh.WEIGHTS_FILE
-META_FILE = _eh.META_FILE
-OUTPUT = _eh.OUTPUT
 LABELS = ("names_people", "frames_as_harm")
-DIM = 384
+DIM = _encoder.DIM  # the `embedding` output the probes read
 # Regularisation: the value that caught the most fit-part combination items at the fewest benign
 # combinations (docs/fusion.md, "Framing head").
 C = 10.0
@@ -119,10 +115,6 @@ def fit(embed: Any, benign: list[str], c: float = C) -> dict[str, Any]:
     }
 
 
-def save(heads: dict[str, Any], directory: Path) -> None:
-    _eh.save(heads, directory)
-
-
 def load(directory: Path | None = None) -> dict[str, Any]:
     return _eh.load(directory or default_dir(), "framing head", "crossguard.models.framing_head")
 
@@ -136,12 +128,13 @@ def build_framing_head(
     t0 = time.perf_counter()
     diff = _eh.write_graph(NAME, out_dir, heads, "framing_head", progress)
     labels = list(heads["labels"])
+    inputs, outputs = _eh.tensor_specs(DIM, len(labels))
     manifest = Manifest(
         name=NAME,
         version=VERSION,
         task="multi-label-classification",
-        inputs=[TensorSpec(name="embedding", dtype="float32", shape=["batch", DIM])],
-        outputs=[TensorSpec(name=OUTPUT, dtype="float32", shape=["batch", len(labels)])],
+        inputs=inputs,
+        outputs=outputs,
         labels=labels,
         taxonomy={},
         preprocessing={
@@ -195,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     benign = benign_texts()
     heads = fit(embed, benign, args.c)
     out = args.out or default_dir()
-    save(heads, out)
+    _eh.save(heads, out)
     print(f"wrote {out} ({heads['counts']})", file=sys.stderr)
     return 0
 

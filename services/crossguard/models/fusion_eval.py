@@ -425,17 +425,17 @@ def with_combination_cut(policy: Policy, cut: float) -> Policy:
     return policy.model_copy(update={"escalation": escalation})
 
 
+def _cut(policy: Policy, signal: str) -> str:
+    """The policy's `at_least` on `signal` (a rule's name or glob), as printed."""
+    cuts = [r.at_least for r in policy.escalation.inconsistency if r.signal == signal]
+    return str(cuts[0]) if cuts else f"none (no {signal} rule)"
+
+
 def _joint_values(policy: Policy) -> str:
-    cuts = {r.signal: r.at_least for r in policy.escalation.inconsistency}
     return (
-        f"{cuts.get(COMBINATION_GLOB)}, {cuts.get(FRAMING + '*')}, "
+        f"{_cut(policy, COMBINATION_GLOB)}, {_cut(policy, FRAMING + '*')}, "
         f"{policy.escalation.uncertainty.min_score}"
     )
-
-
-def _framing_cut(policy: Policy) -> str:
-    cuts = [r.at_least for r in policy.escalation.inconsistency if r.signal == FRAMING + "*"]
-    return str(cuts[0]) if cuts else "none (no harmful_framing/* rule)"
 
 
 # --- report -------------------------------------------------------------------------------
@@ -674,7 +674,7 @@ def fit_and_report(
         "suggested harmful_framing cut (fit part, at most "
         f"{MAX_BENIGN_SIGNAL:.0%} of benign combinations): policy at_least {framing[0]} "
         f"(combinations {framing[1]:.1%}, benign {framing[2]:.1%}); "
-        f"the policy's: {_framing_cut(policy)}",
+        f"the policy's: {_cut(policy, FRAMING + '*')}",
         "suggested together (fit part, at most "
         f"{MAX_BENIGN_SIGNAL:.0%} of benign combinations escalated by any rule): "
         f"harmful_combination at_least {joint.combination}, harmful_framing at_least "

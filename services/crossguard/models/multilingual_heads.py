@@ -28,7 +28,6 @@ from crossguard.core.model_repository import (
     ModelEntry,
     ModelRepository,
     Provenance,
-    TensorSpec,
 )
 from crossguard.core.taxonomy import Category
 from crossguard.models import embedding_heads as _eh
@@ -40,9 +39,6 @@ from crossguard.models._common import (
 
 NAME = "text-heads-multilingual"
 VERSION = "1"
-WEIGHTS_FILE = _eh.WEIGHTS_FILE
-META_FILE = _eh.META_FILE
-OUTPUT = _eh.OUTPUT
 DIM = _ml.DIM
 
 
@@ -53,8 +49,7 @@ def default_dir() -> Path:
     return Path(crossguard.text.__file__).resolve().parent / "heads_multilingual"
 
 
-def save(heads: dict[str, Any], directory: Path) -> None:
-    _eh.save(heads, directory)
+save = _eh.save
 
 
 def load(directory: Path | None = None) -> dict[str, Any]:
@@ -72,12 +67,13 @@ def build_multilingual_heads(
     t0 = time.perf_counter()
     diff = _eh.write_graph(NAME, out_dir, heads, "text_heads_multilingual", progress)
     labels = list(heads["categories"])
+    inputs, outputs = _eh.tensor_specs(DIM, len(labels))
     manifest = Manifest(
         name=NAME,
         version=VERSION,
         task="multi-label-classification",
-        inputs=[TensorSpec(name="embedding", dtype="float32", shape=["batch", DIM])],
-        outputs=[TensorSpec(name=OUTPUT, dtype="float32", shape=["batch", len(labels)])],
+        inputs=inputs,
+        outputs=outputs,
         labels=labels,
         taxonomy={label: label for label in labels},
         preprocessing={
