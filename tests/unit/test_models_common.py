@@ -23,6 +23,8 @@ def test_default_models_and_unknown_name(tmp_path: object) -> None:
         ("profanity", "1"),
         ("text-heads", "5"),
         ("minilm-l6-encoder-fp16", "3"),
+        ("mpnet-base-encoder", "1"),
+        ("text-heads-mpnet", "1"),
         ("use-m3-encoder", "1"),
         ("text-heads-multilingual", "1"),
         ("framing-head", "1"),

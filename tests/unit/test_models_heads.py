@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from crossguard.core.errors import ModelError
 from crossguard.core.model_repository import ModelRepository
 from crossguard.core.taxonomy import Category
 from crossguard.models._common import no_progress
@@ -78,9 +79,18 @@ def test_heads_entry_manifest_and_graph(tmp_path: Path) -> None:
     np.testing.assert_allclose(got, heads.predict(emb, prof), atol=1e-6)
 
 
-def test_head_weights_shape_is_checked() -> None:
+def test_head_weights_shape_is_checked(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="shape"):
-        HeadWeights([Category.HATE], np.zeros((1, 3), np.float32), np.zeros(1, np.float32), {})
+        HeadWeights([Category.HATE], np.zeros((2, 3), np.float32), np.zeros(1, np.float32), {})
+    # Weights over another width than the encoder's features are refused when built.
+    narrow = HeadWeights(
+        [Category.HATE], np.zeros((1, 3), np.float32), np.zeros(1, np.float32), {Category.HATE: 0.5}
+    )
+    save_heads(narrow, tmp_path / "weights")
+    with pytest.raises(ModelError, match="read 2 features"):
+        build_heads(
+            ModelRepository(tmp_path / "repo"), heads_dir=tmp_path / "weights", progress=no_progress
+        )
 
 
 def test_best_f1_threshold_separates() -> None:

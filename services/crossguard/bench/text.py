@@ -51,12 +51,20 @@ BATCH_SIZES: tuple[int, ...] = (1, 4, 16, 64)
 # --- (a) raw ---------------------------------------------------------------------------------
 
 
-def _load_text_model(repository: ModelRepository, threads: int = 0, precision: str = "auto") -> Any:
+def _load_text_model(
+    repository: ModelRepository,
+    threads: int = 0,
+    precision: str = "auto",
+    english_encoder: str = "minilm",
+) -> Any:
     """The TextModel as the service builds it (same settings, same sub-batching and
-    spin-waiting), with `threads` onnxruntime intra-op threads (0: the service's default) and
-    the `precision` encoder variant."""
+    spin-waiting), with `threads` onnxruntime intra-op threads (0: the service's default), the
+    `precision` encoder variant and the `english_encoder`."""
     settings = TextServerSettings(
-        text=TextServiceSettings(encoder_precision=precision),  # type: ignore[arg-type]
+        text=TextServiceSettings(
+            encoder_precision=precision,  # type: ignore[arg-type]
+            english_encoder=english_encoder,  # type: ignore[arg-type]
+        ),
         model=ModelSettings(model_repository=repository.root, onnx_intra_op_threads=threads),
     )
     model = build_model(settings)
@@ -159,6 +167,7 @@ def run_text_bench(
     with_naive: bool = True,
     with_naive_int8: bool = True,
     precision: str = "auto",
+    english_encoder: str = "minilm",
     server_env: dict[str, str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> BenchTable:
@@ -175,7 +184,8 @@ def run_text_bench(
     request besides the model (crossguard.bench.grpc_cost; unary, and with `with_stream` over
     ClassifyStream, seconds/4 each) and the same for grpc.aio alone (unary, seconds/4).
     `precision`: the encoder variant raw and the service run ("auto": what the service would
-    choose here). Total ≈ (5 + raw configurations +
+    choose here); `english_encoder`: "minilm" or "mpnet" (the naive path is MiniLM's, so it
+    needs "minilm"). Total ≈ (5 + raw configurations +
     len(extra_concurrency)) × seconds + model loads (~1.5 min at the default)."""
     from crossguard.core.cpus import available_cpus
 
@@ -183,7 +193,13 @@ def run_text_bench(
     say = progress or (lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True))
     texts = bench_texts(n_texts)
     cpus = available_cpus()
-    server_env = {**(server_env or {}), "CROSSGUARD_TEXT_ENCODER_PRECISION": precision}
+    if with_naive and english_encoder != "minilm":
+        raise ValueError("the naive PyTorch path is MiniLM's: pass with_naive=False for mpnet")
+    server_env = {
+        **(server_env or {}),
+        "CROSSGUARD_TEXT_ENCODER_PRECISION": precision,
+        "CROSSGUARD_TEXT_ENGLISH_ENCODER": english_encoder,
+    }
     config = service_config(server_env)
     # (label, onnxruntime threads, concurrent callers)
     raw_configs = [(f"{t} thread(s)", t, 1) for t in sorted(set(raw_threads or (1, cpus)))]
@@ -205,7 +221,10 @@ def run_text_bench(
         f"loading the ONNX text model (raw: {[c[0] for c in raw_configs]}), the PyTorch model "
         "(naive) and the server"
     )
-    models = {t: _load_text_model(repository, t, precision) for t in {c[1] for c in raw_configs}}
+    models = {
+        t: _load_text_model(repository, t, precision, english_encoder)
+        for t in {c[1] for c in raw_configs}
+    }
     table.precision = next(iter(models.values())).encoder_precision
     naive = NaiveWorker(len(texts)) if with_naive else None
     naive8 = NaiveWorker(len(texts), int8=True) if with_naive and with_naive_int8 else None

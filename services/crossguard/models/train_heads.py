@@ -1,4 +1,9 @@
-"""Train the text heads: `python -m crossguard.models.train_heads [--repository DIR] [--out DIR]`.
+"""Train the text heads: `python -m crossguard.models.train_heads [--encoder minilm|mpnet]
+[--repository DIR] [--out DIR]`.
+
+`--encoder mpnet` trains text-heads-mpnet over mpnet-base-encoder's features (12 + 1 blocks of
+768) with the recipe below, unchanged (it was chosen on MiniLM; docs/text-model.md "Encoder
+comparison").
 
 Recipe (chosen by 5-fold cross-validation inside the TRAIN split; validation is never read here):
 
@@ -71,7 +76,6 @@ from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
 from crossguard.models import build as _build
 from crossguard.models import encoder as _encoder
-from crossguard.models import heads as _heads
 from crossguard.models import profanity as _profanity
 from crossguard.models._common import ProgressFn, offline_hub, require, stderr_progress
 from crossguard.models.data import (
@@ -83,7 +87,14 @@ from crossguard.models.data import (
     select,
 )
 from crossguard.models.devcases import DevCase, load_devcases
-from crossguard.models.heads import HeadWeights, default_heads_dir, save_heads
+from crossguard.models.heads import (
+    HEADS,
+    MINILM_HEADS,
+    HeadsSpec,
+    HeadWeights,
+    load_heads,
+    save_heads,
+)
 
 C = 2.0
 FOLDS = 5
@@ -131,16 +142,18 @@ def prepare_texts(texts: list[str], tokenizer_json: str) -> list[str]:
 
 
 def featurize(
-    texts: list[str], repo: ModelRepository, progress: ProgressFn, what: str
+    texts: list[str],
+    repo: ModelRepository,
+    progress: ProgressFn,
+    what: str,
+    spec: _encoder.EncoderSpec = _encoder.MINILM,
 ) -> np.ndarray:
     """[n, F + 1]: encoder features + profanity probability, rounded to FEATURE_DECIMALS."""
     from crossguard.text.model import ProfanityScorer, TextEncoder
 
     settings = ModelSettings(model_repository=repo.root, onnx_providers="CPUExecutionProvider")
-    # fp32 always: the heads are fitted on fp32 features and serve both variants.
-    enc = TextEncoder(
-        repo.get(_encoder.NAME, _encoder.VERSION), settings, sub_batch=32, precision="fp32"
-    )
+    # fp32 always: the heads are fitted on fp32 features and serve every variant.
+    enc = TextEncoder(repo.get(spec.name, spec.version), settings, sub_batch=32, precision="fp32")
     prof = ProfanityScorer(repo.get(_profanity.NAME, _profanity.VERSION), settings)
     tokenizer = enc.entry.file(enc.entry.manifest.preprocessing["tokenizer"])
     texts = prepare_texts(texts, tokenizer.read_text("utf-8"))
@@ -152,7 +165,7 @@ def featurize(
         parts.append(np.concatenate([enc.features(batch), prof.score(batch)[:, None]], axis=1))
         done = min(start + step, len(texts))
         progress(f"  embedding {what}: {done}/{len(texts)} ({time.perf_counter() - t0:.0f}s)")
-    width = _heads.FEATURES_DIM + 1
+    width = spec.features_dim + 1
     feats = np.concatenate(parts) if parts else np.zeros((0, width), np.float32)
     return np.round(feats.astype(np.float64), FEATURE_DECIMALS)
 
@@ -212,6 +225,7 @@ def train(
     data_dir: Path | None = None,
     progress: ProgressFn = stderr_progress,
     use_davidson: bool = True,
+    heads: HeadsSpec = MINILM_HEADS,
 ) -> HeadWeights:
     """Train heads + thresholds on the train split; returns weights (not yet saved)."""
     require("sklearn")
@@ -230,9 +244,10 @@ def train(
         f"train split: {len(openai)} OpenAI rows, {len(davidson)} Davidson tweets, "
         f"{len(devcases)} development cases"
     )
-    x_openai = featurize([e.text for e in openai], repo, progress, "openai")
-    x_davidson = featurize([e.text for e in davidson], repo, progress, "davidson")
-    x_devcases = featurize([d.text for d in devcases], repo, progress, "development cases")
+    enc = heads.encoder
+    x_openai = featurize([e.text for e in openai], repo, progress, "openai", enc)
+    x_davidson = featurize([e.text for e in davidson], repo, progress, "davidson", enc)
+    x_devcases = featurize([d.text for d in devcases], repo, progress, "development cases", enc)
     extra = (davidson, x_davidson, devcases, x_devcases)
 
     cats = list(OPENAI_CATEGORIES)
@@ -270,7 +285,7 @@ def train(
     }
     progress(f"  {'any':<18} cv AUPRC {cv['any']['auprc']:.3f}")
 
-    weights = np.zeros((len(cats), _heads.FEATURES_DIM + 1), dtype=np.float32)
+    weights = np.zeros((len(cats), enc.features_dim + 1), dtype=np.float32)
     bias = np.zeros(len(cats), dtype=np.float32)
     all_rows = list(range(len(openai)))
     for k, cat in enumerate(cats):
@@ -290,7 +305,7 @@ def train(
     meta = {
         "recipe": (
             f"L2 logistic regression per category (C={C}, class_weight=balanced) over "
-            "[MiniLM-L6 per-layer mean + last-layer max features, profanity probability]; "
+            f"[{enc.name} per-layer mean + last-layer max features, profanity probability]; "
             "OpenAI train rows annotated for the "
             f"category; hate/harassment add {len(davidson)} Davidson train tweets at weight "
             f"{DAVIDSON_WEIGHT} (hate=class 0, harassment=class 0|1); {len(devcases)} "
@@ -307,11 +322,48 @@ def train(
         },
         "data_sha256": data_digest,
         "weights_sha256": digest,
-        "encoder": f"{_encoder.NAME}/{_encoder.VERSION}",
-        "encoder_variant": "fp32 (the heads serve fp32 and int8)",
+        "encoder": f"{enc.name}/{enc.version}",
+        "encoder_variant": f"fp32 (the heads serve {' and '.join(enc.variants)})",
         "profanity": f"{_profanity.NAME}/{_profanity.VERSION}",
     }
     return HeadWeights(cats, weights, bias, thresholds, meta)
+
+
+def align_thresholds(heads: HeadWeights, reference: HeadWeights) -> HeadWeights:
+    """`heads` with each category's bias shifted by logit(t_ref) - logit(t_own), so that its own
+    train-split cut t_own lands on the reference heads' cut t_ref for the same category.
+
+    Why: the policy's escalate thresholds sit at the default heads' cuts; heads over another
+    encoder put their cuts elsewhere (text-heads-mpnet's hate cut is 0.31, text-heads' 0.56).
+    Shifting the logit moves every score of a category monotonically (AUC/AUPRC unchanged) and
+    lets one policy serve either encoder at each encoder's own train-split operating point."""
+
+    def logit(p: float) -> float:
+        p = min(max(p, 1e-6), 1 - 1e-6)
+        return float(np.log(p / (1 - p)))
+
+    bias = heads.bias.astype(np.float64).copy()
+    thresholds = dict(heads.thresholds)
+    shifts: dict[str, float] = {}
+    for k, cat in enumerate(heads.categories):
+        if cat not in reference.thresholds:
+            continue
+        shift = logit(reference.thresholds[cat]) - logit(heads.thresholds[cat])
+        bias[k] += shift
+        shifts[cat.value] = round(shift, 6)
+        thresholds[cat] = reference.thresholds[cat]
+    meta = {
+        **heads.meta,
+        "own_thresholds": {c.value: heads.thresholds[c] for c in heads.categories},
+        "aligned_to": {
+            "heads": str(reference.meta.get("weights_sha256", ""))[:16],
+            "rule": "bias += logit(reference threshold) - logit(own threshold), per category",
+            "bias_shifts": shifts,
+        },
+    }
+    digest = hashlib.sha256(heads.weight.tobytes() + bias.astype(np.float32).tobytes())
+    meta["weights_sha256"] = digest.hexdigest()
+    return HeadWeights(heads.categories, heads.weight, bias.astype(np.float32), thresholds, meta)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -328,19 +380,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=None, help="labeled data directory")
     parser.add_argument("--out", type=Path, default=None, help="where to write heads.npz/json")
     parser.add_argument("--no-davidson", action="store_true", help="OpenAI rows only")
+    parser.add_argument(
+        "--encoder",
+        choices=sorted(HEADS),
+        default="minilm",
+        help="the English encoder whose features the heads read (default minilm: text-heads; "
+        "mpnet: text-heads-mpnet)",
+    )
     args = parser.parse_args(argv)
+    spec = HEADS[args.encoder]
 
     offline_hub()
     t0 = time.perf_counter()
     root = args.repository or ModelSettings().model_repository
     repo = ModelRepository(root)
     _build.build_default_repository(
-        root, progress=stderr_progress, only=[_encoder.NAME, _profanity.NAME]
+        root, progress=stderr_progress, only=[spec.encoder.name, _profanity.NAME]
     )
     heads = train(
-        repo, data_dir=args.data_dir, progress=stderr_progress, use_davidson=not args.no_davidson
+        repo,
+        data_dir=args.data_dir,
+        progress=stderr_progress,
+        use_davidson=not args.no_davidson,
+        heads=spec,
     )
-    out = args.out or default_heads_dir()
+    if spec != MINILM_HEADS:
+        # One policy for every encoder: its cuts are the default heads' (align_thresholds).
+        heads = align_thresholds(heads, load_heads(MINILM_HEADS.default_dir()))
+    out = args.out or spec.default_dir()
     save_heads(heads, out)
     stderr_progress(
         f"wrote {out} (weights sha256 {heads.meta['weights_sha256'][:16]}) "

@@ -14,6 +14,11 @@ model repository built by `crossguard models build`:
                           converted to fp16 (for GPUs), with its parity with fp32 recorded in
                           its manifest (metrics["fp16_parity_ok"])
 
+The English encoder (`english_encoder=`, CROSSGUARD_TEXT_ENGLISH_ENCODER) is "minilm" (the
+entries above, the CPU default) or "mpnet": mpnet-base-encoder/1 (all-mpnet-base-v2, fp32 only)
+with text-heads-mpnet/1, better on validation and the development cases at about 5x the
+encoder cost per text (docs/text-model.md "Encoder comparison"): an option for GPU nodes.
+
 Encoder precision (`precision=`, CROSSGUARD_TEXT_ENCODER_PRECISION): "auto" serves int8 when the
 onnxruntime providers include no CUDA (about 2x faster on CPU), and on CUDA fp16 when its entry
 is there and its parity holds, else fp32 (the dynamic int8 kernels are CPU-only); "fp32" /
@@ -52,6 +57,12 @@ PROFANITY = "profanity"
 HEADS = "text-heads"
 # The multilingual path (crossguard.models.multilingual): texts the English encoder cannot read
 # whose language is in the multilingual encoder's manifest are scored by it and its heads.
+# CROSSGUARD_TEXT_ENGLISH_ENCODER -> (encoder entry, heads entry); the build side is
+# crossguard.models.heads.HEADS (a test keeps the two in step).
+ENGLISH_ENCODERS: Mapping[str, tuple[str, str]] = {
+    "minilm": (ENCODER, HEADS),
+    "mpnet": ("mpnet-base-encoder", "text-heads-mpnet"),
+}
 ML_ENCODER = "use-m3-encoder"
 ML_HEADS = "text-heads-multilingual"
 ENGLISH = "english"
@@ -425,6 +436,7 @@ class TextModel:
         precision: str = "auto",
         normalise: bool = True,
         multilingual: bool = False,
+        english_encoder: str = "minilm",
     ) -> None:
         """`sub_batch`: most texts per encoder call; `max_padding`: most padded tokens per real
         token in one call (None: fixed sub-batches of `sub_batch`), see plan_sub_batches;
@@ -433,8 +445,20 @@ class TextModel:
         `normalise`: undo obfuscation (crossguard.text.normalise) before the models read a
         text (off only to measure what it does); `multilingual`: score texts in the
         multilingual encoder's languages with it (MultilingualScorer) instead of reporting them
-        unsupported, when its entries are in the repository."""
+        unsupported, when its entries are in the repository; `english_encoder`: a key of
+        ENGLISH_ENCODERS ("minilm" or "mpnet"; mpnet has fp32 only)."""
         check_precision(precision)
+        if english_encoder not in ENGLISH_ENCODERS:
+            raise ModelError(
+                f"English encoder {english_encoder!r} is not one of {sorted(ENGLISH_ENCODERS)}"
+            )
+        if english_encoder != "minilm" and precision in ("int8", "fp16"):
+            raise ModelError(
+                f"the {english_encoder} encoder has no {precision} variant (fp32 only); set "
+                "CROSSGUARD_TEXT_ENCODER_PRECISION to auto or fp32"
+            )
+        self.english_encoder = english_encoder
+        self._encoder_name, self._heads_name = ENGLISH_ENCODERS[english_encoder]
         self.settings = settings or ModelSettings()
         self.repository = repository or ModelRepository(self.settings.model_repository)
         self.sub_batch = sub_batch
@@ -462,18 +486,19 @@ class TextModel:
         with self._lock:
             if self._encoder is not None:
                 return
-            enc_entry = self.repository.get(ENCODER)
+            enc_name, heads_name = self._encoder_name, self._heads_name
+            enc_entry = self.repository.get(enc_name)
             prof_entry = self.repository.get(PROFANITY)
-            heads_entry = self.repository.get(HEADS)
+            heads_entry = self.repository.get(heads_name)
             for entry in (enc_entry, prof_entry, heads_entry):
                 entry.verify()
             required = heads_entry.manifest.preprocessing.get("requires", {})
-            have = {ENCODER: enc_entry.manifest.version, PROFANITY: prof_entry.manifest.version}
+            have = {enc_name: enc_entry.manifest.version, PROFANITY: prof_entry.manifest.version}
             for dep, ver in required.items():
                 if have.get(dep) != str(ver):
                     raise ModelError(
-                        f"{HEADS}/{heads_entry.manifest.version} was trained on {dep}/{ver}, "
-                        f"but the repository serves {dep}/{have.get(dep)}"
+                        f"{heads_name}/{heads_entry.manifest.version} was trained on "
+                        f"{dep}/{ver}, but the repository serves {dep}/{have.get(dep)}"
                     )
             categories = [Category(label) for label in heads_entry.manifest.labels]
             raw_thresholds = heads_entry.manifest.metrics.get("thresholds", {})
@@ -541,8 +566,8 @@ class TextModel:
         )
 
     def _fp16_entry(self, version: str) -> ModelEntry | None:
-        """The fp16 encoder derived from encoder `version`, verified, or None."""
-        if self.precision not in ("auto", "fp16"):
+        """The fp16 encoder derived from encoder `version`, verified, or None (MiniLM only)."""
+        if self.precision not in ("auto", "fp16") or self._encoder_name != ENCODER:
             return None
         try:
             entry = self.repository.get(ENCODER_FP16, version)
@@ -652,7 +677,8 @@ class TextModel:
         return chosen + prof
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """L2-normalised MiniLM sentence embeddings, [len(texts), 384] float32 (cosine = dot)."""
+        """L2-normalised sentence embeddings of the English encoder, [len(texts), dim] float32
+        (cosine = dot; 384 for MiniLM, 768 for MPNet)."""
         encoder, _, _ = self._require()
         return encoder.embed(list(texts))
 

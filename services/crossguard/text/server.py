@@ -33,6 +33,7 @@ def build_model(settings: TextServerSettings) -> Model[str, Probabilities]:
         "allow_spinning": text.onnx_spinning,
         "precision": text.encoder_precision,
         "multilingual": text.multilingual,
+        "english_encoder": text.english_encoder,
     }
     if serving.uses_cuda(settings):  # large calls, length-bucketed (plan_sub_batches)
         options["sub_batch"] = text.gpu_sub_batch

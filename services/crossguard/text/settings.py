@@ -138,6 +138,17 @@ class TextServiceSettings(ServingSettings):
         "kernels are CPU-only). The same text heads serve all.",
     )
 
+    # MiniLM by default: it keeps the CPU target (>= 200 texts/s raw on 2 cores); MPNet costs
+    # about 5x per text and is better on validation and the development cases
+    # (docs/text-model.md, Encoder comparison), so it is the option for GPU nodes.
+    english_encoder: Literal["minilm", "mpnet"] = Field(
+        default="minilm",
+        description="CROSSGUARD_TEXT_ENGLISH_ENCODER: the encoder and heads that score English "
+        "text: minilm (minilm-l6-encoder + text-heads, the default; int8 on CPU) or mpnet "
+        "(mpnet-base-encoder + text-heads-mpnet: all-mpnet-base-v2, fp32 only, about 5x the "
+        "cost per text, better on validation and the development cases; for GPU nodes).",
+    )
+
     # On by default: on the non-English development cases no harmful case in its languages is
     # missed (choice half 17/17, untouched 21/21) and 5/23 / 0/15 benign ones are flagged, where
     # off flags all of them (docs/text-model.md, Languages).
@@ -206,6 +217,11 @@ class TextServiceSettings(ServingSettings):
             raise ValueError(
                 f"max_part_chars ({self.max_part_chars}) must not exceed "
                 f"max_total_chars ({self.max_total_chars})"
+            )
+        if self.english_encoder != "minilm" and self.encoder_precision in ("int8", "fp16"):
+            raise ValueError(
+                f"encoder_precision {self.encoder_precision} is built for the minilm encoder "
+                f"only; with english_encoder {self.english_encoder} use auto or fp32"
             )
         return self
 
