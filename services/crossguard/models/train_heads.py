@@ -3,7 +3,8 @@
 
 `--encoder mpnet` trains text-heads-mpnet over mpnet-base-encoder's features (12 + 1 blocks of
 768) with the recipe below, unchanged (it was chosen on MiniLM; docs/text-model.md "Encoder
-comparison").
+comparison"), then aligns its cuts to the committed text-heads' (align_thresholds) so that the
+default policy serves either encoder.
 
 Recipe (chosen by 5-fold cross-validation inside the TRAIN split; validation is never read here):
 
