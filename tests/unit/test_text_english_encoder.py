@@ -81,3 +81,16 @@ def test_aligned_heads_cross_the_reference_cut_where_their_own_cut_was() -> None
         same_side = (before[:, k] >= cut_own) == (after[:, k] >= cut_ref)
         assert same_side.sum() >= 199  # float32 rounding may move a text sitting on the cut
     assert aligned.meta["weights_sha256"] != own.meta["weights_sha256"]
+
+
+def test_the_audio_service_scores_transcripts_with_the_chosen_encoder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from crossguard.audio.server import build_model as build_audio_model
+    from crossguard.audio.settings import AudioServerSettings
+
+    assert AudioServerSettings().service.english_encoder == "minilm"
+    monkeypatch.setenv("CROSSGUARD_AUDIO_ENGLISH_ENCODER", "mpnet")
+    audio = build_audio_model(AudioServerSettings())
+    text = audio.text_model  # type: ignore[attr-defined]
+    assert isinstance(text, TextModel) and text.english_encoder == "mpnet"

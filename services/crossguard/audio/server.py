@@ -35,7 +35,7 @@ def build_model(settings: AudioServerSettings) -> Model[AudioInput, AudioAnalysi
         )
         audio = audio.model_copy(update={"whisper_threads": whisper_threads})
     repository = ModelRepository(model_settings.model_repository)
-    text = TextModel(repository, model_settings)
+    text = TextModel(repository, model_settings, english_encoder=audio.english_encoder)
     return AudioModel(text, audio, model_settings, repository, owns_text_model=True)
 
 

@@ -172,6 +172,13 @@ class AudioServiceSettings(ServingSettings):
     )
 
     # --- scoring and evidence -----------------------------------------------------------------
+    english_encoder: Literal["minilm", "mpnet"] = Field(
+        default="minilm",
+        description="CROSSGUARD_AUDIO_ENGLISH_ENCODER: the English encoder and heads that score "
+        "transcripts in process, as CROSSGUARD_TEXT_ENGLISH_ENCODER for the text service: "
+        "minilm (the default) or mpnet (fp32, about 5x the cost per text; for GPU nodes). Set "
+        "both to the same value so that speech and text are judged alike.",
+    )
     whole_transcript_words: int = Field(
         default=128,
         ge=1,
