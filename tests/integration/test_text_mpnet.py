@@ -16,8 +16,7 @@ from crossguard.models.encoder import MPNET
 from crossguard.models.heads import MINILM_HEADS, MPNET_HEADS, load_heads
 from crossguard.text.service import TextClassifier
 
-from .test_text_quality import dev_cases, outcomes
-from .text_models import loaded_text_model, text_classifier
+from .text_models import dev_cases, family_rates, loaded_text_model, outcomes, text_classifier
 
 pytestmark = pytest.mark.integration
 
@@ -59,11 +58,8 @@ async def test_negation_and_meaningful_emoji_are_read(
     classifier: TextClassifier, model: Any
 ) -> None:
     got = await outcomes(classifier, model, dev_cases("negation", "obf_emoji"))
-    by_family: dict[str, list[bool]] = {}
-    for case, flagged, unread in got:
-        assert not unread, case.text
-        by_family.setdefault(case.family, []).append(flagged == bool(case.label))
-    rate = {f: sum(v) / len(v) for f, v in by_family.items()}
+    assert [c.text for c, _, unread in got if unread] == []
+    rate = family_rates(got)
     # Measured (`crossguard eval text --english-encoder mpnet`): negation 0.92, obf_emoji 0.86;
     # the MiniLM heads: 0.76, 0.57.
     assert rate["negation"] >= 0.85
@@ -76,10 +72,7 @@ async def test_identity_mentions_and_counter_speech_stay_within_the_measured_mar
     got = await outcomes(
         classifier, model, dev_cases("identity_benign", "identity_hate", "counter_speech", "idiom")
     )
-    by_family: dict[str, list[bool]] = {}
-    for case, flagged, _ in got:
-        by_family.setdefault(case.family, []).append(flagged == bool(case.label))
-    rate = {f: sum(v) / len(v) for f, v in by_family.items()}
+    rate = family_rates(got)
     # Measured: 0.996, 0.95, 0.83, 1.00.
     assert rate["identity_benign"] >= 0.95
     assert rate["identity_hate"] >= 0.9

@@ -13,12 +13,11 @@ from typing import Any
 import pytest
 
 from crossguard.core.model_repository import ModelRepository
-from crossguard.core.taxonomy import Category
-from crossguard.models.devcases import DevCase, load_devcases
+from crossguard.models.devcases import load_devcases
 from crossguard.text.language import UNSUPPORTED_LANGUAGE
 from crossguard.text.service import TextClassifier
 
-from .text_models import loaded_text_model, text_classifier
+from .text_models import dev_cases, family_rates, loaded_text_model, outcomes, text_classifier
 
 pytestmark = pytest.mark.integration
 
@@ -33,26 +32,6 @@ def model(model_repository: ModelRepository) -> Iterator[Any]:
 async def classifier(model: Any) -> AsyncIterator[TextClassifier]:
     async with text_classifier(model) as c:
         yield c
-
-
-async def outcomes(
-    classifier: TextClassifier, model: Any, cases: list[DevCase]
-) -> list[tuple[DevCase, bool, bool]]:
-    """(case, flagged by a category at its threshold, marked unsupported_language)."""
-    cuts = model.thresholds
-    out = []
-    for k, case in enumerate(cases):
-        result = await classifier.classify(f"dev-{k}", [("text", case.text)])
-        flagged = any(
-            s.score >= cuts[s.category] for s in result.scores if s.category != Category.PROFANITY
-        )
-        unread = [u.reason for u in result.unread] == [UNSUPPORTED_LANGUAGE]
-        out.append((case, flagged, unread))
-    return out
-
-
-def dev_cases(*families: str) -> list[DevCase]:
-    return [c for c in load_devcases() if c.split == "dev" and c.family in families]
 
 
 @pytest.mark.parametrize(
@@ -73,11 +52,8 @@ async def test_context_families_stay_within_the_measured_margins(
     got = await outcomes(
         classifier, model, dev_cases("identity_benign", "identity_hate", "idiom", "counter_speech")
     )
-    by_family: dict[str, list[bool]] = {}
-    for case, flagged, unread in got:
-        assert not unread, case.text
-        by_family.setdefault(case.family, []).append(flagged == bool(case.label))
-    rate = {f: sum(v) / len(v) for f, v in by_family.items()}
+    assert [c.text for c, _, unread in got if unread] == []
+    rate = family_rates(got)
     # Measured (int8, heads' own thresholds): 0.98, 1.00, 0.83, 0.72.
     assert rate["identity_benign"] >= 0.9
     assert rate["identity_hate"] >= 0.9
