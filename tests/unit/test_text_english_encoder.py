@@ -13,7 +13,8 @@ from crossguard.core.taxonomy import Category
 from crossguard.models.encoder import ENCODERS, MINILM, MPNET
 from crossguard.models.heads import HEADS, HeadWeights
 from crossguard.models.train_heads import align_thresholds
-from crossguard.text.model import ENGLISH_ENCODERS, TextModel
+from crossguard.text.encoders import ENGLISH_ENCODERS
+from crossguard.text.model import TextModel
 from crossguard.text.server import build_model
 from crossguard.text.settings import TextServerSettings, TextServiceSettings
 

@@ -1,18 +1,28 @@
 """Logistic heads over a sentence embedding, shared by text-heads-multilingual and framing-head:
 committed weights as heads.npz (weight [k, dim], bias [k]) + heads.json (everything else), and
 their ONNX graph, embedding [batch, dim] -> Gemm -> Sigmoid -> probabilities [batch, k], written
-into a fresh entry directory with its parity against numpy checked."""
+into a fresh entry directory with its parity against numpy checked, and the entry's manifest
+(write_entry)."""
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from crossguard.core.errors import ModelError
-from crossguard.core.model_repository import MODEL_FILE, TensorSpec
+from crossguard.core.model_repository import (
+    MODEL_FILE,
+    Manifest,
+    ModelEntry,
+    ModelRepository,
+    Provenance,
+    TensorSpec,
+)
 from crossguard.models._common import OPSET, ProgressFn, onnx_parity, require
 
 WEIGHTS_FILE = "heads.npz"
@@ -62,24 +72,48 @@ def graph(weight: np.ndarray, bias: np.ndarray, name: str) -> Any:
     return model
 
 
-def write_graph(
-    name: str, out_dir: Path, heads: dict[str, Any], graph_name: str, progress: ProgressFn
-) -> float:
-    """Write the graph into `out_dir` and check it against numpy on random embeddings; returns
-    the largest absolute difference."""
-    require("onnxruntime")
+def write_entry(
+    repo: ModelRepository,
+    name: str,
+    version: str,
+    heads: dict[str, Any],
+    *,
+    labels: list[str],
+    taxonomy: dict[str, str],
+    preprocessing: dict[str, Any],
+    provenance: Provenance,
+    metrics: Mapping[str, Any],
+    progress: ProgressFn,
+) -> ModelEntry:
+    """models/<name>/<version> from committed heads: the graph (named after the entry), checked
+    against numpy on random embeddings, and its manifest; `metrics` gain the check's largest
+    absolute difference and the build time."""
+    require("onnxruntime")  # before the entry is cleared: a clear error, not a half-written entry
     weight, bias = heads["weight"], heads["bias"]
+    out_dir = repo.fresh_entry_dir(name, version)
+    t0 = time.perf_counter()
+    graph_name = name.replace("-", "_")
     (out_dir / MODEL_FILE).write_bytes(graph(weight, bias, graph_name).SerializeToString())
     x = np.random.default_rng(0).normal(size=(16, weight.shape[1])).astype(np.float32)
     expected = 1.0 / (1.0 + np.exp(-(x @ weight.T + bias)))
-    return onnx_parity(
+    diff = onnx_parity(
         name, out_dir / MODEL_FILE, {INPUT: x}, OUTPUT, expected, "numpy", progress, 1e-5
     )
-
-
-def tensor_specs(dim: int, k: int) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    """The manifest's inputs and outputs of the graph."""
-    return (
-        [TensorSpec(name=INPUT, dtype="float32", shape=["batch", dim])],
-        [TensorSpec(name=OUTPUT, dtype="float32", shape=["batch", k])],
+    manifest = Manifest(
+        name=name,
+        version=version,
+        task="multi-label-classification",
+        inputs=[TensorSpec(name=INPUT, dtype="float32", shape=["batch", weight.shape[1]])],
+        outputs=[TensorSpec(name=OUTPUT, dtype="float32", shape=["batch", len(labels)])],
+        labels=labels,
+        taxonomy=taxonomy,
+        preprocessing=preprocessing,
+        provenance=provenance,
+        metrics={
+            **metrics,
+            "graph_vs_numpy_max_abs_diff": diff,
+            "build_seconds": round(time.perf_counter() - t0, 3),
+        },
     )
+    repo.write_manifest(out_dir, manifest)
+    return repo.get(name, version)

@@ -163,7 +163,7 @@ def eval_text(
       and report per family, identity group and language; validation is always reported per
       language (crossguard.text.language).
     precision: encoder variant, "auto" (int8 on CPU, fp32 on CUDA), "fp32" or "int8".
-    english_encoder: "minilm" or "mpnet" (crossguard.text.model.ENGLISH_ENCODERS).
+    english_encoder: "minilm" or "mpnet" (crossguard.text.encoders.ENGLISH_ENCODERS).
     """
     from crossguard.text.model import TextModel
 

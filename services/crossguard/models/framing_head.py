@@ -29,14 +29,12 @@ from __future__ import annotations
 
 import hashlib
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from crossguard.core.model_repository import (
-    Manifest,
     ModelEntry,
     ModelRepository,
     Provenance,
@@ -124,18 +122,12 @@ def build_framing_head(
 ) -> ModelEntry:
     """Write framing-head/<VERSION> from the committed weights (no training here)."""
     heads = load()
-    out_dir = repo.fresh_entry_dir(NAME, VERSION)
-    t0 = time.perf_counter()
-    diff = _eh.write_graph(NAME, out_dir, heads, "framing_head", progress)
-    labels = list(heads["labels"])
-    inputs, outputs = _eh.tensor_specs(DIM, len(labels))
-    manifest = Manifest(
-        name=NAME,
-        version=VERSION,
-        task="multi-label-classification",
-        inputs=inputs,
-        outputs=outputs,
-        labels=labels,
+    return _eh.write_entry(
+        repo,
+        NAME,
+        VERSION,
+        heads,
+        labels=list(heads["labels"]),
         taxonomy={},
         preprocessing={
             "embedding": f"output `embedding` of {_encoder.NAME}/{_encoder.VERSION} (fp32 "
@@ -156,15 +148,9 @@ def build_framing_head(
             built_by="python -m crossguard.models.framing_head (weights); "
             "crossguard models build (graph)",
         ),
-        metrics={
-            "c": heads.get("c"),
-            "counts": heads.get("counts", {}),
-            "graph_vs_numpy_max_abs_diff": diff,
-            "build_seconds": round(time.perf_counter() - t0, 3),
-        },
+        metrics={"c": heads.get("c"), "counts": heads.get("counts", {})},
+        progress=progress,
     )
-    repo.write_manifest(out_dir, manifest)
-    return repo.get(NAME, VERSION)
 
 
 def main(argv: list[str] | None = None) -> int:

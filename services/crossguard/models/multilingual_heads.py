@@ -19,12 +19,10 @@ which the non-English development cases measure (crossguard.models.evaluate, per
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 from crossguard.core.model_repository import (
-    Manifest,
     ModelEntry,
     ModelRepository,
     Provenance,
@@ -63,17 +61,12 @@ def build_multilingual_heads(
 ) -> ModelEntry:
     """Write text-heads-multilingual/<VERSION> from the committed weights (no training here)."""
     heads = load()
-    out_dir = repo.fresh_entry_dir(NAME, VERSION)
-    t0 = time.perf_counter()
-    diff = _eh.write_graph(NAME, out_dir, heads, "text_heads_multilingual", progress)
     labels = list(heads["categories"])
-    inputs, outputs = _eh.tensor_specs(DIM, len(labels))
-    manifest = Manifest(
-        name=NAME,
-        version=VERSION,
-        task="multi-label-classification",
-        inputs=inputs,
-        outputs=outputs,
+    return _eh.write_entry(
+        repo,
+        NAME,
+        VERSION,
+        heads,
         labels=labels,
         taxonomy={label: label for label in labels},
         preprocessing={
@@ -95,12 +88,9 @@ def build_multilingual_heads(
             "thresholds": heads["thresholds"],
             "threshold_rule": heads.get("threshold_rule", ""),
             "train_cv_auprc": heads.get("train_cv_auprc", {}),
-            "graph_vs_numpy_max_abs_diff": diff,
-            "build_seconds": round(time.perf_counter() - t0, 3),
         },
+        progress=progress,
     )
-    repo.write_manifest(out_dir, manifest)
-    return repo.get(NAME, VERSION)
 
 
 def thresholds_of(entry: ModelEntry) -> dict[Category, float]:

@@ -72,6 +72,7 @@ from typing import Any
 
 import numpy as np
 
+from crossguard.consistency.fusion import logit
 from crossguard.core.model_repository import ModelRepository
 from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
@@ -338,10 +339,6 @@ def align_thresholds(heads: HeadWeights, reference: HeadWeights) -> HeadWeights:
     encoder put their cuts elsewhere (text-heads-mpnet's hate cut is 0.31, text-heads' 0.56).
     Shifting the logit moves every score of a category monotonically (AUC/AUPRC unchanged) and
     lets one policy serve either encoder at each encoder's own train-split operating point."""
-
-    def logit(p: float) -> float:
-        p = min(max(p, 1e-6), 1 - 1e-6)
-        return float(np.log(p / (1 - p)))
 
     bias = heads.bias.astype(np.float64).copy()
     thresholds = dict(heads.thresholds)

@@ -42,6 +42,11 @@ from crossguard.core.model_repository import MODEL_FILE, ModelEntry, ModelReposi
 from crossguard.core.onnx_session import CUDA, choose_providers, session_from_settings
 from crossguard.core.settings import ModelSettings
 from crossguard.core.taxonomy import Category
+from crossguard.text.encoders import (
+    DEFAULT_ENGLISH_ENCODER,
+    ENGLISH_ENCODERS,
+    check_english_encoder,
+)
 from crossguard.text.language import LanguageIdentifier, LanguageVerdict
 from crossguard.text.normalise import Normaliser, vocabulary_from_tokenizer
 
@@ -51,18 +56,12 @@ if TYPE_CHECKING:
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
-ENCODER = "minilm-l6-encoder"
+# The default English encoder's entries (crossguard.text.encoders lists every choice).
+ENCODER, HEADS = ENGLISH_ENCODERS[DEFAULT_ENGLISH_ENCODER]
 ENCODER_FP16 = "minilm-l6-encoder-fp16"
 PROFANITY = "profanity"
-HEADS = "text-heads"
 # The multilingual path (crossguard.models.multilingual): texts the English encoder cannot read
 # whose language is in the multilingual encoder's manifest are scored by it and its heads.
-# CROSSGUARD_TEXT_ENGLISH_ENCODER -> (encoder entry, heads entry); the build side is
-# crossguard.models.heads.HEADS (a test keeps the two in step).
-ENGLISH_ENCODERS: Mapping[str, tuple[str, str]] = {
-    "minilm": (ENCODER, HEADS),
-    "mpnet": ("mpnet-base-encoder", "text-heads-mpnet"),
-}
 ML_ENCODER = "use-m3-encoder"
 ML_HEADS = "text-heads-multilingual"
 ENGLISH = "english"
@@ -448,16 +447,7 @@ class TextModel:
         unsupported, when its entries are in the repository; `english_encoder`: a key of
         ENGLISH_ENCODERS ("minilm" or "mpnet"; mpnet has fp32 only)."""
         check_precision(precision)
-        if english_encoder not in ENGLISH_ENCODERS:
-            raise ModelError(
-                f"English encoder {english_encoder!r} is not one of {sorted(ENGLISH_ENCODERS)}"
-            )
-        if english_encoder != "minilm" and precision in ("int8", "fp16"):
-            raise ModelError(
-                f"the {english_encoder} encoder has no {precision} variant (fp32 only); set "
-                "CROSSGUARD_TEXT_ENCODER_PRECISION to auto or fp32"
-            )
-        self.english_encoder = english_encoder
+        self.english_encoder = check_english_encoder(english_encoder, precision)
         self._encoder_name, self._heads_name = ENGLISH_ENCODERS[english_encoder]
         self.settings = settings or ModelSettings()
         self.repository = repository or ModelRepository(self.settings.model_repository)
@@ -567,7 +557,10 @@ class TextModel:
 
     def _fp16_entry(self, version: str) -> ModelEntry | None:
         """The fp16 encoder derived from encoder `version`, verified, or None (MiniLM only)."""
-        if self.precision not in ("auto", "fp16") or self._encoder_name != ENCODER:
+        if (
+            self.precision not in ("auto", "fp16")
+            or self.english_encoder != DEFAULT_ENGLISH_ENCODER
+        ):
             return None
         try:
             entry = self.repository.get(ENCODER_FP16, version)

@@ -12,8 +12,10 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from crossguard.core.errors import ModelError
 from crossguard.core.serving.serving_settings import ServerSettings, ServingSettings
 from crossguard.core.settings import GrpcServerSettings, ModelSettings
+from crossguard.text.encoders import check_english_encoder
 
 
 class TextServiceSettings(ServingSettings):
@@ -218,11 +220,10 @@ class TextServiceSettings(ServingSettings):
                 f"max_part_chars ({self.max_part_chars}) must not exceed "
                 f"max_total_chars ({self.max_total_chars})"
             )
-        if self.english_encoder != "minilm" and self.encoder_precision in ("int8", "fp16"):
-            raise ValueError(
-                f"encoder_precision {self.encoder_precision} is built for the minilm encoder "
-                f"only; with english_encoder {self.english_encoder} use auto or fp32"
-            )
+        try:  # the model's own rule, checked when the settings are read
+            check_english_encoder(self.english_encoder, self.encoder_precision)
+        except ModelError as exc:
+            raise ValueError(str(exc)) from exc
         return self
 
 
